@@ -1,0 +1,143 @@
+"""Running a notebook and reading its graded cells: the one execution that `tito test`,
+`tito module complete`, `tito submit` and `tito grade` share.
+
+A notebook runs top to bottom in a fresh `python3` kernel through nbgrader's own Execute
+preprocessor (errors are recorded in the cell and execution goes on; each cell has a time
+limit). Which `tinytorch` the code imports is decided by `package_dir`: the folder that
+holds the package (a student's workspace, or the course folder for the reference) is put
+first on the kernel's PYTHONPATH. Scores come from nbgrader's own `determine_grade`, so a
+cell earns here exactly what the autograder would give it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from autograder import tools_on_path
+
+DEFAULT_TIMEOUT = 60  # seconds per cell
+_ANSI = "\x1b["
+
+
+@dataclass
+class CellResult:
+    """What one graded cell earned."""
+
+    grade_id: str
+    points: float
+    max_points: float
+    status: str  # passed | failed | error | timeout
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@contextlib.contextmanager
+def _kernel_environment(package_dir: Path | None) -> Iterator[None]:
+    """The kernel inherits this process's environment when it starts: set it, then restore."""
+    saved = dict(os.environ)
+    try:
+        tools_on_path()
+        if package_dir is not None:
+            rest = os.environ.get("PYTHONPATH")
+            os.environ["PYTHONPATH"] = str(package_dir) + (os.pathsep + rest if rest else "")
+        os.environ["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"  # no debugger warning on stderr
+        os.environ["PYTHONDONTWRITEBYTECODE"] = "1"
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def execute(
+    notebook: NotebookNode,
+    *,
+    cwd: Path,
+    package_dir: Path | None = None,
+    timeout: int = DEFAULT_TIMEOUT,
+) -> NotebookNode:
+    """Run every code cell of `notebook` (in place) and return it.
+
+    Args:
+        notebook: the notebook to run; its outputs are replaced.
+        cwd: the kernel's working directory.
+        package_dir: the folder holding the `tinytorch` package the code must import.
+        timeout: seconds each cell may take before it is interrupted and marked as timed out.
+    """
+    from nbgrader.preprocessors import ClearOutput, Execute
+
+    notebook, resources = ClearOutput().preprocess(notebook, {})
+    executor = Execute(
+        timeout=timeout,
+        kernel_name="python3",
+        # no history file, and no transport warnings from the kernel on the user's terminal
+        extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"],
+    )
+    resources = {"metadata": {"path": str(cwd)}}
+    with _kernel_environment(package_dir):
+        notebook, _ = executor.preprocess(notebook, resources)
+    return notebook
+
+
+def _strip_ansi(text: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
+
+
+def _describe(cell: NotebookNode) -> tuple[str, str]:
+    """(status, message) for a graded cell that lost points."""
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "error":
+            name = output.get("ename", "Error")
+            value = _strip_ansi(str(output.get("evalue", ""))).strip()
+            if name == "CellTimeoutError":
+                return "timeout", "the cell ran past its time limit (an endless loop?)"
+            status = "failed" if name == "AssertionError" else "error"
+            return status, f"{name}: {value}" if value else name
+    for output in cell.get("outputs", []):
+        if output.get("output_type") == "stream" and output.get("name") == "stderr":
+            text = _strip_ansi(str(output.get("text", ""))).strip()
+            return "failed", f"wrote to stderr (counts as a failure): {text}"
+    return "failed", "partial credit"
+
+
+def results(notebook: NotebookNode) -> list[CellResult]:
+    """Score every graded cell of an executed notebook, as nbgrader's autograde would."""
+    from nbgrader.utils import determine_grade, is_grade
+
+    scored = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or not is_grade(cell):
+            continue
+        points, max_points = determine_grade(cell)
+        points = float(points or 0.0)
+        grade_id = cell.metadata["nbgrader"]["grade_id"]
+        if points >= max_points:
+            scored.append(CellResult(grade_id, points, max_points, "passed"))
+        else:
+            status, message = _describe(cell)
+            scored.append(CellResult(grade_id, points, max_points, status, message))
+    return scored
+
+
+def run(
+    path: Path, *, package_dir: Path | None = None, timeout: int = DEFAULT_TIMEOUT
+) -> tuple[NotebookNode, list[CellResult]]:
+    """Read a notebook file, run it in its own folder and score it."""
+    notebook = nbformat.read(str(path), as_version=4)
+    notebook = execute(notebook, cwd=path.parent, package_dir=package_dir, timeout=timeout)
+    return notebook, results(notebook)

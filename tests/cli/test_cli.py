@@ -1,0 +1,53 @@
+"""tito's command tree, driven like a user: in-process through typer's runner, and as real
+subprocesses."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import invoke, run_tito
+from tito import __version__
+
+
+def test_no_arguments_shows_help():
+    result = invoke(expected_code=None)
+    assert "Usage" in result.output and "build" in result.output and "system" in result.output
+
+
+def test_help_lists_only_working_commands():
+    result = invoke("--help", expected_output=["build", "system"])
+    assert "coming soon" not in result.output.lower() and "not implemented" not in result.output.lower()
+
+
+def test_version():
+    invoke("--version", expected_output=f"tito {__version__}")
+
+
+def test_doctor_passes_here():
+    invoke("system", "doctor", expected_output=["python3 kernel", "All checks passed."])
+
+
+def test_doctor_names_the_fix_for_a_broken_course(tmp_path, monkeypatch):
+    monkeypatch.setenv("TITO_COURSE", str(tmp_path))
+    result = invoke("system", "doctor", expected_code=1)
+    assert "course folder" in result.output and "TITO_COURSE" in result.output
+
+
+def test_unknown_module_is_one_clear_line(monkeypatch):
+    result = run_tito("build", "99")
+    assert result.returncode == 1
+    assert "Unknown module '99'" in result.stderr and "Traceback" not in result.stderr
+    assert "Known modules: 01_setup" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["system", "doctor"], ["build", "--check"]])
+def test_subprocess_paths(args):
+    result = run_tito(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_outside_a_course_folder_says_where_to_go(tmp_path):
+    result = run_tito("build", "--check", env={"TITO_COURSE": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "not a TinyTorch course folder" in result.stderr

@@ -1,0 +1,65 @@
+"""Shared fixtures: the course, a scratch copy of it, and ways to drive tito like a user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+ROOT = Path(__file__).resolve().parent.parent
+TITO = [sys.executable, "-m", "tito.main"]
+
+
+@pytest.fixture(scope="session")
+def course():
+    from tito.course import Course
+
+    return Course(ROOT)
+
+
+def copy_course(target: Path) -> Path:
+    """A private copy of the course folder (sources, generated files, configuration)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("source", "assignments", "tinytorch"):
+        shutil.copytree(
+            ROOT / name, target / name,
+            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted", "autograded", "feedback"),
+        )
+    shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
+    return target
+
+
+@pytest.fixture
+def course_copy(tmp_path, monkeypatch):
+    root = copy_course(tmp_path / "course")
+    monkeypatch.setenv("TITO_COURSE", str(root))
+    return root
+
+
+def run_tito(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 600):
+    """Run tito as a real subprocess, the way a user does."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*TITO, *args], capture_output=True, text=True, env=full_env, cwd=cwd or ROOT, timeout=timeout
+    )
+
+
+def invoke(*args: str, expected_code: int | None = 0, expected_output: str | list[str] | None = None):
+    """Run tito in-process through typer's runner (wide terminal, so no wrapping), and check."""
+    from tito.main import app
+
+    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "TERM": "dumb"})
+    output = result.output
+    if expected_code is not None:
+        assert result.exit_code == expected_code, (
+            f"tito {' '.join(args)} exited {result.exit_code}, expected {expected_code}.\n{output}"
+        )
+    wanted = [expected_output] if isinstance(expected_output, str) else expected_output or []
+    for text in wanted:
+        assert text in output, f"tito {' '.join(args)}: expected {text!r} in the output:\n{output}"
+    return result

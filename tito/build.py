@@ -1,0 +1,401 @@
+"""One source, four products: turn `source/NN_name/name.py` into the reference package file,
+the nbgrader source notebook and the student (release) notebook.
+
+The convention is documented in source/README.md. Everything here is deterministic: the
+same sources give byte-for-byte the same files, so `tito build --check` can detect drift.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+from tito.console import TitoError
+from tito.course import Course, Module
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+BEGIN_HIDDEN = "### BEGIN HIDDEN TESTS"
+END_HIDDEN = "### END HIDDEN TESTS"
+NBGRADER_SCHEMA = 3
+
+_DIRECTIVE = re.compile(r"^#\|\s*(?P<key>[a-z_]+)\s*(?::\s*(?P<value>.*?))?\s*$")
+_TEST_SPEC = re.compile(r"^(?P<name>[A-Za-z_][\w-]*)\s*\(\s*(?P<points>\d+(?:\.\d+)?)\s*points?\s*\)$")
+_FIRST_DEF = re.compile(r"^(?:def|class)\s+([A-Za-z_]\w*)", re.MULTILINE)
+_GRADE_ID = re.compile(r"^[A-Za-z0-9_-]{1,60}$")
+
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+
+
+@dataclass
+class Cell:
+    """A cell of a module source, with what its directives say."""
+
+    kind: str  # "markdown" or "code"
+    source: str
+    export: bool = False
+    test: str | None = None
+    points: float = 0.0
+    solution: str | None = None  # grade id of a solution cell
+    directives: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def body(self) -> str:
+        """The code without its directive lines."""
+        lines = self.source.split("\n")
+        while lines and _DIRECTIVE.match(lines[0]):
+            lines.pop(0)
+        return "\n".join(lines).strip("\n")
+
+
+def _directives(source: str) -> dict[str, str]:
+    found = {}
+    for line in source.split("\n"):
+        match = _DIRECTIVE.match(line)
+        if not match:
+            break
+        found[match.group("key")] = match.group("value") or ""
+    return found
+
+
+def parse_cells(text: str, where: str) -> list[Cell]:
+    """Read a percent-format module source into cells and check its directives."""
+    notebook = jupytext.reads(text, fmt="py:percent")
+    cells = []
+    for index, raw in enumerate(notebook.cells, start=1):
+        source = raw.source.strip("\n")
+        if raw.cell_type == "markdown":
+            cells.append(Cell("markdown", source))
+            continue
+        if raw.cell_type != "code" or not source.strip():
+            continue
+        directives = _directives(source)
+        cell = Cell("code", source, directives=directives)
+        for key, value in directives.items():
+            if key == "export":
+                cell.export = True
+            elif key == "test":
+                match = _TEST_SPEC.match(value)
+                if not match:
+                    raise TitoError(
+                        f"{where}, cell {index}: '#| test: {value}' is not 'NAME (N points)'.",
+                        "Write e.g. '#| test: tensor_sum (2 points)'. See source/README.md.",
+                    )
+                cell.test, cell.points = match.group("name"), float(match.group("points"))
+            elif key == "id":
+                cell.solution = value
+            else:
+                raise TitoError(
+                    f"{where}, cell {index}: unknown directive '#| {key}'.",
+                    "Known directives: export, test, id. See source/README.md.",
+                )
+        has_solution = BEGIN_SOLUTION in source
+        if has_solution:
+            _check_regions(source, BEGIN_SOLUTION, END_SOLUTION, f"{where}, cell {index}")
+            _check_todos(source, f"{where}, cell {index}")
+            if cell.test:
+                raise TitoError(f"{where}, cell {index}: a test cell cannot hold a solution region.")
+            if not cell.solution:
+                match = _FIRST_DEF.search(cell.body)
+                if not match:
+                    raise TitoError(
+                        f"{where}, cell {index}: a solution cell needs a def/class or a '#| id: NAME' line."
+                    )
+                cell.solution = match.group(1)
+        elif "id" in directives:
+            raise TitoError(f"{where}, cell {index}: '#| id:' names solution cells only.")
+        if BEGIN_HIDDEN in source:
+            _check_regions(source, BEGIN_HIDDEN, END_HIDDEN, f"{where}, cell {index}")
+            if not cell.test:
+                raise TitoError(f"{where}, cell {index}: hidden tests belong in a '#| test:' cell.")
+        cells.append(cell)
+    _check_ids(cells, where)
+    return cells
+
+
+def _check_regions(source: str, begin: str, end: str, where: str) -> None:
+    inside = False
+    for line in source.split("\n"):
+        if begin in line:
+            if inside:
+                raise TitoError(f"{where}: nested '{begin}'.")
+            inside = True
+        elif end in line:
+            if not inside:
+                raise TitoError(f"{where}: '{end}' without '{begin}'.")
+            inside = False
+    if inside:
+        raise TitoError(f"{where}: '{begin}' is never closed by '{end}'.")
+
+
+def _todo_block_start(lines: list[str], begin_index: int) -> int | None:
+    """Index of the `# TODO:` line in the comment block right above a solution region."""
+    index = begin_index - 1
+    while index >= 0 and lines[index].strip().startswith("#") and not _DIRECTIVE.match(lines[index]):
+        if lines[index].strip().startswith("# TODO"):
+            return index
+        index -= 1
+    return None
+
+
+def _check_todos(source: str, where: str) -> None:
+    lines = source.split("\n")
+    for number, line in enumerate(lines):
+        if BEGIN_SOLUTION in line and _todo_block_start(lines, number) is None:
+            raise TitoError(
+                f"{where}: the solution region at line {number + 1} has no '# TODO:' comment above it.",
+                "Tell the student what to write and give a hint (# TODO: … / # HINT: …).",
+            )
+
+
+def _check_ids(cells: list[Cell], where: str) -> None:
+    seen: set[str] = set()
+    for cell in cells:
+        for grade_id in filter(None, (cell.test, cell.solution)):
+            if not _GRADE_ID.match(grade_id):
+                raise TitoError(f"{where}: '{grade_id}' is not a valid id (letters, digits, _ and -).")
+            if grade_id in seen:
+                raise TitoError(f"{where}: the id '{grade_id}' is used twice.", "Give one with '#| id: NAME'.")
+            seen.add(grade_id)
+
+
+def read_module(module: Module) -> list[Cell]:
+    path = module.source_file
+    if not path.is_file():
+        raise TitoError(f"{path} is missing.", f"Each module folder needs {module.name}.py.")
+    return parse_cells(path.read_text(encoding="utf-8"), str(path))
+
+
+# --- product 1: the package file -----------------------------------------------------------
+
+
+def strip_solution_markers(code: str) -> str:
+    """Keep the solution, drop the markers and the TODO/HINT comments that precede them."""
+    lines = code.split("\n")
+    drop: set[int] = set()
+    for number, line in enumerate(lines):
+        if BEGIN_SOLUTION in line:
+            start = _todo_block_start(lines, number)
+            drop.update(range(start if start is not None else number, number + 1))
+        elif END_SOLUTION in line:
+            drop.add(number)
+    return "\n".join(line for number, line in enumerate(lines) if number not in drop)
+
+
+def package_header(origin: str) -> str:
+    return (
+        f"# Generated by `tito build` from {origin}.\n"
+        "# Do not edit: change the source and run `tito build`.\n"
+    )
+
+
+def render_package(module: Module, code_cells: list[str], origin: str) -> str:
+    """The text of a package file made of the given exported cells (solutions or a student's)."""
+    summary = f"{module.title}: {module.problem}." if module.problem else f"{module.title}."
+    docstring = f'"""Module {module.label}. {summary}"""'
+    body = "\n\n\n".join(strip_solution_markers(code).strip("\n") for code in code_cells)
+    return f"{package_header(origin)}{docstring}\n\n{body}".rstrip() + "\n"
+
+
+def exported_code(cells: list[Cell]) -> list[str]:
+    return [cell.body for cell in cells if cell.export]
+
+
+# --- product 2: the nbgrader source notebook ------------------------------------------------
+
+
+def _nbgrader_meta(*, grade: bool, solution: bool, locked: bool, grade_id: str, points: float = 0):
+    meta = {
+        "grade": grade,
+        "grade_id": grade_id,
+        "locked": locked,
+        "schema_version": NBGRADER_SCHEMA,
+        "solution": solution,
+        "task": False,
+    }
+    if grade:
+        meta["points"] = int(points) if float(points).is_integer() else points
+    return meta
+
+
+def source_notebook(module: Module, cells: list[Cell]) -> nbformat.NotebookNode:
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata = {
+        "kernelspec": dict(KERNELSPEC),
+        "language_info": {"name": "python"},
+        "tinytorch": {"module": module.slug, "package": module.package},
+    }
+    for position, cell in enumerate(cells, start=1):
+        if cell.kind == "markdown":
+            notebook.cells.append(nbformat.v4.new_markdown_cell(cell.source, id=f"cell-{position}"))
+            continue
+        new = nbformat.v4.new_code_cell(cell.source, id=cell.test or cell.solution or f"cell-{position}")
+        if cell.test:
+            new.metadata["nbgrader"] = _nbgrader_meta(
+                grade=True, solution=False, locked=True, grade_id=cell.test, points=cell.points
+            )
+        elif cell.solution:
+            new.metadata["nbgrader"] = _nbgrader_meta(
+                grade=False, solution=True, locked=False, grade_id=cell.solution
+            )
+        notebook.cells.append(new)
+    return notebook
+
+
+def notebook_text(notebook: nbformat.NotebookNode) -> str:
+    return nbformat.writes(notebook) + "\n"
+
+
+# --- product 3: the student notebook, through nbgrader's own generate step -----------------
+
+
+def code_stub(module: Module) -> str:
+    return (
+        f"# YOUR CODE HERE (module {module.label}): do what the TODO above says.\n"
+        f'raise NotImplementedError("Module {module.label}: this step is still a TODO. '
+        'Read the TODO and HINT right above it.")'
+    )
+
+
+def release_notebooks(
+    modules: list[Module], sources: dict[str, str], progress: Callable[[str], None] | None = None
+) -> dict[str, str]:
+    """Run nbgrader's generate_assignment on each source notebook in a scratch course."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config import Config
+
+    from autograder import tools_on_path
+
+    tools_on_path()
+    released = {}
+    with tempfile.TemporaryDirectory(prefix="tito-build-") as scratch:
+        root = Path(scratch)
+        for module in modules:
+            folder = root / "source" / module.slug
+            folder.mkdir(parents=True)
+            (folder / f"{module.slug}.ipynb").write_text(sources[module.slug], encoding="utf-8")
+            config = Config()
+            config.CourseDirectory.root = str(root)
+            config.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
+            config.ClearSolutions.code_stub = {"python": code_stub(module)}
+            config.Application.log_level = logging.ERROR
+            result = NbGraderAPI(config=config).generate_assignment(module.slug, force=True)
+            target = root / "release" / module.slug / f"{module.slug}.ipynb"
+            if not result.get("success") or not target.is_file():
+                log = (result.get("error") or result.get("log") or "").strip().splitlines()[-5:]
+                raise TitoError(f"nbgrader could not generate {module.slug}: " + " | ".join(log))
+            released[module.slug] = target.read_text(encoding="utf-8")
+            if progress:
+                progress(f"released {module.slug}")
+    return released
+
+
+# --- everything together ---------------------------------------------------------------------
+
+
+def _init_text(package: str, course: Course) -> str:
+    doc = {
+        "tinytorch": "TinyTorch: a small PyTorch built in NumPy, one module at a time.",
+    }.get(package, f"{package}: exported from the course modules.")
+    text = package_header("source/*/module.yaml") + f'"""{doc}"""\n'
+    if package == "tinytorch":
+        text += f'\n__version__ = "{_project_version(course)}"\n'
+    return text
+
+
+def _project_version(course: Course) -> str:
+    match = re.search(r'^version\s*=\s*"([^"]+)"', (course.root / "pyproject.toml").read_text(), re.M)
+    return match.group(1) if match else "0.0.0"
+
+
+def init_files(course: Course, modules: list[Module]) -> dict[Path, str]:
+    """`__init__.py` for every package that the modules' targets need."""
+    packages = set()
+    for module in modules:
+        parts = module.package.split(".")[:-1]
+        packages.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return {Path(*p.split(".")) / "__init__.py": _init_text(p, course) for p in sorted(packages)}
+
+
+def products(
+    course: Course, modules: list[Module] | None = None, progress: Callable[[str], None] | None = None
+) -> dict[Path, str]:
+    """Every generated file (relative to the course root) and its expected text.
+
+    `progress` is called with a short description after each step (for a progress bar)."""
+    selected = modules if modules is not None else course.modules
+    out: dict[Path, str] = {}
+    sources: dict[str, str] = {}
+    for module in selected:
+        cells = read_module(module)
+        origin = module.source_file.relative_to(course.root).as_posix()
+        out[module.package_path] = render_package(module, exported_code(cells), origin)
+        sources[module.slug] = notebook_text(source_notebook(module, cells))
+        out[Path("assignments", "source", module.slug, f"{module.slug}.ipynb")] = sources[module.slug]
+        if progress:
+            progress(f"read {module.slug}")
+    for slug, text in release_notebooks(selected, sources, progress).items():
+        out[Path("assignments", "release", slug, f"{slug}.ipynb")] = text
+    out.update(init_files(course, course.modules))
+    return out
+
+
+def generated_on_disk(course: Course) -> set[Path]:
+    """Files on disk that the build owns: notebooks under assignments/{source,release} and
+    package files carrying the generated header."""
+    owned = set()
+    for kind in ("source", "release"):
+        owned.update(
+            p.relative_to(course.root) for p in (course.assignments_dir / kind).glob("*/*.ipynb")
+        )
+    for path in (course.root / "tinytorch").rglob("*.py"):
+        with path.open(encoding="utf-8") as handle:
+            if handle.readline().startswith("# Generated by `tito build`"):
+                owned.add(path.relative_to(course.root))
+    return owned
+
+
+@dataclass
+class BuildReport:
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    stale: list[Path] = field(default_factory=list)  # differs or missing (check mode)
+    orphaned: list[Path] = field(default_factory=list)  # generated, no source makes it: removed
+
+
+def build(
+    course: Course,
+    modules: list[Module] | None = None,
+    *,
+    check: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BuildReport:
+    expected = products(course, modules, progress)
+    report = BuildReport()
+    for relative, text in sorted(expected.items()):
+        path = course.root / relative
+        current = path.read_text(encoding="utf-8") if path.is_file() else None
+        if current == text:
+            report.unchanged.append(relative)
+        elif check:
+            report.stale.append(relative)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            report.written.append(relative)
+    if modules is None:
+        report.orphaned = sorted(generated_on_disk(course) - set(expected))
+        if not check:  # generated files that no source makes any more: remove them
+            for relative in report.orphaned:
+                (course.root / relative).unlink()
+                folder = (course.root / relative).parent
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+    return report

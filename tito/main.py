@@ -1,0 +1,59 @@
+"""The `tito` root command: it only wires the sub-apps together (logic lives in commands/)."""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from tito import __version__
+from tito.commands import build, system
+from tito.console import TitoError, print_error
+
+
+class _TitoGroup(TyperGroup):
+    """Turns a TitoError raised by any sub-command into one clear line and exit code 1."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except TitoError as error:
+            print_error(error)
+            raise typer.Exit(error.code) from None
+
+
+app = typer.Typer(
+    cls=_TitoGroup,
+    name="tito",
+    help="TinyTorch: build a small PyTorch in NumPy, one module at a time.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"tito {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(
+        False, "--version", "-V", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """TinyTorch: build a small PyTorch in NumPy, one module at a time."""
+
+
+build.register(app)
+system.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
