@@ -80,17 +80,20 @@ def test_release_has_no_solutions_and_no_hidden_tests(slug):
     text = "\n".join("".join(c["source"]) for c in release)
     for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
         assert marker not in text
-    # every solution line of the source is gone from the release
+    # every solution or hidden-test line of the source is gone from the release (unless the
+    # same line also stands in code that the student is given)
+    secret, given = set(), set()
     for cell in source:
-        lines = "".join(cell["source"]).split("\n")
         inside = False
-        for line in lines:
+        for line in "".join(cell["source"]).split("\n"):
             if "### BEGIN SOLUTION" in line or "### BEGIN HIDDEN TESTS" in line:
                 inside = True
             elif "### END SOLUTION" in line or "### END HIDDEN TESTS" in line:
                 inside = False
-            elif inside and len(line.strip()) > 12:
-                assert line not in text.split("\n"), f"{slug}: '{line.strip()}' leaked into the release"
+            elif len(line.strip()) > 12:
+                (secret if inside else given).add(line)
+    leaked = (secret - given) & set(text.split("\n"))
+    assert not leaked, f"{slug}: solution or hidden-test lines leaked into the release: {leaked}"
     stubs = [c for c in release if "raise NotImplementedError" in "".join(c["source"])]
     assert stubs, f"{slug}: the student notebook has nothing to do"
     for cell in stubs:
