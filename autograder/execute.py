@@ -16,11 +16,12 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import nbformat
-from nbformat import NotebookNode
+from typing import TYPE_CHECKING
 
 from autograder import tools_on_path
+
+if TYPE_CHECKING:  # nbformat takes seconds to import: only the functions that run need it
+    from nbformat import NotebookNode
 
 DEFAULT_TIMEOUT = 60  # seconds per cell
 _ANSI = "\x1b["
@@ -44,8 +45,19 @@ class CellResult:
         return asdict(self)
 
 
+def executor_settings(timeout: int = DEFAULT_TIMEOUT) -> dict:
+    """How every notebook runs, as settings of nbgrader's Execute preprocessor: `execute` below
+    and nbgrader's autograde in `tito grade` (autograder/config.py) both take them from here."""
+    return {
+        "timeout": timeout,
+        "kernel_name": "python3",
+        # no history file, and no transport warnings from the kernel on the user's terminal
+        "extra_arguments": ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"],
+    }
+
+
 @contextlib.contextmanager
-def _kernel_environment(package_dir: Path | None) -> Iterator[None]:
+def kernel_environment(package_dir: Path | None) -> Iterator[None]:
     """The kernel inherits this process's environment when it starts: set it, then restore."""
     saved = dict(os.environ)
     try:
@@ -80,14 +92,9 @@ def execute(
     from nbgrader.preprocessors import ClearOutput, Execute
 
     notebook, resources = ClearOutput().preprocess(notebook, {})
-    executor = Execute(
-        timeout=timeout,
-        kernel_name="python3",
-        # no history file, and no transport warnings from the kernel on the user's terminal
-        extra_arguments=["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"],
-    )
+    executor = Execute(**executor_settings(timeout))
     resources = {"metadata": {"path": str(cwd)}}
-    with _kernel_environment(package_dir):
+    with kernel_environment(package_dir):
         notebook, _ = executor.preprocess(notebook, resources)
     return notebook
 
@@ -100,14 +107,15 @@ def _strip_ansi(text: str) -> str:
 
 def _describe(cell: NotebookNode) -> tuple[str, str]:
     """(status, message) for a graded cell that lost points."""
-    for output in cell.get("outputs", []):
-        if output.get("output_type") == "error":
-            name = output.get("ename", "Error")
-            value = _strip_ansi(str(output.get("evalue", ""))).strip()
-            if name == "CellTimeoutError":
-                return "timeout", "the cell ran past its time limit (an endless loop?)"
-            status = "failed" if name == "AssertionError" else "error"
-            return status, f"{name}: {value}" if value else name
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    # a timed-out cell holds the KeyboardInterrupt of the interrupted kernel, then the timeout
+    if any(o.get("ename") == "CellTimeoutError" for o in errors):
+        return "timeout", "the cell ran past its time limit (an endless loop?)"
+    for output in errors:
+        name = output.get("ename", "Error")
+        value = _strip_ansi(str(output.get("evalue", ""))).strip()
+        status = "failed" if name == "AssertionError" else "error"
+        return status, f"{name}: {value}" if value else name
     for output in cell.get("outputs", []):
         if output.get("output_type") == "stream" and output.get("name") == "stderr":
             text = _strip_ansi(str(output.get("text", ""))).strip()
@@ -138,6 +146,8 @@ def run(
     path: Path, *, package_dir: Path | None = None, timeout: int = DEFAULT_TIMEOUT
 ) -> tuple[NotebookNode, list[CellResult]]:
     """Read a notebook file, run it in its own folder and score it."""
+    import nbformat
+
     notebook = nbformat.read(str(path), as_version=4)
     notebook = execute(notebook, cwd=path.parent, package_dir=package_dir, timeout=timeout)
     return notebook, results(notebook)

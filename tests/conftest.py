@@ -28,7 +28,7 @@ def copy_course(target: Path) -> Path:
     for name in ("source", "assignments", "tinytorch"):
         shutil.copytree(
             ROOT / name, target / name,
-            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted", "autograded", "feedback"),
+            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted", "autograded", "feedback", "grades"),
         )
     shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
     return target
@@ -63,3 +63,35 @@ def invoke(*args: str, expected_code: int | None = 0, expected_output: str | lis
     for text in wanted:
         assert text in output, f"tito {' '.join(args)}: expected {text!r} in the output:\n{output}"
     return result
+
+
+# --- the student workflow (tests/workflow/) ------------------------------------------------------
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    """Where a student workspace goes (not made yet): TITO_WORKSPACE points at it, so neither
+    tito in-process nor `run_tito` subprocesses ever touch the repository's own workspace/."""
+    path = tmp_path / "ws"
+    monkeypatch.setenv("TITO_WORKSPACE", str(path))
+    monkeypatch.setenv("COLUMNS", "200")
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` and its bytes: compare two snapshots to prove nothing was lost."""
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(Path(folder).rglob("*")) if p.is_file()
+    }
+
+
+def put_reference_solution(student_notebook: Path, slug: str) -> None:
+    """Play a student who solved everything: copy the solution cells of the nbgrader source
+    notebook into the student's notebook, matched by grade id."""
+    import nbformat
+
+    from autograder.restore import replace_solution_cells
+
+    source = nbformat.read(str(ROOT / "assignments" / "source" / slug / f"{slug}.ipynb"), as_version=4)
+    solved = replace_solution_cells(nbformat.read(str(student_notebook), as_version=4), source)
+    nbformat.write(solved, str(student_notebook))

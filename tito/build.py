@@ -14,9 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jupytext
-import nbformat
-
 from tito.console import TitoError
 from tito.course import Course, Module
 
@@ -67,6 +64,8 @@ def _directives(source: str) -> dict[str, str]:
 
 def parse_cells(text: str, where: str) -> list[Cell]:
     """Read a percent-format module source into cells and check its directives."""
+    import jupytext  # imported here: every tito command loads this file, few of them parse
+
     notebook = jupytext.reads(text, fmt="py:percent")
     cells = []
     for index, raw in enumerate(notebook.cells, start=1):
@@ -225,7 +224,10 @@ def _nbgrader_meta(*, grade: bool, solution: bool, locked: bool, grade_id: str, 
     return meta
 
 
-def source_notebook(module: Module, cells: list[Cell]) -> nbformat.NotebookNode:
+def source_notebook(module: Module, cells: list[Cell]):
+    """The nbgrader source notebook (an nbformat NotebookNode) of a module."""
+    import nbformat
+
     notebook = nbformat.v4.new_notebook()
     notebook.metadata = {
         "kernelspec": dict(KERNELSPEC),
@@ -249,7 +251,9 @@ def source_notebook(module: Module, cells: list[Cell]) -> nbformat.NotebookNode:
     return notebook
 
 
-def notebook_text(notebook: nbformat.NotebookNode) -> str:
+def notebook_text(notebook) -> str:
+    import nbformat
+
     return nbformat.writes(notebook) + "\n"
 
 

@@ -1,48 +1,70 @@
-"""`make demo`: show a newcomer what the course does with what exists now.
+"""`make demo`: a student's first modules, in a throwaway workspace.
 
-It runs real `tito` commands and the real notebook execution: the machine check, the drift
-check, then every module's reference notebook (full marks) and untouched student notebook
-(nothing yet), scored exactly as the autograder scores them.
+Real `tito` commands in real subprocesses, the way a student types them: make a workspace,
+start module 01, see its tests fail on the untouched notebook, put the reference solution
+in (standing in for the student's work), test, complete; then module 02 the same way; then
+the status and a submission. Nothing outside a temporary folder is touched.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
+import nbformat
 from rich.rule import Rule
-from rich.table import Table
 
-from autograder.execute import run
+from autograder.restore import replace_solution_cells
 from tito.console import console
 from tito.course import Course
 
+MODULES = 2  # how many modules the demo takes the student through
 
-def _tito(*args: str) -> None:
+
+def _tito(*args: str, env: dict, expect: int = 0) -> None:
     console.print(f"\n[bold cyan]$ tito {' '.join(args)}[/]")
-    subprocess.run([sys.executable, "-m", "tito.main", *args], check=True)
+    done = subprocess.run([sys.executable, "-m", "tito.main", *args], env=env)
+    if done.returncode != expect:
+        raise SystemExit(f"demo: `tito {' '.join(args)}` exited {done.returncode}, expected {expect}")
+
+
+def _solve(course: Course, notebook: Path, slug: str) -> None:
+    """Stand in for the student: copy the reference solutions into their notebook."""
+    console.print(f"\n[dim]… the student fills in the TODOs of {notebook.name} (here: the reference) …[/]")
+    source = course.assignments_dir / "source" / slug / f"{slug}.ipynb"
+    solved = replace_solution_cells(
+        nbformat.read(str(notebook), as_version=4), nbformat.read(str(source), as_version=4)
+    )
+    nbformat.write(solved, str(notebook))
 
 
 def main() -> None:
     course = Course()
-    console.print(Rule("TinyTorch demo"))
-    _tito("system", "doctor")
-    _tito("build", "--check")
-    table = Table(title="Each module, scored the way the autograder scores it")
-    for column in ("module", "reference solution", "untouched student notebook"):
-        table.add_column(column)
-    for module in course.modules:
-        scores = []
-        for kind in ("source", "release"):
-            path = course.assignments_dir / kind / module.slug / f"{module.slug}.ipynb"
-            with console.status(f"running {path.relative_to(course.root)}"):
-                _, results = run(path, package_dir=course.root)
-            earned = sum(r.points for r in results)
-            total = sum(r.max_points for r in results)
-            scores.append(f"{earned:g}/{total:g}")
-        table.add_row(module.label, *scores)
-    console.print()
-    console.print(table)
+    modules = course.modules[:MODULES]
+    with tempfile.TemporaryDirectory(prefix="tinytorch-demo-") as scratch:
+        workspace = Path(scratch) / "workspace"
+        env = {**os.environ, "TITO_WORKSPACE": str(workspace)}
+        console.print(Rule("TinyTorch demo: a student's first modules"))
+        console.print(f"[dim]A throwaway workspace: {workspace}[/]")
+        _tito("init", str(workspace), env=env)
+        for index, module in enumerate(modules):
+            number = f"{module.number:02d}"
+            notebook = workspace / "modules" / module.slug / f"{module.slug}.ipynb"
+            _tito("module", "start", number, env=env)
+            if index == 0:
+                _tito("test", env=env, expect=1)  # the untouched notebook: every test fails
+                _solve(course, notebook, module.slug)
+                _tito("test", number, env=env)
+            else:
+                _solve(course, notebook, module.slug)
+            _tito("module", "complete", number, env=env)
+        _tito("status", env=env)
+        _tito("submit", f"{modules[-1].number:02d}", env=env)
+        console.print()
+        console.print(Rule("done: the workspace is deleted again"))
 
 
 if __name__ == "__main__":

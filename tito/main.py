@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from tito import __version__
-from tito.commands import build, system
+from tito.commands import build, init, module, status, submit, system, test
 from tito.console import TitoError, print_error
 
 
@@ -49,6 +49,11 @@ def root(
 
 build.register(app)
 system.register(app)
+init.register(app)
+module.register(app)
+test.register(app)
+status.register(app)
+submit.register(app)
 
 
 def main() -> None:

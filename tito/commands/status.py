@@ -1,0 +1,32 @@
+"""`tito status`: where you are in the course and what to do next."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from tito import report
+from tito.console import console
+from tito.report import say
+from tito.workspace import WORKSPACE_OPTION, Workspace
+
+
+def status(workspace: Path = WORKSPACE_OPTION) -> None:
+    """Your modules (locked, available, started, complete, last test), the milestones and
+    what each needs, your next step and a progress bar of the whole course."""
+    ws = Workspace.open(workspace)
+    progress = ws.load_progress()
+    identity = ws.identity()
+    who = str(identity) if identity else "not recorded yet (module 01 asks for it)"
+    say(f"[bold]Workspace[/] {ws.root}\n[bold]Student[/]   {who}")
+    console.print(report.modules_table(ws, progress))
+    milestones = report.milestones_table(ws, progress)
+    if milestones is not None:
+        console.print(milestones)
+    say(report.progress_bar(ws, progress))
+    say(f"[bold]Next:[/] {report.next_step(ws, progress)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Student")(status)

@@ -1,0 +1,408 @@
+"""What the student commands do, apart from printing: fetch a module, test it, export it,
+reset it, validate and submit it. The commands in tito/commands/ call these and render.
+
+Every test runs the student's notebook exactly as the grader does, minus the hidden tests:
+the graded cells are restored from the release notebook (`autograder.restore`), the
+notebook runs top to bottom in a fresh kernel (`autograder.execute`) with the student's
+package first on the path, and each graded cell is scored by nbgrader's own rules.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tito import __version__
+from tito.console import TitoError
+from tito.course import Module
+from tito.files import atomic_write, backup, iso, read_notebook, utc_now
+from tito.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
+
+
+def fix_hint(module: Module) -> str:
+    return (
+        "Fix it in an editor (or restore it from backups/), or start over from the release "
+        f"notebook with `tito module reset {module.number:02d}` (your file is backed up first)."
+    )
+
+
+def require_started(workspace: Workspace, module: Module) -> Path:
+    path = workspace.notebook_path(module)
+    if not path.is_file():
+        raise TitoError(
+            f"Module {module.label} is not started: there is no notebook at {path}.",
+            f"Start it with `tito module start {module.number:02d}`.",
+        )
+    return path
+
+
+# --- start and reset --------------------------------------------------------------------------
+
+
+@dataclass
+class Fetched:
+    notebook: Path
+    created: bool
+    backups: list[Path] = field(default_factory=list)
+    script: Path | None = None
+
+
+def fetch(
+    workspace: Workspace, module: Module, progress: Progress, *, reset: bool = False, fmt: str | None = None
+) -> Fetched:
+    """Copy the release notebook into the workspace. An existing notebook is never replaced,
+    except with `reset`, which first backs it (and its .py twin) up."""
+    from tito import pairing
+
+    release = workspace.release_notebook(module)
+    target = workspace.notebook_path(module)
+    record = progress.entry(module.slug)
+    fmt = fmt or record.get("format") or "ipynb"
+    result = Fetched(target, created=not target.exists())
+    if target.exists() and reset:
+        result.backups.append(backup(target, workspace.backups_dir(module)))
+        script = workspace.script_path(module)
+        if script.exists():
+            result.backups.append(backup(script, workspace.backups_dir(module)))
+            script.unlink()
+        record["reset_at"] = iso(utc_now())
+    if result.created or reset:
+        atomic_write(target, release.read_bytes())
+    if record.get("state") != COMPLETE:
+        record["state"] = STARTED
+    record.setdefault("started_at", iso(utc_now()))
+    record["format"] = fmt
+    progress.current = module.slug
+    if fmt == "py":
+        result.script = pairing.write_script(workspace, module, progress)
+    workspace.save_progress(progress)
+    return result
+
+
+# --- testing ----------------------------------------------------------------------------------
+
+
+@dataclass
+class TestRun:
+    module: Module
+    results: list  # autograder.execute.CellResult
+    repairs: list  # autograder.restore.Repair
+    cell_errors: list[tuple[str, str]]  # (cell, message) for ungraded cells that raised
+    synced: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(r.passed for r in self.results)
+
+    @property
+    def points(self) -> float:
+        return sum(r.points for r in self.results)
+
+    @property
+    def max_points(self) -> float:
+        return sum(r.max_points for r in self.results)
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.grade_id for r in self.results if not r.passed]
+
+
+def sync_pair(workspace: Workspace, module: Module, progress: Progress) -> list[str]:
+    from tito import pairing
+
+    done = pairing.sync(workspace, module, progress)
+    if done:
+        workspace.save_progress(progress)
+    return done
+
+
+def run_tests(
+    workspace: Workspace, module: Module, progress: Progress, *, timeout: int | None = None
+) -> TestRun:
+    """Run the module's visible tests on the student's notebook, as the grader would."""
+    from autograder.execute import DEFAULT_TIMEOUT, results
+    from autograder.restore import restore_graded_cells
+
+    path = require_started(workspace, module)
+    synced = sync_pair(workspace, module, progress)
+    student = read_notebook(path, fix_hint(module))
+    release = read_notebook(workspace.release_notebook(module))
+    notebook, repairs = restore_graded_cells(student, release)
+    if not workspace.reference:
+        workspace.ensure_package()  # a lost __init__.py would let the reference shadow the student's
+    notebook = run_notebook(
+        notebook, cwd=path.parent, package_dir=workspace.package_dir, timeout=timeout or DEFAULT_TIMEOUT
+    )
+    run = TestRun(module, results(notebook), repairs, _cell_errors(notebook), synced)
+    if not workspace.reference:  # a preview against the reference is not the student's result
+        progress.entry(module.slug)["last_test"] = {
+            "at": iso(utc_now()),
+            "points": run.points,
+            "max_points": run.max_points,
+            "passed": sum(r.passed for r in run.results),
+            "total": len(run.results),
+            "failed": run.failed,
+        }
+        workspace.save_progress(progress)
+    return run
+
+
+def run_notebook(notebook, **options):
+    """The shared execution; a kernel that cannot start is a clear error, not a traceback
+    (errors inside cells are recorded in the cells and never raise)."""
+    from autograder.execute import execute
+
+    try:
+        return execute(notebook, **options)
+    except Exception as error:
+        raise TitoError(
+            f"The notebook could not be run: {type(error).__name__}: {str(error).strip() or 'no detail'}",
+            "Check this machine with `tito system doctor`.",
+        ) from None
+
+
+def _cell_errors(notebook) -> list[tuple[str, str]]:
+    from autograder.restore import grade_id, is_graded
+
+    found = []
+    for number, cell in enumerate(notebook.cells, start=1):
+        if cell.cell_type != "code" or is_graded(cell):
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                label = grade_id(cell) or f"cell {number}"
+                value = str(output.get("evalue", "")).strip().splitlines()
+                found.append((label, f"{output.get('ename')}: {value[0]}" if value else output.get("ename")))
+                break
+    return found
+
+
+# --- export and complete ----------------------------------------------------------------------
+
+
+def student_header(module: Module, origin: str) -> str:
+    return (
+        f"# Exported by `tito module complete {module.number:02d}` from your notebook {origin}.\n"
+        f"# Do not edit: change the notebook and run `tito module complete {module.number:02d}` again.\n"
+    )
+
+
+def exported_cells(notebook) -> list[str]:
+    """The code of the cells whose first lines carry `#| export`, without the directives
+    (parsed by the build's own directive reader)."""
+    from tito.build import Cell, _directives
+
+    bodies = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        source = cell.source.strip("\n")
+        if "export" in _directives(source):
+            bodies.append(Cell("code", source).body)
+    return bodies
+
+
+def render_student_package(module: Module, notebook) -> str:
+    from tito.build import package_header, render_package
+
+    origin = f"modules/{module.slug}/{module.slug}.ipynb"
+    text = render_package(module, exported_cells(notebook), origin)
+    header = package_header(origin)
+    if text.startswith(header):
+        text = student_header(module, origin) + text[len(header):]
+    return text
+
+
+def export(workspace: Workspace, module: Module, notebook) -> tuple[Path, dict]:
+    """Write the student's exported cells as their package file and check, in a fresh Python,
+    that it imports from the workspace. On failure the previous file is put back."""
+    target = workspace.package_file(module)
+    text = render_student_package(module, notebook)
+    try:
+        compile(text, str(target), "exec")
+    except SyntaxError as error:
+        raise TitoError(
+            f"Your exported code has a syntax error (line {error.lineno}: {error.msg}). Nothing was exported.",
+            f"Fix the `#| export` cells of modules/{module.slug}/{module.slug}.ipynb.",
+        ) from None
+    workspace.ensure_package()
+    previous = target.read_bytes() if target.is_file() else None
+    atomic_write(target, text)
+    try:
+        probe = probe_package(workspace, module)
+        where = Path(probe.get("file") or "").resolve()
+        if where != target.resolve():
+            raise TitoError(f"{module.package} was imported from {where}, not from your workspace.")
+    except TitoError as error:
+        if previous is None:
+            target.unlink(missing_ok=True)
+        else:
+            atomic_write(target, previous)
+        raise TitoError(
+            f"{error.message} Nothing was exported.",
+            "Every name an `#| export` cell uses must come from an `#| export` cell or an import "
+            "in one: move helpers and imports into exported cells.",
+        ) from None
+    return target, probe
+
+
+@dataclass
+class Completion:
+    run: TestRun
+    exported: Path | None = None
+    identity: Identity | None = None
+    identity_problem: str | None = None
+    was_complete: bool = False
+
+
+def complete(workspace: Workspace, module: Module, progress: Progress) -> Completion:
+    """Test the student's own notebook; when every test passes export it and mark the
+    module complete. When a test fails nothing is written but the test record."""
+    was_complete = progress.state(module.slug) == COMPLETE
+    run = run_tests(workspace, module, progress)
+    done = Completion(run, was_complete=was_complete)
+    if not run.passed:
+        return done
+    notebook = read_notebook(workspace.notebook_path(module), fix_hint(module))
+    done.exported, probe = export(workspace, module, notebook)
+    if "identity" in probe:
+        info = probe["identity"]
+        try:
+            name, email = info["name"], info["email"]
+            done.identity = workspace.set_identity(name, email)
+        except (TypeError, KeyError):
+            done.identity_problem = f"personal_info() returned {info!r}, not a dict with name and email"
+        except TitoError as error:
+            done.identity_problem = error.message
+    record = progress.entry(module.slug)
+    record["state"] = COMPLETE
+    record["completed_at"] = iso(utc_now())
+    record.setdefault("started_at", record["completed_at"])
+    workspace.save_progress(progress)
+    return done
+
+
+# --- submit -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Validation:
+    results: list  # CellResult of the graded cells (empty when nbgrader stopped early)
+    problems: list[str]  # what nbgrader's validation reported, one line each
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+
+def validate(workspace: Workspace, module: Module, path: Path) -> Validation:
+    """nbgrader's own validation of the notebook file (cell types, edited test cells, failing
+    tests), with the notebook run by the shared execution against the student's package."""
+    from nbgrader import utils
+    from nbgrader.preprocessors import CheckCellMetadata
+    from nbgrader.validator import Validator
+
+    from autograder.execute import results
+
+    class _Validator(Validator):
+        executed = None
+
+        def _preprocess(self, nb):
+            with utils.setenv(NBGRADER_VALIDATING="1", NBGRADER_EXECUTION="validate"):
+                nb, _ = CheckCellMetadata(parent=self).preprocess(nb, {})
+                nb = run_notebook(nb, cwd=path.parent, package_dir=workspace.package_dir)
+            self.executed = nb
+            return nb
+
+    validator = _Validator(log=_quiet_logger())
+    try:
+        found = validator.validate(str(path))
+    except Exception as error:  # nbgrader reports malformed metadata by raising
+        return Validation([], [f"nbgrader could not validate the notebook: {error}"])
+    scored = results(validator.executed) if validator.executed is not None else []
+    problems = []
+    if found.get("type_changed"):
+        problems.append(
+            f"{len(found['type_changed'])} graded cell(s) changed type (e.g. code to markdown); "
+            "the grader puts the originals back"
+        )
+    if found.get("changed"):
+        problems.append(
+            f"{len(found['changed'])} test cell(s) were edited; the grader runs the originals"
+        )
+    for result in scored:
+        if not result.passed:
+            problems.append(f"test '{result.grade_id}' fails ({result.points:g}/{result.max_points:g})")
+    return Validation(scored, problems)
+
+
+def _quiet_logger() -> logging.Logger:
+    logger = logging.getLogger("tito.nbgrader")
+    logger.setLevel(logging.CRITICAL)
+    logger.propagate = False
+    return logger
+
+
+def submit_archive(workspace: Workspace, module: Module, path: Path, identity: Identity) -> Path:
+    from autograder.submission import write_submission
+
+    return write_submission(
+        path, module=module.slug, student=identity.as_dict(),
+        dest_dir=workspace.submissions_dir, tito_version=__version__,
+    )
+
+
+def submit_exchange(
+    workspace: Workspace, module: Module, path: Path, identity: Identity, exchange: dict
+) -> str:
+    """Hand the notebook (and submission.json) in through nbgrader's exchange; returns where."""
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange import ExchangeError
+    from nbgrader.exchange.exchange_factory import ExchangeFactory
+    from traitlets.config import Config
+
+    from autograder.submission import METADATA, write_submission
+
+    course_id, root = exchange.get("course_id"), exchange.get("root")
+    if not course_id or not root:
+        raise TitoError(
+            f"The exchange in {workspace.config_file} needs both course_id and root.",
+            "Set them with `tito init --course-id ID --exchange DIR`.",
+        )
+    with tempfile.TemporaryDirectory(prefix="tito-submit-") as scratch:
+        staging = Path(scratch)
+        folder = staging / module.slug
+        folder.mkdir()
+        shutil.copyfile(path, folder / f"{module.slug}.ipynb")
+        archive = write_submission(
+            path, module=module.slug, student=identity.as_dict(), dest_dir=staging / "archive",
+            tito_version=__version__,
+        )
+        with zipfile.ZipFile(archive) as opened:
+            (folder / METADATA).write_bytes(opened.read(METADATA))
+        config = Config()
+        config.CourseDirectory.root = str(staging)
+        config.CourseDirectory.course_id = str(course_id)
+        config.CourseDirectory.assignment_id = module.slug
+        config.CourseDirectory.student_id = identity.id
+        config.Exchange.root = str(Path(root).expanduser())
+        config.Exchange.assignment_dir = str(staging)
+        config.Exchange.cache = str(workspace.tito_dir / "nbgrader_cache")
+        log = _quiet_logger()
+        coursedir = CourseDirectory(config=config, log=log)
+        authenticator = Authenticator(config=config, log=log)
+        factory = ExchangeFactory(config=config, log=log)
+        submitter = factory.Submit(coursedir=coursedir, authenticator=authenticator, config=config, log=log)
+        try:
+            submitter.start()
+        except ExchangeError as error:
+            raise TitoError(
+                f"nbgrader's exchange refused the submission: {error}",
+                f"Check the exchange settings in {workspace.config_file}, or ask your instructor.",
+            ) from None
+        return f"{Path(root).expanduser()}/{course_id}/inbound/{submitter.assignment_filename}"
