@@ -171,9 +171,15 @@ def milestones_table(workspace: Workspace, progress: Progress) -> Table | None:
         table.add_column(column, no_wrap=column != "what it proves (target)")
     for milestone in milestones:
         missing = missing_numbers(workspace, milestone.after, progress)
-        needs = f"[green]ready: tito milestone {milestone.name}[/]" if not missing else (
-            f"modules {_ranges(missing)}"
-        )
+        achieved = progress.milestones.get(milestone.name)
+        if not milestone.available:
+            needs = f"[dim]comes with module {milestone.after:02d}[/]"
+        elif achieved:
+            needs = f"[bold green]achieved {str(achieved.get('achieved_at', ''))[:10]}[/]"
+        elif not missing:
+            needs = f"[green]ready: tito milestone {milestone.name}[/]"
+        else:
+            needs = f"modules {_ranges(missing)}"
         proves = Text(milestone.title)
         if milestone.target:
             proves.append(f" ({milestone.target})", style="dim")
@@ -222,7 +228,9 @@ def unlocked_by(workspace: Workspace, module: Module, progress: Progress) -> lis
     else:
         lines.append("That was the last module the course has. Well done!")
     for milestone in load_milestones(workspace.course):
-        if milestone.after >= module.number and not missing_numbers(workspace, milestone.after, progress):
+        if milestone.available and milestone.after >= module.number and not missing_numbers(
+            workspace, milestone.after, progress
+        ):
             lines.append(
                 f"Unlocked milestone {milestone.name} ({milestone.title}): `tito milestone {milestone.name}`"
             )

@@ -122,6 +122,8 @@ class Progress:
 
     modules: dict[str, dict] = field(default_factory=dict)
     current: str | None = None
+    # milestone name -> {"achieved_at", "result"}: the last run that reached its target
+    milestones: dict[str, dict] = field(default_factory=dict)
 
     def entry(self, slug: str) -> dict:
         return self.modules.setdefault(slug, {})
@@ -130,7 +132,10 @@ class Progress:
         return self.modules.get(slug, {}).get("state")
 
     def to_json(self) -> str:
-        data = {"version": PROGRESS_VERSION, "current": self.current, "modules": self.modules}
+        data = {
+            "version": PROGRESS_VERSION, "current": self.current, "modules": self.modules,
+            "milestones": self.milestones,
+        }
         return json.dumps(data, indent=2, sort_keys=True) + "\n"
 
     @classmethod
@@ -146,7 +151,13 @@ class Progress:
                 if key in record and not isinstance(record[key], dict):
                     del record[key]
         current = data.get("current")
-        return cls(modules=data["modules"], current=current if isinstance(current, str) else None)
+        milestones = data.get("milestones")
+        return cls(
+            modules=data["modules"],
+            current=current if isinstance(current, str) else None,
+            milestones={k: v for k, v in milestones.items() if isinstance(v, dict)}
+            if isinstance(milestones, dict) else {},
+        )
 
 
 # --- the workspace ----------------------------------------------------------------------------
@@ -498,6 +509,11 @@ class Milestone:
     after: int  # needs modules 1..after complete
     title: str
     target: str
+    script: Path  # milestones/<name>.py: it may not exist yet for milestones of later modules
+
+    @property
+    def available(self) -> bool:
+        return self.script.is_file()
 
 
 def load_milestones(course: Course) -> list[Milestone]:
@@ -514,7 +530,7 @@ def load_milestones(course: Course) -> list[Milestone]:
         try:
             found.append(
                 Milestone(str(item["name"]), int(str(item["after"])), str(item.get("title", "")),
-                          str(item.get("target", "")))
+                          str(item.get("target", "")), path.parent / f"{item['name']}.py")
             )
         except (KeyError, TypeError, ValueError):
             raise TitoError(f"{path}: each milestone needs a name and an 'after' module number.") from None
