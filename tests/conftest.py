@@ -22,8 +22,10 @@ def course():
     return Course(ROOT)
 
 
-def copy_course(target: Path) -> Path:
-    """A private copy of the course folder (sources, generated files, configuration)."""
+def copy_course(target: Path, only: list[str] | None = None) -> Path:
+    """A private copy of the course folder (sources, generated files, configuration).
+
+    `only` keeps just those modules (slugs) and their products: a small course builds fast."""
     target.mkdir(parents=True, exist_ok=True)
     for name in ("source", "assignments", "tinytorch"):
         shutil.copytree(
@@ -31,12 +33,30 @@ def copy_course(target: Path) -> Path:
             ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted", "autograded", "feedback", "grades"),
         )
     shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
+    if only is not None:
+        from tito.course import Course
+
+        for module in Course(ROOT).modules:
+            if module.slug in only:
+                continue
+            shutil.rmtree(target / "source" / module.slug)
+            for kind in ("source", "release"):
+                shutil.rmtree(target / "assignments" / kind / module.slug, ignore_errors=True)
+            (target / module.package_path).unlink(missing_ok=True)
     return target
 
 
 @pytest.fixture
 def course_copy(tmp_path, monkeypatch):
     root = copy_course(tmp_path / "course")
+    monkeypatch.setenv("TITO_COURSE", str(root))
+    return root
+
+
+@pytest.fixture
+def small_course(tmp_path, monkeypatch):
+    """A copy of the course with module 01 alone: for tests that rebuild it several times."""
+    root = copy_course(tmp_path / "course", only=["01_setup"])
     monkeypatch.setenv("TITO_COURSE", str(root))
     return root
 

@@ -1,0 +1,185 @@
+"""Where submissions come from: nbgrader's course layout, `tito submit` archives, or nbgrader's
+exchange. Archives and the exchange are first brought into the course layout
+(`assignments/submitted/<student>/<NN_name>/`, with nbgrader's `timestamp.txt`), so grading
+always reads one place.
+
+Archives are the ones `tito submit` writes; `autograder.submission.read_submission` reads
+and verifies them (format and checksum). Of a student's archives for a module the newest
+valid one wins, by its `submitted_at`; a broken archive is reported, never fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"  # what nbgrader's exchange writes in timestamp.txt
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One student's notebook for one module, in the course layout."""
+
+    student: str
+    module: str  # slug, e.g. 01_setup
+    folder: Path  # assignments/submitted/<student>/<module>
+
+    @property
+    def notebook(self) -> Path:
+        return self.folder / f"{self.module}.ipynb"
+
+    @property
+    def timestamp(self) -> str | None:
+        """The text of nbgrader's timestamp.txt, if there is one."""
+        path = self.folder / "timestamp.txt"
+        if not path.is_file():
+            return None
+        return path.read_text(encoding="utf-8", errors="replace").strip() or None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something found while collecting submissions that the instructor must know."""
+
+    source: str
+    message: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "message": self.message}
+
+
+@dataclass
+class Collected:
+    submissions: list[Submission] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    identities: dict[str, dict] = field(default_factory=dict)  # student id -> {"name", "email"}
+
+
+def find_submissions(root: Path, slugs: list[str], students: list[str] | None = None) -> Collected:
+    """Every `submitted/<student>/<module>/` of the given modules (and students)."""
+    found = Collected()
+    folder = Path(root) / "submitted"
+    if not folder.is_dir():
+        return found
+    wanted = set(students or [])
+    for student_dir in sorted(folder.iterdir()):
+        if not student_dir.is_dir() or (wanted and student_dir.name not in wanted):
+            continue
+        if not STUDENT_ID.match(student_dir.name):
+            found.problems.append(Problem(
+                f"submitted/{student_dir.name}",
+                "not a valid student id (letters, digits, _ . @ -): skipped",
+            ))
+            continue
+        for slug in slugs:
+            if (student_dir / slug).is_dir():
+                found.submissions.append(Submission(student_dir.name, slug, student_dir / slug))
+                identity = _identity_file(student_dir / slug)
+                if identity:
+                    found.identities[student_dir.name] = identity
+    return found
+
+
+def _identity_file(folder: Path) -> dict | None:
+    try:
+        meta = json.loads((folder / "submission.json").read_text(encoding="utf-8"))
+        student = meta["student"]
+        return {"name": str(student.get("name") or ""), "email": str(student.get("email") or "")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+# --- tito submit archives ----------------------------------------------------------------------
+
+
+def _parse_utc(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def import_archives(
+    root: Path, folder: Path, slugs: list[str], students: list[str] | None = None
+) -> Collected:
+    """Verify every archive in `folder` and copy the newest valid one per student and module
+    into the course layout. Broken archives are reported, never fatal."""
+    from nbgrader.utils import parse_utc
+
+    from autograder.submission import SubmissionError, read_submission
+
+    collected = Collected()
+    newest: dict[tuple[str, str], tuple[datetime, str, object]] = {}
+    for path in sorted(Path(folder).glob("*.zip")):
+        try:
+            archive = read_submission(path)
+            moment = _parse_utc(archive.submitted_at)
+        except SubmissionError as error:
+            collected.problems.append(Problem(path.name, f"{str(error).removeprefix(path.name + ': ')}: skipped"))
+            continue
+        except ValueError:
+            collected.problems.append(Problem(path.name, "submitted_at is not an ISO-8601 time: skipped"))
+            continue
+        if not STUDENT_ID.match(archive.student_id):
+            collected.problems.append(Problem(path.name, "not a valid student id: skipped"))
+            continue
+        if archive.module not in slugs or (students and archive.student_id not in students):
+            continue
+        key = (archive.student_id, archive.module)
+        if key not in newest or (moment, path.name) > newest[key][:2]:
+            newest[key] = (moment, path.name, archive)
+    for (student, module), (moment, _, archive) in sorted(newest.items()):
+        target = Path(root) / "submitted" / student / module
+        stamp = moment.strftime(TIMESTAMP_FORMAT)
+        existing = Submission(student, module, target).timestamp
+        if existing:
+            try:
+                if parse_utc(existing) > moment:
+                    collected.problems.append(Problem(
+                        archive.path.name,
+                        f"submitted/{student}/{module} already holds a newer submission ({existing}): kept it",
+                    ))
+                    continue
+            except (ValueError, OverflowError):
+                pass  # an unreadable timestamp loses against a verified archive
+        target.mkdir(parents=True, exist_ok=True)
+        (target / f"{module}.ipynb").write_bytes(archive.notebook_bytes)
+        (target / "timestamp.txt").write_text(stamp + "\n", encoding="utf-8")
+        meta = {"module": module, "student": archive.student, "submitted_at": archive.submitted_at,
+                "tito_version": archive.tito_version, "sha256": archive.sha256, "archive": archive.path.name}
+        (target / "submission.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        collected.identities[student] = {"name": archive.student["name"], "email": archive.student["email"]}
+    return collected
+
+
+# --- nbgrader's exchange --------------------------------------------------------------------------
+
+
+def collect_exchange(root: Path, exchange: Path, course_id: str, slugs: list[str]) -> Collected:
+    """nbgrader's own collect: the newest submission per student from the exchange's inbound
+    folder into the course layout."""
+    from nbgrader.apps import NbGraderAPI
+
+    from autograder.config import nbgrader_config
+
+    collected = Collected()
+    inbound = Path(exchange) / course_id / "inbound"
+    if not inbound.is_dir():
+        collected.problems.append(Problem(str(inbound), "no such exchange inbound folder: nothing collected"))
+        return collected
+    config = nbgrader_config(Path(root))
+    config.Exchange.root = str(exchange)
+    config.CourseDirectory.course_id = course_id
+    api = NbGraderAPI(config=config)
+    for slug in slugs:
+        result = api.collect(slug, update=True)
+        if not result.get("success"):
+            detail = (result.get("error") or result.get("log") or "").strip().splitlines()
+            collected.problems.append(Problem(
+                f"exchange {course_id}/{slug}", "nbgrader collect failed: " + (detail[-1] if detail else "?"),
+            ))
+    return collected

@@ -1,0 +1,138 @@
+"""nbgrader's configuration for `tito grade`, in one place.
+
+The nbgrader course root is `assignments/` (its `source/` and `release/` are build products
+of `tito build`). Grading adds, all git-ignored:
+
+    assignments/gradebook.db                     nbgrader's gradebook (sqlite)
+    assignments/submitted/<student>/<NN_name>/   what students handed in (nbgrader's layout)
+    assignments/autograded/<student>/<NN_name>/  the graded notebooks, hidden tests restored
+    assignments/feedback/<student>/<NN_name>/    HTML feedback, hidden tests kept out
+    assignments/grades/grades.csv                the gradebook, exported by nbgrader
+    assignments/grades/summary.json              the run's summary, for scripts
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from autograder import tools_on_path
+from autograder.execute import DEFAULT_TIMEOUT, executor_settings
+
+DEFAULT_MEMORY_MB = 4096  # address space per grading process (the worker and its kernel each)
+GRADES_DIR = "grades"
+SUMMARY_FILE = "summary.json"
+CSV_FILE = "grades.csv"
+
+
+def db_url(root: Path) -> str:
+    return f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"
+
+
+def nbgrader_config(root: Path, *, database: Path | None = None, timeout: int = DEFAULT_TIMEOUT):
+    """The traitlets Config every nbgrader step of `tito grade` runs with.
+
+    Args:
+        root: the nbgrader course root (the course's `assignments/`, or a scratch copy).
+        database: the folder holding gradebook.db (default: `root`).
+        timeout: seconds each cell may run (the rest of the execution settings are shared
+            with `autograder.execute`, so `tito test` and the grader run notebooks alike).
+    """
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+    from traitlets.config import Config
+
+    from autograder.feedback import GraderNotes, HideHiddenTests
+
+    config = Config()
+    config.CourseDirectory.root = str(root)
+    config.CourseDirectory.db_url = db_url(database or root)
+    config.Application.log_level = logging.ERROR
+    config.NbGraderAPI.log_level = logging.ERROR
+    for key, value in executor_settings(timeout).items():
+        setattr(config.Execute, key, value)
+    # a deleted test cell comes back (nbgrader inserts the original after the cell before it)
+    config.OverwriteCells.add_missing_cells = True
+    # feedback: nbgrader's own steps, plus one that keeps hidden tests out (autograder/feedback.py)
+    config.GenerateFeedback.preprocessors = [
+        GetGrades, HideHiddenTests, GraderNotes, CSSHTMLHeaderPreprocessor,
+    ]
+    return config
+
+
+@contextlib.contextmanager
+def _quick_new_gradebooks() -> Iterator[None]:
+    """nbgrader stamps a new gradebook with its schema's alembic revision by running the
+    `alembic heads` command (seconds); read the same revision from nbgrader's migration
+    scripts in this process instead."""
+    import nbgrader.api
+
+    original = nbgrader.api.get_alembic_version
+
+    @functools.lru_cache(maxsize=1)
+    def head() -> str:
+        try:
+            from alembic.config import Config as AlembicConfig
+            from alembic.script import ScriptDirectory
+
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(Path(nbgrader.api.__file__).parent / "alembic"))
+            return ScriptDirectory.from_config(config).get_current_head() or original()
+        except Exception:  # noqa: BLE001 - any doubt: nbgrader's own way
+            return original()
+
+    nbgrader.api.get_alembic_version = head
+    try:
+        yield
+    finally:
+        nbgrader.api.get_alembic_version = original
+
+
+def register_assignments(root: Path, modules, sources: dict[str, str] | None = None) -> None:
+    """Make the gradebook at `root` know each module's assignment and its source cells
+    (hidden tests included), as nbgrader's generate_assignment does, without touching the
+    course's release notebooks: generate runs in a scratch course that writes to this
+    gradebook.
+
+    Args:
+        root: the nbgrader course root holding (or about to hold) gradebook.db.
+        modules: the tito `Module`s to register.
+        sources: slug -> source notebook text (default: `root/source/<slug>/<slug>.ipynb`).
+    """
+    from nbgrader.apps import NbGraderAPI
+
+    from tito.build import code_stub
+    from tito.console import TitoError
+
+    tools_on_path()
+    with _quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:
+        for module in modules:
+            folder = Path(scratch) / "source" / module.slug
+            folder.mkdir(parents=True)
+            target = folder / f"{module.slug}.ipynb"
+            if sources is not None:
+                target.write_text(sources[module.slug], encoding="utf-8")
+            else:
+                original = Path(root) / "source" / module.slug / f"{module.slug}.ipynb"
+                if not original.is_file():
+                    raise TitoError(
+                        f"{original} is missing: the grader needs the module's source notebook.",
+                        "Run `tito build`.",
+                    )
+                shutil.copyfile(original, target)
+            config = nbgrader_config(Path(scratch), database=Path(root))
+            config.ClearSolutions.code_stub = {"python": code_stub(module)}
+            result = NbGraderAPI(config=config).generate_assignment(module.slug, force=True)
+            if not result.get("success"):
+                detail = (result.get("error") or result.get("log") or "").strip().splitlines()
+                raise TitoError(
+                    f"nbgrader could not register {module.slug} in the gradebook: "
+                    + (detail[-1] if detail else "no detail"),
+                    "If the module's graded cells changed after students were graded, nbgrader "
+                    "refuses to change them: grade into a fresh course (see docs/instructors.md).",
+                )

@@ -1,0 +1,383 @@
+"""`tito grade`: collect, autograde with hidden tests, feedback, gradebook, summary.
+
+One run:
+
+1. collect: `tito submit` archives (`--from`) and nbgrader's exchange (`--exchange`) are
+   brought into the course layout `assignments/submitted/<student>/<NN_name>/`;
+2. register: the gradebook learns each module's assignment and its source cells (hidden
+   tests included) through nbgrader's generate_assignment, run into a scratch folder so the
+   release notebooks are never rewritten (autograder/config.py);
+3. grade: worker processes (autograder/pool.py, autograder/worker.py) run nbgrader's
+   autograde and generate_feedback on each submission in a private scratch course, under a
+   per-cell time limit and a memory limit, against a copy of the reference package;
+4. merge: this process alone writes the real gradebook, replaying nbgrader's own
+   SaveAutoGrades on each autograded notebook, and copies the autograded notebook and the
+   feedback into `assignments/autograded/` and `assignments/feedback/`;
+5. report: nbgrader's CSV export of the gradebook (`assignments/grades/grades.csv`) and the
+   run's summary (`assignments/grades/summary.json`, the same rows as the printed table).
+
+Grading is repeatable: the same submissions give the same summary, with any `--workers`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.collect import (
+    Collected,
+    Problem,
+    collect_exchange,
+    find_submissions,
+    import_archives,
+)
+from autograder.config import (
+    CSV_FILE,
+    DEFAULT_MEMORY_MB,
+    GRADES_DIR,
+    SUMMARY_FILE,
+    db_url,
+    nbgrader_config,
+    register_assignments,
+)
+from autograder.execute import DEFAULT_TIMEOUT, CellResult
+from tito.console import TitoError
+from tito.course import Course, Module
+
+GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
+
+
+@dataclass
+class Options:
+    timeout: int = DEFAULT_TIMEOUT  # seconds per cell
+    memory_mb: int = DEFAULT_MEMORY_MB  # per grading process; 0 = no limit
+    workers: int = 1
+    deadline: float | None = None  # seconds for a whole submission; default from timeout × cells
+
+
+@dataclass
+class Row:
+    """One student's grade for one module."""
+
+    student: str
+    module: str
+    status: str
+    score: float
+    max_score: float
+    cells: list[CellResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    submitted_at: str | None = None
+    feedback: str | None = None  # relative to the nbgrader course root
+
+    def _ids(self, *statuses: str) -> list[str]:
+        return [c.grade_id for c in self.cells if c.status in statuses]
+
+    @property
+    def failed(self) -> list[str]:
+        return self._ids("failed")
+
+    @property
+    def timeouts(self) -> list[str]:
+        return self._ids("timeout")
+
+    @property
+    def errors(self) -> list[str]:
+        return self._ids("error")
+
+    def to_dict(self) -> dict:
+        return {
+            "student": self.student,
+            "module": self.module,
+            "status": self.status,
+            "score": self.score,
+            "max_score": self.max_score,
+            "failed": self.failed,
+            "timeouts": self.timeouts,
+            "errors": self.errors,
+            "notes": self.notes,
+            "submitted_at": self.submitted_at,
+            "feedback": self.feedback,
+            "cells": [c.to_dict() for c in self.cells],
+        }
+
+
+@dataclass
+class Report:
+    rows: list[Row]
+    problems: list[Problem]
+    summary_path: Path
+    csv_path: Path
+    options: Options
+
+    def to_dict(self) -> dict:
+        return {
+            "timeout": self.options.timeout,
+            "memory_mb": self.options.memory_mb,
+            "rows": [row.to_dict() for row in self.rows],
+            "problems": [p.to_dict() for p in self.problems],
+        }
+
+
+@dataclass
+class Hooks:
+    """How a caller follows the run (the CLI draws a progress bar with these)."""
+
+    total: Callable[[int], None] = lambda count: None
+    started: Callable[[str], None] = lambda label: None
+    finished: Callable[[Row], None] = lambda row: None
+    step: Callable[[str], None] = lambda what: None
+
+
+def _release(root: Path, slug: str) -> Path:
+    return root / "release" / slug / f"{slug}.ipynb"
+
+
+def gradable_modules(course: Course, root: Path, wanted: list[Module] | None) -> list[Module]:
+    """The modules to grade: those asked for (each must be built), else every built one."""
+    if wanted:
+        for module in wanted:
+            if not _release(root, module.slug).is_file():
+                raise TitoError(
+                    f"{module.slug} has no student notebook in {root / 'release'}.", "Run `tito build`."
+                )
+        return wanted
+    return [m for m in course.modules if _release(root, m.slug).is_file()]
+
+
+def _names(full: str) -> dict:
+    # nbgrader's CSV export writes names unquoted: keep commas out of them
+    first, _, last = " ".join(full.replace(",", " ").split()).rpartition(" ")
+    return {"first_name": first or last, "last_name": last if first else ""}
+
+
+def _record_identities(root: Path, identities: dict[str, dict]) -> None:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url(root)) as gradebook:
+        for student, who in sorted(identities.items()):
+            fields = _names(who.get("name", "")) if who.get("name") else {}
+            if who.get("email"):
+                fields["email"] = who["email"].replace(",", " ").strip()
+            gradebook.update_or_create_student(student, **fields)
+
+
+def deadline(release: Path, timeout: int) -> float:
+    """Seconds a whole submission may take before its grading process is killed: every code
+    cell at its time limit, plus the kernel's start, nbgrader and the feedback."""
+    try:
+        cells = json.loads(release.read_text(encoding="utf-8"))["cells"]
+        count = sum(1 for c in cells if c.get("cell_type") == "code")
+    except (OSError, ValueError, KeyError, TypeError):
+        count = 50
+    return count * (timeout + 10) + 120
+
+
+def _iso(timestamp: str | None) -> str | None:
+    from nbgrader.utils import parse_utc
+
+    if not timestamp:
+        return None
+    try:
+        return parse_utc(timestamp).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except (ValueError, OverflowError):
+        return None
+
+
+def _replace_tree(source: str | None, target: Path) -> None:
+    if target.exists():
+        shutil.rmtree(target)
+    if source:
+        shutil.copytree(source, target)
+
+
+def _problem_page(row: Row) -> str:
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in row.notes)
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        f"<title>{html.escape(row.module)}: not graded</title></head><body>\n"
+        f"<h1>{html.escape(row.module)}: your submission could not be graded</h1>\n"
+        f"<p>Score: 0 / {row.max_score:g}</p>\n<ul>{notes}</ul>\n"
+        "<p>Check the notebook opens in Jupyter, run <code>tito test</code>, and submit again.</p>\n"
+        "</body></html>\n"
+    )
+
+
+def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
+    """Write one outcome into the course: the only place the real gradebook is written."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.preprocessors import SaveAutoGrades
+    from sqlalchemy.exc import SAWarning
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
+    student, slug = job["student"], job["module"]
+    status = outcome.get("status", "error")
+    cells = [CellResult(**c) for c in outcome.get("cells", [])]
+    notes = list(outcome.get("notes", []))
+    for cell in cells:
+        if cell.message.startswith("MemoryError"):
+            notes.append(f"test '{cell.grade_id}' ran out of memory (limit {options.memory_mb} MB)")
+    if status == GRADED and any(c.status == "timeout" for c in cells):
+        notes.append(f"time limit ({options.timeout} s per cell) reached")
+
+    autograded = root / "autograded" / student / slug
+    feedback = root / "feedback" / student / slug
+    _replace_tree(outcome.get("autograded") if status == GRADED else None, autograded)
+    _replace_tree(outcome.get("feedback") if status == GRADED else None, feedback)
+    with Gradebook(db_url(root)) as gradebook:
+        gradebook.update_or_create_student(student)
+        if job.get("timestamp") and _iso(job["timestamp"]):
+            gradebook.update_or_create_submission(slug, student, timestamp=job["timestamp"])
+        else:
+            gradebook.update_or_create_submission(slug, student)
+    if status == GRADED:
+        notebook = nbformat.read(str(autograded / f"{slug}.ipynb"), as_version=4)
+        resources = {"nbgrader": {
+            "notebook": slug, "assignment": slug, "student": student, "db_url": db_url(root),
+        }}
+        SaveAutoGrades(config=nbgrader_config(root)).preprocess(notebook, resources)
+    with Gradebook(db_url(root)) as gradebook:
+        if status != GRADED:  # as nbgrader scores a missing notebook: zero, nothing to review
+            for grade in gradebook.find_submission_notebook(slug, slug, student).grades:
+                grade.auto_score = 0
+                grade.needs_manual_grade = False
+            gradebook.db.commit()
+        submission = gradebook.find_submission(slug, student)
+        score, max_score = float(submission.score), float(submission.max_score)
+    row = Row(
+        student, slug, status, score, max_score, cells, notes, _iso(job.get("timestamp")),
+        feedback=(feedback / f"{slug}.html").relative_to(root).as_posix(),
+    )
+    if status != GRADED:
+        feedback.mkdir(parents=True, exist_ok=True)
+        (feedback / f"{slug}.html").write_text(_problem_page(row), encoding="utf-8")
+    return row
+
+
+def _export(root: Path) -> Path:
+    from nbgrader.api import Gradebook
+    from nbgrader.plugins import CsvExportPlugin
+
+    target = root / GRADES_DIR / CSV_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with Gradebook(db_url(root)) as gradebook:
+        CsvExportPlugin(to=str(target)).export(gradebook)
+    return target
+
+
+def grade(
+    course: Course,
+    modules: list[Module] | None = None,
+    students: list[str] | None = None,
+    *,
+    archives: Path | None = None,
+    exchange: Path | None = None,
+    course_id: str = "tinytorch",
+    options: Options | None = None,
+    root: Path | None = None,
+    hooks: Hooks | None = None,
+) -> Report:
+    """Grade every submission of `modules` (default: all built) by `students` (default: all).
+
+    Args:
+        course: the course (its reference package is what student code imports).
+        root: the nbgrader course root (default: the course's `assignments/`).
+        archives: a folder of `tito submit` archives to collect first.
+        exchange: an nbgrader exchange root to collect from first (`course_id` names the course).
+    """
+    from autograder import tools_on_path
+    from autograder.pool import Pool
+
+    options = options or Options()
+    hooks = hooks or Hooks()
+    root = Path(root or course.assignments_dir).resolve()
+    selected = gradable_modules(course, root, modules)
+    slugs = [m.slug for m in selected]
+    if not slugs:
+        raise TitoError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
+    tools_on_path()
+
+    collected = Collected()
+    if archives is not None:
+        if not Path(archives).is_dir():
+            raise TitoError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
+        hooks.step(f"collecting archives from {archives}")
+        collected = import_archives(root, Path(archives), slugs, students)
+    if exchange is not None:
+        hooks.step(f"collecting from the nbgrader exchange {exchange}")
+        from_exchange = collect_exchange(root, Path(exchange), course_id, slugs)
+        collected.problems.extend(from_exchange.problems)
+    found = find_submissions(root, slugs, students)
+    problems = collected.problems + found.problems
+    if not found.submissions:
+        raise TitoError(
+            f"No submissions of {', '.join(slugs)} in {root / 'submitted'}"
+            + (f" from {', '.join(students)}" if students else "") + ".",
+            "Collect them first: `tito grade --from DIR` (tito submit archives) or "
+            "`tito grade --exchange DIR`; see docs/instructors.md.",
+        )
+
+    by_slug = {m.slug: m for m in selected}
+    graded_modules = [by_slug[s] for s in slugs if any(x.module == s for x in found.submissions)]
+    hooks.step("registering the assignments in the gradebook")
+    register_assignments(root, graded_modules)
+    _record_identities(root, {**found.identities, **collected.identities})
+
+    protected = [
+        str(course.root / "source"), str(root / "source"), str(root / "release"),
+        str(course.package_root / "tinytorch"), str(course.root / "pyproject.toml"),
+    ]
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        template = scratch / "gradebook.db"
+        shutil.copyfile(root / "gradebook.db", template)
+        jobs = []
+        for number, submission in enumerate(found.submissions, start=1):
+            release = _release(root, submission.module)
+            jobs.append({
+                "id": number,
+                "label": f"{submission.student} {submission.module}",
+                "student": submission.student,
+                "module": submission.module,
+                "notebook": str(submission.notebook),
+                "timestamp": submission.timestamp,
+                "scratch": str(scratch / "jobs" / str(number)),
+                "result": str(scratch / "jobs" / f"{number}.json"),
+                "template_db": str(template),
+                "release": str(release),
+                "package_root": str(course.package_root),
+                "course_root": str(course.root),
+                "protected": protected,
+                "timeout": options.timeout,
+                "memory_mb": options.memory_mb,
+                "deadline": options.deadline or deadline(release, options.timeout),
+            })
+        hooks.total(len(jobs))
+
+        def on_result(job: dict, outcome: dict) -> None:
+            try:
+                row = _merge(root, job, outcome, options)
+            except Exception as error:  # noqa: BLE001 - record it as ungraded, go on with the batch
+                why = f"the grade could not be recorded: {type(error).__name__}: {error}"
+                row = _merge(root, job, {"status": "error", "notes": [*outcome.get("notes", []), why]}, options)
+            rows.append(row)
+            shutil.rmtree(job["scratch"], ignore_errors=True)
+            hooks.finished(row)
+
+        pool = Pool(options.workers, options.memory_mb, scratch / "workers")
+        pool.run(jobs, on_result, on_start=lambda job: hooks.started(job["label"]))
+
+    rows.sort(key=lambda r: (r.student, r.module))
+    hooks.step("exporting the gradebook")
+    csv_path = _export(root)
+    summary_path = root / GRADES_DIR / SUMMARY_FILE
+    report = Report(rows, sorted(problems, key=lambda p: (p.source, p.message)), summary_path, csv_path, options)
+    summary_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return report

@@ -1,0 +1,207 @@
+"""The grading processes of one `tito grade` run.
+
+N worker processes (autograder/worker.py) each grade one submission at a time. The parent
+hands out jobs, waits for answers, and is the only process that writes the real gradebook
+(its `on_result` callback runs here, one result at a time). A worker that overruns a job's
+deadline is killed with everything it started (its kernel included) and replaced; a worker
+that dies (e.g. a memory limit hit outside the kernel) is reported and replaced. One bad
+submission never stops the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class _Worker:
+    process: subprocess.Popen
+    log: Path
+    job: dict | None = None
+    deadline: float = 0.0
+    ready: bool = False
+
+
+def _kill_tree(pid: int) -> None:
+    """Kill a worker and every process it started (the kernel runs in a session of its own)."""
+    try:
+        import psutil
+
+        parent = psutil.Process(pid)
+        family = parent.children(recursive=True) + [parent]
+    except Exception:  # noqa: BLE001 - already gone, or psutil missing
+        family = []
+    for process in family:
+        try:
+            process.kill()
+        except Exception:  # noqa: BLE001
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(log: Path) -> str:
+    try:
+        lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    return lines[-1] if lines else "it wrote nothing (run `tito system doctor`)"
+
+
+class Pool:
+    """Run grading jobs on `workers` processes.
+
+    Args:
+        workers: how many submissions are graded at once.
+        memory_mb: the address-space limit of each grading process (0: none).
+        scratch: a folder for the workers' homes and logs.
+        env: extra environment for the workers (and so for the kernels they start).
+    """
+
+    def __init__(self, workers: int, memory_mb: int, scratch: Path, env: dict[str, str] | None = None):
+        self.size = max(1, workers)
+        self.memory_mb = memory_mb
+        self.scratch = Path(scratch)
+        self.env = env or {}
+        self._count = 0
+
+    def _spawn(self) -> _Worker:
+        self._count += 1
+        home = self.scratch / f"worker-{self._count}"
+        (home / "tmp").mkdir(parents=True, exist_ok=True)
+        log = home / "worker.log"
+        code_root = str(Path(__file__).resolve().parent.parent)
+        env = {
+            key: value for key, value in os.environ.items()
+            if not key.startswith(("TITO_", "JPY_", "JUPYTER_"))
+        }
+        env.update(
+            HOME=str(home), TMPDIR=str(home / "tmp"), IPYTHONDIR=str(home / ".ipython"),
+            # small and predictable: one BLAS thread per kernel, few malloc arenas (RLIMIT_AS
+            # counts reserved address space)
+            MALLOC_ARENA_MAX="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+            PYTHONPATH=code_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.env)
+        with log.open("ab") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "autograder.worker", "--memory-mb", str(self.memory_mb)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
+                cwd=home, env=env, start_new_session=True, text=True, bufsize=1,
+            )
+        return _Worker(process, log)
+
+    def run(
+        self,
+        jobs: list[dict],
+        on_result: Callable[[dict, dict], None],
+        on_start: Callable[[dict], None] | None = None,
+    ) -> None:
+        """Grade every job; call `on_result(job, outcome)` in this process as each finishes.
+
+        Each job is a dict with at least "id", "result" (a file the worker writes) and
+        "deadline" (seconds the job may take, counted from when a ready worker takes it)."""
+        pending = deque(jobs)
+        selector = selectors.DefaultSelector()
+        workers: list[_Worker] = []
+
+        def assign(worker: _Worker) -> None:
+            job = pending.popleft()
+            worker.job, worker.deadline = job, time.monotonic() + float(job["deadline"])
+            if on_start:
+                on_start(job)
+            try:
+                worker.process.stdin.write(json.dumps(job) + "\n")
+                worker.process.stdin.flush()
+            except (BrokenPipeError, OSError):
+                pass  # seen as a dead worker below
+
+        def start() -> None:
+            worker = self._spawn()
+            workers.append(worker)
+            selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+
+        def stop(worker: _Worker) -> None:
+            selector.unregister(worker.process.stdout)
+            workers.remove(worker)
+            _kill_tree(worker.process.pid)
+            worker.process.wait()
+
+        def idle(worker: _Worker) -> None:
+            if pending:
+                assign(worker)
+            else:
+                stop(worker)
+
+        def busy() -> int:
+            return sum(1 for w in workers if w.job is not None or not w.ready)
+
+        try:
+            for _ in range(min(self.size, len(pending))):
+                start()
+            while workers:
+                deadlines = [w.deadline for w in workers if w.job is not None]
+                wait = max(0.05, min(deadlines) - time.monotonic()) if deadlines else 1.0
+                for key, _ in selector.select(timeout=min(wait, 1.0)):
+                    worker: _Worker = key.data
+                    line = worker.process.stdout.readline()
+                    if not line:  # the worker died
+                        code = worker.process.wait()
+                        job = worker.job
+                        stop(worker)
+                        if job is None:  # before it could take a job: it cannot start at all
+                            self._fail_all(pending, on_result, "a grading process could not start: " + _tail(worker.log))
+                            continue
+                        why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+                        on_result(job, {"status": "error", "cells": [], "notes": [
+                            f"the grading process died ({why}): the memory limit of "
+                            f"{self.memory_mb} MB, or a crash"]})
+                        if pending and busy() < self.size:
+                            start()
+                        continue
+                    text = line.strip()
+                    if text == "ready":
+                        worker.ready = True
+                        idle(worker)
+                        continue
+                    job = worker.job
+                    if job is None or text != str(job["id"]):
+                        continue
+                    worker.job = None
+                    try:
+                        outcome = json.loads(Path(job["result"]).read_text(encoding="utf-8"))
+                    except (OSError, ValueError) as error:
+                        outcome = {"status": "error", "cells": [], "notes": [
+                            f"the grading process wrote no readable result ({error})"]}
+                    on_result(job, outcome)
+                    idle(worker)
+                for worker in [w for w in workers if w.job is not None and time.monotonic() > w.deadline]:
+                    job = worker.job
+                    stop(worker)
+                    on_result(job, {"status": "killed", "cells": [], "notes": [
+                        f"grading took longer than {job['deadline']:g} s in all: stopped"]})
+                    if pending and busy() < self.size:
+                        start()
+        finally:
+            for worker in list(workers):
+                _kill_tree(worker.process.pid)
+                worker.process.wait()
+            selector.close()
+
+    @staticmethod
+    def _fail_all(pending: deque, on_result: Callable[[dict, dict], None], why: str) -> None:
+        while pending:
+            on_result(pending.popleft(), {"status": "error", "cells": [], "notes": [why]})

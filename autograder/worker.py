@@ -1,0 +1,253 @@
+"""A grading process: `python -m autograder.worker --memory-mb N`.
+
+`tito grade` starts one per `--workers` (autograder/pool.py). Each reads jobs, one JSON line
+at a time, from its stdin and grades each submission with nbgrader's own autograde and
+generate_feedback in a private scratch course: its own copy of the gradebook, of the
+submission and of the reference package. It writes the outcome to the job's result file and
+answers with the job's id on its stdout. Only the parent process writes the real gradebook,
+so workers never contend for it.
+
+Limits set here are inherited by the notebook's kernel, which this process starts:
+RLIMIT_AS (`--memory-mb`, the address space of each process) and RLIMIT_FSIZE (no file
+larger than 1 GiB), and no core dumps. The per-cell time limit is nbgrader's (Execute.timeout);
+the parent kills a worker that overruns its whole-notebook deadline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+
+MAX_FILE_BYTES = 1 << 30
+PROTECTED_IGNORE = ("__pycache__", ".pyc")
+
+
+def set_limits(memory_mb: int) -> None:
+    import resource
+
+    if memory_mb > 0:
+        limit = memory_mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def fingerprint(paths: list[str]) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file under `paths`: cheap, and enough to see a change."""
+    seen = {}
+    for top in map(Path, paths):
+        files = [top] if top.is_file() else sorted(top.rglob("*")) if top.is_dir() else []
+        for path in files:
+            if path.is_file() and not any(part in str(path) for part in PROTECTED_IGNORE):
+                stat = path.stat()
+                seen[str(path)] = (stat.st_size, stat.st_mtime_ns)
+    return seen
+
+
+def changed_files(before: dict, after: dict) -> list[str]:
+    return sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in (text or "").strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no detail"
+
+
+def _failure_reason(result: dict, memory_mb: int) -> str:
+    text = (result.get("log") or "") + "\n" + (result.get("error") or "")
+    if re.search(r"DeadKernelError|Kernel died|kernel.*(died|dead)", text, re.I):
+        return (
+            "the notebook's kernel died while running it (it hit the memory limit of "
+            f"{memory_mb} MB, or crashed Python)"
+        )
+    if "CellTimeoutError" in text:
+        return (
+            "a cell ran past its time limit and ignored the interrupt: nbgrader stopped the "
+            "notebook, so nothing in it scores"
+        )
+    if "UnresponsiveKernelError" in text or "became unresponsive" in text:
+        return "the kernel stopped answering and could not be interrupted"
+    if "MemoryError" in text:
+        return f"the grader ran out of memory (limit {memory_mb} MB)"
+    return "nbgrader could not grade it: " + _last_line(text)
+
+
+def check_cells(notebook, release, source_checksums: dict[str, str]) -> list[str]:
+    """Notes on graded cells the student edited or deleted, found with nbgrader's checksums.
+
+    A test cell is untouched when its checksum equals the release notebook's (the student's
+    copy) or the gradebook's (the full original, e.g. an instructor grading the source)."""
+    from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
+
+    expected = {}
+    solutions = set()
+    for cell in release.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") and is_grade(cell) and is_locked(cell):
+            expected[meta["grade_id"]] = {meta.get("checksum"), source_checksums.get(meta["grade_id"])}
+        elif meta.get("grade_id") and is_solution(cell):
+            solutions.add(meta["grade_id"])
+    notes, seen = [], set()
+    for cell in notebook.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+        if not grade_id:
+            continue
+        if grade_id in seen:
+            if grade_id in expected:
+                notes.append(f"test cell '{grade_id}' appears twice: nbgrader grades the first")
+            continue
+        seen.add(grade_id)
+        if grade_id not in expected:
+            continue
+        try:
+            checksum = compute_checksum(cell)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            checksum = None
+        if checksum not in expected[grade_id]:
+            notes.append(f"test cell '{grade_id}' was edited: graded with the original")
+    for grade_id in sorted(set(expected) - seen):
+        notes.append(f"test cell '{grade_id}' was deleted: nbgrader put the original back")
+    for grade_id in sorted(solutions - seen):
+        notes.append(f"solution cell '{grade_id}' is missing (deleted, or its metadata removed)")
+    return notes
+
+
+def grade_one(job: dict) -> dict:
+    """Grade one submission in a private scratch course; return the outcome (JSON-able)."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from nbgrader.apps import NbGraderAPI
+    from nbgrader.utils import parse_utc
+
+    from autograder.config import db_url, nbgrader_config
+    from autograder.execute import kernel_environment, results
+
+    student, slug = job["student"], job["module"]
+    scratch = Path(job["scratch"])
+    root = scratch / "course"
+    outcome = {"status": "graded", "cells": [], "notes": [], "autograded": None, "feedback": None}
+    submitted = Path(job["notebook"])
+    if not submitted.is_file():
+        outcome.update(status="missing", notes=[f"no {slug}.ipynb in the submission"])
+        return outcome
+    try:
+        notebook = nbformat.read(str(submitted), as_version=4)
+    except Exception as error:  # noqa: BLE001 - any unreadable file is "not a notebook"
+        reason = _last_line(str(error)).replace(str(submitted), submitted.name)
+        outcome.update(status="invalid", notes=[f"not a valid notebook: {reason[:200]}"])
+        return outcome
+
+    # a private course: the assignment's source folder, the submission, a copy of the gradebook
+    (root / "source" / slug).mkdir(parents=True)
+    target = root / "submitted" / student / slug
+    target.mkdir(parents=True)
+    shutil.copyfile(submitted, target / f"{slug}.ipynb")
+    stamp = job.get("timestamp")
+    if stamp:
+        try:
+            parse_utc(stamp)
+            (target / "timestamp.txt").write_text(stamp + "\n", encoding="utf-8")
+        except (ValueError, OverflowError):
+            outcome["notes"].append(f"timestamp.txt is unreadable ({stamp[:40]!r}): ignored")
+    shutil.copyfile(job["template_db"], root / "gradebook.db")
+    package = scratch / "package"
+    shutil.copytree(
+        Path(job["package_root"]) / "tinytorch", package / "tinytorch",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+    )
+
+    with Gradebook(db_url(root)) as gradebook:
+        source_checksums = {
+            cell.name: cell.checksum
+            for cell in gradebook.find_notebook(slug, slug).source_cells
+        }
+    release = nbformat.read(job["release"], as_version=4)
+    outcome["notes"].extend(check_cells(notebook, release, source_checksums))
+
+    before = fingerprint(job.get("protected", []))
+    api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"]))
+    with kernel_environment(package):
+        result = api.autograde(slug, student, force=True, create=True)
+    graded = root / "autograded" / student / slug / f"{slug}.ipynb"
+    if not result.get("success") or not graded.is_file():
+        outcome.update(status="error")
+        outcome["notes"].append(_failure_reason(result, job["memory_mb"]))
+    else:
+        outcome["cells"] = [r.to_dict() for r in results(nbformat.read(str(graded), as_version=4))]
+        outcome["autograded"] = str(graded.parent)
+        api.config.GraderNotes.notes = list(outcome["notes"])
+        feedback = api.generate_feedback(slug, student, force=True)
+        page = root / "feedback" / student / slug / f"{slug}.html"
+        if feedback.get("success") and page.is_file():
+            outcome["feedback"] = str(page.parent)
+        else:
+            outcome["notes"].append(
+                "feedback could not be generated: " + _last_line(feedback.get("error") or feedback.get("log"))
+            )
+    touched = changed_files(before, fingerprint(job.get("protected", [])))
+    if touched:
+        shown = ", ".join(os.path.relpath(p, job["course_root"]) for p in touched[:5])
+        more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
+        outcome["notes"].append(
+            f"files outside the submission changed while it was graded: {shown}{more}"
+        )
+        outcome["touched"] = touched
+    return outcome
+
+
+def serve(memory_mb: int) -> None:
+    """Say "ready" once imported, then read jobs from stdin; answer with each job's id when its
+    result file is written."""
+    # the protocol gets private copies of stdin/stdout; the kernel (a child) inherits
+    # /dev/null as stdin and the log as stdout, so nothing it does can garble the protocol
+    jobs = os.fdopen(os.dup(0), "r", encoding="utf-8")
+    answers = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(2, 1)
+    set_limits(memory_mb)
+
+    from autograder import tools_on_path
+
+    tools_on_path()
+    import nbgrader.apps  # noqa: F401 - import once, before the first job
+
+    from autograder import config, execute  # noqa: F401
+
+    answers.write("ready\n")
+    answers.flush()
+    for line in jobs:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        try:
+            outcome = grade_one(job)
+        except MemoryError:
+            outcome = {"status": "error", "cells": [], "notes": [
+                f"the grader ran out of memory (limit {memory_mb} MB)"]}
+        except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
+            import traceback
+
+            traceback.print_exc()
+            outcome = {"status": "error", "cells": [], "notes": [
+                f"the grader failed on this submission: {type(error).__name__}: {_last_line(str(error))}"]}
+        Path(job["result"]).write_text(json.dumps(outcome), encoding="utf-8")
+        answers.write(f"{job['id']}\n")
+        answers.flush()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--memory-mb", type=int, default=0)
+    args = parser.parse_args(argv)
+    serve(args.memory_mb)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Performance measurements: `make bench` (python -m benchmarks) runs every benchmark here."""

@@ -1,0 +1,128 @@
+"""`tito grade`: grade a class with nbgrader and hidden tests (logic in autograder/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from autograder.config import DEFAULT_MEMORY_MB
+from autograder.execute import DEFAULT_TIMEOUT
+from tito.console import TitoError, console
+from tito.course import Course
+
+
+def _score(value: float) -> str:
+    return f"{value:g}"
+
+
+def _summary_table(report) -> Table:
+    table = Table(title="tito grade", show_lines=False)
+    for column in ("student", "module", "score", "failed", "time-outs", "errors", "notes"):
+        table.add_column(column, overflow="fold")
+    for row in report.rows:
+        full = row.score >= row.max_score and row.max_score > 0
+        colour = "green" if full else ("red" if row.score == 0 else "yellow")
+        table.add_row(
+            row.student,
+            row.module,
+            f"[{colour}]{_score(row.score)}/{_score(row.max_score)}[/]",
+            ", ".join(row.failed) or "-",
+            ", ".join(row.timeouts) or "-",
+            ", ".join(row.errors) or "-",
+            "; ".join(([row.status] if row.status != "graded" else []) + row.notes) or "-",
+        )
+    return table
+
+
+def _self_test(course: Course, modules: list[str] | None, timeout: int, workers: int) -> None:
+    from autograder import selftest
+
+    selected = [course.module(m) for m in modules] if modules else course.modules
+    with console.status("self-test") as status:
+        results = selftest.run(
+            course, selected, timeout=timeout, workers=workers,
+            progress=lambda what: status.update(f"self-test: {what}"),
+        )
+    table = Table(title="tito grade --self-test")
+    for column in ("module", "check", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for check in results:
+        table.add_row(
+            check.module, check.name, "[green]ok[/]" if check.ok else "[red]FAILED[/]", check.detail
+        )
+    console.print(table)
+    failed = [c for c in results if not c.ok]
+    if failed:
+        raise TitoError(
+            f"{len(failed)} self-test check(s) failed: "
+            + ", ".join(f"{c.module} {c.name}" for c in failed) + ".",
+            "Fix the module's hidden tests or its mutants (source/NN_name/mutants/), then "
+            "run `tito grade --self-test` again.",
+        )
+    console.print(f"[green]✓[/] {len(results)} self-test checks passed.")
+
+
+def grade(
+    modules: list[str] = typer.Argument(None, help="Modules to grade (e.g. 01 setup); all built ones when omitted."),
+    student: list[str] = typer.Option(None, "--student", "-s", help="Grade only this student (repeatable)."),
+    from_dir: Path = typer.Option(
+        None, "--from", help="Collect `tito submit` archives from this folder first (checksums verified, newest wins)."
+    ),
+    exchange: Path = typer.Option(None, "--exchange", help="Collect from this nbgrader exchange root first."),
+    course_id: str = typer.Option("tinytorch", "--course-id", help="The course id in the nbgrader exchange."),
+    workers: int = typer.Option(1, "--workers", "-w", min=1, help="Grade this many submissions at once."),
+    timeout: int = typer.Option(DEFAULT_TIMEOUT, "--timeout", min=1, help="Seconds each cell may run."),
+    memory_mb: int = typer.Option(
+        DEFAULT_MEMORY_MB, "--memory-mb", min=0, help="Address-space limit per grading process, in MB (0: none)."
+    ),
+    deadline: float = typer.Option(
+        None, "--deadline", min=1,
+        help="Seconds a whole submission may take before its grading process is killed "
+        "(default: every code cell at --timeout, plus two minutes).",
+    ),
+    self_test: bool = typer.Option(
+        False, "--self-test", help="Check the grader on each module instead: reference full marks, release zero, mutants caught."
+    ),
+) -> None:
+    """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
+    export the gradebook as CSV and print a summary (also in assignments/grades/summary.json)."""
+    from autograder.grade import Hooks, Options
+    from autograder.grade import grade as run_grade
+
+    course = Course()
+    if self_test:
+        _self_test(course, modules, timeout, workers)
+        return
+    selected = [course.module(m) for m in modules] if modules else None
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=console, transient=True,
+    ) as bar:
+        task = bar.add_task("collecting", total=None)
+        hooks = Hooks(
+            total=lambda count: bar.update(task, total=count, completed=0, description="grading"),
+            started=lambda label: bar.update(task, description=f"grading {label}"),
+            finished=lambda row: bar.update(task, advance=1),
+            step=lambda what: bar.update(task, description=what),
+        )
+        report = run_grade(
+            course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id,
+            options=Options(timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline),
+            hooks=hooks,
+        )
+    console.print(_summary_table(report))
+    for problem in report.problems:
+        console.print(f"[yellow]![/] {problem.source}: {problem.message}")
+    root = course.assignments_dir
+    console.print(
+        f"[green]✓[/] graded {len(report.rows)} submission(s). Feedback: "
+        f"{(root / 'feedback').relative_to(course.root)}/, gradebook CSV: "
+        f"{report.csv_path.relative_to(course.root)}, summary: {report.summary_path.relative_to(course.root)}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command(rich_help_panel="Instructor")(grade)
