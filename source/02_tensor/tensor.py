@@ -37,6 +37,21 @@
 #| export
 import numpy as np
 
+# Gradient recording (module 07) is on unless switched off, e.g. by `with no_grad():`.
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    """True when operations record the computation graph for module 07's backward()."""
+    return _grad_enabled
+
+
+def set_grad_enabled(mode):
+    """Switch graph recording on or off; returns the previous setting, to restore it."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    return previous
+
 # %%
 print([1, 2, 3] + [10, 20, 30])                        # lists concatenate
 print(np.array([1, 2, 3]) + np.array([10, 20, 30]))    # arrays add, elementwise
@@ -177,12 +192,20 @@ print((x * np.sqrt(2.0)).dtype)     # float64: np.sqrt(2.0) returns a np.float64
 # return self._result(array, "op", *parents, **saved)
 # ```
 #
-# `_result` (given) is the single place an operation's output is born. Today it only wraps
-# the array. In module 07 it will also record, when a parent requires a gradient, which
-# operation made the output and from which Tensors, so `loss.backward()` can walk back
-# through the computation. Because *every* operation passes through this one method, module
-# 07 adds autograd by changing `_result` and a table of derivative rules, not twenty
-# methods. So use exactly these names:
+# `_result` (given) is the single place an operation's output is born. It wraps the array,
+# and it **records**: when one of the parents requires a gradient (and recording is on, see
+# below), the output remembers which operation made it and from which Tensors:
+#
+# ```python
+# a = Tensor([1.0, 2.0], requires_grad=True)
+# c = a * 3
+# c.requires_grad, c._op, c._parents, c._saved    # True, "mul", (a, Tensor(3.)), {}
+# ```
+#
+# That is all: bookkeeping, "what was computed from what", no calculus. Module 07 walks these
+# records backwards from the loss and looks every `op` up in one table of derivative rules,
+# so `loss.backward()` works for every operation without touching twenty methods. Because
+# *every* operation passes through this one method, use exactly these names:
 #
 # | operation | `op` | parents | `saved` |
 # |---|---|---|---|
@@ -195,6 +218,16 @@ print((x * np.sqrt(2.0)).dtype)     # float64: np.sqrt(2.0) returns a np.float64
 # | `a.transpose(...)` | `"transpose"` | `a` | `axes=` |
 # | `a[key]` | `"getitem"` | `a` | `key=` |
 # | `a == b`, `a < b`, ... | `"eq"`, `"lt"`, ... | `a, b` | — |
+#
+# Comparisons give bool Tensors, which have no gradient, so they are never recorded.
+# Three more given pieces belong to this bookkeeping:
+#
+# - **a switch.** Evaluating a model needs no graph. `set_grad_enabled(False)` turns recording
+#   off (it returns the previous setting, to restore it); module 07's `with no_grad():` uses it.
+# - **`t.detach()`**: the same numbers as a new Tensor outside any graph (it shares the array,
+#   as in PyTorch), for values you want to keep or print without their history.
+# - **`t.backward()`**: asks module 07 for the gradients. Until you have written module 07 it
+#   says so, in one line.
 #
 # Parents are always Tensors: `_lift` turns the `2` of `t * 2` into one.
 #
@@ -211,7 +244,7 @@ print((x * np.sqrt(2.0)).dtype)     # float64: np.sqrt(2.0) returns a np.float64
 class Tensor:
     """An n-dimensional array of numbers, float32 by default, that later modules teach to learn.
 
-    `.data` is the NumPy array; `.requires_grad` and `.grad` are where module 07 will work.
+    `.data` is the NumPy array; `.requires_grad` and `.grad` are where module 07 works.
 
     >>> Tensor([[1, 2], [3, 4]]) @ Tensor([[5], [6]])
     Tensor([[17.],
@@ -241,6 +274,7 @@ class Tensor:
         ### END SOLUTION
         self.requires_grad = bool(requires_grad)
         self.grad = None                                     # module 07 stores gradients here
+        self._op, self._parents, self._saved = None, (), {}  # how it was made: a leaf, for now
 
     # ---- given: what a Tensor looks like from outside -------------------------------------
     @property
@@ -282,14 +316,39 @@ class Tensor:
 
     # ---- given: where every operation's result is born ------------------------------------
     def _result(self, data, op, *parents, **saved):
-        """Every operation builds its output here. Module 07 records the computation graph at
-        this single point; for now it only wraps the array.
+        """Every operation builds its output here, and here the computation graph is recorded.
 
         data: the NumPy result; op: a short name ("add", "matmul", "sum", ...); parents: the
         Tensors it was computed from; saved: what a derivative rule will need (axis, ...).
+        When recording is on and a parent requires a gradient, the output requires one too and
+        keeps (op, parents, saved) for module 07's backward(); a bool or int result never does.
         """
         data = np.asarray(data)
-        return Tensor(data, dtype=data.dtype)        # keep the dtype the operation produced
+        out = Tensor(data, dtype=data.dtype)         # keep the dtype the operation produced
+        if (_grad_enabled and data.dtype.kind == "f"
+                and any(isinstance(p, Tensor) and p.requires_grad for p in parents)):
+            out.requires_grad = True
+            out._op, out._parents, out._saved = op, parents, saved
+        return out
+
+    def backward(self, grad=None):
+        """Compute d(self)/d(leaf) for every leaf Tensor that requires a gradient, into its
+        .grad (module 07's engine; `grad` is d(loss)/d(self), default 1 for a scalar)."""
+        try:
+            from tinytorch.core.autograd import backward
+        except ModuleNotFoundError as error:
+            if error.name not in ("tinytorch.core.autograd", "tinytorch.core", "tinytorch"):
+                raise
+            raise RuntimeError("backward() arrives in module 07 (autograd): run `tito module start 07`, "
+                               "and `tito module complete 07` once its tests pass") from None
+        backward(self, grad)
+
+    def detach(self):
+        """The same numbers outside the graph: requires_grad False, no history (the array is
+        shared, as in PyTorch)."""
+        out = Tensor((), dtype=self.dtype)          # a new leaf, with no history...
+        out.data = self.data                         # ...holding the very same array
+        return out
 
     def _lift(self, other):
         """`other` as a Tensor: a Tensor passes through; a number or a list becomes a Tensor
@@ -885,7 +944,7 @@ for _name, _op in _ops:
 # %% [markdown]
 # ### Every operation goes through `_result`
 #
-# Module 07 will record the computation graph in `_result`, so every operation must end
+# `_result` records the computation graph for module 07, so every operation must end
 # there, with the op names and parents of the table above. This test watches `_result`.
 
 # %%
@@ -949,7 +1008,7 @@ assert watch_result(lambda: _a ** 3)[-1][2].get("exponent") == 3, "pow must save
 # A `Tensor` is a float32 NumPy array with a structure around it: one dtype policy, copies
 # instead of aliases, NumPy's broadcasting, a matrix product that explains its errors,
 # reductions that keep their axes on demand, and one door, `_result`, through which every
-# result passes, where module 07 will record the graph for automatic gradients.
+# result passes, where the graph for module 07's automatic gradients is recorded.
 #
 # With Tensors, a layer is `x @ W + b`. But stack two of them, `(x @ W1 + b1) @ W2 + b2`,
 # and the result is again a single `x @ W + b`: **linear maps compose to one linear map**,

@@ -4,11 +4,26 @@
 
 import numpy as np
 
+# Gradient recording (module 07) is on unless switched off, e.g. by `with no_grad():`.
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    """True when operations record the computation graph for module 07's backward()."""
+    return _grad_enabled
+
+
+def set_grad_enabled(mode):
+    """Switch graph recording on or off; returns the previous setting, to restore it."""
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, bool(mode)
+    return previous
+
 
 class Tensor:
     """An n-dimensional array of numbers, float32 by default, that later modules teach to learn.
 
-    `.data` is the NumPy array; `.requires_grad` and `.grad` are where module 07 will work.
+    `.data` is the NumPy array; `.requires_grad` and `.grad` are where module 07 works.
 
     >>> Tensor([[1, 2], [3, 4]]) @ Tensor([[5], [6]])
     Tensor([[17.],
@@ -32,6 +47,7 @@ class Tensor:
         self.data = array
         self.requires_grad = bool(requires_grad)
         self.grad = None                                     # module 07 stores gradients here
+        self._op, self._parents, self._saved = None, (), {}  # how it was made: a leaf, for now
 
     # ---- given: what a Tensor looks like from outside -------------------------------------
     @property
@@ -73,14 +89,39 @@ class Tensor:
 
     # ---- given: where every operation's result is born ------------------------------------
     def _result(self, data, op, *parents, **saved):
-        """Every operation builds its output here. Module 07 records the computation graph at
-        this single point; for now it only wraps the array.
+        """Every operation builds its output here, and here the computation graph is recorded.
 
         data: the NumPy result; op: a short name ("add", "matmul", "sum", ...); parents: the
         Tensors it was computed from; saved: what a derivative rule will need (axis, ...).
+        When recording is on and a parent requires a gradient, the output requires one too and
+        keeps (op, parents, saved) for module 07's backward(); a bool or int result never does.
         """
         data = np.asarray(data)
-        return Tensor(data, dtype=data.dtype)        # keep the dtype the operation produced
+        out = Tensor(data, dtype=data.dtype)         # keep the dtype the operation produced
+        if (_grad_enabled and data.dtype.kind == "f"
+                and any(isinstance(p, Tensor) and p.requires_grad for p in parents)):
+            out.requires_grad = True
+            out._op, out._parents, out._saved = op, parents, saved
+        return out
+
+    def backward(self, grad=None):
+        """Compute d(self)/d(leaf) for every leaf Tensor that requires a gradient, into its
+        .grad (module 07's engine; `grad` is d(loss)/d(self), default 1 for a scalar)."""
+        try:
+            from tinytorch.core.autograd import backward
+        except ModuleNotFoundError as error:
+            if error.name not in ("tinytorch.core.autograd", "tinytorch.core", "tinytorch"):
+                raise
+            raise RuntimeError("backward() arrives in module 07 (autograd): run `tito module start 07`, "
+                               "and `tito module complete 07` once its tests pass") from None
+        backward(self, grad)
+
+    def detach(self):
+        """The same numbers outside the graph: requires_grad False, no history (the array is
+        shared, as in PyTorch)."""
+        out = Tensor((), dtype=self.dtype)          # a new leaf, with no history...
+        out.data = self.data                         # ...holding the very same array
+        return out
 
     def _lift(self, other):
         """`other` as a Tensor: a Tensor passes through; a number or a list becomes a Tensor
