@@ -3,12 +3,15 @@
 Real `tito` commands in real subprocesses, the way a student types them: make a workspace,
 start module 01, see its tests fail on the untouched notebook, put the reference solution
 in (standing in for the student's work), test, complete; then module 02 the same way; then
-the status and a submission. Nothing outside a temporary folder is touched.
+the status and a submission. Then the instructor's side: the submission graded with the
+hidden tests, in a throwaway copy of the course, and the XOR milestone on the reference
+package. Nothing outside a temporary folder is touched.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -63,6 +66,25 @@ def main() -> None:
             _tito("module", "complete", number, env=env)
         _tito("status", env=env)
         _tito("submit", f"{modules[-1].number:02d}", env=env)
+
+        console.print()
+        console.print(Rule("The instructor's side: grading that submission with the hidden tests"))
+        copy = Path(scratch) / "course"
+        for name in ("source", "assignments", "tinytorch", "milestones"):
+            shutil.copytree(course.root / name, copy / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted",
+                                                          "autograded", "feedback", "grades"))
+        shutil.copy2(course.root / "pyproject.toml", copy / "pyproject.toml")
+        grading = {**env, "TITO_COURSE": str(copy)}
+        console.print(f"[dim]A throwaway copy of the course: {copy}[/]")
+        _tito("grade", f"{modules[-1].number:02d}", "--from", str(workspace / "submissions"), env=grading)
+        feedback = sorted((copy / "assignments" / "feedback").rglob("*.html"))
+        if feedback:
+            console.print(f"[dim]feedback for the student: {feedback[0].relative_to(copy)}[/]")
+
+        console.print()
+        console.print(Rule("A milestone: XOR, solved by the reference layers, losses and optimizer"))
+        _tito("milestone", "xor", "--reference", env=env)
         console.print()
         console.print(Rule("done: the workspace is deleted again"))
 
