@@ -6,7 +6,7 @@ import typer
 from typer.core import TyperGroup
 
 from tito import __version__
-from tito.commands import build, grade, init, milestone, module, status, submit, system, test
+from tito.commands import build, grade, hint, init, milestone, module, status, submit, system, test
 from tito.console import TitoError, print_error
 
 
@@ -54,6 +54,7 @@ module.register(app)
 test.register(app)
 status.register(app)
 submit.register(app)
+hint.register(app)
 grade.register(app)
 milestone.register(app)
 

@@ -141,6 +141,8 @@ def modules_table(workspace: Workspace, progress: Progress) -> Table:
         notes = []
         if state == COMPLETE and not workspace.package_file(module).is_file():
             notes.append("[red](package file missing)[/]")
+        if newer_release(workspace, module, progress):
+            notes.append("[yellow](new release)[/]")
         table.add_row(
             f"{module.number:02d}",
             f"{name} {' '.join(notes)}".strip(),
@@ -149,6 +151,17 @@ def modules_table(workspace: Workspace, progress: Progress) -> Table:
             timestamp_of(record.get("last_test") or {}, "at"),
         )
     return table
+
+
+def newer_release(workspace: Workspace, module: Module, progress: Progress) -> bool:
+    from tito.workflow import newer_release as newer
+
+    return newer(workspace, module, progress)
+
+
+def updates_available(workspace: Workspace, progress: Progress) -> list[Module]:
+    """The started or complete modules whose release notebook changed since it was fetched."""
+    return [m for m in workspace.course.modules if newer_release(workspace, m, progress)]
 
 
 def _ranges(numbers: list[int]) -> str:

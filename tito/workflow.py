@@ -19,7 +19,7 @@ from pathlib import Path
 from tito import __version__
 from tito.console import TitoError
 from tito.course import Module
-from tito.files import atomic_write, backup, iso, read_notebook, utc_now
+from tito.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
 from tito.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
 
 
@@ -72,6 +72,7 @@ def fetch(
         record["reset_at"] = iso(utc_now())
     if result.created or reset:
         atomic_write(target, release.read_bytes())
+        record["release_sha256"] = sha256_file(release)
     if record.get("state") != COMPLETE:
         record["state"] = STARTED
     record.setdefault("started_at", iso(utc_now()))
@@ -96,7 +97,7 @@ class TestRun:
 
     @property
     def passed(self) -> bool:
-        return all(r.passed for r in self.results)
+        return bool(self.results) and all(r.passed for r in self.results)
 
     @property
     def points(self) -> float:
@@ -125,19 +126,23 @@ def run_tests(
 ) -> TestRun:
     """Run the module's visible tests on the student's notebook, as the grader would."""
     from autograder.execute import DEFAULT_TIMEOUT, results
-    from autograder.restore import restore_graded_cells
+    from autograder.restore import is_graded, restore_graded_cells
 
     path = require_started(workspace, module)
     synced = sync_pair(workspace, module, progress)
     student = read_notebook(path, fix_hint(module))
     release = read_notebook(workspace.release_notebook(module))
     notebook, repairs = restore_graded_cells(student, release)
+    if not any(is_graded(cell) for cell in notebook.cells):
+        raise _no_test(workspace, module)
     if not workspace.reference:
         workspace.ensure_package()  # a lost __init__.py would let the reference shadow the student's
     notebook = run_notebook(
         notebook, cwd=path.parent, package_dir=workspace.package_dir, timeout=timeout or DEFAULT_TIMEOUT
     )
     run = TestRun(module, results(notebook), repairs, _cell_errors(notebook), synced)
+    if not run.results:  # never report success when nothing was tested
+        raise _no_test(workspace, module)
     if not workspace.reference:  # a preview against the reference is not the student's result
         progress.entry(module.slug)["last_test"] = {
             "at": iso(utc_now()),
@@ -149,6 +154,15 @@ def run_tests(
         }
         workspace.save_progress(progress)
     return run
+
+
+def _no_test(workspace: Workspace, module: Module) -> TitoError:
+    return TitoError(
+        f"No test ran for module {module.label}: its notebook has no graded test cells, so "
+        "nothing can say whether your code works.",
+        f"Ask your instructor: the release notebook {workspace.release_notebook(module)} should "
+        "carry the module's tests.",
+    )
 
 
 def run_notebook(notebook, **options):
@@ -299,9 +313,11 @@ class Validation:
         return not self.problems
 
 
-def validate(workspace: Workspace, module: Module, path: Path) -> Validation:
+def validate(workspace: Workspace, module: Module, path: Path, cwd: Path | None = None) -> Validation:
     """nbgrader's own validation of the notebook file (cell types, edited test cells, failing
-    tests), with the notebook run by the shared execution against the student's package."""
+    tests), with the notebook run by the shared execution against the student's package, in
+    `cwd` (default: the notebook's folder). Cells that call `input()` are named: the kernel
+    has no keyboard (nbclient refuses stdin), so the call fails at once instead of hanging."""
     from nbgrader import utils
     from nbgrader.preprocessors import CheckCellMetadata
     from nbgrader.validator import Validator
@@ -314,7 +330,7 @@ def validate(workspace: Workspace, module: Module, path: Path) -> Validation:
         def _preprocess(self, nb):
             with utils.setenv(NBGRADER_VALIDATING="1", NBGRADER_EXECUTION="validate"):
                 nb, _ = CheckCellMetadata(parent=self).preprocess(nb, {})
-                nb = run_notebook(nb, cwd=path.parent, package_dir=workspace.package_dir)
+                nb = run_notebook(nb, cwd=cwd or path.parent, package_dir=workspace.package_dir)
             self.executed = nb
             return nb
 
@@ -334,9 +350,18 @@ def validate(workspace: Workspace, module: Module, path: Path) -> Validation:
         problems.append(
             f"{len(found['changed'])} test cell(s) were edited; the grader runs the originals"
         )
+    if validator.executed is not None:
+        for label, message in _cell_errors(validator.executed):
+            if message.startswith("StdinNotImplementedError"):
+                problems.append(f"{label} calls input(): a graded notebook cannot read the keyboard; remove the call")
     for result in scored:
         if not result.passed:
-            problems.append(f"test '{result.grade_id}' fails ({result.points:g}/{result.max_points:g})")
+            why = result.message.strip().splitlines()[0] if result.message.strip() else result.status
+            problems.append(
+                f"test '{result.grade_id}' fails ({result.points:g}/{result.max_points:g}): {why}"
+            )
+    if validator.executed is not None and not scored:
+        problems.append("no test ran: the notebook has no graded test cells")
     return Validation(scored, problems)
 
 
@@ -406,3 +431,117 @@ def submit_exchange(
                 f"Check the exchange settings in {workspace.config_file}, or ask your instructor.",
             ) from None
         return f"{Path(root).expanduser()}/{course_id}/inbound/{submitter.assignment_filename}"
+
+
+# --- a new release of a module ------------------------------------------------------------------
+
+
+def newer_release(workspace: Workspace, module: Module, progress: Progress) -> bool:
+    """True when the course's release notebook changed since the student fetched it (the
+    sha256 recorded by `tito module start` or `tito module update` differs)."""
+    recorded = (progress.modules.get(module.slug) or {}).get("release_sha256")
+    path = workspace.course.assignments_dir / "release" / module.slug / f"{module.slug}.ipynb"
+    if not recorded or not path.is_file() or not workspace.notebook_path(module).is_file():
+        return False
+    return sha256_file(path) != recorded
+
+
+@dataclass
+class Updated:
+    notebook: Path
+    backups: list[Path]
+    kept: list[str]  # grade ids whose solution came from the student's notebook
+    dropped: list[str]  # the student's solution cells the new release no longer has
+    changed: bool  # False when the release was already the one the student had
+
+
+def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
+    """Bring the new release notebook in, keeping the student's solution cells (matched by
+    grade id, with `autograder.restore.replace_solution_cells`); the old notebook (and its
+    .py twin) is backed up first."""
+    from autograder.restore import grade_id, replace_solution_cells
+    from tito import pairing
+
+    path = require_started(workspace, module)
+    sync_pair(workspace, module, progress)
+    release_path = workspace.release_notebook(module)
+    record = progress.entry(module.slug)
+    sha = sha256_file(release_path)
+    if record.get("release_sha256") == sha:
+        return Updated(path, [], [], [], changed=False)
+    student = read_notebook(path, fix_hint(module))
+    release = read_notebook(release_path)
+
+    def solutions(notebook) -> list[str]:
+        return [
+            grade_id(c) for c in notebook.cells
+            if (c.get("metadata", {}).get("nbgrader") or {}).get("solution") and grade_id(c)
+        ]
+
+    theirs, ours = solutions(student), set(solutions(release))
+    merged = replace_solution_cells(release, student)
+    backups = [backup(path, workspace.backups_dir(module))]
+    script = workspace.script_path(module)
+    if script.exists():
+        backups.append(backup(script, workspace.backups_dir(module)))
+        script.unlink()
+    import nbformat
+
+    atomic_write(path, nbformat.writes(merged) + "\n")
+    record["release_sha256"] = sha
+    record["updated_at"] = iso(utc_now())
+    if record.get("format") == "py":
+        pairing.write_script(workspace, module, progress)
+    workspace.save_progress(progress)
+    return Updated(
+        path, backups, kept=[g for g in theirs if g in ours], dropped=[g for g in theirs if g not in ours],
+        changed=True,
+    )
+
+
+# --- hints --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hint:
+    where: str  # the solution cell's grade id
+    todo: str
+    text: str
+
+
+def hints(notebook) -> list[Hint]:
+    """The `# HINT:` comment blocks of the release notebook, in order: the `# HINT:` line and
+    the indented comment lines that continue it, with the `# TODO:` block above it, labelled
+    by the function or class they sit in (else the cell's grade id)."""
+    import re
+
+    from autograder.restore import grade_id
+
+    def block(lines: list[str], index: int, tag: str) -> str:
+        found = [lines[index].strip()[len(tag):].strip()]
+        for following in lines[index + 1:]:
+            if not re.match(r"^\s*#\s{2,}\S", following):
+                break
+            found.append(following.strip().lstrip("#").strip())
+        return "\n".join(found)
+
+    found = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        lines = source.splitlines()
+        todo, where, owner = "", grade_id(cell) or "", ""
+        for index, line in enumerate(lines):
+            stripped = line.strip()
+            definition = re.match(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)", line)
+            if definition:
+                indent, kind, name = definition.groups()
+                if not indent:
+                    owner = name if kind == "class" else ""
+                where = f"{owner}.{name}" if indent and owner else name
+            if stripped.startswith("# TODO:"):
+                todo = block(lines, index, "# TODO:")
+            if stripped.startswith("# HINT:"):
+                found.append(Hint(where, todo, block(lines, index, "# HINT:")))
+    return found

@@ -182,5 +182,30 @@ def reset(
         )
 
 
+@app.command()
+def update(module: str = MODULE_ARGUMENT, workspace: Path = WORKSPACE_OPTION) -> None:
+    """Bring in a new release of a module's notebook (a fixed typo, a new test), keeping your
+    solutions (matched by their cell's grade id); your old notebook is backed up first."""
+    ws = Workspace.open(workspace)
+    chosen = ws.course.module(module)
+    progress = ws.load_progress()
+    done = workflow.update(ws, chosen, progress)
+    if not done.changed:
+        say(f"Module {chosen.label} already has the latest release notebook: nothing to update.")
+        return
+    for kept in done.backups:
+        say(f"Backed up {ws.relative(kept)}")
+    say(
+        f"[green]✓[/] {ws.relative(done.notebook)} is the new release of {chosen.label}, with your "
+        f"{len(done.kept)} solution cell(s) kept."
+    )
+    if done.dropped:
+        report.warn(
+            "the new release no longer has these cells of yours (they are in the backup): "
+            + ", ".join(done.dropped)
+        )
+    say(f"Next: `tito test {chosen.number:02d}` runs the new release's tests on your code.")
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="module", rich_help_panel="Student")

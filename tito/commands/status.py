@@ -25,6 +25,11 @@ def status(workspace: Path = WORKSPACE_OPTION) -> None:
     if milestones is not None:
         console.print(milestones)
     say(report.progress_bar(ws, progress))
+    for module in report.updates_available(ws, progress):
+        say(
+            f"[yellow]A newer release of {module.label}'s notebook exists:[/] `tito module update "
+            f"{module.number:02d}` brings it in and keeps your solutions."
+        )
     say(f"[bold]Next:[/] {report.next_step(ws, progress)}")
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import typer
 
 from tito import report, workflow
 from tito.console import TitoError, console
-from tito.files import read_notebook
+from tito.files import read_notebook, sha256_file
 from tito.report import say
 from tito.workspace import WORKSPACE_OPTION, Workspace
 
@@ -34,15 +35,36 @@ def submit(module: str = typer.Argument(..., help="The module: 02, 2, tensor or 
             "Complete module 01 (`tito module complete 01`), or run "
             "`tito init --name 'Your Name' --email you@example.org`.",
         )
-    with console.status("Validating with nbgrader (runs your notebook)…"):
-        validation = workflow.validate(ws, chosen, path)
-    if validation.passed:
-        say(f"[green]✓[/] nbgrader's validation passes: all {len(validation.results)} tests.")
-    else:
-        report.warn(
-            "nbgrader's validation found problems; you may hand in partial work, and the grader "
-            "scores it as it is:\n" + "\n".join(f"  • {p}" for p in validation.problems)
+    # What runs is what is handed in: the notebook's bytes are read once, run from a private
+    # copy top to bottom in a fresh kernel, and that same copy goes into the archive.
+    with tempfile.TemporaryDirectory(prefix="tito-submit-") as scratch:
+        frozen = Path(scratch) / path.name
+        frozen.write_bytes(path.read_bytes())
+        digest = sha256_file(frozen)
+        with console.status("Running the notebook you hand in, top to bottom in a fresh kernel…"):
+            validation = workflow.validate(ws, chosen, frozen, cwd=path.parent)
+        say(f"Ran the exact notebook being handed in (sha256 {digest[:12]}) in a fresh kernel:")
+        if validation.results:
+            console.print(report.results_table(workflow.TestRun(chosen, validation.results, [], [])))
+        if validation.passed:
+            say(f"[green]✓[/] nbgrader's validation passes: all {len(validation.results)} tests.")
+        else:
+            report.warn(
+                "nbgrader's validation found problems: run top to bottom in a fresh kernel, the "
+                "notebook you hand in has problems "
+                "(unsaved work, cells that only worked out of order, a deleted definition?). "
+                "It is handed in anyway, and the grader scores it as it is:\n"
+                + "\n".join(f"  • {p}" for p in validation.problems)
+            )
+        _hand_in(ws, chosen, frozen, identity, config)
+    if not validation.passed:
+        say(
+            f"[red]✗ Handed in with {len(validation.problems)} problem(s)[/] (listed above): fix them, "
+            f"check with `tito test {chosen.number:02d}`, and submit again."
         )
+
+
+def _hand_in(ws: Workspace, chosen, path: Path, identity, config: dict) -> None:
     exchange = config.get("exchange")
     if exchange and not isinstance(exchange, dict):
         raise TitoError(
