@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make install  create .venv and install tinytorch, tito and the test tools"
 	@echo "make demo     install, then take a throwaway workspace through the first modules"
-	@echo "make test     install, then run the whole test suite"
+	@echo "make test     install, then lint, check the generated files and run the whole test suite"
 	@echo "make build    regenerate the package and notebooks from source/"
 	@echo "make check    lint and check that generated files match source/"
 	@echo "make bench    run the benchmarks against PyTorch CPU"
@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: install
+	$(BIN)/ruff check .
 	$(BIN)/tito build --check
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 

@@ -51,3 +51,13 @@ def test_outside_a_course_folder_says_where_to_go(tmp_path):
     result = run_tito("build", "--check", env={"TITO_COURSE": str(tmp_path)}, cwd=tmp_path)
     assert result.returncode == 1
     assert "not a TinyTorch course folder" in result.stderr
+
+
+def test_doctor_reports_the_workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("TITO_WORKSPACE", str(tmp_path / "ws"))
+    invoke("system", "doctor", expected_output=["workspace", "none yet at", "tito init"])
+    invoke("init", "--name", "Ada Lovelace", "--email", "ada@example.org")
+    invoke("system", "doctor", expected_output="Ada Lovelace <ada@example.org>")
+    (tmp_path / "ws/.tito/progress.json").write_text("{not json")
+    result = invoke("system", "doctor", expected_code=1)
+    assert "progress.json is unreadable" in result.output and "tito status" in result.output

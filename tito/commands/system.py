@@ -85,6 +85,31 @@ def _course() -> Check:
     return Check("course folder", True, f"{course.root} ({len(modules)} modules)")
 
 
+def _workspace() -> Check:
+    """The student's workspace: found where tito looks, with readable progress and identity."""
+    from tito.workspace import Progress, Workspace
+
+    try:
+        workspace = Workspace.locate()
+    except TitoError as error:
+        return Check("workspace", False, error.message, error.hint or "")
+    if not workspace.exists:
+        return Check(
+            "workspace", True,
+            f"none yet at {workspace.root} (`tito init` or `tito module start 01` makes it)",
+        )
+    try:
+        Progress.from_json(workspace.progress_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        return Check(
+            "workspace", False, f"{workspace.progress_file} is unreadable ({error})",
+            "Run `tito status`: it keeps the damaged file and rebuilds progress from your notebooks.",
+        )
+    identity = workspace.identity()
+    who = str(identity) if identity else "no identity yet (complete module 01, or `tito init --name --email`)"
+    return Check("workspace", True, f"{workspace.root}: {who}")
+
+
 def checks() -> list[Check]:
     return [
         _python(),
@@ -94,13 +119,14 @@ def checks() -> list[Check]:
         _package("nbclient", "running notebooks"),
         _kernel(),
         _course(),
+        _workspace(),
     ]
 
 
 @app.command()
 def doctor() -> None:
-    """Check Python, NumPy, the notebook kernel nbgrader needs and the course folder, and
-    say how to fix each problem found."""
+    """Check Python, NumPy, the notebook kernel nbgrader needs, the course folder and your
+    workspace, and say how to fix each problem found."""
     results = checks()
     table = Table(title="tito system doctor", show_lines=False)
     table.add_column("check")
