@@ -1,0 +1,836 @@
+# %% [markdown]
+# # Module 09: Spatial — MLPs treat pixels independently
+#
+# The `mnist` milestone's MLP reads a 28×28 digit as 784 unrelated numbers. It reaches about
+# 94% on the shipped test digits and then stops improving: more epochs only fit the
+# training images better. Look at what it has to learn. Its first layer gives every pixel
+# its own weight per hidden unit, so a stroke learned at the top-left teaches it nothing
+# about the same stroke two pixels to the right, and shuffling the pixels (the same way in
+# every image) would not change what it can learn at all: **MLPs treat pixels
+# independently**.
+#
+# The fix is two ideas about images:
+#
+# - **locality**: what a pixel means depends on its neighbours, so look at small patches
+#   (3×3) rather than the whole image at once;
+# - **weight sharing**: a stroke is a stroke wherever it appears, so slide the *same* small
+#   set of weights (a **kernel**) over every position.
+#
+# Sliding a kernel over an image is a **convolution**. This module builds `Conv2d`, the
+# pooling layers that shrink an image (`MaxPool2d`, `AvgPool2d`), `Flatten` to hand the
+# result to a `Linear`, and `BatchNorm2d`. Then the `cnn` milestone trains a CNN on the same
+# digits with the same Trainer and beats the MLP by more than two points.
+#
+# ## Shapes: NCHW, as in PyTorch
+#
+# A batch of images is a 4-D Tensor `(N, C, H, W)`: N images, C channels (1 for grey
+# digits, 3 for colour), H rows, W columns. A convolution's weight is
+# `(C_out, C_in, K, K)`: C_out kernels, each covering all C_in input channels over a K×K
+# patch. With stride S and zero padding P, the output has
+#
+# $$H_{out} = \left\lfloor \frac{H + 2P - K}{S} \right\rfloor + 1$$
+#
+# rows (the same for columns). A 28×28 digit with K=3, P=1, S=1 stays 28×28; with S=2 it
+# becomes 14×14.
+
+# %%
+import time
+
+import numpy as np
+
+from tinytorch.core.activations import ReLU
+from tinytorch.core.autograd import GRADIENTS, gradcheck
+from tinytorch.core.layers import Linear, Sequential, manual_seed
+from tinytorch.core.tensor import Tensor
+
+np.set_printoptions(precision=4, suppress=True)      # compact arrays in this notebook's printouts
+
+# %% [markdown]
+# ## The definition, in loops
+#
+# Output pixel `(n, o, i, j)` is the bias of kernel `o` plus the sum, over every input
+# channel `c` and kernel offset `(a, b)`, of
+# `x_padded[n, c, i·S + a, j·S + b] · w[o, c, a, b]`. A worked example with one channel, no
+# padding, stride 1:
+#
+# ```
+# x = 1 2 3      w = 1 0      out[0, 0] = 1·1 + 2·0 + 4·0 + 5·(-1) = -4
+#     4 5 6          0 -1     out[0, 1] = 2 - 6 = -4,  out[1, 0] = 4 - 8 = -4, ...
+#     7 8 9
+# ```
+#
+# (Deep-learning "convolution" does not flip the kernel: mathematicians call this a
+# cross-correlation. PyTorch does the same.)
+#
+# Your package file starts here: the cells marked `#| export` become
+# `tinytorch/core/spatial.py`. It uses module 02's Tensor, module 04's Module and Parameter
+# (and its seeded generator for the initial weights) and module 07's `GRADIENTS` table, to
+# which this module adds the rules of its new operations.
+# %%
+#| export
+import numpy as np
+
+from tinytorch.core import layers as _layers
+from tinytorch.core.autograd import GRADIENTS
+from tinytorch.core.layers import Module, Parameter
+from tinytorch.core.tensor import Tensor
+
+
+def _check_conv_args(x, weight, stride, padding):
+    if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
+        raise ValueError(f"conv2d expects x of shape (N, C_in, H, W) and weight of shape (C_out, C_in, K, K) "
+                         f"with the same C_in; got {x.shape} and {weight.shape}")
+    if int(stride) < 1 or int(padding) < 0:
+        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+    k = weight.shape[2]
+    if x.shape[2] + 2 * padding < k or x.shape[3] + 2 * padding < weight.shape[3]:
+        raise ValueError(f"conv2d: a {k}x{weight.shape[3]} kernel does not fit in an input of "
+                         f"{x.shape[2]}x{x.shape[3]} pixels with padding {padding}")
+
+
+def output_size(size, kernel_size, stride=1, padding=0):
+    """How many positions a kernel takes along one axis: (size + 2P - K) // S + 1.
+
+    >>> output_size(28, 3, stride=1, padding=1)
+    28
+    """
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
+    """The definition of a 2-D convolution, with loops: NumPy arrays in, a NumPy array out.
+
+    x: (N, C_in, H, W); weight: (C_out, C_in, K, K); bias: (C_out,) or None.
+    Returns (N, C_out, H_out, W_out). Slow: for checking on tiny inputs only.
+    """
+    _check_conv_args(x, weight, stride, padding)
+    n_images, _, height, width = x.shape
+    c_out, _, k, _ = weight.shape
+    h_out, w_out = output_size(height, k, stride, padding), output_size(width, k, stride, padding)
+    x_padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    out = np.zeros((n_images, c_out, h_out, w_out), dtype=np.result_type(x, weight))
+    # TODO: for every image n, kernel o and output position (i, j), out[n, o, i, j] is the sum
+    #       of x_padded's patch (all channels, K x K, top-left corner at (i*stride, j*stride))
+    #       times weight[o], plus bias[o] when there is a bias.
+    # HINT: four nested loops; the patch is x_padded[n, :, i*stride:i*stride+k, j*stride:j*stride+k].
+    ### BEGIN SOLUTION
+    for n in range(n_images):
+        for o in range(c_out):
+            for i in range(h_out):
+                for j in range(w_out):
+                    patch = x_padded[n, :, i * stride:i * stride + k, j * stride:j * stride + k]
+                    out[n, o, i, j] = np.sum(patch * weight[o])
+                    if bias is not None:
+                        out[n, o, i, j] += bias[o]
+    ### END SOLUTION
+    return out
+
+# %% [markdown]
+# Check it on the worked example above:
+
+# %%
+x_small = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+w_small = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+print(conv2d_naive(x_small, w_small)[0, 0])
+print("padding 1:\n", conv2d_naive(x_small, w_small, padding=1)[0, 0])
+
+# %% [markdown]
+# ## Fast enough: loop over the kernel offsets only
+#
+# Four nested loops in Python run one multiply-add per iteration: for one batch of 64
+# digits through a 16→32-channel layer that is 64·32·14·14 = 400,000 Python iterations.
+# Turn the loops inside out. For a fixed kernel offset `(a, b)`, *every* output pixel reads
+# the input pixel `(i·S + a, j·S + b)`: together they form one strided slice of the padded
+# input, `x_padded[:, :, a::S, b::S]` (cut to H_out × W_out). Its contribution to the
+# output is that slice times `weight[:, :, a, b]`, a (C_out, C_in) matrix, applied to every
+# pixel at once: one matrix multiply. So a 3×3 convolution is **9 matrix multiplies**,
+# vectorized over batch, channels and pixels.
+#
+# Inside, we put the channels first, `(C, N, H, W)`: then a slice reshaped to
+# `(C_in, N·H_out·W_out)` is multiplied by `weight[:, :, a, b]` of shape `(C_out, C_in)`
+# and lands as `(C_out, N·H_out·W_out)`, the layout the next offset adds to. (Measured on
+# the milestone's CNN, this layout beat channels-last, `(N·H·W, C)`, because NumPy's matrix
+# multiply is slow for the first layer's single input channel, an outer product, while a
+# broadcast over the long pixel axis is fast.) Module 15 goes one step further: one big
+# matrix multiply for all offsets at once (im2col), and measures both.
+
+# %%
+#| export
+def _window(array, a, b, stride, h_out, w_out):
+    """The slice of a (C, N, H, W) array that kernel offset (a, b) reads for every output
+    pixel: rows a, a+S, ... (h_out of them); columns likewise. A view, no copy."""
+    return array[:, :, a:a + stride * (h_out - 1) + 1:stride, b:b + stride * (w_out - 1) + 1:stride]
+
+
+def _channels_first(x, padding):
+    """(N, C, H, W) -> (C, N, H + 2P, W + 2P), zero-padded: each channel one block of memory."""
+    return np.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+
+
+def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
+    """conv2d_naive's result with a loop over the K x K kernel offsets only (NumPy arrays).
+
+    x: (N, C_in, H, W); weight: (C_out, C_in, K, K); bias: (C_out,) or None.
+    Returns (N, C_out, H_out, W_out), contiguous.
+    """
+    _check_conv_args(x, weight, stride, padding)
+    n_images, c_in, height, width = x.shape
+    c_out, _, kh, kw = weight.shape
+    h_out, w_out = output_size(height, kh, stride, padding), output_size(width, kw, stride, padding)
+    x_cf = _channels_first(x, padding)                                       # (C_in, N, Hp, Wp)
+    # weight[:, :, a, b] is a strided view that BLAS cannot use: NumPy would multiply it with
+    # its own slow loops. One contiguous copy, (K, K, C_out, C_in), makes every w_kk[a, b] a
+    # plain (C_out, C_in) matrix.
+    w_kk = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))
+    out = np.zeros((c_out, n_images * h_out * w_out), dtype=np.result_type(x, weight))
+    # TODO: for every kernel offset (a, b), add w_kk[a, b] (C_out, C_in) times the offset's
+    #       window of x_cf reshaped to (C_in, N*h_out*w_out) to out.
+    # HINT: _window(x_cf, a, b, stride, h_out, w_out) is the window; `out += ... @ ...`.
+    ### BEGIN SOLUTION
+    for a in range(kh):
+        for b in range(kw):
+            patch = _window(x_cf, a, b, stride, h_out, w_out).reshape(c_in, -1)  # (C_in, N*Ho*Wo)
+            if c_in == 1:                      # an outer product: broadcasting beats BLAS here
+                out += w_kk[a, b] * patch
+            else:
+                out += w_kk[a, b] @ patch                                       # (C_out, N*Ho*Wo)
+    ### END SOLUTION
+    if bias is not None:
+        out += bias[:, None]
+    out = out.reshape(c_out, n_images, h_out, w_out).transpose(1, 0, 2, 3)      # (N, C_out, Ho, Wo)
+    return np.ascontiguousarray(out)
+
+# %% [markdown]
+# The naive and the fast version must agree, and the fast one should be much faster:
+
+# %%
+_rng = np.random.default_rng(0)
+_x, _w, _b = _rng.standard_normal((2, 3, 9, 9)), _rng.standard_normal((4, 3, 3, 3)), _rng.standard_normal(4)
+for _stride, _padding in [(1, 0), (1, 1), (2, 1)]:
+    _diff = np.abs(conv2d_forward(_x, _w, _b, _stride, _padding) - conv2d_naive(_x, _w, _b, _stride, _padding)).max()
+    print(f"stride {_stride}, padding {_padding}: largest difference {_diff:.2e}")
+_x = _rng.standard_normal((8, 16, 14, 14)).astype(np.float32)
+_w = _rng.standard_normal((32, 16, 3, 3)).astype(np.float32)
+for _name, _fn in [("naive", conv2d_naive), ("kernel offsets", conv2d_forward)]:
+    _start = time.perf_counter()
+    _fn(_x, _w, None, 1, 1)
+    print(f"{_name:>15}: {1000 * (time.perf_counter() - _start):8.1f} ms for 8 images, 16 -> 32 channels, 14x14")
+
+# %% [markdown]
+# ## The gradients of a convolution
+#
+# `out = conv(x, w) + b`. Given `g = dL/d(out)` of shape (N, C_out, H_out, W_out):
+#
+# - **bias**: every output pixel of channel o added `b[o]` once: `g.sum(axis=(0, 2, 3))`.
+# - **weight**: offset (a, b) computed `w[:, :, a, b] @ window(a, b)`, a matrix product,
+#   so as for `Linear` its weight's gradient is `g_flat @ window(a, b).T`: one GEMM per
+#   offset, `(C_out, N·Ho·Wo) @ (N·Ho·Wo, C_in)`.
+# - **input**: input pixel `p` reached output pixel `p - (a, b)` through kernel entry
+#   `(a, b)`. Summed over offsets, that is a convolution of the output gradient, padded by
+#   K-1 on every side, with the kernel **flipped** (rotated by 180°) and its in/out channels
+#   swapped. With stride S, the output gradient first gets S-1 zeros between its pixels
+#   ("dilation"): the output pixels that were skipped contribute nothing. No loop over
+#   pixels and no `np.add.at`: the same fast `conv2d_forward` computes it.
+#
+# Each rule takes the output gradient and the parents and returns one NumPy gradient per
+# parent, and goes into module 07's `GRADIENTS` table under the op's name.
+
+# %%
+#| export
+def conv2d_input_grad(g, weight, input_shape, stride=1, padding=0):
+    """dL/dx of a convolution, from g = dL/d(out) (N, C_out, H_out, W_out): the dilated,
+    (K-1)-padded g convolved with the flipped kernel, cropped to the input (N, C_in, H, W)."""
+    n_images, _, height, width = input_shape
+    _, _, kh, kw = weight.shape
+    h_full, w_full = height + 2 * padding - kh + 1, width + 2 * padding - kw + 1   # stride-1 output size
+    # TODO: put g into a zero buffer of shape (N, C_out, h_full, w_full) at every stride-th row
+    #       and column (dilation), then convolve it, padded by K-1, with the flipped kernel
+    #       whose in/out channels are swapped, and crop `padding` pixels off every side.
+    # HINT: buffer[:, :, ::stride, ::stride][:, :, :H_out, :W_out] = g; the flipped, swapped
+    #       kernel is weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3); conv2d_forward(..., padding=K-1).
+    ### BEGIN SOLUTION
+    dilated = np.zeros((n_images, g.shape[1], h_full, w_full), dtype=g.dtype)
+    dilated[:, :, :stride * (g.shape[2] - 1) + 1:stride, :stride * (g.shape[3] - 1) + 1:stride] = g
+    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # (C_in, C_out, K, K)
+    grad_padded = conv2d_forward(dilated, flipped, None, 1, kh - 1)                   # (N, C_in, Hp, Wp)
+    ### END SOLUTION
+    return grad_padded[:, :, padding:padding + height, padding:padding + width]
+
+
+def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
+    """dL/dw of a convolution: for each kernel offset (a, b), g_flat @ window(a, b).T."""
+    c_out, c_in, kh, kw = weight_shape
+    h_out, w_out = g.shape[2], g.shape[3]
+    x_cf = _channels_first(x, padding)                                       # (C_in, N, Hp, Wp)
+    g_flat = g.transpose(1, 0, 2, 3).reshape(c_out, -1)                      # (C_out, N*Ho*Wo)
+    grad = np.empty(weight_shape, dtype=np.result_type(g, x))
+    # TODO: for every offset (a, b), grad[:, :, a, b] = g_flat @ (the offset's window of x_cf
+    #       reshaped to (C_in, N*h_out*w_out)).T
+    # HINT: the same window as in conv2d_forward.
+    ### BEGIN SOLUTION
+    for a in range(kh):
+        for b in range(kw):
+            grad[:, :, a, b] = g_flat @ _window(x_cf, a, b, stride, h_out, w_out).reshape(c_in, -1).T
+    ### END SOLUTION
+    return grad
+
+
+def conv2d_grad(g, x, weight, bias=None, *, stride, padding):
+    """The rule of "conv2d": (dL/dx, dL/dw[, dL/db])."""
+    grad_x = conv2d_input_grad(g, weight.data, x.shape, stride, padding) if x.requires_grad else None
+    grads = (grad_x, conv2d_weight_grad(g, x.data, weight.shape, stride, padding))   # no dL/dx for an image
+    if bias is not None:
+        grads += (g.sum(axis=(0, 2, 3)),)
+    return grads
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0):
+    """The differentiable 2-D convolution of Tensors: x (N, C_in, H, W), weight
+    (C_out, C_in, K, K), bias (C_out,) or None -> (N, C_out, H_out, W_out)."""
+    stride, padding = int(stride), int(padding)
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    data = conv2d_forward(x.data, weight.data, None if bias is None else bias.data, stride, padding)
+    return x._result(data, "conv2d", *parents, stride=stride, padding=padding)
+
+
+GRADIENTS["conv2d"] = conv2d_grad
+
+
+class Conv2d(Module):
+    """A 2-D convolution layer: C_out kernels of size K x K over C_in channels (NCHW).
+
+    Weight (C_out, C_in, K, K) and bias (C_out,) start uniform in ±1/sqrt(C_in*K*K), as in
+    PyTorch, drawn from module 04's seeded generator (see manual_seed).
+
+    >>> Conv2d(1, 16, 3, padding=1)(Tensor(np.zeros((2, 1, 28, 28)))).shape
+    (2, 16, 28, 28)
+    """
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+        super().__init__()
+        if min(int(in_channels), int(out_channels), int(kernel_size), int(stride)) < 1 or int(padding) < 0:
+            raise ValueError(f"Conv2d needs positive channels, kernel_size and stride and padding >= 0, got "
+                             f"{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}, "
+                             f"padding={padding}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        bound = 1.0 / np.sqrt(self.in_channels * self.kernel_size ** 2)
+        shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
+        self.weight = Parameter(_layers._generator.uniform(-bound, bound, size=shape))
+        self.bias = Parameter(_layers._generator.uniform(-bound, bound, size=self.out_channels)) if bias else None
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{self!r} expects inputs of shape (N, {self.in_channels}, H, W), got {x.shape}")
+        return conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+
+# %% [markdown]
+# A check of all three gradients by finite differences (module 07's `gradcheck`), with a
+# stride and a padding:
+
+# %%
+_rng = np.random.default_rng(1)
+print(gradcheck(lambda x, w, b: conv2d(x, w, b, stride=2, padding=1),
+                [_rng.standard_normal((2, 2, 5, 5)), _rng.standard_normal((3, 2, 3, 3)), _rng.standard_normal(3)]))
+
+# %% [markdown]
+# ## Pooling: shrink the image, keep what matters
+#
+# After a convolution finds strokes, we rarely need to know their position to the pixel.
+# **Pooling** summarizes each K×K window (usually 2×2, stride 2) by one number, halving H
+# and W: the next convolution then sees a wider part of the digit for the same 3×3 cost.
+#
+# - **max pooling** keeps the largest value of each window. Its gradient goes, whole, to
+#   the position that was largest (the first one, on ties, as PyTorch);
+# - **average pooling** keeps the mean; its gradient is shared equally, `g / K²`.
+#
+# Both loop over the K×K offsets again: offset (a, b) of every window is one strided slice.
+#
+# ```
+# x = 1 3 | 2 0      max pool 2x2 -> 4 2      avg pool 2x2 -> 2.5 1.0
+#     4 2 | 1 1                      8 9                      6.0 5.0
+#     ----+----
+#     5 8 | 9 3
+#     6 5 | 7 1
+# ```
+
+# %%
+#| export
+def _pool_args(x, kernel_size, stride):
+    if x.ndim != 4:
+        raise ValueError(f"pooling expects (N, C, H, W), got shape {x.shape}")
+    stride = kernel_size if stride is None else int(stride)
+    h_out, w_out = output_size(x.shape[2], kernel_size, stride), output_size(x.shape[3], kernel_size, stride)
+    if h_out < 1 or w_out < 1:
+        raise ValueError(f"a {kernel_size}x{kernel_size} pooling window does not fit in {x.shape[2]}x{x.shape[3]}")
+    return stride, h_out, w_out
+
+
+def _offset(array, a, b, stride, h_out, w_out):
+    """Offset (a, b) of every pooling window of an (N, C, H, W) array: a strided view."""
+    return array[:, :, a:a + stride * (h_out - 1) + 1:stride, b:b + stride * (w_out - 1) + 1:stride]
+
+
+def max_pool2d(x, kernel_size=2, stride=None):
+    """The maximum of each K x K window (stride defaults to K): (N, C, H, W) -> (N, C, Ho, Wo)."""
+    kernel_size = int(kernel_size)
+    stride, h_out, w_out = _pool_args(x, kernel_size, stride)
+    out = _offset(x.data, 0, 0, stride, h_out, w_out).copy()
+    # TODO: for every offset (a, b), keep in `out` the larger of `out` and the offset's slice.
+    # HINT: np.maximum(out, slice, out=out) updates in place.
+    ### BEGIN SOLUTION
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            np.maximum(out, _offset(x.data, a, b, stride, h_out, w_out), out=out)
+    ### END SOLUTION
+    return x._result(out, "maxpool2d", x, kernel_size=kernel_size, stride=stride, out=out)
+
+
+def max_pool2d_grad(g, x, kernel_size, stride, out):
+    """Each window's gradient goes to the position that held its maximum: the first one, in
+    row-major order, when several tie (as PyTorch)."""
+    grad = np.zeros_like(x.data, dtype=g.dtype)
+    h_out, w_out = g.shape[2], g.shape[3]
+    taken = np.zeros(out.shape, dtype=bool)              # windows whose maximum was already found
+    # TODO: for every offset (a, b) in row-major order, the windows where the offset's slice of
+    #       x equals `out` and that are not yet taken receive g at that offset; mark them taken.
+    # HINT: _offset(grad, ...) is a view: `view += g * winner` writes into grad.
+    ### BEGIN SOLUTION
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            winner = (_offset(x.data, a, b, stride, h_out, w_out) == out) & ~taken
+            taken |= winner
+            _offset(grad, a, b, stride, h_out, w_out)[...] += g * winner
+    ### END SOLUTION
+    return (grad,)
+
+
+def avg_pool2d(x, kernel_size=2, stride=None):
+    """The mean of each K x K window (stride defaults to K): (N, C, H, W) -> (N, C, Ho, Wo)."""
+    kernel_size = int(kernel_size)
+    stride, h_out, w_out = _pool_args(x, kernel_size, stride)
+    out = np.zeros((x.shape[0], x.shape[1], h_out, w_out), dtype=x.dtype)
+    # TODO: add the slice of every offset (a, b) to `out`, then divide by the window's size K*K.
+    # HINT: the same loop as in max_pool2d, with += instead of np.maximum.
+    ### BEGIN SOLUTION
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            out += _offset(x.data, a, b, stride, h_out, w_out)
+    out /= kernel_size * kernel_size
+    ### END SOLUTION
+    return x._result(out, "avgpool2d", x, kernel_size=kernel_size, stride=stride)
+
+
+def avg_pool2d_grad(g, x, kernel_size, stride):
+    """Every position of a window receives 1/K² of its gradient."""
+    grad = np.zeros_like(x.data, dtype=g.dtype)
+    share = g / (kernel_size * kernel_size)
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            _offset(grad, a, b, stride, g.shape[2], g.shape[3])[...] += share
+    return (grad,)
+
+
+GRADIENTS["maxpool2d"] = max_pool2d_grad
+GRADIENTS["avgpool2d"] = avg_pool2d_grad
+
+
+class MaxPool2d(Module):
+    """Max pooling over K x K windows with stride S (default K).
+
+    >>> MaxPool2d(2)(Tensor(np.zeros((1, 16, 28, 28)))).shape
+    (1, 16, 14, 14)
+    """
+
+    def __init__(self, kernel_size=2, stride=None):
+        super().__init__()
+        if int(kernel_size) < 1 or (stride is not None and int(stride) < 1):
+            raise ValueError(f"MaxPool2d needs kernel_size >= 1 and stride >= 1, got {kernel_size}, {stride}")
+        self.kernel_size = int(kernel_size)
+        self.stride = self.kernel_size if stride is None else int(stride)
+
+    def forward(self, x):
+        return max_pool2d(x if isinstance(x, Tensor) else Tensor(x), self.kernel_size, self.stride)
+
+    def extra_repr(self):
+        return f"kernel_size={self.kernel_size}, stride={self.stride}"
+
+
+class AvgPool2d(MaxPool2d):
+    """Average pooling over K x K windows with stride S (default K)."""
+
+    def forward(self, x):
+        return avg_pool2d(x if isinstance(x, Tensor) else Tensor(x), self.kernel_size, self.stride)
+
+# %% [markdown]
+# ## Flatten: from images to vectors
+#
+# After the convolutions and pools, a `Linear` layer makes the decision. It wants
+# `(N, features)`: `Flatten` keeps the batch axis and joins the rest,
+# `(N, 32, 7, 7) -> (N, 1568)`. It is a `reshape`, whose gradient module 07 already knows.
+#
+# ## BatchNorm2d: keep every channel's scale in check
+#
+# Deeper CNNs train faster when each channel's activations are normalized: over the batch
+# and all pixels, per channel, subtract the mean and divide by the standard deviation, then
+# let the network choose its own scale `γ` and shift `β` (learned, one per channel):
+#
+# $$y = \gamma \cdot \frac{x - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}} + \beta$$
+#
+# In training, μ and σ² are the batch's own (σ² the biased variance, dividing by the count);
+# the layer also keeps **running** averages, `running = (1 - momentum)·running +
+# momentum·batch` (the variance's unbiased estimate here, as PyTorch), and in evaluation
+# mode (after `model.eval()`) uses those: a single test image has no batch to average over.
+# Written with Tensor operations (mean, subtract, power, ...), its gradient needs no new rule.
+
+# %%
+#| export
+class Flatten(Module):
+    """(N, d1, d2, ...) -> (N, d1*d2*...): keep the batch axis, join the others."""
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        return x.reshape(x.shape[0], -1)
+
+
+class BatchNorm2d(Module):
+    """Batch normalization per channel of (N, C, H, W) inputs, with running statistics.
+
+    weight (γ) starts at 1 and bias (β) at 0; running_mean at 0 and running_var at 1
+    (NumPy arrays, not Parameters: they are averaged, not learned).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1):
+        super().__init__()
+        if int(num_features) < 1 or not 0 <= momentum <= 1 or eps <= 0:
+            raise ValueError(f"BatchNorm2d needs num_features >= 1, eps > 0 and momentum in [0, 1], got "
+                             f"{num_features}, eps={eps}, momentum={momentum}")
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+        self.weight = Parameter(np.ones(self.num_features))
+        self.bias = Parameter(np.zeros(self.num_features))
+        self.running_mean = np.zeros(self.num_features, dtype=np.float32)
+        self.running_var = np.ones(self.num_features, dtype=np.float32)
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"{self!r} expects inputs of shape (N, {self.num_features}, H, W), got {x.shape}")
+        shape = (1, self.num_features, 1, 1)
+        # TODO: in training, normalize with the batch's mean and biased variance over axes
+        #       (0, 2, 3) (Tensor operations, so autograd differentiates them) and update the
+        #       running statistics (momentum, the unbiased variance); in evaluation, normalize
+        #       with the running statistics. Then scale by weight and shift by bias, per channel.
+        # HINT: count = N*H*W; unbiased = biased * count / (count - 1); reshape the per-channel
+        #       vectors to (1, C, 1, 1) to broadcast.
+        ### BEGIN SOLUTION
+        if self.training:
+            mean = x.mean(axis=(0, 2, 3), keepdims=True)                   # (1, C, 1, 1)
+            centred = x - mean
+            var = (centred * centred).mean(axis=(0, 2, 3), keepdims=True)  # biased
+            count = x.size // self.num_features
+            unbiased = var.data.reshape(-1) * count / max(count - 1, 1)
+            m = self.momentum
+            self.running_mean = ((1 - m) * self.running_mean + m * mean.data.reshape(-1)).astype(self.running_mean.dtype)
+            self.running_var = ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype)
+            normalized = centred / (var + self.eps) ** 0.5
+        else:
+            mean = Tensor(self.running_mean.reshape(shape), dtype=x.dtype)
+            std = Tensor(np.sqrt(self.running_var + self.eps).reshape(shape), dtype=x.dtype)
+            normalized = (x - mean) / std
+        ### END SOLUTION
+        return normalized * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def extra_repr(self):
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+# %% [markdown]
+# A small CNN for 28×28 digits, shape by shape (the `cnn` milestone's network):
+
+# %%
+manual_seed(0)
+_model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+                    Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+                    Flatten(), Linear(32 * 7 * 7, 64), ReLU(), Linear(64, 10))
+_h = Tensor(np.zeros((2, 1, 28, 28)))
+for _layer in _model.layers:
+    _h = _layer(_h)
+    print(f"{type(_layer).__name__:>10} -> {_h.shape}")
+print(f"parameters: {sum(p.size for p in _model.parameters()):,} "
+      f"(the MLP 784-128-10 has {784 * 128 + 128 + 128 * 10 + 10:,})")
+
+# %% [markdown]
+# ## Tests
+#
+# Each test cell checks one piece; the hidden parts (run by the grader) try more shapes,
+# strides and paddings. A first check of the whole: the convolution's rule is in module 07's
+# table, so `loss.backward()` reaches every weight of the network above.
+
+# %%
+#| test: conv_naive (2 points)
+def test_conv_naive():
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    out = conv2d_naive(x, w)
+    assert out.shape == (1, 1, 2, 2) and np.allclose(out, -4), (
+        f"conv2d_naive of 1..9 (3x3) with [[1, 0], [0, -1]]: expected [[-4, -4], [-4, -4]], got "
+        f"{out[0, 0].tolist()} (shape {out.shape}). out[i, j] = sum(patch * kernel) with the patch's "
+        "top-left corner at (i, j).")
+    out = conv2d_naive(x, w, bias=np.array([10.0]))
+    assert np.allclose(out, 6), f"with bias 10 every output should be 6, got {out[0, 0].tolist()}"
+    out = conv2d_naive(x, w, padding=1)
+    expected = [[-1, -2, -3, 0], [-4, -4, -4, 3], [-7, -4, -4, 6], [0, 7, 8, 9]]
+    assert np.allclose(out[0, 0], expected), (
+        f"with padding 1 (a border of zeros): expected {expected}, got {out[0, 0].tolist()}")
+
+test_conv_naive()
+### BEGIN HIDDEN TESTS
+_out = conv2d_naive(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), stride=2, padding=1)
+assert np.allclose(_out[0, 0], [[-1, -3], [-7, -4]]), (
+    f"with stride 2 and padding 1: expected [[-1, -3], [-7, -4]], got {_out[0, 0].tolist()}. "
+    "The patch of output (i, j) starts at (i*stride, j*stride) of the padded input.")
+_r = np.random.default_rng(5)
+_x, _w, _b = _r.standard_normal((2, 3, 5, 4)), _r.standard_normal((2, 3, 2, 2)), _r.standard_normal(2)
+_out = conv2d_naive(_x, _w, _b, stride=1, padding=0)
+assert _out.shape == (2, 2, 4, 3)
+assert np.isclose(_out[1, 1, 2, 0], np.sum(_x[1, :, 2:4, 0:2] * _w[1]) + _b[1]), "all input channels count"
+_out = conv2d_naive(_x, _w, _b, stride=3, padding=2)
+assert _out.shape == (2, 2, 3, 3), f"stride 3, padding 2 on 5x4 with K=2: shape (2, 2, 3, 3), got {_out.shape}"
+assert np.isclose(_out[0, 0, 1, 1], np.sum(np.pad(_x, ((0, 0), (0, 0), (2, 2), (2, 2)))[0, :, 3:5, 3:5] * _w[0]) + _b[0])
+### END HIDDEN TESTS
+
+# %%
+#| test: conv_forward (2 points)
+def test_conv_forward():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    for padding in (0, 1):
+        # the definition once more, by NumPy: every 3x3 window of the padded input, times w
+        windows = np.lib.stride_tricks.sliding_window_view(
+            np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))), (3, 3), axis=(2, 3))
+        expected = np.einsum("nchwab,ocab->nohw", windows, w) + b[None, :, None, None]
+        fast = conv2d_forward(x, w, b, 1, padding)
+        assert fast.shape == expected.shape and np.allclose(fast, expected), (
+            f"conv2d_forward differs from the definition with padding {padding}: largest difference "
+            f"{np.abs(fast - expected).max() if fast.shape == expected.shape else fast.shape}. Each "
+            "offset (a, b) adds w_kk[a, b] @ window(a, b).")
+    out = conv2d(Tensor(x[:, :, :4, :4]), Tensor(w), Tensor(b))
+    assert isinstance(out, Tensor) and out.dtype == np.float32 and out.shape == (2, 4, 2, 2), (
+        f"conv2d on float32 Tensors should give a float32 Tensor of shape (2, 4, 2, 2), got {out!r}")
+
+test_conv_forward()
+### BEGIN HIDDEN TESTS
+def _reference_conv(x, w, b, s, p):           # an oracle of its own, so a wrong conv2d_naive costs nothing here
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    k = w.shape[2]
+    ho, wo = (xp.shape[2] - k) // s + 1, (xp.shape[3] - k) // s + 1
+    out = sum(np.einsum("nchw,oc->nohw", xp[:, :, a:a + s * (ho - 1) + 1:s, c:c + s * (wo - 1) + 1:s], w[:, :, a, c])
+              for a in range(k) for c in range(k))
+    return out if b is None else out + b[None, :, None, None]
+
+
+_r = np.random.default_rng(6)
+for _shape, _k, _s, _p in [((1, 2, 7, 5), 3, 2, 1), ((3, 1, 8, 8), 2, 3, 2), ((2, 4, 5, 6), 5, 1, 2), ((1, 3, 4, 4), 1, 1, 0)]:
+    _x, _w, _b = _r.standard_normal(_shape), _r.standard_normal((3, _shape[1], _k, _k)), _r.standard_normal(3)
+    assert np.allclose(conv2d_forward(_x, _w, _b, _s, _p), _reference_conv(_x, _w, _b, _s, _p)), (_shape, _k, _s, _p)
+    assert np.allclose(conv2d_forward(_x, _w, None, _s, _p), _reference_conv(_x, _w, None, _s, _p))
+_x32 = _r.standard_normal((2, 3, 6, 6)).astype(np.float32)
+assert conv2d_forward(_x32, _r.standard_normal((2, 3, 3, 3)).astype(np.float32)).dtype == np.float32
+### END HIDDEN TESTS
+
+# %%
+#| test: conv_gradients (3 points)
+def test_conv_gradients():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    g = rng.standard_normal((2, 3, 5, 5))
+    # the input gradient by the definition: out[n, o, i, j] used x_padded[n, c, i + a, j + b]
+    expected = np.zeros((2, 2, 7, 7))
+    for a in range(3):
+        for b_ in range(3):
+            expected[:, :, a:a + 5, b_:b_ + 5] += np.einsum("noij,oc->ncij", g, w[:, :, a, b_])
+    got = conv2d_input_grad(g, w, x.shape, stride=1, padding=1)
+    assert got.shape == x.shape and np.allclose(got, expected[:, :, 1:6, 1:6]), (
+        "conv2d_input_grad (stride 1, padding 1) differs from the definition. It is the output "
+        "gradient, padded by K-1, convolved with the kernel flipped in both spatial axes and with "
+        "its in/out channels swapped, then cropped by `padding` on every side.")
+    got = conv2d_weight_grad(g, x, w.shape, stride=1, padding=1)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    assert np.allclose(got[:, :, 0, 2], np.einsum("noij,ncij->oc", g, xp[:, :, 0:5, 2:7])), (
+        "conv2d_weight_grad[:, :, a, b] should be the sum over images and pixels of g times the input "
+        "window of offset (a, b).")
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, stride=1, padding=1), [x[:1, :, :4, :4], w, b])
+
+test_conv_gradients()
+### BEGIN HIDDEN TESTS
+_r = np.random.default_rng(7)
+for _shape, _k, _s, _p in [((1, 2, 5, 5), 3, 2, 1), ((2, 1, 6, 5), 2, 3, 1), ((1, 2, 4, 6), 3, 2, 0)]:
+    assert gradcheck(lambda x, w, b, s=_s, p=_p: conv2d(x, w, b, stride=s, padding=p),
+                     [_r.standard_normal(_shape), _r.standard_normal((2, _shape[1], _k, _k)), _r.standard_normal(2)]), (_shape, _s, _p)
+assert gradcheck(lambda x, w: conv2d(x, w, None, stride=2, padding=2), [_r.standard_normal((1, 1, 5, 5)), _r.standard_normal((2, 1, 3, 3))])
+### END HIDDEN TESTS
+
+# %%
+#| test: conv2d_layer (2 points)
+def test_conv2d_layer():
+    manual_seed(3)
+    layer = Conv2d(3, 8, 3, stride=2, padding=1)
+    assert layer.weight.shape == (8, 3, 3, 3) and layer.bias.shape == (8,), (
+        f"Conv2d(3, 8, 3): weight (8, 3, 3, 3) and bias (8,), got {layer.weight.shape}, {layer.bias.shape}")
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    assert np.abs(layer.weight.data).max() <= 1 / np.sqrt(27), "initial weights lie in ±1/sqrt(C_in*K*K)"
+    out = layer(Tensor(np.ones((2, 3, 9, 9))))
+    assert out.shape == (2, 8, 5, 5), f"9x9 with K=3, stride 2, padding 1 gives 5x5, got {out.shape}"
+    out.sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.shape == layer.weight.shape, (
+        "after out.sum().backward() the weight must have a gradient: register conv2d's rule in GRADIENTS")
+    manual_seed(3)
+    assert np.array_equal(Conv2d(3, 8, 3).weight.data, layer.weight.data), "manual_seed must fix the weights"
+
+test_conv2d_layer()
+### BEGIN HIDDEN TESTS
+assert Conv2d(2, 4, 3, bias=False).bias is None and len(Conv2d(2, 4, 3, bias=False).parameters()) == 1
+assert Conv2d(1, 2, 3).weight.dtype == np.float32
+try:
+    Conv2d(3, 4, 3)(Tensor(np.zeros((1, 2, 5, 5))))
+    raise AssertionError("a 2-channel input to Conv2d(3, ...) must raise ValueError")
+except ValueError:
+    pass
+assert "conv2d" in GRADIENTS
+### END HIDDEN TESTS
+
+# %%
+#| test: max_pool (2 points)
+def test_max_pool():
+    x = Tensor([[[[1.0, 3, 2, 0], [4, 2, 1, 1], [5, 8, 9, 3], [6, 5, 7, 1]]]], requires_grad=True)
+    out = max_pool2d(x, 2)
+    assert out.shape == (1, 1, 2, 2) and np.allclose(out.data[0, 0], [[4, 2], [8, 9]]), (
+        f"max_pool2d 2x2 of the example: expected [[4, 2], [8, 9]], got {out.data[0, 0].tolist()}")
+    out.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    expected = [[0, 0, 2, 0], [1, 0, 0, 0], [0, 3, 4, 0], [0, 0, 0, 0]]
+    assert np.allclose(x.grad.data[0, 0], expected), (
+        f"each window's gradient goes to its maximum only: expected {expected}, got {x.grad.data[0, 0].tolist()}")
+    assert MaxPool2d(2)(Tensor(np.zeros((2, 3, 7, 7)))).shape == (2, 3, 3, 3), "7x7 pooled 2x2 gives 3x3"
+
+test_max_pool()
+### BEGIN HIDDEN TESTS
+_x = Tensor([[[[1.0, 1.0], [1.0, 0.0]]]], requires_grad=True)
+max_pool2d(_x, 2).sum().backward()
+assert np.allclose(_x.grad.data[0, 0], [[1, 0], [0, 0]]), "on ties only the first maximum (row-major) gets the gradient"
+_x = Tensor(np.arange(16.0).reshape(1, 1, 4, 4) % 5, requires_grad=True)
+_out = max_pool2d(_x, 2, stride=1)
+assert _out.shape == (1, 1, 3, 3)
+_out.sum().backward()
+assert _x.grad.data.sum() == 9, "overlapping windows (stride 1): each of the 9 windows sends 1"
+_r = np.random.default_rng(8)
+_v = _r.permutation(2 * 2 * 6 * 6).reshape(2, 2, 6, 6).astype(np.float64)
+assert gradcheck(lambda x: max_pool2d(x, 3, stride=2), [_v])
+### END HIDDEN TESTS
+
+# %%
+#| test: avg_pool_flatten (1 point)
+def test_avg_pool_flatten():
+    x = Tensor([[[[1.0, 3, 2, 0], [4, 2, 1, 1], [5, 8, 9, 3], [6, 5, 7, 1]]]], requires_grad=True)
+    out = AvgPool2d(2)(x)
+    assert np.allclose(out.data[0, 0], [[2.5, 1.0], [6.0, 5.0]]), (
+        f"avg_pool 2x2 of the example: expected [[2.5, 1], [6, 5]], got {out.data[0, 0].tolist()}")
+    out.sum().backward()
+    assert np.allclose(x.grad.data, 0.25), "each position of a 2x2 window gets 1/4 of its gradient"
+    flat = Flatten()(Tensor(np.zeros((5, 32, 7, 7))))
+    assert flat.shape == (5, 1568), f"Flatten of (5, 32, 7, 7) should be (5, 1568), got {flat.shape}"
+
+test_avg_pool_flatten()
+### BEGIN HIDDEN TESTS
+_r = np.random.default_rng(9)
+assert gradcheck(lambda x: avg_pool2d(x, 3, stride=2), [_r.standard_normal((1, 2, 7, 6))])
+assert np.allclose(avg_pool2d(Tensor(np.arange(9.0).reshape(1, 1, 3, 3)), 2, stride=1).data, [[[[2, 3], [5, 6]]]])
+### END HIDDEN TESTS
+
+# %%
+#| test: batchnorm (3 points)
+def test_batchnorm():
+    rng = np.random.default_rng(2)
+    x = Tensor(rng.standard_normal((8, 3, 4, 4)) * 5 + 2)
+    bn = BatchNorm2d(3)
+    out = bn(x)
+    mean, std = out.data.mean(axis=(0, 2, 3)), out.data.std(axis=(0, 2, 3))
+    assert np.allclose(mean, 0, atol=1e-5) and np.allclose(std, 1, atol=1e-3), (
+        f"in training, each channel is normalized with the batch's statistics: expected mean 0 and "
+        f"std 1 per channel, got means {mean} and stds {std}")
+    expected = 0.9 * 0 + 0.1 * x.data.mean(axis=(0, 2, 3))
+    assert np.allclose(bn.running_mean, expected, atol=1e-5), (
+        f"running_mean after one batch (momentum 0.1): expected {expected}, got {bn.running_mean}")
+    bn.eval()
+    out = bn(x)
+    assert not np.allclose(out.data.mean(axis=(0, 2, 3)), 0, atol=1e-2), (
+        "in evaluation mode BatchNorm2d must use the running statistics, not the batch's")
+    assert gradcheck(lambda x, g, b: _bn_train(x, g, b), [rng.standard_normal((2, 2, 2, 3)), [1.5, 0.5], [0.1, -0.2]])
+
+
+def _bn_train(x, gamma, beta):
+    layer = BatchNorm2d(2)
+    layer.weight, layer.bias = gamma, beta
+    return layer(x)
+
+test_batchnorm()
+### BEGIN HIDDEN TESTS
+_r = np.random.default_rng(10)
+_x = _r.standard_normal((4, 2, 3, 3)) * 3 + 1
+_bn = BatchNorm2d(2, momentum=0.5)
+_bn(Tensor(_x))
+assert np.allclose(_bn.running_var, 0.5 + 0.5 * _x.var(axis=(0, 2, 3), ddof=1), atol=1e-4), \
+    "running_var uses the unbiased variance (divide by count - 1), as PyTorch"
+assert np.allclose(_bn.running_mean, 0.5 * _x.mean(axis=(0, 2, 3)), atol=1e-5), "momentum weighs the new batch"
+_bn.eval()
+_expected = (_x - _bn.running_mean.reshape(1, 2, 1, 1)) / np.sqrt(_bn.running_var.reshape(1, 2, 1, 1) + 1e-5)
+assert np.allclose(_bn(Tensor(_x)).data, _expected, atol=1e-4), "eval: (x - running_mean) / sqrt(running_var + eps)"
+### END HIDDEN TESTS
+
+# %%
+#| test: small_cnn (2 points)
+def test_small_cnn():
+    from tinytorch.core.losses import CrossEntropyLoss
+    from tinytorch.core.optimizers import SGD
+    rng = np.random.default_rng(4)
+    # two classes: a vertical or a horizontal bar somewhere in an 8x8 image
+    x, y = np.zeros((32, 1, 8, 8), dtype=np.float32), np.arange(32) % 2
+    for n in range(32):
+        i = rng.integers(0, 8)
+        if y[n]:
+            x[n, 0, i, :] = 1
+        else:
+            x[n, 0, :, i] = 1
+    manual_seed(0)
+    model = Sequential(Conv2d(1, 4, 3, padding=1), ReLU(), MaxPool2d(2), Flatten(), Linear(64, 2))
+    optimizer, loss_fn = SGD(model.parameters(), lr=0.1, momentum=0.9), CrossEntropyLoss()
+    losses = []
+    for _ in range(30):
+        loss = loss_fn(model(Tensor(x)), Tensor(y, dtype=np.int64))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    accuracy = np.mean(model(Tensor(x)).data.argmax(axis=1) == y)
+    assert losses[-1] < 0.5 * losses[0] and accuracy == 1.0, (
+        f"a small CNN should learn vertical vs horizontal bars in 30 steps: loss {losses[0]:.3f} -> "
+        f"{losses[-1]:.3f}, accuracy {accuracy:.2f}. Check the gradients of conv2d and max_pool2d.")
+
+test_small_cnn()
+
+# %% [markdown]
+# ## What you built, and what comes next
+#
+# Convolution (written as its definition, then as nine matrix multiplies), its three
+# gradients (the input's is itself a convolution with the flipped kernel), max and average
+# pooling, `Flatten` and `BatchNorm2d`, each recording its graph so `loss.backward()` needs
+# nothing more. Run `tito milestone cnn`: the network above trains on the same digits with
+# the same Trainer as the MLP and passes it by more than two points.
+#
+# Training still feeds the Trainer whole NumPy arrays held in memory and cuts batches by
+# index. CIFAR-10's 50,000 colour images, shuffled and augmented, call for something that
+# streams batches: **one sample at a time is too slow**, and module 10 builds the DataLoader.
+# Module 15 then replaces the nine matrix multiplies by one (im2col) and measures the gain.
