@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from autograder import tools_on_path
-from autograder.execute import DEFAULT_TIMEOUT, executor_settings
+from autograder.execute import DEFAULT_TIMEOUT, executor_settings, kernel_sockets
 
 DEFAULT_MEMORY_MB = 4096  # address space per grading process (the worker and its kernel each)
 GRADES_DIR = "grades"
@@ -56,6 +56,8 @@ def nbgrader_config(root: Path, *, database: Path | None = None, timeout: int = 
     config.NbGraderAPI.log_level = logging.ERROR
     for key, value in executor_settings(timeout).items():
         setattr(config.Execute, key, value)
+    for key, value in kernel_sockets().items():
+        setattr(config.KernelManager, key, value)
     # a deleted test cell comes back (nbgrader inserts the original after the cell before it)
     config.OverwriteCells.add_missing_cells = True
     # feedback: nbgrader's own steps, plus one that keeps hidden tests out (autograder/feedback.py)

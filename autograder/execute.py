@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -56,6 +58,16 @@ def executor_settings(timeout: int = DEFAULT_TIMEOUT) -> dict:
     }
 
 
+def kernel_sockets() -> dict:
+    """KernelManager settings: the kernel talks over IPC sockets with a name of its own instead
+    of TCP ports. Two kernels started at once (grading workers, parallel tests) can otherwise
+    race for the same free port and one dies at birth ("Address already in use")."""
+    folder = Path(tempfile.gettempdir()) / f"tito-kernels-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    # the kernel manager removes its socket files when the kernel shuts down
+    return {"transport": "ipc", "ip": str(folder / uuid.uuid4().hex)}
+
+
 @contextlib.contextmanager
 def kernel_environment(package_dir: Path | None) -> Iterator[None]:
     """The kernel inherits this process's environment when it starts: set it, then restore."""
@@ -92,7 +104,9 @@ def execute(
     from nbgrader.preprocessors import ClearOutput, Execute
 
     notebook, resources = ClearOutput().preprocess(notebook, {})
-    executor = Execute(**executor_settings(timeout))
+    from traitlets.config import Config
+
+    executor = Execute(config=Config({"KernelManager": kernel_sockets()}), **executor_settings(timeout))
     resources = {"metadata": {"path": str(cwd)}}
     with kernel_environment(package_dir):
         notebook, _ = executor.preprocess(notebook, resources)

@@ -60,4 +60,4 @@ def test_doctor_reports_the_workspace(tmp_path, monkeypatch):
     invoke("system", "doctor", expected_output="Ada Lovelace <ada@example.org>")
     (tmp_path / "ws/.tito/progress.json").write_text("{not json")
     result = invoke("system", "doctor", expected_code=1)
-    assert "progress.json is unreadable" in result.output and "tito status" in result.output
+    assert "✗ workspace:" in result.output and "rebuilds progress" in result.output
