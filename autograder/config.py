@@ -68,7 +68,7 @@ def nbgrader_config(root: Path, *, database: Path | None = None, timeout: int = 
 
 
 @contextlib.contextmanager
-def _quick_new_gradebooks() -> Iterator[None]:
+def quick_new_gradebooks() -> Iterator[None]:
     """nbgrader stamps a new gradebook with its schema's alembic revision by running the
     `alembic heads` command (seconds); read the same revision from nbgrader's migration
     scripts in this process instead."""
@@ -112,7 +112,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
     from tito.console import TitoError
 
     tools_on_path()
-    with _quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:
+    with quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:
         for module in modules:
             folder = Path(scratch) / "source" / module.slug
             folder.mkdir(parents=True)

@@ -276,10 +276,11 @@ def release_notebooks(
     from traitlets.config import Config
 
     from autograder import tools_on_path
+    from autograder.config import quick_new_gradebooks
 
     tools_on_path()
     released = {}
-    with tempfile.TemporaryDirectory(prefix="tito-build-") as scratch:
+    with quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-build-") as scratch:
         root = Path(scratch)
         for module in modules:
             folder = root / "source" / module.slug
