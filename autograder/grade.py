@@ -74,6 +74,7 @@ class Row:
     notes: list[str] = field(default_factory=list)
     submitted_at: str | None = None
     feedback: str | None = None  # relative to the nbgrader course root
+    repairs: list[str] = field(default_factory=list)  # what was put right before grading
 
     def _ids(self, *statuses: str) -> list[str]:
         return [c.grade_id for c in self.cells if c.status in statuses]
@@ -101,6 +102,7 @@ class Row:
             "timeouts": self.timeouts,
             "errors": self.errors,
             "notes": self.notes,
+            "repairs": self.repairs,
             "submitted_at": self.submitted_at,
             "feedback": self.feedback,
             "cells": [c.to_dict() for c in self.cells],
@@ -197,7 +199,7 @@ def _replace_tree(source: str | None, target: Path) -> None:
 
 
 def _problem_page(row: Row) -> str:
-    notes = "".join(f"<li>{html.escape(note)}</li>" for note in row.notes)
+    notes = "".join(f"<li>{html.escape(note)}</li>" for note in [*row.repairs, *row.notes])
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>{html.escape(row.module)}: not graded</title></head><body>\n"
@@ -253,6 +255,7 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
     row = Row(
         student, slug, status, score, max_score, cells, notes, _iso(job.get("timestamp")),
         feedback=(feedback / f"{slug}.html").relative_to(root).as_posix(),
+        repairs=list(outcome.get("repairs", [])),
     )
     if status != GRADED:
         feedback.mkdir(parents=True, exist_ok=True)
@@ -352,6 +355,7 @@ def grade(
                 "result": str(scratch / "jobs" / f"{number}.json"),
                 "template_db": str(template),
                 "release": str(release),
+                "source": str(root / "source" / submission.module / f"{submission.module}.ipynb"),
                 "package_root": str(course.package_root),
                 "course_root": str(course.root),
                 "protected": protected,

@@ -195,8 +195,11 @@ def _reference_check(module: Module, row) -> Check:
     name = "reference scores full marks"
     if row is None:
         return Check(module.slug, name, False, "not graded")
-    ok = row.status == "graded" and row.max_score > 0 and row.score == row.max_score and not row.notes
-    why = [*row.notes, *(f"{c.grade_id}: {c.message}" for c in row.cells if not c.passed)]
+    ok = (
+        row.status == "graded" and row.max_score > 0 and row.score == row.max_score
+        and not row.notes and not row.repairs
+    )
+    why = [*row.repairs, *row.notes, *(f"{c.grade_id}: {c.message}" for c in row.cells if not c.passed)]
     detail = f"{row.score:g}/{row.max_score:g}" + ("" if ok else f" ({row.status}; {'; '.join(why)})")
     return Check(module.slug, name, ok, detail)
 
@@ -209,7 +212,7 @@ def _release_check(module: Module, row) -> Check:
     if row.status != "graded":
         problems.append(f"the grader could not run it ({row.status}: {'; '.join(row.notes)})")
     else:
-        problems += row.notes
+        problems += row.repairs + row.notes
     problems += [f"{c.grade_id} earns {c.points:g}" for c in row.cells if c.points]
     problems += [f"{c.grade_id} fails without a message" for c in row.cells if not c.passed and not c.message]
     if row.score:

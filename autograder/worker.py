@@ -77,61 +77,34 @@ def _failure_reason(result: dict, memory_mb: int) -> str:
     return "nbgrader could not grade it: " + _last_line(text)
 
 
-def check_cells(notebook, release, source_checksums: dict[str, str]) -> list[str]:
-    """Notes on graded cells the student edited or deleted, found with nbgrader's checksums.
+def repair_notebook(notebook, job: dict):
+    """The submission in the course's shape, and what was repaired (one line each): test
+    cells from the nbgrader source notebook (hidden tests included), solution cells matched
+    back, copies and added cells resolved (autograder/restore.py). nbgrader's own
+    autograde then finds nothing to overwrite, duplicate or put back."""
+    import nbformat
 
-    A test cell is untouched when its checksum equals the release notebook's (the student's
-    copy) or the gradebook's (the full original, e.g. an instructor grading the source)."""
-    from nbgrader.utils import compute_checksum, is_grade, is_locked, is_solution
+    from autograder.restore import describe, normalize
 
-    expected = {}
-    solutions = set()
-    for cell in release.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade_id") and is_grade(cell) and is_locked(cell):
-            expected[meta["grade_id"]] = {meta.get("checksum"), source_checksums.get(meta["grade_id"])}
-        elif meta.get("grade_id") and is_solution(cell):
-            solutions.add(meta["grade_id"])
-    notes, seen = [], set()
-    for cell in notebook.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
-        if not grade_id:
-            continue
-        if grade_id in seen:
-            if grade_id in expected:
-                notes.append(f"test cell '{grade_id}' appears twice: nbgrader grades the first")
-            continue
-        seen.add(grade_id)
-        if grade_id not in expected:
-            continue
-        try:
-            checksum = compute_checksum(cell)
-        except (KeyError, TypeError, ValueError, AttributeError):
-            checksum = None
-        if checksum not in expected[grade_id]:
-            notes.append(f"test cell '{grade_id}' was edited: graded with the original")
-    for grade_id in sorted(set(expected) - seen):
-        notes.append(f"test cell '{grade_id}' was deleted: nbgrader put the original back")
-    for grade_id in sorted(solutions - seen):
-        notes.append(f"solution cell '{grade_id}' is missing (deleted, or its metadata removed)")
-    return notes
+    release = nbformat.read(job["release"], as_version=4)
+    source = nbformat.read(job["source"], as_version=4)
+    repaired, repairs = normalize(notebook, source, compare_to=release)
+    return repaired, describe(repairs)
 
 
 def grade_one(job: dict) -> dict:
     """Grade one submission in a private scratch course; return the outcome (JSON-able)."""
     import nbformat
-    from nbgrader.api import Gradebook
     from nbgrader.apps import NbGraderAPI
     from nbgrader.utils import parse_utc
 
-    from autograder.config import db_url, nbgrader_config
+    from autograder.config import nbgrader_config
     from autograder.execute import kernel_environment, results
 
     student, slug = job["student"], job["module"]
     scratch = Path(job["scratch"])
     root = scratch / "course"
-    outcome = {"status": "graded", "cells": [], "notes": [], "autograded": None, "feedback": None}
+    outcome = {"status": "graded", "cells": [], "notes": [], "repairs": [], "autograded": None, "feedback": None}
     submitted = Path(job["notebook"])
     if not submitted.is_file():
         outcome.update(status="missing", notes=[f"no {slug}.ipynb in the submission"])
@@ -162,13 +135,11 @@ def grade_one(job: dict) -> dict:
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
 
-    with Gradebook(db_url(root)) as gradebook:
-        source_checksums = {
-            cell.name: cell.checksum
-            for cell in gradebook.find_notebook(slug, slug).source_cells
-        }
-    release = nbformat.read(job["release"], as_version=4)
-    outcome["notes"].extend(check_cells(notebook, release, source_checksums))
+    try:
+        notebook, outcome["repairs"] = repair_notebook(notebook, job)
+        nbformat.write(notebook, str(target / f"{slug}.ipynb"))
+    except Exception as error:  # noqa: BLE001 - graded as handed in, and said so
+        outcome["notes"].append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
 
     before = fingerprint(job.get("protected", []))
     api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"]))
@@ -181,7 +152,7 @@ def grade_one(job: dict) -> dict:
     else:
         outcome["cells"] = [r.to_dict() for r in results(nbformat.read(str(graded), as_version=4))]
         outcome["autograded"] = str(graded.parent)
-        api.config.GraderNotes.notes = list(outcome["notes"])
+        api.config.GraderNotes.notes = [*outcome.get("repairs", []), *outcome["notes"]]
         feedback = api.generate_feedback(slug, student, force=True)
         page = root / "feedback" / student / slug / f"{slug}.html"
         if feedback.get("success") and page.is_file():

@@ -94,9 +94,11 @@ def show_run(run, workspace: Workspace) -> None:
     for line in run.synced:
         say(f"[dim]sync:[/] {line}")
     if run.repairs:
+        from autograder.restore import describe
+
         warn(
             "the tests ran on the original test cells (your notebook is not changed):\n"
-            + "\n".join(f"  • {repair.message}" for repair in run.repairs)
+            + "\n".join(f"  • {line}" for line in describe(run.repairs))
         )
     console.print(results_table(run))
     shown = {first_lines(r.message, 1) for r in run.results if not r.passed}

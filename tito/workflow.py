@@ -281,7 +281,11 @@ def complete(workspace: Workspace, module: Module, progress: Progress) -> Comple
     done = Completion(run, was_complete=was_complete)
     if not run.passed:
         return done
-    notebook = read_notebook(workspace.notebook_path(module), fix_hint(module))
+    from autograder.restore import restore_graded_cells
+
+    # export what was tested: an unchanged copy of a stub, removed for the test, stays out
+    student = read_notebook(workspace.notebook_path(module), fix_hint(module))
+    notebook, _ = restore_graded_cells(student, read_notebook(workspace.release_notebook(module)))
     done.exported, probe = export(workspace, module, notebook)
     if "identity" in probe:
         info = probe["identity"]

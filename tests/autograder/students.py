@@ -22,6 +22,7 @@ class Expected:
     timeouts: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # each must appear in one of the row's notes
+    repairs: list[str] | None = None  # the row's repairs, exactly (None: not checked)
 
 
 def _grade_id(cell) -> str | None:
@@ -78,12 +79,13 @@ def class_of_module_01(root: Path) -> dict[str, tuple[object, Expected]]:
     first.source = first.source.replace("import numpy as np", "import numpy_is_not_here as np")
 
     return {
-        "correct": (solved(root), Expected(5)),
+        "correct": (solved(root), Expected(5, repairs=[])),
         "partial": (wrong_identity(root), Expected(4, failed=["setup_identity"])),
         "empty": (release, Expected(0, errors=["setup_identity", "setup_parse_version", "setup_environment"])),
         "looping": (looping, Expected(3, timeouts=["setup_environment"], notes=["time limit"])),
-        "tampering": (tampering, Expected(4, failed=["setup_identity"], notes=["test cell 'setup_identity' was edited"])),
-        "deleting": (deleting, Expected(5, notes=["test cell 'setup_environment' was deleted"])),
+        "tampering": (tampering, Expected(4, failed=["setup_identity"], repairs=[
+            "test cell 'setup_identity' was changed: the original was run instead"])),
+        "deleting": (deleting, Expected(5, repairs=["test cell 'setup_environment' was missing: the original was put back"])),
         "invalid-json": ('{"cells": [ this is not JSON', Expected(0, status="invalid", notes=["not a valid notebook"])),
         "missing-import": (missing_import, Expected(3, errors=["setup_environment"])),
     }
@@ -109,6 +111,8 @@ def check_row(row: dict, expected: Expected) -> None:
         assert any(note in line for line in row["notes"]), f"'{note}' not in the notes of {who}"
     if not expected.notes:
         assert row["notes"] == [], who
+    if expected.repairs is not None:
+        assert row["repairs"] == expected.repairs, who
 
 
 def hidden_lines(source_notebook: Path, release_notebook: Path) -> list[str]:

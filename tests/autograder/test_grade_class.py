@@ -87,7 +87,7 @@ def test_a_class_is_graded_exactly_and_a_regrade_is_identical(tmp_path):
     assert "hidden tests ran here" in _feedback_text(root / "feedback/correct" / SLUG / f"{SLUG}.html")
     assert "not a valid notebook" in _feedback_text(root / "feedback/invalid-json" / SLUG / f"{SLUG}.html")
     tampered = _feedback_text(root / "feedback/tampering" / SLUG / f"{SLUG}.html")
-    assert "Notes from the grader test cell 'setup_identity' was edited" in tampered
+    assert "Notes from the grader test cell 'setup_identity' was changed: the original was run instead" in tampered
     # the graded notebooks keep everything, for the instructor
     graded = (root / "autograded/correct" / SLUG / f"{SLUG}.ipynb").read_text()
     assert all(json.dumps(line)[1:-1] in graded for line in hidden[:3])

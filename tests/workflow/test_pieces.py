@@ -78,7 +78,11 @@ def test_a_test_cell_turned_into_markdown_is_put_back_as_code():
     index = student.cells.index(cell)
     student.cells[index] = nbformat.v4.new_markdown_cell(cell.source, metadata=cell.metadata, id=cell.id)
     fixed, repairs = restore_graded_cells(student, release())
-    assert fixed.cells[index].cell_type == "code" and [r.kind for r in repairs] == ["edited"]
+    assert fixed.cells[index].cell_type == "code" and [r.kind for r in repairs] == ["retyped"]
+    assert repairs[0].message == (
+        f"test cell '{cell.metadata.nbgrader.grade_id}' had been turned into markdown: "
+        "the original code cell was run"
+    )
 
 
 def test_hidden_tests_are_restored_but_not_reported_when_compared_with_the_release():

@@ -32,7 +32,7 @@ def _summary_table(report) -> Table:
             ", ".join(row.failed) or "-",
             ", ".join(row.timeouts) or "-",
             ", ".join(row.errors) or "-",
-            "; ".join(([row.status] if row.status != "graded" else []) + row.notes) or "-",
+            "; ".join(([row.status] if row.status != "graded" else []) + row.repairs + row.notes) or "-",
         )
     return table
 

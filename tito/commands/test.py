@@ -60,6 +60,8 @@ def run(
 
 
 def _test_all(ws: Workspace, progress, timeout: int | None) -> None:
+    from autograder.restore import describe
+
     completed = [m for m in ws.course.modules if progress.state(m.slug) == COMPLETE]
     if not completed:
         say("No module is complete yet: nothing to re-test.")
@@ -76,8 +78,8 @@ def _test_all(ws: Workspace, progress, timeout: int | None) -> None:
                 table.add_row(module.label, "", "[red]✗ not run[/]", error.message)
                 failures += 1
                 continue
-        for line in result.repairs:
-            report.warn(f"{module.label}: {line.message}")
+        for line in describe(result.repairs):
+            report.warn(f"{module.label}: {line}")
         failures += not result.passed
         table.add_row(
             module.label,
