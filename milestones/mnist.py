@@ -161,8 +161,10 @@ def text_confusion(confusion: list[list[int]]) -> list[str]:
     return lines
 
 
-def save_plot(result: Result, path: str) -> str | None:
-    """Save the curves and the confusion matrix as a PNG at `path`; None without matplotlib."""
+def save_plot(result: Result, path: str, title: str | None = None, labels: list[str] | None = None) -> str | None:
+    """Save the curves and the confusion matrix as a PNG at `path`; None without matplotlib.
+    `title` names the curves (default: this milestone's MLP); `labels` names the classes (default:
+    the digits)."""
     try:
         import matplotlib
 
@@ -182,12 +184,16 @@ def save_plot(result: Result, path: str) -> str | None:
     accuracy.set_ylabel("accuracy")
     curves.legend(loc="center right")
     accuracy.legend(loc="lower right")
-    curves.set_title(f"MLP 784-{HIDDEN}-10, SGD + momentum: test {100 * result.test_accuracy:.1f}%")
+    curves.set_title(title or f"MLP 784-{HIDDEN}-10, SGD + momentum: test {100 * result.test_accuracy:.1f}%")
     matrix.imshow(result.confusion, cmap="Blues")
-    matrix.set_xticks(range(CLASSES))
-    matrix.set_yticks(range(CLASSES))
+    if labels:
+        matrix.set_xticks(range(len(labels)), labels, rotation=60)
+        matrix.set_yticks(range(len(labels)), labels)
+    else:
+        matrix.set_xticks(range(CLASSES))
+        matrix.set_yticks(range(CLASSES))
     matrix.set_xlabel("read as")
-    matrix.set_ylabel("true digit")
+    matrix.set_ylabel("true class" if labels else "true digit")
     matrix.set_title("confusion matrix (test images)")
     for t, row in enumerate(result.confusion):
         for p, n in enumerate(row):
@@ -197,6 +203,16 @@ def save_plot(result: Result, path: str) -> str | None:
     figure.savefig(path, dpi=100)
     plt.close(figure)
     return os.path.abspath(path)
+
+
+def say_plot(saved: str | None, requested: str | None, say) -> None:
+    """Say where save_plot put the PNG, or why there is none."""
+    if saved:
+        say(f"\nplot: the curves and the confusion matrix are saved to {saved}")
+    elif requested:
+        say(f"\nplot: matplotlib is not installed, so {requested} was not written (pip install matplotlib)")
+    else:
+        say("\nplot: matplotlib is not installed; the text above is the curve (pip install matplotlib for a PNG)")
 
 
 def verdict(result: Result) -> str:
@@ -256,14 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     say(f"\nconfusion matrix on the {result.test_size:,} test images (test loss {result.test_loss:.4f}):")
     for line in text_confusion(result.confusion):
         say(line)
-    path = args.plot or "mnist_training.png"
-    saved = save_plot(result, path)
-    if saved:
-        say(f"\nplot: the curves and the confusion matrix are saved to {saved}")
-    elif args.plot:
-        say(f"\nplot: matplotlib is not installed, so {args.plot} was not written (pip install matplotlib)")
-    else:
-        say("\nplot: matplotlib is not installed; the text above is the curve (pip install matplotlib for a PNG)")
+    say_plot(save_plot(result, args.plot or "mnist_training.png"), args.plot, say)
     print(verdict(result), flush=True)
     return 0 if result.passed else 1
 

@@ -162,6 +162,27 @@ class Parameter(Tensor):
 #   `load_state_dict(state)` writes such a snapshot back, after checking that the names and
 #   the shapes fit, and raises a `ValueError` that names the problem otherwise.
 #
+# ### Buffers: state that is saved but not learned
+#
+# Some layers keep numbers that are not weights: module 09's `BatchNorm2d` keeps a running
+# mean and variance of what it has seen, averaged during training and used in evaluation. The
+# optimizer must not touch them (they have no gradient), but a saved model without them would
+# evaluate differently once loaded, and a training run resumed from a checkpoint would not
+# continue as the uninterrupted one. PyTorch calls them **buffers**, and so do we:
+#
+# ```python
+# self.register_buffer("running_mean", np.zeros(16, dtype=np.float32))   # in __init__
+# self.running_mean = 0.9 * self.running_mean + 0.1 * batch_mean        # later: still a buffer
+# ```
+#
+# `register_buffer(name, array)` (given) stores a NumPy array in `self._buffers` and as the
+# attribute `name`; assigning a new array to that name later keeps it registered.
+# `named_buffers()` (given) walks the tree like `named_parameters()`: `1.running_mean`, ...
+# So `state_dict()` holds **the parameters, then the buffers**, and `load_state_dict()`
+# restores both. `parameters()` never returns a buffer: nothing learns it. `_state_arrays()`
+# (given) yields every `(name, array)` that `state_dict` saves: each parameter's `.data`,
+# then each buffer.
+#
 # `__repr__` (given) prints the tree, using each module's `extra_repr()`:
 #
 # ```
@@ -183,16 +204,24 @@ def _describe(name, extra, children):
     return f"{name}(\n  {body}\n)"
 
 
+def _buffer_array(value):
+    """A buffer's value as a NumPy array (a Tensor gives its array), or None."""
+    if value is None:
+        return None
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
 class Module:
-    """The base class of every layer and model: it owns Parameters and child Modules.
+    """The base class of every layer and model: it owns Parameters, buffers and child Modules.
 
     Subclasses call `super().__init__()` first, assign their Parameters and sub-Modules as
     attributes, and implement `forward(x)` and (until module 07) `backward(grad_output)`.
     """
 
     def __init__(self):
-        # object.__setattr__ bypasses our own __setattr__, which needs these two to exist
+        # object.__setattr__ bypasses our own __setattr__, which needs these to exist
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
         self.training = True
 
@@ -201,6 +230,13 @@ class Module:
             raise AttributeError(
                 f"cannot assign {type(value).__name__} '{name}' before Module.__init__() ran: "
                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:                       # a registered buffer (given, see register_buffer)
+            if not isinstance(value, (Parameter, Module)):
+                buffers[name] = _buffer_array(value)
+                object.__setattr__(self, name, buffers[name])
+                return
+            del buffers[name]                     # a Parameter or Module takes the name over
         # TODO: register the value under `name`: a Parameter in self._parameters, a Module in
         #       self._modules. Remove `name` from the registry it no longer belongs to (from
         #       both, for any other value, e.g. None). Then set the attribute as usual.
@@ -245,6 +281,39 @@ class Module:
         """The direct sub-Modules, in definition order."""
         return list(self._modules.values())
 
+    def register_buffer(self, name, array):
+        """Keep `array` (a NumPy array, or None) as state that is saved with the weights but not
+        learned, e.g. BatchNorm2d's running statistics: `self.name`, in state_dict(), never in
+        parameters(). Assigning to `self.name` later keeps it a buffer."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(f"cannot register buffer '{name}' before Module.__init__() ran: "
+                                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer name is a non-empty string without '.', got {name!r}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: '{name}' is already a parameter or a sub-module of "
+                           f"{type(self).__name__}")
+        self._buffers[name] = _buffer_array(array)
+        object.__setattr__(self, name, self._buffers[name])
+
+    def named_buffers(self, prefix="", memo=None):
+        """Yield (dotted name, array) for this module's buffers, then its children's,
+        recursively (`1.running_mean`, ...), each array once; buffers set to None are skipped."""
+        memo = set() if memo is None else memo    # ids: NumPy arrays do not hash
+        for name, buffer in self._buffers.items():
+            if buffer is not None and id(buffer) not in memo:
+                memo.add(id(buffer))
+                yield prefix + name, buffer
+        for name, child in self._modules.items():
+            yield from child.named_buffers(prefix + name + ".", memo)
+
+    def _state_arrays(self):
+        """(dotted name, array) of everything state_dict saves: each parameter's array, then
+        each buffer. Writing into these arrays changes the module."""
+        for name, param in self.named_parameters():
+            yield name, param.data
+        yield from self.named_buffers()
+
     def train(self, mode=True):
         """Set training mode (mode=True) or evaluation mode on this module and every
         descendant. Returns self, so `model = Model().train()` works."""
@@ -273,44 +342,45 @@ class Module:
 
     # ---- saving and loading -------------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: a copy of the parameter's array}: a snapshot of the weights."""
-        # TODO: map each name of named_parameters() to a copy of that parameter's data.
+        """{dotted name: a copy of the array}: a snapshot of the weights, then the buffers."""
+        # TODO: map each name of self._state_arrays() (every parameter, then every buffer) to a
+        #       copy of its array.
         # HINT: array.copy(). Without it, the snapshot changes when the weights do.
         ### BEGIN SOLUTION
-        return {name: param.data.copy() for name, param in self.named_parameters()}
+        return {name: array.copy() for name, array in self._state_arrays()}
         ### END SOLUTION
 
     def load_state_dict(self, state):
-        """Copy the arrays of `state` (as made by state_dict) into the parameters.
+        """Copy the arrays of `state` (as made by state_dict) into the parameters and buffers.
 
         Raises ValueError, and changes nothing, when a name is missing or unexpected or a
         shape differs; the message names the keys (and both shapes).
         """
-        own = dict(self.named_parameters())
+        own = dict(self._state_arrays())          # name -> the array that holds its values
         # TODO: 1. missing = own names not in state; unexpected = state names not in own: if
         #          any, raise ValueError("load_state_dict: missing keys [...]; unexpected
         #          keys [...]").
         #       2. for each name, if the shapes differ, raise ValueError naming the key and
         #          both shapes, e.g. "load_state_dict: 'layer1.weight' has shape (3, 2) in the
         #          state but (2, 3) in the model".
-        #       3. only then copy each array into its parameter (a copy, keeping the dtype).
+        #       3. only then copy each value into its array (a copy, keeping the dtype).
         # HINT: check everything before changing anything. A value may be a Tensor (use
-        #       .data) or an array. param.data[...] = value copies into the existing array.
+        #       .data) or an array. array[...] = value copies into the existing array.
         ### BEGIN SOLUTION
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
         if missing or unexpected:
             raise ValueError(f"load_state_dict: missing keys {missing}; unexpected keys {unexpected}")
         values = {}
-        for name, param in own.items():
+        for name, array in own.items():
             value = state[name]
             value = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if value.shape != param.shape:
+            if value.shape != array.shape:
                 raise ValueError(f"load_state_dict: {name!r} has shape {value.shape} in the state "
-                                 f"but {param.shape} in the model")
+                                 f"but {array.shape} in the model")
             values[name] = value
-        for name, param in own.items():
-            param.data[...] = values[name]
+        for name, array in own.items():
+            array[...] = values[name]
         ### END SOLUTION
 
     # ---- what subclasses provide ------------------------------------------------------------
@@ -339,11 +409,12 @@ class TwoLayerDemo(Module):
         self.scale = Parameter([2.0])
         self.inner = Module()
         self.inner.w = Parameter([[1.0, 2.0, 3.0]])
+        self.register_buffer("seen", np.zeros(2))     # saved with the weights, never learned
         self.note = "plain attributes are not registered"
 
 demo = TwoLayerDemo()
 print(demo)
-print([(name, p.shape) for name, p in demo.named_parameters()])
+print([(name, p.shape) for name, p in demo.named_parameters()], [name for name, _ in demo.named_buffers()])
 print(demo.state_dict())
 
 # %% [markdown]
@@ -946,6 +1017,22 @@ def test_module_state_dict():
     else:
         raise AssertionError("load_state_dict with w of shape (3, 2) for a (2, 2) parameter should raise ValueError.")
 
+    class Counter(Module):
+        def __init__(self):
+            super().__init__()
+            self.w = Parameter([1.0])
+            self.register_buffer("seen", np.zeros(2, dtype=np.float32))   # saved, not learned
+
+    c = Counter()
+    c.seen = c.seen + 3.0                   # a new array under the same name: still the buffer
+    state = c.state_dict()
+    assert list(state) == ["w", "seen"] and np.array_equal(state["seen"], [3, 3]), (
+        f"state_dict() holds the parameters, then the buffers: expected keys ['w', 'seen'] with "
+        f"seen = [3, 3], got {state}. Hint: self._state_arrays() yields both.")
+    d = Counter()
+    d.load_state_dict(state)
+    assert np.array_equal(d.seen, [3, 3]), f"load_state_dict should restore the buffer 'seen' too; it is {d.seen}."
+
 test_module_state_dict()
 ### BEGIN HIDDEN TESTS
 class _Aff(Module):
@@ -993,6 +1080,41 @@ else:
 assert _c.w.data[0, 0] == 1.0, "a failed load must change nothing, not even the keys before the bad one"
 _c.load_state_dict({"w": Tensor(np.ones((2, 2))), "b": Tensor([1.0, 2.0])})
 assert np.array_equal(_c.w.data, np.ones((2, 2))), "Tensor values are accepted too"
+
+class _Stat(Module):
+    def __init__(self):
+        super().__init__()
+        self.w = Parameter([1.0, 2.0])
+        self.register_buffer("mean", np.zeros(2, dtype=np.float32))
+        self.register_buffer("unused", None)
+
+class _Deep(Module):
+    def __init__(self):
+        super().__init__()
+        self.a = _Stat()
+        self.b = _Stat()
+
+_d = _Deep()
+_d.b.mean = np.array([5.0, 6.0], dtype=np.float32)
+_s = _d.state_dict()
+assert list(_s) == ["a.w", "b.w", "a.mean", "b.mean"], "parameters, then buffers, with dotted names; None is skipped"
+_d.b.mean[...] = -1.0
+assert np.array_equal(_s["b.mean"], [5, 6]), "state_dict must copy buffers too: the snapshot changed with the buffer"
+_e = _Deep()
+_e.load_state_dict(_s)
+assert np.array_equal(_e.b.mean, [5, 6]) and _e.b.mean.dtype == np.float32, "buffers load, keeping their dtype"
+_s["b.mean"][0] = 42.0
+assert _e.b.mean[0] == 5.0, "load_state_dict must copy buffers, not keep the caller's array"
+assert len(_e.parameters()) == 2, "buffers are never parameters"
+for _bad in ({k: v for k, v in _s.items() if k != "a.mean"}, dict(_s, **{"a.mean": np.zeros(3)})):
+    _f = _Deep()
+    try:
+        _f.load_state_dict(_bad)
+    except ValueError as _err:
+        assert "a.mean" in str(_err), "the ValueError names the buffer"
+    else:
+        raise AssertionError("a missing buffer, or one of another shape, must raise ValueError")
+    assert _f.a.w.data[0] == 1.0 and _f.b.mean[0] == 0.0, "a failed load must change nothing"
 ### END HIDDEN TESTS
 
 # %% [markdown]

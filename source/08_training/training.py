@@ -528,7 +528,18 @@ class _Display:
 #    (computed from `logits.data`) × batch size to its total;
 # 4. return every total divided by `len(x)`: the mean over **examples**.
 #
-# (`self._batch(x, y, indices)` picks a batch as Tensors; labels keep their integer dtype.)
+# (`self._batch(x, y, indices, transform)` picks a batch as Tensors; labels keep their integer
+# dtype.)
+#
+# **Data augmentation: `train_epoch(..., transform=fn)`.** A network that sees the same
+# 50,000 images in every epoch learns them, pixel for pixel; shown each image shifted and
+# mirrored a little differently every time, it must learn what stays the same. So
+# `train_epoch` (and `fit`) take a `transform`: a function from a batch's inputs (a NumPy
+# array) to new inputs of the same kind, applied to every *training* batch by `self._batch`
+# before the batch becomes a Tensor. Validation, `evaluate` and `predict` never transform:
+# they measure the data as it is. Module 10 writes such transforms (random crops, flips).
+# For an exact resume, a random transform draws its numbers from `trainer.generator`,
+# whose state every checkpoint holds (in module 10: `RandomCrop(32, 4, generator=trainer.generator)`).
 #
 # **`evaluate(x, y, batch_size=256)`**: the same averages, without training:
 # `model.eval()`, everything under `no_grad()`, batches in order (no generator: evaluating must
@@ -539,7 +550,8 @@ class _Display:
 # `no_grad()`. Given.
 #
 # **`fit(x, y, epochs=..., batch_size=..., validation=(x_val, y_val) or validation_split=0.1,
-# early_stopping=EarlyStopping(...), checkpoint_dir=..., resume=..., progress=True)`** is the
+# early_stopping=EarlyStopping(...), checkpoint_dir=..., resume=..., progress=True,
+# transform=None)`** is the
 # loop over epochs, and given: each epoch trains, evaluates on the validation data (its
 # results named `val_loss`, `val_accuracy`), steps the scheduler, records the epoch in the
 # history, writes `last.npz` (and `best.npz` when the monitored value improved) into
@@ -576,15 +588,18 @@ class Trainer:
         self.history = History()
 
     @staticmethod
-    def _batch(x, y, indices):
-        """The examples at `indices` as Tensors (integer labels keep their dtype)."""
-        targets = y[indices]
-        return Tensor(x[indices]), Tensor(targets, dtype=targets.dtype if targets.dtype.kind in "iub" else None)
+    def _batch(x, y, indices, transform=None):
+        """The examples at `indices` as Tensors (integer labels keep their dtype); `transform`,
+        if given, changes the inputs (a NumPy array) first: augmentation."""
+        inputs, targets = x[indices], y[indices]
+        if transform is not None:
+            inputs = transform(inputs)
+        return Tensor(inputs), Tensor(targets, dtype=targets.dtype if targets.dtype.kind in "iub" else None)
 
-    def train_epoch(self, x, y, batch_size=32, on_batch=None):
+    def train_epoch(self, x, y, batch_size=32, on_batch=None, transform=None):
         """One epoch over (x, y) in shuffled mini-batches, one optimizer step per batch. Returns
         {"loss": ..., metric: ...}, each the mean over examples. on_batch(loss), if given, is
-        called after each step."""
+        called after each step; transform(inputs), if given, augments each batch's inputs."""
         x, y = _array(x), _array(y)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         # TODO: model.train(); then for each batch of batch_indices(len(x), batch_size,
@@ -592,11 +607,12 @@ class Trainer:
         #       add loss.item() * batch size to totals["loss"] and metric(logits.data, y[indices])
         #       * batch size to totals[name] for each name, metric in self.metrics.items();
         #       call on_batch(loss.item()) when on_batch is given.
-        # HINT: inputs, targets = self._batch(x, y, indices); logits = self.model(inputs).
+        # HINT: inputs, targets = self._batch(x, y, indices, transform) (it applies the
+        #       transform); logits = self.model(inputs).
         ### BEGIN SOLUTION
         self.model.train()
         for indices in batch_indices(len(x), batch_size, self.generator):
-            inputs, targets = self._batch(x, y, indices)
+            inputs, targets = self._batch(x, y, indices, transform)
             logits = self.model(inputs)
             loss = self.loss_fn(logits, targets)
             self.optimizer.zero_grad()
@@ -691,7 +707,7 @@ class Trainer:
         return saved["epoch"]
 
     def fit(self, x, y, *, epochs, batch_size=32, validation=None, validation_split=0.0,
-            early_stopping=None, checkpoint_dir=None, resume=None, progress=True):
+            early_stopping=None, checkpoint_dir=None, resume=None, progress=True, transform=None):
         """Train for `epochs` epochs in total (a resumed run continues after its saved epoch);
         returns the History. See the module text for every option."""
         x, y = _array(x), _array(y)
@@ -713,7 +729,7 @@ class Trainer:
                 began = time.perf_counter()
                 record = {"epoch": epoch, "lr": self.optimizer.lr}
                 hook = display.on_batch(f"epoch {epoch}/{epochs}", math.ceil(len(x) / batch_size))
-                record.update(self.train_epoch(x, y, batch_size, on_batch=hook))
+                record.update(self.train_epoch(x, y, batch_size, on_batch=hook, transform=transform))
                 if validation is not None:
                     scores = self.evaluate(*validation)
                     record.update({f"val_{name}": value for name, value in scores.items()})
@@ -926,6 +942,15 @@ assert len(_seen) == 5 and all(isinstance(v, float) for v in _seen), "on_batch(l
 _m = small_model(1)
 _t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.1), metrics=())
 assert set(_t.train_epoch(x_blobs, y_blobs, batch_size=100)) == {"loss"}, "metrics=(): the loss only"
+# a transform changes every training batch's inputs: all zeros here, so the first layer's
+# weights get no gradient (dW = x.T @ g = 0) while its bias still learns
+_m, _shapes = small_model(2), []
+_t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.1), seed=0)
+_w, _b = _m.layers[0].weight.data.copy(), _m.layers[0].bias.data.copy()
+_t.train_epoch(x_blobs[:50], y_blobs[:50], batch_size=20, transform=lambda a: (_shapes.append(a.shape), a * 0)[1])
+assert _shapes == [(20, 4), (20, 4), (10, 4)], "transform(inputs) is applied to every training batch's inputs"
+assert np.array_equal(_m.layers[0].weight.data, _w) and not np.array_equal(_m.layers[0].bias.data, _b), \
+    "the model must train on the transformed inputs"
 ### END HIDDEN TESTS
 
 # %%
@@ -1132,7 +1157,8 @@ assert len(_h) == 4, f"patience 3 and a constant val_loss: stop after epoch 4, r
 _m = small_model(0)
 _t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.1), seed=2)
 _seen = []
-_t.train_epoch = lambda x, y, batch_size, on_batch=None: (_seen.append(len(x)), {"loss": 1.0, "accuracy": 0.5})[1]
+_t.train_epoch = lambda x, y, batch_size, on_batch=None, transform=None: (_seen.append(len(x)),
+                                                                         {"loss": 1.0, "accuracy": 0.5})[1]
 _t.fit(x_blobs, y_blobs, epochs=1, validation_split=0.2, progress=False)
 assert _seen == [240]
 ### END HIDDEN TESTS

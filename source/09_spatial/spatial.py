@@ -487,6 +487,12 @@ class AvgPool2d(MaxPool2d):
 # momentum·batch` (the variance's unbiased estimate here, as PyTorch), and in evaluation
 # mode (after `model.eval()`) uses those: a single test image has no batch to average over.
 # Written with Tensor operations (mean, subtract, power, ...), its gradient needs no new rule.
+#
+# The running statistics are not learned (no gradient, the optimizer never sees them), yet
+# they are part of the trained model: a model saved without them would evaluate with
+# `running_mean = 0` and `running_var = 1` once loaded. So they are **buffers** (module 04):
+# `register_buffer("running_mean", ...)` puts them into `state_dict()` as `running_mean` and
+# `running_var` beside `weight` and `bias`, and a checkpoint (module 08) restores them.
 
 # %%
 #| export
@@ -502,7 +508,7 @@ class BatchNorm2d(Module):
     """Batch normalization per channel of (N, C, H, W) inputs, with running statistics.
 
     weight (γ) starts at 1 and bias (β) at 0; running_mean at 0 and running_var at 1
-    (NumPy arrays, not Parameters: they are averaged, not learned).
+    (buffers, not Parameters: they are averaged, not learned, and saved by state_dict()).
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
@@ -513,8 +519,8 @@ class BatchNorm2d(Module):
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.weight = Parameter(np.ones(self.num_features))
         self.bias = Parameter(np.zeros(self.num_features))
-        self.running_mean = np.zeros(self.num_features, dtype=np.float32)
-        self.running_var = np.ones(self.num_features, dtype=np.float32)
+        self.register_buffer("running_mean", np.zeros(self.num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(self.num_features, dtype=np.float32))
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -769,6 +775,12 @@ def test_batchnorm():
     assert not np.allclose(out.data.mean(axis=(0, 2, 3)), 0, atol=1e-2), (
         "in evaluation mode BatchNorm2d must use the running statistics, not the batch's")
     assert gradcheck(lambda x, g, b: _bn_train(x, g, b), [rng.standard_normal((2, 2, 2, 3)), [1.5, 0.5], [0.1, -0.2]])
+    copy = BatchNorm2d(3)
+    copy.load_state_dict(bn.state_dict())
+    assert np.allclose(copy.eval()(x).data, out.data), (
+        "a BatchNorm2d loaded from another's state_dict() must evaluate like it: the running "
+        "statistics are buffers, saved and loaded with the weights. Assign them to "
+        "self.running_mean / self.running_var (the registered buffers).")
 
 
 def _bn_train(x, gamma, beta):
@@ -788,6 +800,10 @@ assert np.allclose(_bn.running_mean, 0.5 * _x.mean(axis=(0, 2, 3)), atol=1e-5), 
 _bn.eval()
 _expected = (_x - _bn.running_mean.reshape(1, 2, 1, 1)) / np.sqrt(_bn.running_var.reshape(1, 2, 1, 1) + 1e-5)
 assert np.allclose(_bn(Tensor(_x)).data, _expected, atol=1e-4), "eval: (x - running_mean) / sqrt(running_var + eps)"
+_state = _bn.state_dict()
+assert list(_state) == ["weight", "bias", "running_mean", "running_var"] and len(_bn.parameters()) == 2, \
+    "the running statistics are buffers: in state_dict(), never in parameters()"
+assert np.allclose(_state["running_var"], _bn.running_var) and _bn.running_var.dtype == np.float32
 ### END HIDDEN TESTS
 
 # %%

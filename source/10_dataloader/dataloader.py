@@ -515,6 +515,16 @@ for name, dataset, transform in runs:
 #                    transform=Compose([RandomCrop(32, 4, seed=0), RandomHorizontalFlip(seed=0)]))
 # ```
 #
+# Module 08's Trainer takes the same transforms for its training batches, and the `cifar10`
+# milestone trains that way. There the transforms draw from the Trainer's generator, so a
+# checkpoint holds their state too and a resumed run augments exactly as an uninterrupted one:
+#
+# ```python
+# augment = Compose([RandomCrop(32, padding=4, generator=trainer.generator),
+#                    RandomHorizontalFlip(generator=trainer.generator)])
+# trainer.fit(x_train, y_train, epochs=25, batch_size=64, validation_split=0.1, transform=augment)
+# ```
+#
 # ## Tests
 
 # %%

@@ -241,3 +241,76 @@ def test_dropout_rejects_bad_p():
     for p in (-0.1, 1.0, 2, "0.5", None):
         with pytest.raises(ValueError, match="p must"):
             Dropout(p)
+
+
+# --- buffers: saved with the weights, never learned ---------------------------------------------
+
+
+class Counted(Module):
+    """A buffer reassigned in forward (as BatchNorm2d's running statistics are)."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = Linear(2, 2)
+        self.register_buffer("seen", np.zeros(2, dtype=np.float32))
+        self.register_buffer("spare", None)
+
+    def forward(self, x):
+        self.seen = self.seen + x.data.sum(axis=0)
+        return self.fc(x)
+
+
+class TorchCounted(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(2, 2)
+        self.register_buffer("seen", torch.zeros(2))
+        self.register_buffer("spare", None)
+
+
+def test_buffers_are_saved_loaded_and_never_learned_like_torch():
+    model, twin = Sequential(Counted(), Counted()), torch.nn.Sequential(TorchCounted(), TorchCounted())
+    assert [n for n, _ in model.named_buffers()] == [n for n, _ in twin.named_buffers()] == ["0.seen", "1.seen"]
+    assert sorted(model.state_dict()) == sorted(twin.state_dict())       # torch interleaves; same keys
+    assert len(model.parameters()) == len(list(twin.parameters())) == 4
+    model(Tensor([[1.0, 2.0], [3.0, 4.0]]))
+    state = model.state_dict()
+    assert list(state)[-2:] == ["0.seen", "1.seen"] and np.array_equal(state["0.seen"], [4, 6])
+    assert model[0]._buffers["seen"] is model[0].seen, "a reassigned buffer stays registered"
+    model[0].seen[...] = -1.0
+    assert np.array_equal(state["0.seen"], [4, 6]), "state_dict copies buffers"
+    fresh = Sequential(Counted(), Counted())
+    fresh.load_state_dict(state)
+    assert np.array_equal(fresh[0].seen, [4, 6]) and fresh[0].seen.dtype == np.float32
+    state["0.seen"][0] = 99.0
+    assert fresh[0].seen[0] == 4.0, "load_state_dict copies into the buffer"
+    before = fresh.state_dict()
+    with pytest.raises(ValueError, match=r"'1\.seen'.*\(3,\).*\(2,\)"):
+        fresh.load_state_dict(dict(before, **{"1.seen": np.zeros(3)}))
+    with pytest.raises(ValueError, match="0.seen"):
+        fresh.load_state_dict({k: v for k, v in before.items() if k != "0.seen"})
+    for name, array in fresh.state_dict().items():
+        np.testing.assert_array_equal(array, before[name], err_msg=f"a failed load changed {name}")
+
+
+def test_register_buffer_rules():
+    layer = Counted()
+    layer.seen = Tensor([5.0, 6.0])                         # a Tensor gives its array
+    assert isinstance(layer.seen, np.ndarray) and list(layer.state_dict()) == ["fc.weight", "fc.bias", "seen"]
+    layer.spare = np.ones(1)                                # a buffer that was None joins the state
+    assert list(layer.state_dict())[-1] == "spare"
+    layer.seen = Parameter([1.0, 1.0])                      # a Parameter takes the name over, as in torch
+    assert "seen" not in dict(layer.named_buffers()) and "seen" in dict(layer.named_parameters())
+    with pytest.raises(KeyError, match="already a parameter"):
+        layer.register_buffer("fc", np.zeros(1))
+    with pytest.raises(KeyError, match="without '.'"):
+        layer.register_buffer("a.b", np.zeros(1))
+
+    class Early(Module):
+        def __init__(self):
+            self.register_buffer("x", np.zeros(1))
+
+    with pytest.raises(AttributeError, match=r"super\(\).__init__\(\)"):
+        Early()
+    shared = Counted()
+    assert [n for n, _ in Sequential(shared, shared).named_buffers()] == ["0.seen"], "each buffer once"

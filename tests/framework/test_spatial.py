@@ -208,3 +208,25 @@ def test_layers_as_modules():
         Conv2d(0, 1, 3)
     with pytest.raises(ValueError, match="does not fit"):
         conv2d(Tensor(np.zeros((1, 1, 2, 2))), Tensor(np.zeros((1, 1, 3, 3))))
+
+
+def test_batchnorm2d_running_statistics_are_buffers_that_load_from_torch():
+    """A torch BatchNorm2d trained on a few batches: its state (less num_batches_tracked, which
+    tinytorch does not keep) loads into ours, and both evaluate alike."""
+    rng = np.random.default_rng(5)
+    reference = torch.nn.BatchNorm2d(3).double()
+    for _ in range(3):
+        reference(torch.tensor(rng.standard_normal((4, 3, 5, 5)) * 2 + 1))
+    layer = BatchNorm2d(3)
+    assert [n for n, _ in layer.named_buffers()] == ["running_mean", "running_var"]
+    assert list(layer.state_dict()) == [k for k in reference.state_dict() if k != "num_batches_tracked"]
+    layer.load_state_dict({k: v.numpy() for k, v in reference.state_dict().items() if k != "num_batches_tracked"})
+    assert layer.running_mean.dtype == np.float32 and len(layer.parameters()) == 2
+    x = rng.standard_normal((2, 3, 5, 5))
+    layer.eval(), reference.eval()
+    with torch.no_grad():
+        expected = reference(torch.tensor(x)).numpy()
+    np.testing.assert_allclose(layer(Tensor(x, dtype=np.float64)).data, expected, rtol=1e-5, atol=1e-5)
+    layer.train()
+    layer(Tensor(x))
+    assert layer._buffers["running_mean"] is layer.running_mean, "an update keeps the buffer registered"

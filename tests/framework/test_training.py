@@ -407,3 +407,54 @@ def test_training_needs_only_numpy():
     top = {alias.name.split(".")[0] for node in tree.body if isinstance(node, ast.Import) for alias in node.names}
     top |= {node.module.split(".")[0] for node in tree.body if isinstance(node, ast.ImportFrom) and node.module}
     assert top <= {"json", "math", "os", "tempfile", "time", "numpy", "tinytorch"}
+
+
+# --- buffers and augmentation in a resumed run ------------------------------------------------
+
+
+class RunningMean(Module):
+    """A buffer that changes every training step, as BatchNorm2d's running statistics do."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("mean", np.zeros(4, dtype=np.float32))
+
+    def forward(self, x):
+        if self.training:
+            self.mean = 0.9 * self.mean + 0.1 * x.data.mean(axis=0)
+        return x - Tensor(self.mean)
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+def test_checkpoints_hold_buffers_and_a_transform_drawing_from_the_trainer_resumes_exactly(tmp_path):
+    def go(epochs, **options):
+        manual_seed(0)
+        model = Sequential(RunningMean(), Linear(4, 16), ReLU(), Linear(16, 3))
+        trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.05, momentum=0.9), seed=0)
+        jitter = lambda x: x + trainer.generator.normal(0, 0.5, x.shape).astype(np.float32)  # noqa: E731
+        history = trainer.fit(X, Y, epochs=epochs, batch_size=16, validation_split=0.2, progress=False,
+                              transform=jitter, **options)
+        return model, history
+
+    go(2, checkpoint_dir=tmp_path)
+    with np.load(tmp_path / "last.npz") as stored:
+        assert "model/0.mean" in stored.files
+    resumed, resumed_history = go(4, resume=tmp_path)
+    straight, straight_history = go(4)
+    assert bitwise_equal(list(resumed.state_dict().values()), list(straight.state_dict().values()))
+    assert metrics(resumed_history) == metrics(straight_history)
+    assert not np.array_equal(straight[0].mean, np.zeros(4))
+
+
+def test_the_transform_touches_training_batches_only():
+    model = make_model(0)
+    trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), seed=0)
+    seen = []
+    trainer.fit(X, Y, epochs=1, batch_size=50, validation_split=0.25, progress=False,
+                transform=lambda x: (seen.append(len(x)), x)[1])
+    assert seen == [50, 50, 35], "every training batch, no validation batch"
+    trainer.evaluate(X, Y)
+    trainer.predict(X)
+    assert len(seen) == 3

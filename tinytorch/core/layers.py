@@ -41,16 +41,24 @@ def _describe(name, extra, children):
     return f"{name}(\n  {body}\n)"
 
 
+def _buffer_array(value):
+    """A buffer's value as a NumPy array (a Tensor gives its array), or None."""
+    if value is None:
+        return None
+    return value.data if isinstance(value, Tensor) else np.asarray(value)
+
+
 class Module:
-    """The base class of every layer and model: it owns Parameters and child Modules.
+    """The base class of every layer and model: it owns Parameters, buffers and child Modules.
 
     Subclasses call `super().__init__()` first, assign their Parameters and sub-Modules as
     attributes, and implement `forward(x)` and (until module 07) `backward(grad_output)`.
     """
 
     def __init__(self):
-        # object.__setattr__ bypasses our own __setattr__, which needs these two to exist
+        # object.__setattr__ bypasses our own __setattr__, which needs these to exist
         object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_modules", {})
         self.training = True
 
@@ -59,6 +67,13 @@ class Module:
             raise AttributeError(
                 f"cannot assign {type(value).__name__} '{name}' before Module.__init__() ran: "
                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        buffers = self.__dict__.get("_buffers", {})
+        if name in buffers:                       # a registered buffer (given, see register_buffer)
+            if not isinstance(value, (Parameter, Module)):
+                buffers[name] = _buffer_array(value)
+                object.__setattr__(self, name, buffers[name])
+                return
+            del buffers[name]                     # a Parameter or Module takes the name over
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             self._parameters[name] = value
@@ -90,6 +105,39 @@ class Module:
         """The direct sub-Modules, in definition order."""
         return list(self._modules.values())
 
+    def register_buffer(self, name, array):
+        """Keep `array` (a NumPy array, or None) as state that is saved with the weights but not
+        learned, e.g. BatchNorm2d's running statistics: `self.name`, in state_dict(), never in
+        parameters(). Assigning to `self.name` later keeps it a buffer."""
+        if "_buffers" not in self.__dict__:
+            raise AttributeError(f"cannot register buffer '{name}' before Module.__init__() ran: "
+                                 f"call super().__init__() first in {type(self).__name__}.__init__")
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"register_buffer: a buffer name is a non-empty string without '.', got {name!r}")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"register_buffer: '{name}' is already a parameter or a sub-module of "
+                           f"{type(self).__name__}")
+        self._buffers[name] = _buffer_array(array)
+        object.__setattr__(self, name, self._buffers[name])
+
+    def named_buffers(self, prefix="", memo=None):
+        """Yield (dotted name, array) for this module's buffers, then its children's,
+        recursively (`1.running_mean`, ...), each array once; buffers set to None are skipped."""
+        memo = set() if memo is None else memo    # ids: NumPy arrays do not hash
+        for name, buffer in self._buffers.items():
+            if buffer is not None and id(buffer) not in memo:
+                memo.add(id(buffer))
+                yield prefix + name, buffer
+        for name, child in self._modules.items():
+            yield from child.named_buffers(prefix + name + ".", memo)
+
+    def _state_arrays(self):
+        """(dotted name, array) of everything state_dict saves: each parameter's array, then
+        each buffer. Writing into these arrays changes the module."""
+        for name, param in self.named_parameters():
+            yield name, param.data
+        yield from self.named_buffers()
+
     def train(self, mode=True):
         """Set training mode (mode=True) or evaluation mode on this module and every
         descendant. Returns self, so `model = Model().train()` works."""
@@ -109,30 +157,30 @@ class Module:
 
     # ---- saving and loading -------------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: a copy of the parameter's array}: a snapshot of the weights."""
-        return {name: param.data.copy() for name, param in self.named_parameters()}
+        """{dotted name: a copy of the array}: a snapshot of the weights, then the buffers."""
+        return {name: array.copy() for name, array in self._state_arrays()}
 
     def load_state_dict(self, state):
-        """Copy the arrays of `state` (as made by state_dict) into the parameters.
+        """Copy the arrays of `state` (as made by state_dict) into the parameters and buffers.
 
         Raises ValueError, and changes nothing, when a name is missing or unexpected or a
         shape differs; the message names the keys (and both shapes).
         """
-        own = dict(self.named_parameters())
+        own = dict(self._state_arrays())          # name -> the array that holds its values
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
         if missing or unexpected:
             raise ValueError(f"load_state_dict: missing keys {missing}; unexpected keys {unexpected}")
         values = {}
-        for name, param in own.items():
+        for name, array in own.items():
             value = state[name]
             value = value.data if isinstance(value, Tensor) else np.asarray(value)
-            if value.shape != param.shape:
+            if value.shape != array.shape:
                 raise ValueError(f"load_state_dict: {name!r} has shape {value.shape} in the state "
-                                 f"but {param.shape} in the model")
+                                 f"but {array.shape} in the model")
             values[name] = value
-        for name, param in own.items():
-            param.data[...] = values[name]
+        for name, array in own.items():
+            array[...] = values[name]
 
     # ---- what subclasses provide ------------------------------------------------------------
     def forward(self, *args, **kwargs):

@@ -281,7 +281,7 @@ class BatchNorm2d(Module):
     """Batch normalization per channel of (N, C, H, W) inputs, with running statistics.
 
     weight (γ) starts at 1 and bias (β) at 0; running_mean at 0 and running_var at 1
-    (NumPy arrays, not Parameters: they are averaged, not learned).
+    (buffers, not Parameters: they are averaged, not learned, and saved by state_dict()).
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
@@ -292,8 +292,8 @@ class BatchNorm2d(Module):
         self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
         self.weight = Parameter(np.ones(self.num_features))
         self.bias = Parameter(np.zeros(self.num_features))
-        self.running_mean = np.zeros(self.num_features, dtype=np.float32)
-        self.running_var = np.ones(self.num_features, dtype=np.float32)
+        self.register_buffer("running_mean", np.zeros(self.num_features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(self.num_features, dtype=np.float32))
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)

@@ -268,20 +268,23 @@ class Trainer:
         self.history = History()
 
     @staticmethod
-    def _batch(x, y, indices):
-        """The examples at `indices` as Tensors (integer labels keep their dtype)."""
-        targets = y[indices]
-        return Tensor(x[indices]), Tensor(targets, dtype=targets.dtype if targets.dtype.kind in "iub" else None)
+    def _batch(x, y, indices, transform=None):
+        """The examples at `indices` as Tensors (integer labels keep their dtype); `transform`,
+        if given, changes the inputs (a NumPy array) first: augmentation."""
+        inputs, targets = x[indices], y[indices]
+        if transform is not None:
+            inputs = transform(inputs)
+        return Tensor(inputs), Tensor(targets, dtype=targets.dtype if targets.dtype.kind in "iub" else None)
 
-    def train_epoch(self, x, y, batch_size=32, on_batch=None):
+    def train_epoch(self, x, y, batch_size=32, on_batch=None, transform=None):
         """One epoch over (x, y) in shuffled mini-batches, one optimizer step per batch. Returns
         {"loss": ..., metric: ...}, each the mean over examples. on_batch(loss), if given, is
-        called after each step."""
+        called after each step; transform(inputs), if given, augments each batch's inputs."""
         x, y = _array(x), _array(y)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         self.model.train()
         for indices in batch_indices(len(x), batch_size, self.generator):
-            inputs, targets = self._batch(x, y, indices)
+            inputs, targets = self._batch(x, y, indices, transform)
             logits = self.model(inputs)
             loss = self.loss_fn(logits, targets)
             self.optimizer.zero_grad()
@@ -359,7 +362,7 @@ class Trainer:
         return saved["epoch"]
 
     def fit(self, x, y, *, epochs, batch_size=32, validation=None, validation_split=0.0,
-            early_stopping=None, checkpoint_dir=None, resume=None, progress=True):
+            early_stopping=None, checkpoint_dir=None, resume=None, progress=True, transform=None):
         """Train for `epochs` epochs in total (a resumed run continues after its saved epoch);
         returns the History. See the module text for every option."""
         x, y = _array(x), _array(y)
@@ -381,7 +384,7 @@ class Trainer:
                 began = time.perf_counter()
                 record = {"epoch": epoch, "lr": self.optimizer.lr}
                 hook = display.on_batch(f"epoch {epoch}/{epochs}", math.ceil(len(x) / batch_size))
-                record.update(self.train_epoch(x, y, batch_size, on_batch=hook))
+                record.update(self.train_epoch(x, y, batch_size, on_batch=hook, transform=transform))
                 if validation is not None:
                     scores = self.evaluate(*validation)
                     record.update({f"val_{name}": value for name, value in scores.items()})
