@@ -171,7 +171,7 @@ def grade_one(job: dict) -> dict:
     outcome["notes"].extend(check_cells(notebook, release, source_checksums))
 
     before = fingerprint(job.get("protected", []))
-    api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"]))
+    api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty")))
     with kernel_environment(package):
         result = api.autograde(slug, student, force=True, create=True)
     graded = root / "autograded" / student / slug / f"{slug}.ipynb"
