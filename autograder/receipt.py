@@ -203,13 +203,14 @@ def build_receipt(root: Path, run: str, collected_at: str, found, collected, exc
                 "first_collected": collected_at, "run": run,
             }).relative_to(root).as_posix()
         before = history.get((submission.student, submission.module))
+        when = f"run {before['run']}" if before and before.get("run") else "the last run"
         if before is None:
             state, detail = NEW, "new: not graded before"
         elif before.get("sha256") and before.get("sha256") == digest:
-            state, detail = UNCHANGED, f"unchanged since it was graded in run {before.get('run')}"
+            state, detail = UNCHANGED, f"unchanged since it was graded in {when}"
         else:
-            old = (before.get("sha256") or "")[:12] or "a version"
-            state, detail = REPLACES, f"replaces {old} graded in run {before.get('run')}"
+            old = (before.get("sha256") or "")[:12] or "the version"
+            state, detail = REPLACES, f"replaces {old} graded in {when}"
         if digest is None:
             detail += " (no notebook in the folder)"
         receipt.entries.append(Entry(
