@@ -52,11 +52,26 @@ class Problem:
         return {"source": self.source, "message": self.message}
 
 
+@dataclass(frozen=True)
+class Version:
+    """One valid archive of a student's module, whether or not it is the one graded."""
+
+    student: str
+    module: str
+    submitted_at: str  # as the archive says, ISO-8601
+    sha256: str
+    archive: str  # the archive's file name
+    data: bytes = field(repr=False)
+    outcome: str = "collected"  # collected | superseded | kept-newer
+    detail: str = ""
+
+
 @dataclass
 class Collected:
     submissions: list[Submission] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     identities: dict[str, dict] = field(default_factory=dict)  # student id -> {"name", "email"}
+    versions: list[Version] = field(default_factory=list)  # every valid archive read (archives only)
 
 
 def find_submissions(root: Path, slugs: list[str], students: list[str] | None = None) -> Collected:
@@ -107,13 +122,16 @@ def import_archives(
     root: Path, folder: Path, slugs: list[str], students: list[str] | None = None
 ) -> Collected:
     """Verify every archive in `folder` and copy the newest valid one per student and module
-    into the course layout. Broken archives are reported, never fatal."""
+    into the course layout. Broken archives are reported, never fatal; every valid archive is
+    listed in `versions`, with what became of it."""
     from nbgrader.utils import parse_utc
 
     from autograder.submission import SubmissionError, read_submission
+    from tito.files import atomic_write
 
     collected = Collected()
     newest: dict[tuple[str, str], tuple[datetime, str, object]] = {}
+    valid = []
     for path in sorted(Path(folder).glob("*.zip")):
         try:
             archive = read_submission(path)
@@ -130,12 +148,15 @@ def import_archives(
         if archive.module not in slugs or (students and archive.student_id not in students):
             continue
         key = (archive.student_id, archive.module)
+        valid.append(archive)
         if key not in newest or (moment, path.name) > newest[key][:2]:
             newest[key] = (moment, path.name, archive)
+    outcomes = {}
     for (student, module), (moment, _, archive) in sorted(newest.items()):
         target = Path(root) / "submitted" / student / module
         stamp = moment.strftime(TIMESTAMP_FORMAT)
         existing = Submission(student, module, target).timestamp
+        outcomes[archive.path.name] = ("collected", f"into submitted/{student}/{module}")
         if existing:
             try:
                 if parse_utc(existing) > moment:
@@ -143,16 +164,24 @@ def import_archives(
                         archive.path.name,
                         f"submitted/{student}/{module} already holds a newer submission ({existing}): kept it",
                     ))
+                    outcomes[archive.path.name] = ("kept-newer", f"submitted/ holds a newer one ({existing})")
                     continue
             except (ValueError, OverflowError):
                 pass  # an unreadable timestamp loses against a verified archive
         target.mkdir(parents=True, exist_ok=True)
-        (target / f"{module}.ipynb").write_bytes(archive.notebook_bytes)
-        (target / "timestamp.txt").write_text(stamp + "\n", encoding="utf-8")
+        atomic_write(target / f"{module}.ipynb", archive.notebook_bytes)
+        atomic_write(target / "timestamp.txt", stamp + "\n")
         meta = {"module": module, "student": archive.student, "submitted_at": archive.submitted_at,
                 "tito_version": archive.tito_version, "sha256": archive.sha256, "archive": archive.path.name}
-        (target / "submission.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        atomic_write(target / "submission.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")
         collected.identities[student] = {"name": archive.student["name"], "email": archive.student["email"]}
+    for archive in valid:
+        winner = newest[(archive.student_id, archive.module)][2]
+        outcome, detail = outcomes.get(archive.path.name, ("superseded", f"superseded by the newer {winner.path.name}"))
+        collected.versions.append(Version(
+            archive.student_id, archive.module, archive.submitted_at, archive.sha256, archive.path.name,
+            archive.notebook_bytes, outcome, detail,
+        ))
     return collected
 
 

@@ -7,8 +7,12 @@ of `tito build`). Grading adds, all git-ignored:
     assignments/submitted/<student>/<NN_name>/   what students handed in (nbgrader's layout)
     assignments/autograded/<student>/<NN_name>/  the graded notebooks, hidden tests restored
     assignments/feedback/<student>/<NN_name>/    HTML feedback, hidden tests kept out
-    assignments/grades/grades.csv                the gradebook, exported by nbgrader
-    assignments/grades/summary.json              the run's summary, for scripts
+    assignments/grades/grades.csv                the gradebook, in nbgrader's export columns
+    assignments/grades/export/                   per module and course CSVs, one column per test
+    assignments/grades/summary.json              the last run's summary, for scripts
+    assignments/grades/runs/<stamp>.json         every run's summary (the history)
+    assignments/grades/receipts/<stamp>.json     what each run collected
+    assignments/grades/collected/<student>/<NN_name>/<sha256>.ipynb  every version collected
 """
 
 from __future__ import annotations
@@ -28,13 +32,19 @@ DEFAULT_MEMORY_MB = 4096  # address space per grading process (the worker and it
 GRADES_DIR = "grades"
 SUMMARY_FILE = "summary.json"
 CSV_FILE = "grades.csv"
+EXPORT_DIR = "export"
+RUNS_DIR = "runs"
+RECEIPTS_DIR = "receipts"
+STORE_DIR = "collected"
 
 
 def db_url(root: Path) -> str:
     return f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"
 
 
-def nbgrader_config(root: Path, *, database: Path | None = None, timeout: int = DEFAULT_TIMEOUT):
+def nbgrader_config(
+    root: Path, *, database: Path | None = None, timeout: int = DEFAULT_TIMEOUT, late_penalty: dict | None = None,
+):
     """The traitlets Config every nbgrader step of `tito grade` runs with.
 
     Args:
@@ -42,6 +52,8 @@ def nbgrader_config(root: Path, *, database: Path | None = None, timeout: int = 
         database: the folder holding gradebook.db (default: `root`).
         timeout: seconds each cell may run (the rest of the execution settings are shared
             with `autograder.execute`, so `tito test` and the grader run notebooks alike).
+        late_penalty: the course's late-penalty rule (`autograder.policy.Penalty.to_dict()`),
+            which nbgrader's AssignLatePenalties applies; None keeps nbgrader's default (none).
     """
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.preprocessors import GetGrades
@@ -64,6 +76,13 @@ def nbgrader_config(root: Path, *, database: Path | None = None, timeout: int = 
     config.GenerateFeedback.preprocessors = [
         GetGrades, HideHiddenTests, GraderNotes, CSSHTMLHeaderPreprocessor,
     ]
+    if late_penalty:
+        from autograder.policy import LatePenalty
+
+        config.AssignLatePenalties.plugin_class = LatePenalty
+        config.LatePenalty.method = late_penalty["method"]
+        config.LatePenalty.points = float(late_penalty.get("points") or 0.0)
+        config.LatePenalty.cap = late_penalty.get("cap")
     return config
 
 

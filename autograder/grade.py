@@ -13,10 +13,19 @@ One run:
 4. merge: this process alone writes the real gradebook, replaying nbgrader's own
    SaveAutoGrades on each autograded notebook, and copies the autograded notebook and the
    feedback into `assignments/autograded/` and `assignments/feedback/`;
-5. report: nbgrader's CSV export of the gradebook (`assignments/grades/grades.csv`) and the
-   run's summary (`assignments/grades/summary.json`, the same rows as the printed table).
+5. report: the gradebook exported as CSV (`assignments/grades/grades.csv` in nbgrader's
+   columns, and `assignments/grades/export/` with one column per test: autograder/export.py)
+   and the run's summary (`assignments/grades/summary.json`, the same rows as the printed
+   table, kept as `assignments/grades/runs/<run>.json` too).
 
-Grading is repeatable: the same submissions give the same summary, with any `--workers`.
+Before grading, the run prints and keeps a receipt of what it collected, and keeps every
+version of every notebook it saw (autograder/receipt.py). Due dates, late penalties and
+extensions come from the course's `course.yaml` and are applied by nbgrader
+(autograder/policy.py). Each row says whether its score or feedback changed since the run
+that last graded it.
+
+Grading is repeatable: the same submissions give the same summary (but for each row's
+`change`, and the run's name and time), with any `--workers`.
 """
 
 from __future__ import annotations
@@ -38,9 +47,9 @@ from autograder.collect import (
     import_archives,
 )
 from autograder.config import (
-    CSV_FILE,
     DEFAULT_MEMORY_MB,
     GRADES_DIR,
+    RUNS_DIR,
     SUMMARY_FILE,
     db_url,
     nbgrader_config,
@@ -75,6 +84,14 @@ class Row:
     submitted_at: str | None = None
     feedback: str | None = None  # relative to the nbgrader course root
     repairs: list[str] = field(default_factory=list)  # what was put right before grading
+    raw_score: float | None = None  # before the late penalty (None: not recorded)
+    late_penalty: float = 0.0  # what nbgrader took off for lateness; score = raw_score - this
+    seconds_late: float = 0.0
+    due: str | None = None  # this student's due date (extension included), ISO-8601 UTC
+    extension: str | None = None  # this student's extension, e.g. "2 d 0 h"
+    sha256: str | None = None  # of the notebook graded
+    change: str | None = None  # since the run that last graded it: new | unchanged | changed
+    previous: dict | None = None  # that run's {"run", "score"}
 
     def _ids(self, *statuses: str) -> list[str]:
         return [c.grade_id for c in self.cells if c.status in statuses]
@@ -106,7 +123,25 @@ class Row:
             "submitted_at": self.submitted_at,
             "feedback": self.feedback,
             "cells": [c.to_dict() for c in self.cells],
+            "raw_score": self.score if self.raw_score is None else self.raw_score,
+            "late_penalty": self.late_penalty,
+            "seconds_late": self.seconds_late,
+            "due": self.due,
+            "extension": self.extension,
+            "sha256": self.sha256,
+            "change": self.change,
+            "previous": self.previous,
         }
+
+    @property
+    def change_text(self) -> str:
+        """`new`, `3 → 5`, `feedback changed` or `-` (unchanged), for the table."""
+        if self.change == "changed" and self.previous is not None:
+            before = self.previous.get("score")
+            if before is not None and before != self.score:
+                return f"{before:g} → {self.score:g}"
+            return "feedback changed"
+        return {"new": "new", "changed": "changed"}.get(self.change or "", "-")
 
 
 @dataclass
@@ -116,9 +151,15 @@ class Report:
     summary_path: Path
     csv_path: Path
     options: Options
+    run: str | None = None  # this run's name in grades/runs/ and grades/receipts/
+    started_at: str | None = None
+    receipt: object | None = None  # autograder.receipt.Receipt
+    exports: list[Path] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
+            "run": self.run,
+            "started_at": self.started_at,
             "timeout": self.options.timeout,
             "memory_mb": self.options.memory_mb,
             "rows": [row.to_dict() for row in self.rows],
@@ -134,6 +175,7 @@ class Hooks:
     started: Callable[[str], None] = lambda label: None
     finished: Callable[[Row], None] = lambda row: None
     step: Callable[[str], None] = lambda what: None
+    collected: Callable[[object], None] = lambda receipt: None  # before grading: the Receipt
 
 
 def _release(root: Path, slug: str) -> Path:
@@ -153,8 +195,14 @@ def gradable_modules(course: Course, root: Path, wanted: list[Module] | None) ->
 
 
 def _names(full: str) -> dict:
-    # nbgrader's CSV export writes names unquoted: keep commas out of them
-    first, _, last = " ".join(full.replace(",", " ").split()).rpartition(" ")
+    """nbgrader keeps a first and a last name. With a comma the name is read as registrars write
+    it, "Last, First" ("King, Jr., Martin Luther": the last comma splits); without one, the
+    last word is the last name. Commas stay (the CSV exports quote them)."""
+    text = " ".join(full.split())
+    last, comma, first = text.rpartition(",")
+    if comma and last.strip() and first.strip():
+        return {"first_name": first.strip(), "last_name": last.strip()}
+    first, _, last = text.replace(",", " ").strip().rpartition(" ")
     return {"first_name": first or last, "last_name": last if first else ""}
 
 
@@ -264,14 +312,17 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
 
 
 def _export(root: Path) -> Path:
-    from nbgrader.api import Gradebook
-    from nbgrader.plugins import CsvExportPlugin
+    from autograder.export import write_nbgrader_csv
 
-    target = root / GRADES_DIR / CSV_FILE
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with Gradebook(db_url(root)) as gradebook:
-        CsvExportPlugin(to=str(target)).export(gradebook)
-    return target
+    return write_nbgrader_csv(root)
+
+
+def _write_summary(root: Path, report: Report) -> None:
+    from tito.files import atomic_write
+
+    text = json.dumps(report.to_dict(), indent=2) + "\n"
+    atomic_write(root / GRADES_DIR / RUNS_DIR / f"{report.run}.json", text)
+    atomic_write(report.summary_path, text)
 
 
 def grade(
@@ -289,13 +340,25 @@ def grade(
     """Grade every submission of `modules` (default: all built) by `students` (default: all).
 
     Args:
-        course: the course (its reference package is what student code imports).
+        course: the course (its reference package is what student code imports; its
+            `course.yaml` holds due dates, the late penalty and extensions).
         root: the nbgrader course root (default: the course's `assignments/`).
         archives: a folder of `tito submit` archives to collect first.
         exchange: an nbgrader exchange root to collect from first (`course_id` names the course).
     """
     from autograder import tools_on_path
+    from autograder.export import export
+    from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
+    from autograder.policy import apply_policy, load_policy, record_late
     from autograder.pool import Pool
+    from autograder.receipt import (
+        build_receipt,
+        keep_submitted,
+        notebook_bytes,
+        run_stamp,
+        sha256_bytes,
+    )
+    from tito.files import iso, utc_now
 
     options = options or Options()
     hooks = hooks or Hooks()
@@ -304,20 +367,34 @@ def grade(
     slugs = [m.slug for m in selected]
     if not slugs:
         raise TitoError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
+    policy = load_policy(course)  # a mistake in course.yaml stops the run before anything is written
     tools_on_path()
+    now = utc_now()
+    run, started_at = run_stamp(root, now), iso(now)
+    history = previous_rows(root)
 
+    # whatever is in submitted/ now is kept before anything can replace it
+    keep_submitted(root, find_submissions(root, slugs, students).submissions, run, started_at)
     collected = Collected()
     if archives is not None:
         if not Path(archives).is_dir():
             raise TitoError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
         hooks.step(f"collecting archives from {archives}")
         collected = import_archives(root, Path(archives), slugs, students)
+    exchanged: set = set()
     if exchange is not None:
         hooks.step(f"collecting from the nbgrader exchange {exchange}")
+        before = keep_submitted(root, find_submissions(root, slugs, students).submissions, run, started_at)
         from_exchange = collect_exchange(root, Path(exchange), course_id, slugs)
         collected.problems.extend(from_exchange.problems)
+        after = {(s.student, s.module): notebook_bytes(s) for s in find_submissions(root, slugs, students).submissions}
+        exchanged = {key for key, data in after.items() if data is not None and before.get(key) != sha256_bytes(data)}
     found = find_submissions(root, slugs, students)
     problems = collected.problems + found.problems
+    receipt = build_receipt(root, run, started_at, found, collected, exchanged, history)
+    if receipt.entries or receipt.refused:
+        receipt.write(root)
+        hooks.collected(receipt)
     if not found.submissions:
         raise TitoError(
             f"No submissions of {', '.join(slugs)} in {root / 'submitted'}"
@@ -325,12 +402,15 @@ def grade(
             "Collect them first: `tito grade --from DIR` (tito submit archives) or "
             "`tito grade --exchange DIR`; see docs/instructors.md.",
         )
+    digests = {(e.student, e.module): e.sha256 for e in receipt.entries if e.graded}
 
     by_slug = {m.slug: m for m in selected}
     graded_modules = [by_slug[s] for s in slugs if any(x.module == s for x in found.submissions)]
     hooks.step("registering the assignments in the gradebook")
     register_assignments(root, graded_modules)
     _record_identities(root, {**found.identities, **collected.identities})
+    apply_policy(root, policy, found.submissions)
+    late_penalty = policy.penalty.to_dict() if policy.penalty.method != "none" else None
 
     protected = [
         str(course.root / "source"), str(root / "source"), str(root / "release"),
@@ -362,15 +442,28 @@ def grade(
                 "timeout": options.timeout,
                 "memory_mb": options.memory_mb,
                 "deadline": options.deadline or deadline(release, options.timeout),
+                "late_penalty": late_penalty,
             })
         hooks.total(len(jobs))
 
         def on_result(job: dict, outcome: dict) -> None:
+            page = root / "feedback" / job["student"] / job["module"] / f"{job['module']}.html"
+            replaced = page.is_file()
             try:
                 row = _merge(root, job, outcome, options)
             except Exception as error:  # noqa: BLE001 - record it as ungraded, go on with the batch
                 why = f"the grade could not be recorded: {type(error).__name__}: {error}"
                 row = _merge(root, job, {"status": "error", "notes": [*outcome.get("notes", []), why]}, options)
+            row.sha256 = digests.get((row.student, row.module))
+            try:
+                record_late(root, job, row)
+            except Exception as error:  # noqa: BLE001 - the grade stands; say the penalty is missing
+                row.notes.append(f"the late penalty could not be recorded: {type(error).__name__}: {error}")
+            mark_change(row, history.get((row.student, row.module)))
+            try:
+                stamp_feedback(root, row, feedback_note(row, started_at, replaced, policy.penalty.describe()))
+            except OSError as error:
+                row.notes.append(f"the feedback page could not be dated: {error}")
             rows.append(row)
             shutil.rmtree(job["scratch"], ignore_errors=True)
             hooks.finished(row)
@@ -381,7 +474,11 @@ def grade(
     rows.sort(key=lambda r: (r.student, r.module))
     hooks.step("exporting the gradebook")
     csv_path = _export(root)
+    exports = export(root)
     summary_path = root / GRADES_DIR / SUMMARY_FILE
-    report = Report(rows, sorted(problems, key=lambda p: (p.source, p.message)), summary_path, csv_path, options)
-    summary_path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    report = Report(
+        rows, sorted(problems, key=lambda p: (p.source, p.message)), summary_path, csv_path, options,
+        run=run, started_at=started_at, receipt=receipt, exports=exports,
+    )
+    _write_summary(root, report)
     return report

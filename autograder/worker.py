@@ -142,7 +142,7 @@ def grade_one(job: dict) -> dict:
         outcome["notes"].append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
 
     before = fingerprint(job.get("protected", []))
-    api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"]))
+    api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty")))
     with kernel_environment(package):
         result = api.autograde(slug, student, force=True, create=True)
     graded = root / "autograded" / student / slug / f"{slug}.ipynb"

@@ -76,6 +76,13 @@ def test_archives_and_the_exchange_are_collected_and_graded(tmp_path):
         "carol": (5.0, "2025-03-01T12:00:00Z"),
         "dave": (5.0, "2025-03-01T08:00:00Z"),
     }
+    # the receipt says where each graded notebook came from
+    receipt = json.loads((root / "grades/receipts" / f"{summary['run']}.json").read_text())
+    assert {e["student"]: e["source"] for e in receipt["entries"] if e["graded"]} == {
+        "alice": f"archive {SLUG}-alice-20250302T090000Z.zip",
+        "carol": f"archive {SLUG}-carol-20250301T120000Z.zip",
+        "dave": "exchange",
+    }
     problems = {p["source"]: p["message"] for p in summary["problems"]}
     assert "checksum" in problems[f"{SLUG}-bob-20250301T110000Z.zip"]
     assert "zip" in problems[f"{SLUG}-carol-20250303T000000Z.zip"]

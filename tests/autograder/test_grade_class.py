@@ -96,6 +96,15 @@ def test_a_class_is_graded_exactly_and_a_regrade_is_identical(tmp_path):
     assert {kind: _digest(root / kind) for kind in ("source", "release")} == products
     assert _digest(course / "tinytorch") == package
 
-    # the same submissions graded again, one worker this time: the same summary
+    # the same submissions graded again, one worker this time: the same summary, every row
+    # marked unchanged since the first run
     _, again = _grade(course, "--workers", "1")
-    assert again == summary
+    assert {row["change"] for row in again["rows"]} == {"unchanged"}
+    assert {row["previous"]["run"] for row in again["rows"]} == {summary["run"]}
+    assert _this_run_aside(again) == _this_run_aside(summary)
+
+
+def _this_run_aside(summary: dict) -> dict:
+    """A summary without what names the run and compares it with the one before."""
+    rows = [{k: v for k, v in row.items() if k not in ("change", "previous")} for row in summary["rows"]]
+    return {**{k: v for k, v in summary.items() if k not in ("run", "started_at")}, "rows": rows}

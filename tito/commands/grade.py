@@ -18,9 +18,18 @@ def _score(value: float) -> str:
     return f"{value:g}"
 
 
+def _late(row) -> str:
+    from autograder.policy import describe_late
+
+    if row.seconds_late <= 0:
+        return "-"
+    return f"{describe_late(row.seconds_late)} late: -{_score(row.late_penalty)}"
+
+
 def _summary_table(report) -> Table:
     table = Table(title="tito grade", show_lines=False)
-    for column in ("student", "module", "score", "failed", "time-outs", "errors", "notes"):
+    columns = ("student", "module", "score", "late", "failed", "time-outs", "errors", "notes", "since last grade")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for row in report.rows:
         full = row.score >= row.max_score and row.max_score > 0
@@ -29,12 +38,50 @@ def _summary_table(report) -> Table:
             row.student,
             row.module,
             f"[{colour}]{_score(row.score)}/{_score(row.max_score)}[/]",
+            _late(row),
             ", ".join(row.failed) or "-",
             ", ".join(row.timeouts) or "-",
             ", ".join(row.errors) or "-",
             "; ".join(([row.status] if row.status != "graded" else []) + row.repairs + row.notes) or "-",
+            row.change_text,
         )
     return table
+
+
+def _receipt_table(receipt) -> Table:
+    """What a run collected, printed before it grades (also in grades/receipts/<run>.json)."""
+    table = Table(title=f"collected (run {receipt.run})", show_lines=False)
+    for column in ("student", "module", "submitted (UTC)", "sha256", "source", "status"):
+        table.add_column(column, overflow="fold")
+    for entry in receipt.entries:
+        when = entry.submitted_at.replace("T", " ").removesuffix("Z") if entry.submitted_at else "-"
+        status = entry.detail if entry.graded else f"[dim]not graded: {entry.detail}[/]"
+        table.add_row(entry.student, entry.module, when, (entry.sha256 or "-")[:12], entry.source, status)
+    for refused in receipt.refused:
+        table.add_row("-", "-", "-", "-", refused["source"], f"[red]refused:[/] {refused['reason']}")
+    return table
+
+
+def _export(course: Course, modules: list[str] | None, output: Path | None) -> None:
+    from autograder.export import export
+
+    root = course.assignments_dir
+    if not (root / "gradebook.db").is_file():
+        raise TitoError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
+    from nbgrader.api import Gradebook
+
+    from autograder.config import db_url
+
+    with Gradebook(db_url(root)) as gradebook:
+        known = {a.name for a in gradebook.assignments}
+    names = [course.module(m).slug for m in modules] if modules else None
+    for name in names or []:
+        if name not in known:
+            raise TitoError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
+    if not known:
+        raise TitoError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
+    for path in export(root, names, output):
+        console.print(f"[green]✓[/] {path}")
 
 
 def _self_test(course: Course, modules: list[str] | None, timeout: int, workers: int) -> None:
@@ -86,13 +133,31 @@ def grade(
     self_test: bool = typer.Option(
         False, "--self-test", help="Check the grader on each module instead: reference full marks, release zero, mutants caught."
     ),
+    export: bool = typer.Option(
+        False, "--export",
+        help="Grade nothing: write the gradebook as CSV, per module (one column per test) and for the course.",
+    ),
+    output: Path = typer.Option(
+        None, "--output", "-o", help="With --export: the folder to write to (default assignments/grades/export/)."
+    ),
 ) -> None:
     """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
-    export the gradebook as CSV and print a summary (also in assignments/grades/summary.json)."""
+    export the gradebook as CSV and print a summary (also in assignments/grades/summary.json).
+    Due dates, late penalties and extensions come from course.yaml."""
     from autograder.grade import Hooks, Options
     from autograder.grade import grade as run_grade
 
     course = Course()
+    if export or output is not None:
+        if not export:
+            raise TitoError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
+        if self_test or from_dir or exchange or student:
+            raise TitoError(
+                "--export writes what the gradebook holds; it does not grade or collect.",
+                "Grade first (`tito grade ...`), then run `tito grade --export` alone.",
+            )
+        _export(course, modules, output)
+        return
     if self_test:
         _self_test(course, modules, timeout, workers)
         return
@@ -107,6 +172,7 @@ def grade(
             started=lambda label: bar.update(task, description=f"grading {label}"),
             finished=lambda row: bar.update(task, advance=1),
             step=lambda what: bar.update(task, description=what),
+            collected=lambda receipt: console.print(_receipt_table(receipt)),
         )
         report = run_grade(
             course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id,
@@ -122,6 +188,10 @@ def grade(
         f"{(root / 'feedback').relative_to(course.root)}/, gradebook CSV: "
         f"{report.csv_path.relative_to(course.root)}, summary: {report.summary_path.relative_to(course.root)}"
     )
+    if report.exports:
+        console.print(f"  per-test CSVs: {report.exports[-1].parent.relative_to(course.root)}/ (`tito grade --export`)")
+    if report.receipt is not None and report.receipt.path is not None:
+        console.print(f"  what was collected: {report.receipt.path.relative_to(course.root)}")
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,196 @@
+"""Grades out of nbgrader's gradebook, as CSV files an LMS imports.
+
+Every value is read from the gradebook (`assignments/gradebook.db`), not from a run's
+summary, so the files hold what nbgrader holds, manual grades given in its formgrader
+included. Every file is written with proper CSV quoting (a name with a comma stays one
+field) and atomically.
+
+- `grades.csv`: nbgrader's own export columns, one row per student and assignment:
+  `assignment, duedate, timestamp, student_id, last_name, first_name, email, raw_score,
+  late_submission_penalty, score, max_score`.
+- `export/<NN_name>.csv`, one per module: one row per student, one column per graded test
+  (`<grade id> (max <points>)`), then `raw_score, late_penalty, score, max_score`.
+- `export/course.csv`: one row per student, for each module its tests
+  (`<NN_name>/<grade id> (max <points>)`), `<NN_name> raw_score`, `<NN_name> late_penalty`
+  and `<NN_name> score (max <points>)`, then the course `total (max <points>)`.
+
+A student with no submission for a module scores 0 there, as in nbgrader's own export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+from pathlib import Path
+
+from autograder.config import CSV_FILE, EXPORT_DIR, GRADES_DIR, db_url
+
+COURSE_FILE = "course.csv"
+STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email"]
+
+
+def _number(value) -> str:
+    return "" if value is None else f"{float(value):g}"
+
+
+def _time(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ") if moment else ""
+
+
+def _student(student) -> list[str]:
+    return [student.id, student.last_name or "", student.first_name or "", student.email or ""]
+
+
+def _source_order(root: Path, assignment: str, notebook: str) -> list[str]:
+    """Grade ids in the order of the module's source notebook (empty if it is not there)."""
+    path = Path(root) / "source" / assignment / f"{notebook}.ipynb"
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    ids = []
+    for cell in cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {}) if isinstance(cell, dict) else {}
+        if isinstance(meta, dict) and meta.get("grade_id"):
+            ids.append(meta["grade_id"])
+    return ids
+
+
+def tests(root: Path, assignment) -> list[tuple[str, str, float]]:
+    """(notebook, grade id, max points) of every graded cell of an nbgrader assignment, in
+    notebook order."""
+    found = []
+    for notebook in sorted(assignment.notebooks, key=lambda n: n.name):
+        order = {grade_id: position for position, grade_id in enumerate(_source_order(root, assignment.name, notebook.name))}
+        cells = sorted(notebook.grade_cells, key=lambda c: (order.get(c.name, len(order)), c.name))
+        found += [(notebook.name, cell.name, float(cell.max_score)) for cell in cells]
+    return found
+
+
+def _label(assignment, notebook: str, grade_id: str, points: float) -> str:
+    name = grade_id if len(assignment.notebooks) == 1 else f"{notebook}/{grade_id}"
+    return f"{name} (max {points:g})"
+
+
+def _scores(submission) -> dict[tuple[str, str], float | None]:
+    return {(nb.name, grade.name): grade.score for nb in submission.notebooks for grade in nb.grades}
+
+
+def _results(submission) -> tuple[float, float, float]:
+    """(raw score, late penalty, final score) as nbgrader's export computes them."""
+    raw = float(submission.score)
+    penalty = float(submission.late_submission_penalty or 0.0)
+    return raw, penalty, max(0.0, raw - penalty)
+
+
+def module_table(gradebook, root: Path, name: str) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of one module's export."""
+    assignment = gradebook.find_assignment(name)
+    graded = tests(root, assignment)
+    header = [*STUDENT_COLUMNS, "submitted_at", "seconds_late"]
+    header += [_label(assignment, *test) for test in graded]
+    header += ["raw_score", "late_penalty", "score", "max_score"]
+    submissions = {s.student.id: s for s in assignment.submissions}
+    rows = []
+    for student in sorted(gradebook.students, key=lambda s: s.id):
+        submission = submissions.get(student.id)
+        if submission is None:
+            values = ["", "0", *["0"] * len(graded), "0", "0", "0"]
+        else:
+            scores = _scores(submission)
+            raw, penalty, final = _results(submission)
+            values = [_time(submission.timestamp), _number(submission.total_seconds_late)]
+            values += [_number(scores.get((notebook, grade_id))) for notebook, grade_id, _ in graded]
+            values += [_number(raw), _number(penalty), _number(final)]
+        rows.append([*_student(student), *values, _number(assignment.max_score)])
+    return header, rows
+
+
+def course_table(gradebook, root: Path, names: list[str] | None = None) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the whole course's export (every assignment in the gradebook, or
+    those in `names`)."""
+    assignments = [a for a in sorted(gradebook.assignments, key=lambda a: a.name) if not names or a.name in names]
+    header = list(STUDENT_COLUMNS)
+    layout = []
+    total_max = 0.0
+    for assignment in assignments:
+        graded = tests(root, assignment)
+        layout.append((assignment, graded, {s.student.id: s for s in assignment.submissions}))
+        header += [f"{assignment.name}/{_label(assignment, *test)}" for test in graded]
+        header += [f"{assignment.name} raw_score", f"{assignment.name} late_penalty",
+                   f"{assignment.name} score (max {float(assignment.max_score):g})"]
+        total_max += float(assignment.max_score)
+    header.append(f"total (max {total_max:g})")
+    rows = []
+    for student in sorted(gradebook.students, key=lambda s: s.id):
+        values, total = _student(student), 0.0
+        for _, graded, submissions in layout:
+            submission = submissions.get(student.id)
+            if submission is None:
+                values += ["0"] * (len(graded) + 3)
+                continue
+            scores = _scores(submission)
+            raw, penalty, final = _results(submission)
+            values += [_number(scores.get((notebook, grade_id))) for notebook, grade_id, _ in graded]
+            values += [_number(raw), _number(penalty), _number(final)]
+            total += final
+        rows.append([*values, _number(total)])
+    return header, rows
+
+
+def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
+    """nbgrader's CsvExportPlugin, row for row and value for value, but properly quoted by the
+    writer (nbgrader's own joins the fields with commas, so a comma in a name breaks it)."""
+    from nbgrader.api import MissingEntry
+
+    header = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+              "raw_score", "late_submission_penalty", "score", "max_score"]
+    rows = []
+    for assignment in gradebook.assignments:
+        for student in gradebook.students:
+            try:
+                submission = gradebook.find_submission(assignment.name, student.id)
+            except MissingEntry:
+                timestamp, raw, penalty, score = "", 0.0, 0.0, 0.0
+            else:
+                timestamp, penalty = submission.timestamp, submission.late_submission_penalty
+                raw, score = submission.score, max(0.0, submission.score - penalty)
+            values = [assignment.name, assignment.duedate, timestamp, student.id, student.last_name,
+                      student.first_name, student.email, raw, penalty, score, assignment.max_score]
+            rows.append(["" if v is None else str(v) for v in values])
+    return header, rows
+
+
+def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    from tito.files import atomic_write
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    atomic_write(path, buffer.getvalue())
+    return path
+
+
+def write_nbgrader_csv(root: Path) -> Path:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(db_url(root)) as gradebook:
+        return write_csv(Path(root) / GRADES_DIR / CSV_FILE, *nbgrader_table(gradebook))
+
+
+def export(root: Path, names: list[str] | None = None, output: Path | None = None) -> list[Path]:
+    """Write one CSV per module (those in `names`, default: every assignment in the gradebook)
+    and the course's CSV (always every assignment) into `output` (default
+    `assignments/grades/export/`). Returns the paths written, the course file last."""
+    from nbgrader.api import Gradebook
+
+    output = Path(output) if output else Path(root) / GRADES_DIR / EXPORT_DIR
+    written = []
+    with Gradebook(db_url(root)) as gradebook:
+        for name in names or sorted(a.name for a in gradebook.assignments):
+            written.append(write_csv(output / f"{name}.csv", *module_table(gradebook, root, name)))
+        written.append(write_csv(output / COURSE_FILE, *course_table(gradebook, root)))
+    return written
