@@ -56,10 +56,12 @@ def nbgrader_config(
             which nbgrader's AssignLatePenalties applies; None keeps nbgrader's default (none).
     """
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute, GetGrades
     from traitlets.config import Config
 
     from autograder.feedback import GraderNotes, HideHiddenTests
+    from autograder.integrity import GradedExecute
 
     config = Config()
     config.CourseDirectory.root = str(root)
@@ -70,6 +72,12 @@ def nbgrader_config(
         setattr(config.Execute, key, value)
     for key, value in kernel_sockets().items():
         setattr(config.KernelManager, key, value)
+    # autograde runs notebooks as `tito test` does: a hang or a dead kernel ends the run, and
+    # a test counts only on evidence its code cannot forge (autograder/integrity.py)
+    config.Autograde.autograde_preprocessors = [
+        GradedExecute if step is Execute else step
+        for step in Autograde.class_traits()["autograde_preprocessors"].default()
+    ]
     # a deleted test cell comes back (nbgrader inserts the original after the cell before it)
     config.OverwriteCells.add_missing_cells = True
     # feedback: nbgrader's own steps, plus one that keeps hidden tests out (autograder/feedback.py)

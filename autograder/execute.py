@@ -1,12 +1,16 @@
 """Running a notebook and reading its graded cells: the one execution that `tito test`,
 `tito module complete`, `tito submit` and `tito grade` share.
 
-A notebook runs top to bottom in a fresh `python3` kernel through nbgrader's own Execute
-preprocessor (errors are recorded in the cell and execution goes on; each cell has a time
-limit). Which `tinytorch` the code imports is decided by `package_dir`: the folder that
-holds the package (a student's workspace, or the course folder for the reference) is put
-first on the kernel's PYTHONPATH. Scores come from nbgrader's own `determine_grade`, so a
-cell earns here exactly what the autograder would give it.
+A notebook runs top to bottom in a fresh `python3` kernel through `GradedExecute`
+(autograder/integrity.py), nbgrader's own Execute preprocessor with two changes that the
+grader's autograde shares: a cell past its time limit, or a dead kernel, ends the run and
+fails every later graded cell ("not run: …"), and a test cell counts only on evidence its
+code cannot print (the kernel's reply status, a per-cell random token handed back after the
+test's last line, IPython's machinery as it was at start). Errors are recorded in the cell
+and execution goes on. Which `tinytorch` the code imports is decided by `package_dir`: the
+folder that holds the package (a student's workspace, or the course folder for the
+reference) is put first on the kernel's PYTHONPATH. Scores come from nbgrader's own
+`determine_grade`, so a cell earns here exactly what the autograder would give it.
 """
 
 from __future__ import annotations
@@ -101,12 +105,14 @@ def execute(
         package_dir: the folder holding the `tinytorch` package the code must import.
         timeout: seconds each cell may take before it is interrupted and marked as timed out.
     """
-    from nbgrader.preprocessors import ClearOutput, Execute
+    from nbgrader.preprocessors import ClearOutput
+
+    from autograder.integrity import GradedExecute
 
     notebook, resources = ClearOutput().preprocess(notebook, {})
     from traitlets.config import Config
 
-    executor = Execute(config=Config({"KernelManager": kernel_sockets()}), **executor_settings(timeout))
+    executor = GradedExecute(config=Config({"KernelManager": kernel_sockets()}), **executor_settings(timeout))
     resources = {"metadata": {"path": str(cwd)}}
     with kernel_environment(package_dir):
         notebook, _ = executor.preprocess(notebook, resources)
@@ -121,9 +127,21 @@ def _strip_ansi(text: str) -> str:
 
 def _describe(cell: NotebookNode) -> tuple[str, str]:
     """(status, message) for a graded cell that lost points."""
+    from autograder.integrity import KERNEL_DIED, NOT_COUNTED, NOT_RUN, TIMED_OUT
+
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    # the grader's own verdicts: a test that does not count, a cell that never ran or in
+    # which the kernel died (autograder/integrity.py); they come first in the cell
+    for output in errors[:1]:
+        name, value = output.get("ename"), str(output.get("evalue", ""))
+        if name == NOT_COUNTED:
+            return "failed", f"not counted: {value}"
+        if name in (TIMED_OUT, KERNEL_DIED) and value.startswith(NOT_RUN):
+            return ("timeout" if name == TIMED_OUT else "error"), value
+        if name == KERNEL_DIED:
+            return "error", value
     # a timed-out cell holds the KeyboardInterrupt of the interrupted kernel, then the timeout
-    if any(o.get("ename") == "CellTimeoutError" for o in errors):
+    if any(o.get("ename") == TIMED_OUT for o in errors):
         return "timeout", "the cell ran past its time limit (an endless loop?)"
     for output in errors:
         name = output.get("ename", "Error")
@@ -138,9 +156,13 @@ def _describe(cell: NotebookNode) -> tuple[str, str]:
 
 
 def results(notebook: NotebookNode) -> list[CellResult]:
-    """Score every graded cell of an executed notebook, as nbgrader's autograde would."""
+    """Score every graded cell of an executed notebook, as nbgrader's autograde would. A line
+    of the notebook's hidden tests never appears in a message (autograder/feedback.py)."""
     from nbgrader.utils import determine_grade, is_grade
 
+    from autograder.feedback import hidden_lines, redact
+
+    hidden = hidden_lines(notebook)
     scored = []
     for cell in notebook.cells:
         if cell.cell_type != "code" or not is_grade(cell):
@@ -152,7 +174,7 @@ def results(notebook: NotebookNode) -> list[CellResult]:
             scored.append(CellResult(grade_id, points, max_points, "passed"))
         else:
             status, message = _describe(cell)
-            scored.append(CellResult(grade_id, points, max_points, status, message))
+            scored.append(CellResult(grade_id, points, max_points, status, redact(message, hidden)))
     return scored
 
 

@@ -275,6 +275,11 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
             notes.append(f"test '{cell.grade_id}' ran out of memory (limit {options.memory_mb} MB)")
     if status == GRADED and any(c.status == "timeout" for c in cells):
         notes.append(f"time limit ({options.timeout} s per cell) reached")
+    if status == GRADED and any("the kernel died" in c.message for c in cells):
+        memory = f"hit the memory limit of {options.memory_mb} MB" if options.memory_mb else "ran out of memory"
+        notes.append(
+            f"the notebook's kernel died, so nothing after that cell ran (it crashed Python, called exit, or {memory})"
+        )
 
     autograded = root / "autograded" / student / slug
     feedback = root / "feedback" / student / slug

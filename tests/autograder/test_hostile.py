@@ -1,7 +1,8 @@
 """Submissions that attack the grader: a memory hog, one that writes outside its folder, one
 that crashes at import, one that kills its kernel, one that cannot be interrupted, one whose
-loops together overrun the whole-submission deadline. Each is graded and reported, and the
-batch goes on (a killed grading process is replaced)."""
+cells together overrun the whole-submission deadline. Each is graded and reported (a dead
+kernel or a hang fails every test after it), and the batch goes on (a killed grading process
+is replaced)."""
 
 from __future__ import annotations
 
