@@ -196,6 +196,13 @@ def test_without_a_working_bubblewrap_grading_refuses_in_one_line(tmp_path, env,
     assert not (root / "gradebook.db").exists() and not (root / "autograded").exists()
 
 
+def test_doctor_says_whether_grading_can_be_confined():
+    result = run_tito("system", "doctor", env={"TITO_BWRAP": "/bin/false", "COLUMNS": "250"})
+    assert "tito grade cannot confine student code: bubblewrap (/bin/false) cannot start a sandbox here" in result.stdout
+    assert "! confinement: To grade: apt-get install bubblewrap, or grade with --no-confine" in result.stdout
+    assert "Students need nothing." in result.stdout
+
+
 @needs_bubblewrap
 def test_the_sandbox_shows_exactly_what_it_says(tmp_path):
     """The bwrap command itself, on one Python process: a folder hidden inside one it reads
