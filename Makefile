@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo build check lint bench clean help
+.PHONY: install test demo build check lint bench confinement clean help
 
 help:
 	@echo "make install  create .venv and install tinytorch, tito and the test tools"
@@ -13,6 +13,7 @@ help:
 	@echo "make build    regenerate the package and notebooks from source/"
 	@echo "make check    lint and check that generated files match source/"
 	@echo "make bench    run the benchmarks against PyTorch CPU"
+	@echo "make confinement  install bubblewrap, which tito grade confines student code with (root, apt-get)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +43,22 @@ check: lint
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# `tito grade` runs student code in a bubblewrap sandbox (docs/instructors.md, Confinement):
+# a system package, installed here when it is missing and this is root with apt-get. This
+# never fails: without it, `tito grade` refuses to grade unless told --no-confine.
+confinement:
+	@if command -v bwrap >/dev/null 2>&1; then \
+	  echo "bubblewrap: $$(command -v bwrap)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing bubblewrap with apt-get"; \
+	  if apt-get install -y -qq bubblewrap >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq bubblewrap >/dev/null 2>&1; }; then \
+	    echo "bubblewrap: installed"; \
+	  else echo "could not install bubblewrap: tito grade will refuse to grade without --no-confine"; fi; \
+	else \
+	  echo "bubblewrap (bwrap) is missing: install it as root (apt-get install bubblewrap) for tito grade to confine student code"; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -9,7 +9,8 @@ One run:
    release notebooks are never rewritten (autograder/config.py);
 3. grade: worker processes (autograder/pool.py, autograder/worker.py) run nbgrader's
    autograde and generate_feedback on each submission in a private scratch course, under a
-   per-cell time limit and a memory limit, against a copy of the reference package;
+   per-cell time limit and a memory limit, against a copy of the reference package, with
+   each notebook's kernel confined by bubblewrap (autograder/confine.py);
 4. merge: this process alone writes the real gradebook, replaying nbgrader's own
    SaveAutoGrades on each autograded notebook, and copies the autograded notebook and the
    feedback into `assignments/autograded/` and `assignments/feedback/`;
@@ -55,6 +56,8 @@ from autograder.config import (
     nbgrader_config,
     register_assignments,
 )
+from autograder.confine import bwrap_program, no_confine_requested, refusal_hint
+from autograder.confine import problem as confinement_problem
 from autograder.execute import DEFAULT_TIMEOUT, CellResult
 from tito.console import TitoError
 from tito.course import Course, Module
@@ -68,6 +71,8 @@ class Options:
     memory_mb: int = DEFAULT_MEMORY_MB  # per grading process; 0 = no limit
     workers: int = 1
     deadline: float | None = None  # seconds for a whole submission; default from timeout × cells
+    # each kernel in a bubblewrap sandbox (autograder/confine.py); TITO_NO_CONFINE=1 turns it off
+    confine: bool = field(default_factory=lambda: not no_confine_requested())
 
 
 @dataclass
@@ -162,6 +167,7 @@ class Report:
             "started_at": self.started_at,
             "timeout": self.options.timeout,
             "memory_mb": self.options.memory_mb,
+            "confined": self.options.confine,
             "rows": [row.to_dict() for row in self.rows],
             "problems": [p.to_dict() for p in self.problems],
         }
@@ -176,6 +182,17 @@ class Hooks:
     finished: Callable[[Row], None] = lambda row: None
     step: Callable[[str], None] = lambda what: None
     collected: Callable[[object], None] = lambda receipt: None  # before grading: the Receipt
+
+
+def bwrap_for(options: Options) -> str | None:
+    """The bwrap program that confines the kernels (None when `options` say not to confine);
+    a TitoError, before anything is collected or graded, when they cannot be confined."""
+    if not options.confine:
+        return None
+    why = confinement_problem()
+    if why:
+        raise TitoError(f"Cannot confine student code: {why}.", refusal_hint())
+    return bwrap_program()
 
 
 def _release(root: Path, slug: str) -> Path:
@@ -368,6 +385,7 @@ def grade(
     options = options or Options()
     hooks = hooks or Hooks()
     root = Path(root or course.assignments_dir).resolve()
+    bwrap = bwrap_for(options)
     selected = gradable_modules(course, root, modules)
     slugs = [m.slug for m in selected]
     if not slugs:
@@ -426,6 +444,10 @@ def grade(
         scratch = Path(scratch_dir)
         template = scratch / "gradebook.db"
         shutil.copyfile(root / "gradebook.db", template)
+        # what a confined kernel must never see, even where it lies inside a folder it reads
+        hidden = sorted({
+            str(Path(p).resolve()) for p in (course.root, root, Path.home(), scratch, archives, exchange) if p
+        })
         jobs = []
         for number, submission in enumerate(found.submissions, start=1):
             release = _release(root, submission.module)
@@ -448,6 +470,7 @@ def grade(
                 "memory_mb": options.memory_mb,
                 "deadline": options.deadline or deadline(release, options.timeout),
                 "late_penalty": late_penalty,
+                "sandbox": {"bwrap": bwrap, "hide": hidden} if bwrap else None,
             })
         hooks.total(len(jobs))
 

@@ -166,9 +166,11 @@ def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int
 
 def check_pipeline(
     course: Course, modules: list[Module], *, timeout: int = DEFAULT_TIMEOUT, workers: int = 2,
+    confine: bool | None = None,
 ) -> list[Check]:
     """Grade each module's reference and untouched release notebook through `tito grade`'s
-    pipeline, all in one run, in a scratch nbgrader course."""
+    pipeline, all in one run, in a scratch nbgrader course (kernels confined as `tito grade`'s
+    are, unless `confine` is False)."""
     from autograder.grade import Options, grade
 
     built = course.assignments_dir
@@ -182,7 +184,10 @@ def check_pipeline(
                 for target in (root / kind / module.slug, root / "submitted" / student / module.slug):
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(notebook, target / notebook.name)
-        report = grade(course, modules, root=root, options=Options(timeout=timeout, workers=workers))
+        options = Options(timeout=timeout, workers=workers)
+        if confine is not None:
+            options.confine = confine
+        report = grade(course, modules, root=root, options=options)
     rows = {(row.student, row.module): row for row in report.rows}
     checks = []
     for module in modules:
@@ -223,7 +228,7 @@ def _release_check(module: Module, row) -> Check:
 
 def run(
     course: Course, modules: list[Module] | None = None, *, timeout: int = DEFAULT_TIMEOUT,
-    workers: int = 2, progress: Callable[[str], None] | None = None,
+    workers: int = 2, progress: Callable[[str], None] | None = None, confine: bool | None = None,
 ) -> list[Check]:
     """Every check of every module (default: all)."""
     checks = []
@@ -234,7 +239,7 @@ def run(
             apply_mutant(module, mutant)
     if progress:
         progress("reference and release notebooks through the grader")
-    checks += check_pipeline(course, modules, timeout=timeout, workers=workers)
+    checks += check_pipeline(course, modules, timeout=timeout, workers=workers, confine=confine)
     for module in modules:
         for mutant in mutants[module.slug]:
             if progress:

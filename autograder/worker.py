@@ -9,8 +9,9 @@ so workers never contend for it.
 
 Limits set here are inherited by the notebook's kernel, which this process starts:
 RLIMIT_AS (`--memory-mb`, the address space of each process) and RLIMIT_FSIZE (no file
-larger than 1 GiB), and no core dumps. The per-cell time limit is nbgrader's (Execute.timeout);
-the parent kills a worker that overruns its whole-notebook deadline.
+larger than 1 GiB), and no core dumps; RLIMIT_AS reaches the kernel through bubblewrap too,
+when the job says to confine it (autograder/confine.py). The per-cell time limit is nbgrader's
+(Execute.timeout); the parent kills a worker that overruns its whole-notebook deadline.
 """
 
 from __future__ import annotations
@@ -99,6 +100,7 @@ def grade_one(job: dict) -> dict:
     from nbgrader.utils import parse_utc
 
     from autograder.config import nbgrader_config
+    from autograder.confine import Sandbox, refusals
     from autograder.execute import kernel_environment, results
 
     student, slug = job["student"], job["module"]
@@ -142,7 +144,14 @@ def grade_one(job: dict) -> dict:
         outcome["notes"].append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
 
     before = fingerprint(job.get("protected", []))
-    api = NbGraderAPI(config=nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty")))
+    config = nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty"))
+    sandbox = Sandbox(**job["sandbox"], scratch=str(scratch), readable=[str(package)]) if job.get("sandbox") else None
+    if sandbox:
+        from autograder.confined_kernel import confine
+
+        confine(config, sandbox)
+    outcome["confined"] = sandbox is not None
+    api = NbGraderAPI(config=config)
     with kernel_environment(package):
         result = api.autograde(slug, student, force=True, create=True)
     graded = root / "autograded" / student / slug / f"{slug}.ipynb"
@@ -150,7 +159,11 @@ def grade_one(job: dict) -> dict:
         outcome.update(status="error")
         outcome["notes"].append(_failure_reason(result, job["memory_mb"]))
     else:
-        outcome["cells"] = [r.to_dict() for r in results(nbformat.read(str(graded), as_version=4))]
+        executed = nbformat.read(str(graded), as_version=4)
+        outcome["cells"] = [r.to_dict() for r in results(executed)]
+        refused = refusals(executed, sandbox) if sandbox else None
+        if refused:
+            outcome["notes"].append(refused)
         outcome["autograded"] = str(graded.parent)
         api.config.GraderNotes.notes = [*outcome.get("repairs", []), *outcome["notes"]]
         feedback = api.generate_feedback(slug, student, force=True)

@@ -15,6 +15,25 @@ ROOT = Path(__file__).resolve().parent.parent
 TITO = [sys.executable, "-m", "tito.main"]
 
 
+def confinement_problem() -> str | None:
+    """Why `tito grade` cannot confine student code on this machine (None: it can)."""
+    from autograder.confine import problem
+
+    return problem()
+
+
+# `tito grade` refuses to run student code unconfined unless told to. In CI bubblewrap must
+# work (.ci/run installs it); elsewhere, without it, the grading tests grade unconfined and
+# tests/autograder/test_confine.py says why it skips.
+if os.environ.get("CI") != "true" and confinement_problem():
+    os.environ["TITO_NO_CONFINE"] = "1"
+
+
+def pytest_report_header(config):
+    why = confinement_problem()
+    return f"grading confinement: {'unavailable, grading unconfined: ' + why if why else 'bubblewrap'}"
+
+
 @pytest.fixture(scope="session")
 def course():
     from tito.course import Course

@@ -134,23 +134,29 @@ def hidden_lines(source_notebook: Path, release_notebook: Path) -> list[str]:
     return lines
 
 
-def hostile_class(root: Path, course_root: Path) -> dict[str, tuple[object, Expected]]:
-    """Submissions that attack the grader (graded with a memory limit of 1 GB)."""
+def hostile_class(root: Path, course_root: Path, confined: bool) -> dict[str, tuple[object, Expected]]:
+    """Submissions that attack the grader (graded with a memory limit of 1 GB), graded with
+    their kernels confined by bubblewrap or not."""
     memory_hog = solved(root)
     _cell(memory_hog, "personal_info").source = (
         "#| export\ndef personal_info():\n    hog = bytearray(3 * 1024**3)  # 3 GB, over the limit\n"
         "    return {'name': 'Hog', 'email': 'hog@example.org'}\n"
     )
 
-    writer = solved(root)
+    writer = solved(root)  # one write per cell: each is tried, whatever the others did
     target = course_root / "source" / SLUG / "setup.py"
-    writer.cells.append(nbformat.v4.new_code_cell(
-        "import os, tinytorch.core.setup as reference\n"
-        "open('../../../../../../escaped.txt', 'w').write('relative escape')\n"
-        "open(os.path.expanduser('~/in-home.txt'), 'w').write('home')\n"
-        "open(reference.__file__, 'a').write('\\n# the reference package, edited by a student\\n')\n"
-        f"open({str(target)!r}, 'a').write('\\n# the course source, edited by a student\\n')\n"
-    ))
+    for write_one in (
+        "open('../../../../../../escaped.txt', 'w').write('relative escape')",
+        "import os\nopen(os.path.expanduser('~/in-home.txt'), 'w').write('home')",
+        "import tinytorch.core.setup as reference\n"
+        "open(reference.__file__, 'a').write('\\n# the reference package, edited by a student\\n')",
+        f"open({str(target)!r}, 'a').write('\\n# the course source, edited by a student\\n')",
+    ):
+        writer.cells.append(nbformat.v4.new_code_cell(write_one))
+    if confined:  # the sandbox refuses both writes by absolute path (and the note says so)
+        writes = Expected(5, notes=["writing outside its folder (1×)", "opening a hidden path (1×)"])
+    else:  # they happen, and are reported
+        writes = Expected(5, notes=["files outside the submission changed", "source/01_setup/setup.py"])
 
     crash_at_import = solved(root)
     first = next(c for c in crash_at_import.cells if "import numpy as np" in c.source)
@@ -172,7 +178,7 @@ def hostile_class(root: Path, course_root: Path) -> dict[str, tuple[object, Expe
         "unstoppable": (unstoppable, Expected(0, timeouts=ALL_TESTS, notes=["time limit"])),
         "many-loops": (many_loops, Expected(0, status="killed", notes=["stopped"])),
         "memory-hog": (memory_hog, Expected(4, errors=["setup_identity"], notes=["ran out of memory"])),
-        "writer": (writer, Expected(5, notes=["files outside the submission changed", "source/01_setup/setup.py"])),
+        "writer": (writer, writes),
         "crash-at-import": (crash_at_import, Expected(3, errors=["setup_environment"])),
         "segfault": (segfault, Expected(0, errors=ALL_TESTS, notes=["kernel died"])),
     }

@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from autograder.confine import no_confine_requested
 from tests.autograder.students import (
     SLUG,
     check_row,
@@ -25,7 +26,8 @@ pytestmark = pytest.mark.slow
 def test_hostile_submissions_are_graded_reported_and_contained(tmp_path):
     course = course_of_module_01(tmp_path / "course")
     root = course / "assignments"
-    students = hostile_class(root, course)
+    confined = not no_confine_requested()  # see tests/conftest.py
+    students = hostile_class(root, course, confined)
     for student, (notebook, _) in students.items():
         write(root, student, notebook)
     reference = (course / "tinytorch/core/setup.py").read_bytes()
@@ -44,11 +46,11 @@ def test_hostile_submissions_are_graded_reported_and_contained(tmp_path):
     # the memory limit turned a 3 GB allocation into a MemoryError in that test only
     hog = next(c for c in rows["memory-hog"]["cells"] if c["grade_id"] == "setup_identity")
     assert hog["message"].startswith("MemoryError")
-    # the writer edited the course source by its absolute path: that is reported (above);
-    # the reference package it imported was a private copy, and relative paths and ~ stayed
-    # in the grader's scratch folder
+    # the writer's edit of the course source by its absolute path was refused when confined,
+    # and reported when not (above); the reference package it imported was a private copy,
+    # and relative paths and ~ stayed in the grader's scratch folder
     assert (course / "tinytorch/core/setup.py").read_bytes() == reference
-    assert "edited by a student" in (course / "source/01_setup/setup.py").read_text()
+    assert ("edited by a student" in (course / "source/01_setup/setup.py").read_text()) is not confined
     assert not list(tmp_path.rglob("escaped.txt")) and not list(tmp_path.rglob("in-home.txt"))
 
 

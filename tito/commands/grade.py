@@ -9,6 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from autograder.config import DEFAULT_MEMORY_MB
+from autograder.confine import DOCS, NO_CONFINE_ENV
 from autograder.execute import DEFAULT_TIMEOUT
 from tito.console import TitoError, console
 from tito.course import Course
@@ -84,13 +85,25 @@ def _export(course: Course, modules: list[str] | None, output: Path | None) -> N
         console.print(f"[green]✓[/] {path}")
 
 
-def _self_test(course: Course, modules: list[str] | None, timeout: int, workers: int) -> None:
+def _confinement_line(confined: bool) -> str:
+    if confined:
+        return (
+            "[green]✓[/] student code ran confined (bubblewrap): no course folder, gradebook or "
+            "other submission in sight, no network, writes only in throwaway folders"
+        )
+    return (
+        "[yellow]![/] grading is not confined (--no-confine): student code could read and write "
+        f"what you can and reach the network; see {DOCS}"
+    )
+
+
+def _self_test(course: Course, modules: list[str] | None, timeout: int, workers: int, confine: bool) -> None:
     from autograder import selftest
 
     selected = [course.module(m) for m in modules] if modules else course.modules
     with console.status("self-test") as status:
         results = selftest.run(
-            course, selected, timeout=timeout, workers=workers,
+            course, selected, timeout=timeout, workers=workers, confine=confine,
             progress=lambda what: status.update(f"self-test: {what}"),
         )
     table = Table(title="tito grade --self-test")
@@ -140,6 +153,11 @@ def grade(
     output: Path = typer.Option(
         None, "--output", "-o", help="With --export: the folder to write to (default assignments/grades/export/)."
     ),
+    no_confine: bool = typer.Option(
+        False, "--no-confine", envvar=NO_CONFINE_ENV, show_envvar=False,
+        help="Run student code unconfined, with your rights (by default each notebook runs in a "
+        f"bubblewrap sandbox: no network, no course folder; ${NO_CONFINE_ENV}=1 does the same).",
+    ),
 ) -> None:
     """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
     export the gradebook as CSV and print a summary (also in assignments/grades/summary.json).
@@ -158,8 +176,10 @@ def grade(
             )
         _export(course, modules, output)
         return
+    if no_confine:
+        console.print(_confinement_line(False))
     if self_test:
-        _self_test(course, modules, timeout, workers)
+        _self_test(course, modules, timeout, workers, not no_confine)
         return
     selected = [course.module(m) for m in modules] if modules else None
     with Progress(
@@ -176,12 +196,15 @@ def grade(
         )
         report = run_grade(
             course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id,
-            options=Options(timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline),
+            options=Options(
+                timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline, confine=not no_confine,
+            ),
             hooks=hooks,
         )
     console.print(_summary_table(report))
     for problem in report.problems:
         console.print(f"[yellow]![/] {problem.source}: {problem.message}")
+    console.print(_confinement_line(report.options.confine))
     root = course.assignments_dir
     console.print(
         f"[green]✓[/] graded {len(report.rows)} submission(s). Feedback: "

@@ -23,6 +23,7 @@ class Check:
     ok: bool
     detail: str
     fix: str = ""
+    warn: bool = False  # works, but something an instructor needs is missing
 
 
 def _python() -> Check:
@@ -110,6 +111,21 @@ def _workspace() -> Check:
     return Check("workspace", True, f"{workspace.root}: {who}")
 
 
+def _confinement() -> Check:
+    """`tito grade` runs student code in a bubblewrap sandbox; students never need it."""
+    from autograder.confine import DOCS, bwrap_program, problem, version
+
+    why = problem()
+    if why:
+        return Check(
+            "confinement", True, f"tito grade cannot confine student code: {why}",
+            f"To grade: apt-get install bubblewrap, or grade with --no-confine (see {DOCS}). "
+            "Students need nothing.", warn=True,
+        )
+    program = bwrap_program()
+    return Check("confinement", True, f"bubblewrap {version(program)} ({program}): tito grade confines student code")
+
+
 def checks() -> list[Check]:
     return [
         _python(),
@@ -118,6 +134,7 @@ def checks() -> list[Check]:
         _package("jupytext", "module sources"),
         _package("nbclient", "running notebooks"),
         _kernel(),
+        _confinement(),
         _course(),
         _workspace(),
     ]
@@ -133,8 +150,12 @@ def doctor() -> None:
     table.add_column("", justify="center")
     table.add_column("detail")
     for check in results:
-        table.add_row(check.name, "[green]✓[/]" if check.ok else "[red]✗[/]", check.detail)
+        mark = "[red]✗[/]" if not check.ok else "[yellow]![/]" if check.warn else "[green]✓[/]"
+        table.add_row(check.name, mark, check.detail)
     console.print(table)
+    for check in results:
+        if check.ok and check.warn:
+            console.print(f"[yellow]! {check.name}:[/] {check.fix}")
     failed = [c for c in results if not c.ok]
     for check in failed:
         console.print(f"[red]✗ {check.name}:[/] {check.fix}")
