@@ -272,14 +272,20 @@ def as_float64(model) -> None:
             layer.running_mean, layer.running_var = layer.running_mean.astype(np.float64), layer.running_var.astype(np.float64)
 
 
-@pytest.mark.parametrize("dtype,batch,tolerance", [(np.float32, 4, 1e-4), (np.float64, 2, 1e-9)],
+@pytest.mark.parametrize("dtype,batch,lr,tolerance", [(np.float32, 64, 0.001, 1e-4), (np.float64, 2, None, 1e-9)],
                          ids=["float32", "float64"])
-def test_the_cnn_trains_step_for_step_like_pytorch(dtype, batch, tolerance):
-    """20 steps of the milestone's SGD (lr 0.05, momentum 0.9, weight decay 5e-4) on the same 20
-    batches of synthetic images, train mode (BatchNorm's batch statistics), no augmentation.
-    float32 (the milestone's dtype) agrees to about 1e-5: its rounding grows with every step,
-    and faster with bigger steps, so the run in float64 shows the arithmetic is the same (about
-    1e-13)."""
+def test_the_cnn_trains_step_for_step_like_pytorch(dtype, batch, lr, tolerance):
+    """20 steps of the milestone's SGD (momentum 0.9, weight decay 5e-4) on the same 20 batches
+    of synthetic images, train mode (BatchNorm's batch statistics), no augmentation.
+
+    In float32 (the milestone's dtype) two correct implementations round differently, and
+    training amplifies the difference: BatchNorm divides by the small spread of these images,
+    and at the milestone's learning rate of 0.05 the first steps overshoot (the loss jumps to
+    7-70), so float32 runs of the two frameworks part by 1e-2 or more, and by more with two BLAS
+    threads than with one. So float32 takes the milestone's batch of 64 at a learning rate of
+    0.001 (every parameter agrees to about 4e-5 after 20 steps, with one or two threads), and
+    float64 takes the milestone's learning rate on batches of 2, where rounding stays small
+    enough to show that the arithmetic is the same (about 1e-13)."""
     import torch
 
     from tinytorch.core.layers import manual_seed
@@ -288,7 +294,7 @@ def test_the_cnn_trains_step_for_step_like_pytorch(dtype, batch, tolerance):
     from tinytorch.core.tensor import Tensor
     from tinytorch.data import Normalize
 
-    images, labels = synthetic.synthetic_batch(80, seed=0, stream=1)
+    images, labels = synthetic.synthetic_batch(20 * batch, seed=0, stream=1)
     x = Normalize(cifar10.MEAN, cifar10.STD)(images.reshape(-1, 3, 32, 32) / np.float32(255)).astype(dtype)
     y = np.array(labels)
     manual_seed(0)
@@ -297,7 +303,7 @@ def test_the_cnn_trains_step_for_step_like_pytorch(dtype, batch, tolerance):
         as_float64(model)
         twin = twin.double()
     copy_weights(model, twin)
-    options = dict(lr=cifar10.LR, momentum=cifar10.MOMENTUM, weight_decay=cifar10.WEIGHT_DECAY)
+    options = dict(lr=lr or cifar10.LR, momentum=cifar10.MOMENTUM, weight_decay=cifar10.WEIGHT_DECAY)
     optimizer, torch_optimizer = SGD(model.parameters(), **options), torch.optim.SGD(twin.parameters(), **options)
     loss_fn, threads = CrossEntropyLoss(), torch.get_num_threads()
     torch.set_num_threads(1)
@@ -321,5 +327,7 @@ def test_the_cnn_trains_step_for_step_like_pytorch(dtype, batch, tolerance):
         assert param.dtype == dtype
         np.testing.assert_allclose(param.data, expected.T if expected.ndim == 2 else expected, rtol=0,
                                    atol=tolerance, err_msg=name)
+    # the running statistics average activations (values up to a few units), so they agree to
+    # the same relative precision as the parameters do in absolute terms: 10x looser here
     for name, buffer in model.named_buffers():
-        np.testing.assert_allclose(buffer, theirs[name].numpy(), rtol=tolerance, atol=tolerance, err_msg=name)
+        np.testing.assert_allclose(buffer, theirs[name].numpy(), rtol=10 * tolerance, atol=tolerance, err_msg=name)
