@@ -54,71 +54,114 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
     return out
 
 
-def _window(array, a, b, stride, h_out, w_out):
-    """The slice of a (C, N, H, W) array that kernel offset (a, b) reads for every output
-    pixel: rows a, a+S, ... (h_out of them); columns likewise. A view, no copy."""
-    return array[:, :, a:a + stride * (h_out - 1) + 1:stride, b:b + stride * (w_out - 1) + 1:stride]
+_CHUNK_ROWS = 4096       # pixel rows per chunk of images: the running sums stay in the cache
 
 
-def _channels_first(x, padding):
-    """(N, C, H, W) -> (C, N, H + 2P, W + 2P), zero-padded: each channel one block of memory."""
-    return np.pad(x.transpose(1, 0, 2, 3), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+def _padded_rows(x, padding):
+    """(N, C, H, W) -> (N, H + 2P, W + 2P, C): zero-padded, channels last, contiguous, so
+    that reshaped to (N·Hp·Wp, C) it has one padded pixel per row."""
+    n_images, channels, height, width = x.shape
+    rows = np.zeros((n_images, height + 2 * padding, width + 2 * padding, channels), dtype=x.dtype)
+    rows[:, padding:padding + height, padding:padding + width, :] = x.transpose(0, 2, 3, 1)
+    return rows
+
+
+def _image_chunks(n_images, pixels):
+    """Slices of the batch of a few images each, about _CHUNK_ROWS pixel rows per slice."""
+    step = max(1, _CHUNK_ROWS // pixels)
+    return [slice(start, start + step) for start in range(0, n_images, step)]
+
+
+def _kept(grid, stride, h_out, w_out):
+    """The positions of an (N, Hp, Wp, C) grid that are outputs: every stride-th line and
+    column from the top-left corner, h_out x w_out of them. A view, no copy."""
+    return grid[:, :stride * (h_out - 1) + 1:stride, :stride * (w_out - 1) + 1:stride, :]
 
 
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
     """conv2d_naive's result with a loop over the K x K kernel offsets only (NumPy arrays).
 
     x: (N, C_in, H, W); weight: (C_out, C_in, K, K); bias: (C_out,) or None.
-    Returns (N, C_out, H_out, W_out), contiguous.
+    Returns (N, C_out, H_out, W_out), stored channels-last (a transposed view of a
+    contiguous (N, H_out, W_out, C_out) array).
     """
     _check_conv_args(x, weight, stride, padding)
     n_images, c_in, height, width = x.shape
     c_out, _, kh, kw = weight.shape
     h_out, w_out = output_size(height, kh, stride, padding), output_size(width, kw, stride, padding)
-    x_cf = _channels_first(x, padding)                                       # (C_in, N, Hp, Wp)
+    rows = _padded_rows(x, padding)                                       # (N, Hp, Wp, C_in)
+    hp, wp = rows.shape[1], rows.shape[2]
     # weight[:, :, a, b] is a strided view that BLAS cannot use: NumPy would multiply it with
-    # its own slow loops. One contiguous copy, (K, K, C_out, C_in), makes every w_kk[a, b] a
-    # plain (C_out, C_in) matrix.
-    w_kk = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))
-    out = np.zeros((c_out, n_images * h_out * w_out), dtype=np.result_type(x, weight))
-    for a in range(kh):
-        for b in range(kw):
-            patch = _window(x_cf, a, b, stride, h_out, w_out).reshape(c_in, -1)  # (C_in, N*Ho*Wo)
-            if c_in == 1:                      # an outer product: broadcasting beats BLAS here
-                out += w_kk[a, b] * patch
-            else:
-                out += w_kk[a, b] @ patch                                       # (C_out, N*Ho*Wo)
+    # its own slow loops. One contiguous copy, (K, K, C_in, C_out), makes every w_kk[a, b] a
+    # plain (C_in, C_out) matrix.
+    w_kk = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
+    grid = np.zeros((n_images, hp, wp, c_out), dtype=np.result_type(x, weight))   # an output per padded pixel
+    last = (kh - 1) * wp + (kw - 1)                  # the shift of the kernel's last offset
+    for chunk in _image_chunks(n_images, hp * wp):
+        x_rows = rows[chunk].reshape(-1, c_in)                            # (n·Hp·Wp, C_in), a view
+        out_rows = grid[chunk].reshape(-1, c_out)                         # (n·Hp·Wp, C_out), a view
+        m = len(x_rows) - last                       # the output rows every offset can reach
+        for a in range(kh):
+            for b in range(kw):
+                shift = a * wp + b
+                if c_in == 1:                  # an outer product: broadcasting beats BLAS here
+                    out_rows[:m] += x_rows[shift:shift + m] * w_kk[a, b]
+                else:
+                    out_rows[:m] += x_rows[shift:shift + m] @ w_kk[a, b]        # (m, C_out)
+    out = np.ascontiguousarray(_kept(grid, stride, h_out, w_out))         # (N, Ho, Wo, C_out)
     if bias is not None:
-        out += bias[:, None]
-    out = out.reshape(c_out, n_images, h_out, w_out).transpose(1, 0, 2, 3)      # (N, C_out, Ho, Wo)
-    return np.ascontiguousarray(out)
+        out += bias
+    return out.transpose(0, 3, 1, 2)                                      # (N, C_out, Ho, Wo)
+
+
+def _output_grid(g, hp, wp, stride):
+    """dL/d(out) (N, C_out, H_out, W_out) on the forward pass's grid of padded pixels,
+    (N, Hp, Wp, C_out): g at the kept positions, 0 at every other one."""
+    grid = np.zeros((g.shape[0], hp, wp, g.shape[1]), dtype=g.dtype)
+    _kept(grid, stride, g.shape[2], g.shape[3])[...] = g.transpose(0, 2, 3, 1)
+    return grid
 
 
 def conv2d_input_grad(g, weight, input_shape, stride=1, padding=0):
-    """dL/dx of a convolution, from g = dL/d(out) (N, C_out, H_out, W_out): the dilated,
-    (K-1)-padded g convolved with the flipped kernel, cropped to the input (N, C_in, H, W)."""
-    n_images, _, height, width = input_shape
-    _, _, kh, kw = weight.shape
-    h_full, w_full = height + 2 * padding - kh + 1, width + 2 * padding - kw + 1   # stride-1 output size
-    dilated = np.zeros((n_images, g.shape[1], h_full, w_full), dtype=g.dtype)
-    dilated[:, :, :stride * (g.shape[2] - 1) + 1:stride, :stride * (g.shape[3] - 1) + 1:stride] = g
-    flipped = np.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))   # (C_in, C_out, K, K)
-    grad_padded = conv2d_forward(dilated, flipped, None, 1, kh - 1)                   # (N, C_in, Hp, Wp)
-    return grad_padded[:, :, padding:padding + height, padding:padding + width]
+    """dL/dx of a convolution (N, C_in, H, W), from g = dL/d(out) (N, C_out, H_out, W_out):
+    every offset's rows of g, times the offset's kernel matrix transposed, added back to the
+    input rows they came from; then the padding cropped off."""
+    n_images, c_in, height, width = input_shape
+    c_out, _, kh, kw = weight.shape
+    hp, wp = height + 2 * padding, width + 2 * padding
+    g_grid = _output_grid(g, hp, wp, stride)                              # (N, Hp, Wp, C_out)
+    w_kk = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))             # (K, K, C_out, C_in)
+    grad = np.zeros((n_images, hp, wp, c_in), dtype=np.result_type(g, weight))
+    last = (kh - 1) * wp + (kw - 1)
+    for chunk in _image_chunks(n_images, hp * wp):
+        g_rows = g_grid[chunk].reshape(-1, c_out)                         # (n·Hp·Wp, C_out)
+        grad_rows = grad[chunk].reshape(-1, c_in)                         # (n·Hp·Wp, C_in)
+        m = len(g_rows) - last
+        for a in range(kh):
+            for b in range(kw):
+                shift = a * wp + b
+                grad_rows[shift:shift + m] += g_rows[:m] @ w_kk[a, b]
+    grad = grad[:, padding:padding + height, padding:padding + width, :]  # crop: (N, H, W, C_in)
+    return grad.transpose(0, 3, 1, 2)                                     # (N, C_in, H, W)
 
 
 def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
-    """dL/dw of a convolution: for each kernel offset (a, b), g_flat @ window(a, b).T."""
+    """dL/dw of a convolution: for each kernel offset (a, b), x_rows[shift:shift + M].T @ g_rows[:M]."""
     c_out, c_in, kh, kw = weight_shape
-    h_out, w_out = g.shape[2], g.shape[3]
-    x_cf = _channels_first(x, padding)                                       # (C_in, N, Hp, Wp)
-    g_flat = g.transpose(1, 0, 2, 3).reshape(c_out, -1)                      # (C_out, N*Ho*Wo)
-    grad = np.empty(weight_shape, dtype=np.result_type(g, x))
-    for a in range(kh):
-        for b in range(kw):
-            grad[:, :, a, b] = g_flat @ _window(x_cf, a, b, stride, h_out, w_out).reshape(c_in, -1).T
-    return grad
-
+    rows = _padded_rows(x, padding)                                       # (N, Hp, Wp, C_in)
+    hp, wp = rows.shape[1], rows.shape[2]
+    g_grid = _output_grid(g, hp, wp, stride)                              # (N, Hp, Wp, C_out)
+    grad = np.zeros((kh, kw, c_in, c_out), dtype=np.result_type(g, x))
+    last = (kh - 1) * wp + (kw - 1)
+    for chunk in _image_chunks(x.shape[0], hp * wp):
+        x_rows = rows[chunk].reshape(-1, c_in)
+        g_rows = g_grid[chunk].reshape(-1, c_out)
+        m = len(x_rows) - last
+        for a in range(kh):
+            for b in range(kw):
+                shift = a * wp + b
+                grad[a, b] += x_rows[shift:shift + m].T @ g_rows[:m]
+    return np.ascontiguousarray(grad.transpose(3, 2, 0, 1))               # (C_out, C_in, K, K)
 
 def conv2d_grad(g, x, weight, bias=None, *, stride, padding):
     """The rule of "conv2d": (dL/dx, dL/dw[, dL/db])."""
@@ -194,7 +237,7 @@ def max_pool2d(x, kernel_size=2, stride=None):
     """The maximum of each K x K window (stride defaults to K): (N, C, H, W) -> (N, C, Ho, Wo)."""
     kernel_size = int(kernel_size)
     stride, h_out, w_out = _pool_args(x, kernel_size, stride)
-    out = _offset(x.data, 0, 0, stride, h_out, w_out).copy()
+    out = _offset(x.data, 0, 0, stride, h_out, w_out).copy(order="K")    # in x's memory layout
     for a in range(kernel_size):
         for b in range(kernel_size):
             np.maximum(out, _offset(x.data, a, b, stride, h_out, w_out), out=out)
@@ -269,6 +312,26 @@ class AvgPool2d(MaxPool2d):
         return avg_pool2d(x if isinstance(x, Tensor) else Tensor(x), self.kernel_size, self.stride)
 
 
+def batch_norm(x, mean, var, eps=1e-5):
+    """(x - mean) / sqrt(var + eps) for a Tensor x (N, C, H, W) and its own batch statistics
+    over axes (0, 2, 3), mean and var of shape (1, C, 1, 1): one differentiable operation."""
+    inv_std = 1.0 / np.sqrt(var.data + eps)                               # (1, C, 1, 1)
+    x_hat = (x.data - mean.data) * inv_std
+    return x._result(x_hat, "batch_norm", x, x_hat=x_hat, inv_std=inv_std)
+
+
+def batch_norm_grad(g, x, x_hat, inv_std):
+    """The rule of "batch_norm": (g - mean(g) - x_hat * mean(g * x_hat)) * inv_std, the means
+    per channel over (batch, rows, columns): the paths through the mean and the variance too."""
+    axes = (0, 2, 3)
+    g_mean = g.mean(axis=axes, keepdims=True)
+    projection = (g * x_hat).mean(axis=axes, keepdims=True)
+    return ((g - g_mean - x_hat * projection) * inv_std,)
+
+
+GRADIENTS["batch_norm"] = batch_norm_grad
+
+
 class Flatten(Module):
     """(N, d1, d2, ...) -> (N, d1*d2*...): keep the batch axis, join the others."""
 
@@ -309,7 +372,7 @@ class BatchNorm2d(Module):
             m = self.momentum
             self.running_mean = ((1 - m) * self.running_mean + m * mean.data.reshape(-1)).astype(self.running_mean.dtype)
             self.running_var = ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype)
-            normalized = centred / (var + self.eps) ** 0.5
+            normalized = batch_norm(x, mean, var, self.eps)
         else:
             mean = Tensor(self.running_mean.reshape(shape), dtype=x.dtype)
             std = Tensor(np.sqrt(self.running_var + self.eps).reshape(shape), dtype=x.dtype)

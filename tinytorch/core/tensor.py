@@ -97,7 +97,10 @@ class Tensor:
         keeps (op, parents, saved) for module 07's backward(); a bool or int result never does.
         """
         data = np.asarray(data)
-        out = Tensor(data, dtype=data.dtype)         # keep the dtype the operation produced
+        if any(isinstance(p, Tensor) and np.may_share_memory(data, p.data) for p in parents):
+            data = data.copy(order="K")              # a view of an operand (reshape, slicing...)
+        out = Tensor((), dtype=data.dtype)           # the result itself, not a copy: a fresh
+        out.data = data                              # array that no operand shares
         if (_grad_enabled and data.dtype.kind == "f"
                 and any(isinstance(p, Tensor) and p.requires_grad for p in parents)):
             out.requires_grad = True
