@@ -90,9 +90,17 @@ def run_tito(*args: str, env: dict | None = None, cwd: Path | None = None, timeo
 
 def invoke(*args: str, expected_code: int | None = 0, expected_output: str | list[str] | None = None):
     """Run tito in-process through typer's runner (wide terminal, so no wrapping), and check."""
+    from tito.console import console, err_console
     from tito.main import app
 
-    result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "TERM": "dumb"})
+    # the consoles are made once per process: one made while another test had COLUMNS set
+    # keeps that width, so set it here as well
+    widths = console._width, err_console._width
+    console.width = err_console.width = 200
+    try:
+        result = CliRunner().invoke(app, list(args), env={"COLUMNS": "200", "TERM": "dumb"})
+    finally:
+        console._width, err_console._width = widths
     output = result.output
     if expected_code is not None:
         assert result.exit_code == expected_code, (
