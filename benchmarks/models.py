@@ -122,9 +122,10 @@ class Spec:
 
 def specs() -> list[Spec]:
     """The three models, largest first, with their milestones' batch sizes and learning rates."""
-    mnist, cnn = milestone("mnist"), milestone("cnn")
+    mnist, cnn, cifar10 = milestone("mnist"), milestone("cnn"), milestone("cifar10")
     return [
-        Spec("cifar10_cnn", "cifar10 CNN (milestone cifar10)", cifar10_model, (3, 32, 32), 64, 0.01),
+        Spec("cifar10_cnn", "cifar10 CNN (milestone cifar10)", cifar10_model, (3, 32, 32), cifar10.BATCH_SIZE,
+             cifar10.LR),
         Spec("digits_cnn", "digits CNN (milestone cnn)", digits_cnn_model, (1, 28, 28), cnn.BATCH_SIZE, cnn.LR),
         Spec("digits_mlp", "digits MLP (milestone mnist)", digits_mlp_model, (784,), mnist.BATCH_SIZE, mnist.LR),
     ]

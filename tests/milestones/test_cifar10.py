@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.models import torch_twin
 from tests.conftest import ROOT, invoke, run_tito
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cifar10")]
@@ -240,30 +241,6 @@ def test_imports_only_tinytorch_numpy_and_the_mnist_milestone():
 # --- step for step like PyTorch --------------------------------------------------------------------
 
 
-def torch_twin():
-    """The milestone's CNN in torch.nn, layer for layer (so the state_dict names match)."""
-    import torch
-
-    nn = torch.nn
-    return nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(),
-        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
-        nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(4096, 256), nn.ReLU(), nn.Linear(256, 10))
-
-
-def copy_weights(model, twin) -> None:
-    """tinytorch's initial weights into the twin (a Linear weight is stored transposed here)."""
-    import torch
-
-    ours = model.state_dict()
-    twin.load_state_dict({name: value if name.endswith("num_batches_tracked")
-                          else torch.from_numpy(np.ascontiguousarray(ours[name].T if ours[name].ndim == 2
-                                                                     else ours[name]).astype(value.numpy().dtype))
-                          for name, value in twin.state_dict().items()})
-
-
 def as_float64(model) -> None:
     for param in model.parameters():
         param.data = param.data.astype(np.float64)
@@ -298,11 +275,11 @@ def test_the_cnn_trains_step_for_step_like_pytorch(dtype, batch, lr, tolerance):
     x = Normalize(cifar10.MEAN, cifar10.STD)(images.reshape(-1, 3, 32, 32) / np.float32(255)).astype(dtype)
     y = np.array(labels)
     manual_seed(0)
-    model, twin = cifar10.build_model(), torch_twin()
+    model = cifar10.build_model()
+    twin = torch_twin(model)               # the same layers in torch.nn, holding these weights
     if dtype == np.float64:
         as_float64(model)
         twin = twin.double()
-    copy_weights(model, twin)
     options = dict(lr=lr or cifar10.LR, momentum=cifar10.MOMENTUM, weight_decay=cifar10.WEIGHT_DECAY)
     optimizer, torch_optimizer = SGD(model.parameters(), **options), torch.optim.SGD(twin.parameters(), **options)
     loss_fn, threads = CrossEntropyLoss(), torch.get_num_threads()
