@@ -144,13 +144,49 @@ def _todo_block_start(lines: list[str], begin_index: int) -> int | None:
     return None
 
 
+_DEF_LINE = re.compile(r"^(?P<indent>\s*)(?:async\s+)?(?:def|class)\s+(?P<name>[A-Za-z_]\w*)")
+
+
+def region_names(lines: list[str], starts: list[int], fallback: str) -> list[str]:
+    """The name of each region that starts at one of `starts` (line indexes): the qualified
+    name of the def or class it sits in (`Tensor.sum`, `relu`), else `fallback` (the cell's
+    id). A second region in the same def gets `#2`, and so on. The source (at its
+    `### BEGIN SOLUTION`) and the student notebook (at its stub) give the same names."""
+    stack: list[tuple[int, str]] = []
+    names: dict[int, str] = {}
+    wanted = set(starts)
+    for index, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped or (stripped.startswith("#") and index not in wanted):
+            continue
+        indent = len(line) - len(line.lstrip())
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        if index in wanted:
+            names[index] = ".".join(name for _, name in stack) or fallback
+        definition = _DEF_LINE.match(line)
+        if definition:
+            stack.append((indent, definition.group("name")))
+    out: list[str] = []
+    for index in starts:
+        name = names[index]
+        repeat = sum(1 for earlier in out if earlier.split("#")[0] == name)
+        out.append(f"{name}#{repeat + 1}" if repeat else name)
+    return out
+
+
 def _check_todos(source: str, where: str) -> None:
     lines = source.split("\n")
     for number, line in enumerate(lines):
         if BEGIN_SOLUTION in line and _todo_block_start(lines, number) is None:
             raise TitoError(
                 f"{where}: the solution region at line {number + 1} has no '# TODO:' comment above it.",
-                "Tell the student what to write and give a hint (# TODO: … / # HINT: …).",
+                "Tell the student what to write (# TODO: …); hints go in the module's hints.yaml.",
+            )
+        if line.strip().startswith("# HINT"):
+            raise TitoError(
+                f"{where}: line {number + 1} is a '# HINT:' comment, which students would see at once.",
+                f"Move it into the module's {HINTS_FILE} as a ladder (see source/README.md, Hints).",
             )
 
 
@@ -172,11 +208,133 @@ def read_module(module: Module) -> list[Cell]:
     return parse_cells(path.read_text(encoding="utf-8"), str(path))
 
 
+# --- hints: a ladder of three rungs per solution region, in source/NN_name/hints.yaml -----
+
+HINTS_FILE = "hints.yaml"
+RUNGS = ("nudge", "idea", "sketch")
+TRIVIAL = 9  # a solution line with fewer non-space characters (`return x`, `finally:`) may recur
+
+
+@dataclass(frozen=True)
+class Region:
+    """A solution region: its name (see `region_names`), its cell and its solution lines."""
+
+    name: str
+    cell: str
+    code: tuple[str, ...]
+
+
+def solution_regions(cells: list[Cell]) -> list[Region]:
+    found = []
+    for cell in cells:
+        if not cell.solution:
+            continue
+        lines = cell.source.split("\n")
+        starts = [index for index, line in enumerate(lines) if BEGIN_SOLUTION in line]
+        for start, name in zip(starts, region_names(lines, starts, cell.solution)):
+            end = next(index for index in range(start, len(lines)) if END_SOLUTION in lines[index])
+            found.append(Region(name, cell.solution, tuple(lines[start + 1:end])))
+    return found
+
+
+def _squeeze(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def _without_comment(line: str) -> str:
+    """A line of code without its trailing comment (the tokenizer knows what is a string)."""
+    import io
+    import tokenize
+
+    line = line.strip()
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(line + "\n").readline):
+            if token.type == tokenize.COMMENT:
+                return line[: token.start[1]].rstrip()
+    except (tokenize.TokenError, SyntaxError):  # a line of a longer statement: the rest is code
+        pass
+    return line
+
+
+def leaked_lines(rung: str, code: tuple[str, ...]) -> list[str]:
+    """The lines of a solution that a hint rung repeats, whitespace and trailing comments
+    ignored. Comment lines and lines shorter than TRIVIAL non-space characters do not count."""
+    text = _squeeze(rung)
+    lines = [_without_comment(line) for line in code]
+    return [line for line in lines if len(_squeeze(line)) >= TRIVIAL and _squeeze(line) in text]
+
+
+def ladder(entry, name: str, where: str) -> tuple[str, str, str]:
+    """The three rungs of one hints.yaml entry, or a one-line refusal."""
+    if not isinstance(entry, dict) or list(entry) != list(RUNGS) or not all(
+        isinstance(entry[rung], str) and entry[rung].strip() for rung in RUNGS
+    ):
+        got = ", ".join(map(str, entry)) if isinstance(entry, dict) else type(entry).__name__
+        raise TitoError(
+            f"{where}: '{name}' must be a ladder of exactly three rungs, nudge, idea and sketch, "
+            f"each a non-empty text (it has: {got or 'nothing'}).",
+            "Write nudge: (where to look), idea: (the concept), sketch: (the shape, no solution line).",
+        )
+    return tuple(entry[rung].strip() for rung in RUNGS)
+
+
+def load_hints(path: Path) -> dict[str, tuple[str, str, str]]:
+    """Read a hints file into {region name: (nudge, idea, sketch)}, checking its shape."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise TitoError(f"{path} cannot be read: {str(error).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise TitoError(f"{path} must map each TODO's name to its ladder of hints.", "See source/README.md, Hints.")
+    return {str(name): ladder(entry, str(name), str(path)) for name, entry in data.items()}
+
+
+def check_hints(hints: dict[str, tuple[str, str, str]], regions: list[Region], where: str) -> None:
+    """Every region has a ladder, every ladder a region, and no rung repeats a solution line."""
+    names = [region.name for region in regions]
+    for name in hints:
+        if name not in names:
+            raise TitoError(
+                f"{where}: '{name}' matches no solution region.",
+                f"The regions are named after the def they sit in: {', '.join(names) or 'none'}.",
+            )
+    for region in regions:
+        if region.name not in hints:
+            raise TitoError(
+                f"{where} has no hints for '{region.name}' (in cell {region.cell}).",
+                "Every TODO gets a ladder: nudge, idea, sketch (see source/README.md, Hints).",
+            )
+        for rung, text in zip(RUNGS, hints[region.name]):
+            leaked = leaked_lines(text, region.code)
+            if leaked:
+                raise TitoError(
+                    f"{where}: the {rung} of '{region.name}' repeats a line of its solution: {leaked[0]}",
+                    "A hint leads to the line without giving it: say it in words or pseudo-code.",
+                )
+
+
+def module_hints(module: Module, cells: list[Cell]) -> str | None:
+    """The checked text of the module's hints file (None for a module without TODOs)."""
+    path = module.source_dir / HINTS_FILE
+    regions = solution_regions(cells)
+    if not path.is_file():
+        if regions:
+            raise TitoError(
+                f"{path} is missing: {module.source_file.name} has {len(regions)} TODOs without hints.",
+                "Write a ladder (nudge, idea, sketch) for each: see source/README.md, Hints.",
+            )
+        return None
+    check_hints(load_hints(path), regions, str(path))
+    return path.read_text(encoding="utf-8")
+
+
 # --- product 1: the package file -----------------------------------------------------------
 
 
 def strip_solution_markers(code: str) -> str:
-    """Keep the solution, drop the markers and the TODO/HINT comments that precede them."""
+    """Keep the solution, drop the markers and the TODO comments that precede them."""
     lines = code.split("\n")
     drop: set[int] = set()
     for number, line in enumerate(lines):
@@ -261,11 +419,9 @@ def notebook_text(notebook) -> str:
 
 
 def code_stub(module: Module) -> str:
-    return (
-        f"# YOUR CODE HERE (module {module.label}): do what the TODO above says.\n"
-        f'raise NotImplementedError("Module {module.label}: this step is still a TODO. '
-        'Read the TODO and HINT right above it.")'
-    )
+    """What replaces each solution region in the student notebook: one short line."""
+    number = f"{module.number:02d}"
+    return f'raise NotImplementedError("Module {number}: TODO above. Stuck? tito hint {number}")'
 
 
 def release_notebooks(
@@ -373,6 +529,9 @@ def products(
         out[module.package_path] = render_package(module, exported_code(cells), origin)
         sources[module.slug] = notebook_text(source_notebook(module, cells))
         out[Path("assignments", "source", module.slug, f"{module.slug}.ipynb")] = sources[module.slug]
+        hints = module_hints(module, cells)
+        if hints is not None:
+            out[Path("assignments", "release", module.slug, HINTS_FILE)] = hints
         if progress:
             progress(f"read {module.slug}")
     for slug, text in release_notebooks(selected, sources, progress).items():
@@ -382,13 +541,11 @@ def products(
 
 
 def generated_on_disk(course: Course) -> set[Path]:
-    """Files on disk that the build owns: the notebooks under assignments/{source,release} and
-    everything in tinytorch/ (the package is never edited by hand)."""
+    """Files on disk that the build owns: the notebooks under assignments/{source,release}, the
+    hints files under assignments/release and everything in tinytorch/ (never edited by hand)."""
     owned = set()
-    for kind in ("source", "release"):
-        owned.update(
-            p.relative_to(course.root) for p in (course.assignments_dir / kind).glob("*/*.ipynb")
-        )
+    for kind, pattern in (("source", "*/*.ipynb"), ("release", "*/*.ipynb"), ("release", f"*/{HINTS_FILE}")):
+        owned.update(p.relative_to(course.root) for p in (course.assignments_dir / kind).glob(pattern))
     for path in (course.root / "tinytorch").rglob("*"):
         if path.is_file() and "__pycache__" not in path.parts:
             owned.add(path.relative_to(course.root))

@@ -14,8 +14,9 @@
 # How a module works:
 #
 # 1. Read the text; run the examples.
-# 2. Find each `# TODO`: it says what to write, and the `# HINT` below it gives a nudge.
-#    Replace the `raise NotImplementedError(...)` line with your code.
+# 2. Find each `# TODO`: it says what to write. Replace the `raise NotImplementedError(...)`
+#    line under it with your code. Stuck? `tito hint 01` in a terminal gives a hint for your
+#    first unfinished TODO: a nudge first, then the idea, then a sketch, one per call.
 # 3. Run the test cell under it. A failing test tells you what it expected and what came.
 # 4. From a terminal: `tito test 01` runs the same tests the grader runs (minus a few hidden
 #    ones), and `tito module complete 01` exports your code into your package.
@@ -50,7 +51,6 @@ def personal_info():
         dict with the keys "name" and "email" (both non-empty strings).
     """
     # TODO: return a dict with your own "name" and "email".
-    # HINT: {"name": "Ada Lovelace", "email": "ada@example.org"} — but yours.
     ### BEGIN SOLUTION
     return {"name": "Ada Lovelace", "email": "ada@example.org"}
     ### END SOLUTION
@@ -103,8 +103,6 @@ def parse_version(text):
         tuple of ints, one per dotted part; a part's non-digit suffix is dropped.
     """
     # TODO: split the text on ".", keep the leading digits of each part, convert to int.
-    # HINT: for a part like "0rc1", walk the characters while they are digits (str.isdigit);
-    #       drop anything after a "+" first ("2.13.0+cpu" -> "2.13.0").
     ### BEGIN SOLUTION
     numbers = []
     for part in text.split("+")[0].split("."):
@@ -183,8 +181,6 @@ def check_environment(info=None):
     problems = []
     # TODO: append a problem when info["python"] is older than MIN_PYTHON or info["numpy"]
     #       is older than MIN_NUMPY, and when a float32 2x2 matmul does not give the product above.
-    # HINT: compare parse_version(...)[:2] with the minimum tuples; build the matrices with
-    #       np.array(..., dtype=np.float32) and compare with np.array_equal.
     ### BEGIN SOLUTION
     if parse_version(info["python"])[:2] < MIN_PYTHON:
         problems.append(f"Python {info['python']} is older than {'.'.join(map(str, MIN_PYTHON))}")

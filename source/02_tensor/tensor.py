@@ -262,8 +262,6 @@ class Tensor:
     def __init__(self, data, dtype=None, requires_grad=False):
         # TODO: store a copy of `data` as a NumPy array in self.data. With dtype=None the
         #       array is float32, except that booleans stay bool; an explicit dtype wins.
-        # HINT: unwrap a Tensor first (use its .data); np.array(x, dtype=dtype) always copies;
-        #       then, if dtype is None and the array is not bool, .astype(np.float32).
         ### BEGIN SOLUTION
         if isinstance(data, Tensor):
             data = data.data
@@ -389,8 +387,6 @@ class Tensor:
     def __add__(self, other):
         """$a + b$, elementwise; shapes broadcast and `other` may be a number."""
         # TODO: lift `other` to a Tensor, add the two arrays, return the sum through _result.
-        # HINT: other = self._lift(other), then self._result(<the array>, "add", self, other).
-        #       NumPy's + already broadcasts, in both directions.
         ### BEGIN SOLUTION
         other = self._lift(other)
         return self._result(self.data + other.data, "add", self, other)
@@ -399,7 +395,6 @@ class Tensor:
     def __sub__(self, other):
         """$a - b$, elementwise."""
         # TODO: as __add__, with op "sub". Build a new array: never change self.data.
-        # HINT: self.data - other.data is a new array; `-=` would overwrite self.data.
         ### BEGIN SOLUTION
         other = self._lift(other)
         return self._result(self.data - other.data, "sub", self, other)
@@ -408,7 +403,6 @@ class Tensor:
     def __mul__(self, other):
         """$a * b$, elementwise (the matrix product is @)."""
         # TODO: as __add__, with op "mul".
-        # HINT: lift other first: a np.float64 number must not make the result float64.
         ### BEGIN SOLUTION
         other = self._lift(other)
         return self._result(self.data * other.data, "mul", self, other)
@@ -417,7 +411,6 @@ class Tensor:
     def __truediv__(self, other):
         """$a / b$, elementwise."""
         # TODO: as __add__, with op "div".
-        # HINT: the same three steps: lift, divide the arrays, _result.
         ### BEGIN SOLUTION
         other = self._lift(other)
         return self._result(self.data / other.data, "div", self, other)
@@ -426,7 +419,6 @@ class Tensor:
     def __neg__(self):
         """$-a$."""
         # TODO: return the negated Tensor through _result, op "neg", with self as the parent.
-        # HINT: -self.data is a new array.
         ### BEGIN SOLUTION
         return self._result(-self.data, "neg", self)
         ### END SOLUTION
@@ -436,7 +428,6 @@ class Tensor:
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a number, not a Tensor")
         # TODO: raise every element to `exponent`; op "pow", parent self, save exponent=exponent.
-        # HINT: float(exponent) is a Python number, which keeps float32 float32.
         ### BEGIN SOLUTION
         return self._result(self.data ** float(exponent), "pow", self, exponent=exponent)
         ### END SOLUTION
@@ -450,7 +441,6 @@ class Tensor:
     def __rsub__(self, other):
         """`other - self`, for `2 - t`."""
         # TODO: Python calls t.__rsub__(2) for 2 - t. Compute other - self (not self - other).
-        # HINT: lift other to a Tensor; then the ordinary `-` between two Tensors does the rest.
         ### BEGIN SOLUTION
         return self._lift(other) - self
         ### END SOLUTION
@@ -458,7 +448,6 @@ class Tensor:
     def __rtruediv__(self, other):
         """`other / self`, for `2 / t`."""
         # TODO: as __rsub__, for division: 2 / t is other / self.
-        # HINT: the same one line as __rsub__, with /.
         ### BEGIN SOLUTION
         return self._lift(other) / self
         ### END SOLUTION
@@ -474,7 +463,6 @@ class Tensor:
         #       only axis if other is 1-D). If they differ, raise ValueError("matmul: cannot
         #       multiply shapes (2, 3) and (4, 5): the inner dimensions 3 and 4 must match")
         #       with the real shapes and sizes. Otherwise return the product, op "matmul".
-        # HINT: other.shape[-2] if other.ndim >= 2 else other.shape[0]; np.matmul(a, b).
         ### BEGIN SOLUTION
         inner_a = self.shape[-1]
         inner_b = other.shape[-2] if other.ndim >= 2 else other.shape[0]
@@ -492,7 +480,6 @@ class Tensor:
         """Sum over `axis` (an int, a tuple of ints, or None for all axes)."""
         # TODO: sum the data over axis, keeping the reduced axes as size 1 if keepdims; op
         #       "sum", save axis=axis and keepdims=keepdims.
-        # HINT: np.sum takes axis and keepdims arguments of exactly these meanings.
         ### BEGIN SOLUTION
         data = np.sum(self.data, axis=axis, keepdims=keepdims)
         return self._result(data, "sum", self, axis=axis, keepdims=keepdims)
@@ -501,7 +488,6 @@ class Tensor:
     def mean(self, axis=None, keepdims=False):
         """Mean over `axis` (an int, a tuple of ints, or None for all axes)."""
         # TODO: as sum, with the mean and op "mean".
-        # HINT: divide by the number of elements reduced over, not by the whole size: np.mean.
         ### BEGIN SOLUTION
         data = np.mean(self.data, axis=axis, keepdims=keepdims)
         return self._result(data, "mean", self, axis=axis, keepdims=keepdims)
@@ -510,7 +496,6 @@ class Tensor:
     def max(self, axis=None, keepdims=False):
         """Maximum over `axis` (an int, a tuple of ints, or None for all axes)."""
         # TODO: as sum, with the maximum and op "max".
-        # HINT: np.max.
         ### BEGIN SOLUTION
         data = np.max(self.data, axis=axis, keepdims=keepdims)
         return self._result(data, "max", self, axis=axis, keepdims=keepdims)
@@ -520,8 +505,6 @@ class Tensor:
     def reshape(self, *shape):
         """The same numbers in a new shape: t.reshape(3, 2) or t.reshape((3, 2)); -1 fits."""
         # TODO: accept both call styles, then reshape; op "reshape", save shape=shape.
-        # HINT: reshape((3, 2)) gives shape == ((3, 2),): if len(shape) == 1 and shape[0]
-        #       is a tuple or list, use shape[0]. Then self.data.reshape(shape).
         ### BEGIN SOLUTION
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
@@ -532,7 +515,6 @@ class Tensor:
         """Permute the axes: t.transpose(1, 0, 2) or t.transpose((1, 0, 2)); none: reverse."""
         # TODO: accept both call styles as in reshape; with no axes, use the reversed order
         #       (ndim-1, ..., 1, 0). Permute the data; op "transpose", save axes=axes.
-        # HINT: tuple(reversed(range(self.ndim))); np.transpose(array, axes).
         ### BEGIN SOLUTION
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
@@ -553,7 +535,6 @@ class Tensor:
         elif isinstance(key, Tensor):
             key = key.data
         # TODO: index the data with key; op "getitem", save key=key.
-        # HINT: self.data[key] does basic slicing, integer-array and boolean-mask indexing.
         ### BEGIN SOLUTION
         return self._result(self.data[key], "getitem", self, key=key)
         ### END SOLUTION

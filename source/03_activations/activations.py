@@ -244,8 +244,6 @@ class ReLU(Activation):
     def forward(self, x):
         # TODO: save the mask x > 0 (as a NumPy bool array) in self.mask for backward; return
         #       max(0, x) as a new Tensor through x._result with op "relu".
-        # HINT: np.maximum(x.data, 0) builds a new array (never write into x.data);
-        #       return x._result(out, "relu", x).
         ### BEGIN SOLUTION
         self.mask = x.data > 0
         out = np.maximum(x.data, 0)
@@ -254,7 +252,6 @@ class ReLU(Activation):
 
     def backward(self, grad_output):
         # TODO: the gradient passes where the input was positive and is 0 elsewhere.
-        # HINT: grad = grad_output.data * self.mask; return Tensor(grad, dtype=grad.dtype).
         ### BEGIN SOLUTION
         grad = grad_output.data * self.mask
         return Tensor(grad, dtype=grad.dtype)
@@ -351,7 +348,6 @@ class Sigmoid(Activation):
     def forward(self, x):
         # TODO: compute sigma(x) without overflow for any input (try +-1000), save it in
         #       self.output, and return it through x._result with op "sigmoid".
-        # HINT: z = np.exp(-np.abs(x.data)); then np.where(x.data >= 0, 1 / (1 + z), z / (1 + z)).
         ### BEGIN SOLUTION
         z = np.exp(-np.abs(x.data))                           # in (0, 1]: never overflows
         self.output = np.where(x.data >= 0, 1 / (1 + z), z / (1 + z))
@@ -360,7 +356,6 @@ class Sigmoid(Activation):
 
     def backward(self, grad_output):
         # TODO: the chain rule with sigma'(x) = sigma(x) * (1 - sigma(x)), from the saved output.
-        # HINT: s = self.output; grad = grad_output.data * s * (1 - s).
         ### BEGIN SOLUTION
         s = self.output
         grad = grad_output.data * s * (1 - s)
@@ -437,7 +432,6 @@ class Tanh(Activation):
 
     def forward(self, x):
         # TODO: compute tanh(x), save it in self.output, return it through x._result, op "tanh".
-        # HINT: np.tanh.
         ### BEGIN SOLUTION
         self.output = np.tanh(x.data)
         return x._result(self.output, "tanh", x)
@@ -445,7 +439,6 @@ class Tanh(Activation):
 
     def backward(self, grad_output):
         # TODO: the chain rule with tanh'(x) = 1 - tanh(x)^2, from the saved output.
-        # HINT: grad = grad_output.data * (1 - t ** 2) with t = self.output (the output, not x).
         ### BEGIN SOLUTION
         t = self.output
         grad = grad_output.data * (1 - t ** 2)
@@ -526,7 +519,6 @@ class GELU(Activation):
         # TODO: compute 0.5 * x * (1 + tanh(c * (x + a * x^3))) with c = sqrt(2 / pi) and
         #       a = 0.044715; save the input in self.input (and tanh(u) in self.t if you like);
         #       return it through x._result, op "gelu".
-        # HINT: c = math.sqrt(2 / math.pi) is a Python float, so float32 stays float32.
         ### BEGIN SOLUTION
         c, a = math.sqrt(2 / math.pi), 0.044715
         self.input = x.data
@@ -537,7 +529,6 @@ class GELU(Activation):
 
     def backward(self, grad_output):
         # TODO: the chain rule with GELU'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
-        # HINT: x = self.input, t = self.t; the same c and a as in forward.
         ### BEGIN SOLUTION
         c, a = math.sqrt(2 / math.pi), 0.044715
         x, t = self.input, self.t
@@ -660,8 +651,6 @@ class Softmax(Activation):
         # TODO: subtract the maximum along self.dim, exponentiate, divide by the sum along
         #       self.dim; save the result in self.output; return it through x._result with op
         #       "softmax" and save dim=self.dim.
-        # HINT: x.data.max(axis=self.dim, keepdims=True); the same axis and keepdims=True for
-        #       the sum; x._result(out, "softmax", x, dim=self.dim).
         ### BEGIN SOLUTION
         shifted = x.data - x.data.max(axis=self.dim, keepdims=True)   # every exponent <= 0
         e = np.exp(shifted)
@@ -672,7 +661,6 @@ class Softmax(Activation):
     def backward(self, grad_output):
         # TODO: return s * (g - sum(g * s)), with the sum along self.dim (keepdims=True),
         #       s the saved output and g = grad_output.data.
-        # HINT: one sum per softmax row: (g * s).sum(axis=self.dim, keepdims=True).
         ### BEGIN SOLUTION
         s, g = self.output, grad_output.data
         grad = s * (g - (g * s).sum(axis=self.dim, keepdims=True))

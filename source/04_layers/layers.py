@@ -240,8 +240,6 @@ class Module:
         # TODO: register the value under `name`: a Parameter in self._parameters, a Module in
         #       self._modules. Remove `name` from the registry it no longer belongs to (from
         #       both, for any other value, e.g. None). Then set the attribute as usual.
-        # HINT: dict.pop(name, None) removes a key if present; object.__setattr__(self, name,
-        #       value) stores a plain attribute (self.name = value here would recurse forever).
         ### BEGIN SOLUTION
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
@@ -263,7 +261,6 @@ class Module:
         # TODO: yield (prefix + name, p) for each own parameter not yet in `memo` (add it),
         #       then, for each child, everything child.named_parameters(...) yields, with
         #       prefix + child_name + "." as the child's prefix and the same memo.
-        # HINT: `yield from child.named_parameters(prefix + name + ".", memo)`.
         ### BEGIN SOLUTION
         for name, param in self._parameters.items():
             if param not in memo:
@@ -319,7 +316,6 @@ class Module:
         descendant. Returns self, so `model = Model().train()` works."""
         # TODO: set self.training to mode, then put every child (and, through it, every
         #       descendant) in the same mode.
-        # HINT: a child is a Module: child.train(mode) recurses by itself.
         ### BEGIN SOLUTION
         self.training = bool(mode)
         for child in self._modules.values():
@@ -334,7 +330,6 @@ class Module:
     def zero_grad(self):
         """Forget every parameter's gradient (grad = None) before the next backward pass."""
         # TODO: set .grad to None on every parameter of the tree.
-        # HINT: self.parameters() already walks the tree.
         ### BEGIN SOLUTION
         for param in self.parameters():
             param.grad = None
@@ -345,7 +340,6 @@ class Module:
         """{dotted name: a copy of the array}: a snapshot of the weights, then the buffers."""
         # TODO: map each name of self._state_arrays() (every parameter, then every buffer) to a
         #       copy of its array.
-        # HINT: array.copy(). Without it, the snapshot changes when the weights do.
         ### BEGIN SOLUTION
         return {name: array.copy() for name, array in self._state_arrays()}
         ### END SOLUTION
@@ -364,8 +358,6 @@ class Module:
         #          both shapes, e.g. "load_state_dict: 'layer1.weight' has shape (3, 2) in the
         #          state but (2, 3) in the model".
         #       3. only then copy each value into its array (a copy, keeping the dtype).
-        # HINT: check everything before changing anything. A value may be a Tensor (use
-        #       .data) or an array. array[...] = value copies into the existing array.
         ### BEGIN SOLUTION
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
@@ -505,8 +497,6 @@ def accumulate_grad(param, grad):
                          "a gradient has the shape of its parameter (did you sum over the batch?)")
     # TODO: if param.grad is None, set it to a new Tensor holding a copy of grad with
     #       param's dtype; otherwise add grad into param.grad's array in place.
-    # HINT: Tensor(grad, dtype=param.dtype) copies and keeps float64 parameters float64;
-    #       param.grad.data += grad adds in place.
     ### BEGIN SOLUTION
     if param.grad is None:
         param.grad = Tensor(grad, dtype=param.dtype)
@@ -535,8 +525,6 @@ class Linear(Module):
         # TODO: self.weight: a Parameter of shape (in_features, out_features); self.bias: a
         #       Parameter of shape (out_features,), or None when bias is False. Both drawn
         #       uniformly from [-k, k], k = 1 / sqrt(in_features): the weight first.
-        # HINT: _generator.uniform(-k, k, size=(rows, cols)) gives the numbers; wrap them in
-        #       Parameter(...).
         ### BEGIN SOLUTION
         bound = 1.0 / np.sqrt(self.in_features)
         self.weight = Parameter(_generator.uniform(-bound, bound, size=(self.in_features, self.out_features)))
@@ -552,7 +540,6 @@ class Linear(Module):
                              f"got {x.shape}")
         # TODO: keep x in self._input for backward; return x @ W + b (no bias when self.bias
         #       is None).
-        # HINT: Tensor arithmetic broadcasts b over the leading axes.
         ### BEGIN SOLUTION
         self._input = x
         out = x @ self.weight                    # (..., in) @ (in, out) -> (..., out)
@@ -571,8 +558,6 @@ class Linear(Module):
         # TODO: flatten the leading axes (x to (-1, in), grad_output to (-1, out)); accumulate
         #       dW = x.T @ g into the weight and db = g summed over the batch into the bias
         #       (if any); return dx = grad_output @ W.T.
-        # HINT: accumulate_grad(self.weight, ...) does the None-or-add; the shapes of the
-        #       worked example above tell you which side each factor goes.
         ### BEGIN SOLUTION
         x2 = x.reshape(-1, self.in_features)                  # (N, in): every leading axis is batch
         g2 = grad_output.reshape(-1, self.out_features)       # (N, out)
@@ -642,7 +627,6 @@ class Sequential(Module):
     def forward(self, x):
         """Apply each layer to the output of the one before."""
         # TODO: feed x through every layer in order and return the last output.
-        # HINT: x = layer(x), in a loop. (layer.forward(x) does the same.)
         ### BEGIN SOLUTION
         for layer in self.layers:
             x = layer(x)
@@ -652,7 +636,6 @@ class Sequential(Module):
     def backward(self, grad_output):
         """dL/d(output) -> dL/d(input), through every layer's backward in reverse order."""
         # TODO: pass the gradient through every layer's backward, last layer first; return it.
-        # HINT: reversed(self.layers).
         ### BEGIN SOLUTION
         for layer in reversed(self.layers):
             grad_output = layer.backward(grad_output)
@@ -723,7 +706,6 @@ class Dropout(Module):
         # TODO: in evaluation mode or with p == 0, set self._mask to None and return x.
         #       Otherwise keep each element with probability 1 - p, using _generator:
         #       self._mask = Tensor(keep / (1 - p), dtype=x.dtype), and return x * self._mask.
-        # HINT: keep = _generator.random(x.shape) >= self.p is True with probability 1 - p.
         ### BEGIN SOLUTION
         if not self.training or self.p == 0.0:
             self._mask = None
@@ -736,7 +718,6 @@ class Dropout(Module):
     def backward(self, grad_output):
         """dL/dx = dL/dy * mask (the identity when the forward pass was)."""
         # TODO: return grad_output unchanged when there is no mask; otherwise times the mask.
-        # HINT: the mask already holds the 1/(1-p) scale.
         ### BEGIN SOLUTION
         if self._mask is None:
             return grad_output

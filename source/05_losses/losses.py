@@ -168,8 +168,6 @@ class MSELoss(Loss):
         # TODO: refuse different shapes with _check_same_shape("MSELoss", pred, target); save
         #       the difference pred - target (a NumPy array) in self.diff; return the mean of its
         #       squares through pred._result with op "mse_loss" and parents pred, target.
-        # HINT: self.diff = pred.data - target.data; np.mean(self.diff ** 2) is the loss;
-        #       return pred._result(loss, "mse_loss", pred, target).
         ### BEGIN SOLUTION
         _check_same_shape("MSELoss", pred, target)
         self.diff = pred.data - target.data
@@ -179,7 +177,6 @@ class MSELoss(Loss):
 
     def backward(self):
         # TODO: return dL/dpred = 2 (pred - target) / N, N the number of entries (not rows).
-        # HINT: self.diff.size counts every entry; return Tensor(grad, dtype=grad.dtype).
         ### BEGIN SOLUTION
         grad = 2 * self.diff / self.diff.size
         return Tensor(grad, dtype=grad.dtype)
@@ -327,8 +324,6 @@ class BCELoss(Loss):
         # TODO: clip pred into [self.eps, 1 - self.eps] and save it in self.p, save the
         #       target's array in self.t, and return the mean binary cross-entropy through
         #       pred._result with op "bce_loss" and parents pred, target.
-        # HINT: np.clip(pred.data, self.eps, 1 - self.eps); the loss is
-        #       -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p)).
         ### BEGIN SOLUTION
         self.p = np.clip(pred.data, self.eps, 1 - self.eps)
         self.t = target.data
@@ -339,7 +334,6 @@ class BCELoss(Loss):
 
     def backward(self):
         # TODO: return dL/dpred = (p - t) / (p (1 - p)) / N, with the clipped p.
-        # HINT: N = self.p.size; return Tensor(grad, dtype=grad.dtype).
         ### BEGIN SOLUTION
         p, t = self.p, self.t
         grad = (p - t) / (p * (1 - p)) / p.size
@@ -508,9 +502,6 @@ class CrossEntropyLoss(Loss):
         #       self.probs for backward; return the mean of -log_softmax[i, ids[i]] through
         #       logits._result with op "cross_entropy" and parents logits, Tensor(self.ids,
         #       dtype=np.int64).
-        # HINT: shifted = z - z.max(axis=1, keepdims=True); log_softmax = shifted -
-        #       np.log(np.exp(shifted).sum(axis=1, keepdims=True)); pick one entry per row
-        #       with log_softmax[np.arange(n), self.ids].
         ### BEGIN SOLUTION
         z = logits.data
         shifted = z - z.max(axis=1, keepdims=True)                  # every exponent <= 0
@@ -522,8 +513,6 @@ class CrossEntropyLoss(Loss):
 
     def backward(self):
         # TODO: return dL/dlogits = (softmax - one_hot(ids)) / N.
-        # HINT: copy self.probs, subtract 1 at [np.arange(n), self.ids], divide by n;
-        #       return Tensor(grad, dtype=grad.dtype).
         ### BEGIN SOLUTION
         n = len(self.ids)
         grad = self.probs.copy()

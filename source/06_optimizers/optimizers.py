@@ -137,7 +137,6 @@ class Optimizer:
                             "pass model.parameters()")
         # TODO: store the parameters as a list in self.params (params may be a generator);
         #       raise ValueError if there are none (say so: "... got an empty parameter list").
-        # HINT: list(params); an empty list is falsy.
         ### BEGIN SOLUTION
         self.params = list(params)
         if not self.params:
@@ -156,7 +155,6 @@ class Optimizer:
     def zero_grad(self):
         """Set every parameter's .grad to None, ready for the next backward pass."""
         # TODO: set .grad to None on every parameter in self.params.
-        # HINT: a for loop.
         ### BEGIN SOLUTION
         for param in self.params:
             param.grad = None
@@ -218,7 +216,6 @@ class SGD(Optimizer):
         # TODO: raise ValueError, naming the value, when lr < 0, momentum < 0, weight_decay < 0,
         #       or nesterov is True while momentum is 0, e.g. "SGD: invalid learning rate
         #       lr=-0.1 (it must be >= 0)".
-        # HINT: one `if ...: raise ValueError(f"...{lr}...")` per rule.
         ### BEGIN SOLUTION
         if lr < 0:
             raise ValueError(f"SGD: invalid learning rate lr={lr} (it must be >= 0)")
@@ -241,8 +238,6 @@ class SGD(Optimizer):
             #          copy of g on the first step, else buf = momentum * buf + g, updated in
             #          place; then g = g + momentum * buf (nesterov) or g = buf;
             #       3. p.data -= lr * g, in place.
-            # HINT: self.state.setdefault(p, {}) gives p's state dict; buf *= m; buf += g
-            #       update in place. Never `+=` into p.grad.data: the gradient is not yours.
             ### BEGIN SOLUTION
             if p.grad is None:
                 continue
@@ -332,7 +327,6 @@ class Adam(Optimizer):
         # TODO: raise ValueError naming the value when lr < 0, eps < 0, weight_decay < 0, or
         #       a beta is outside [0, 1), e.g. "Adam: invalid beta at index 1: betas[1]=1.0
         #       (each beta must be in [0, 1))". Use `name` so AdamW's messages say AdamW.
-        # HINT: for index, beta in enumerate(betas): if not 0.0 <= beta < 1.0: raise ...
         ### BEGIN SOLUTION
         if lr < 0:
             raise ValueError(f"{name}: invalid learning rate lr={lr} (it must be >= 0)")
@@ -354,9 +348,6 @@ class Adam(Optimizer):
         # TODO: get p's state (create {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros} the
         #       first time, zeros of p's shape and dtype); count the step; update m and v in
         #       place; then p.data -= lr * m_hat / (sqrt(v_hat) + eps), in place.
-        # HINT: np.zeros_like(p.data); exp_avg *= beta1; exp_avg += (1 - beta1) * grad; for
-        #       v, (1 - beta2) * grad * grad. m_hat = m / (1 - beta1 ** t): t is state["step"].
-        #       PyTorch computes the denominator as sqrt(v) / sqrt(1 - beta2 ** t) + eps.
         ### BEGIN SOLUTION
         state = self.state.get(p)
         if state is None:
@@ -382,7 +373,6 @@ class Adam(Optimizer):
             grad = p.grad.data
             # TODO: L2 weight decay: when weight_decay != 0, use grad + weight_decay * p.data
             #       (a new array). Then the Adam update of p with that gradient.
-            # HINT: self._adam_step(p, grad).
             ### BEGIN SOLUTION
             if self.weight_decay != 0:
                 grad = grad + self.weight_decay * p.data
@@ -405,7 +395,6 @@ class AdamW(Adam):
                 continue
             # TODO: shrink p.data in place by the factor (1 - lr * weight_decay), then the Adam
             #       update of p with its plain gradient p.grad.data.
-            # HINT: p.data *= ...; then self._adam_step(p, p.grad.data). The order matters.
             ### BEGIN SOLUTION
             p.data *= 1 - self.lr * self.weight_decay
             self._adam_step(p, p.grad.data)
@@ -482,7 +471,6 @@ class StepLR(LRScheduler):
 
     def get_lr(self):
         # TODO: return base_lr times gamma to the number of completed step_size periods.
-        # HINT: self.last_epoch // self.step_size.
         ### BEGIN SOLUTION
         return self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
         ### END SOLUTION
@@ -500,7 +488,6 @@ class CosineAnnealingLR(LRScheduler):
 
     def get_lr(self):
         # TODO: the cosine formula above, at epoch self.last_epoch.
-        # HINT: math.cos and math.pi.
         ### BEGIN SOLUTION
         cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
         return self.eta_min + (self.base_lr - self.eta_min) * cosine

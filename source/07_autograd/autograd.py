@@ -123,8 +123,6 @@ def unbroadcast(grad, shape):
     shape = tuple(shape)
     # TODO: sum over the extra leading axes, then (keepdims=True) over every axis where shape
     #       has size 1 and grad does not. Return an array of exactly `shape`.
-    # HINT: grad.sum(axis=tuple(range(extra))); then the axes i with shape[i] == 1 and
-    #       grad.shape[i] != 1. np.reshape(result, shape) makes the shape exact.
     ### BEGIN SOLUTION
     extra = grad.ndim - len(shape)
     if extra > 0:
@@ -212,7 +210,6 @@ def getitem_grad(g, a, key):
 def mul_grad(g, a, b):
     """$d(ab) = b\\,da + a\\,db$."""
     # TODO: return (gradient for a, gradient for b), each unbroadcast to its operand's shape.
-    # HINT: unbroadcast(g * b.data, a.shape).
     ### BEGIN SOLUTION
     return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
     ### END SOLUTION
@@ -221,7 +218,6 @@ def mul_grad(g, a, b):
 def div_grad(g, a, b):
     """$d(a/b) = da / b - a\\,db / b^2$."""
     # TODO: return (gradient for a, gradient for b), each unbroadcast.
-    # HINT: g / b.data and -g * a.data / b.data ** 2.
     ### BEGIN SOLUTION
     return unbroadcast(g / b.data, a.shape), unbroadcast(-g * a.data / b.data ** 2, b.shape)
     ### END SOLUTION
@@ -231,9 +227,6 @@ def matmul_grad(g, a, b):
     """$d(AB) = dA\\,B + A\\,dB$: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
     # TODO: lift 1-D operands (and g) to 2-D, compute g @ Bᵀ and Aᵀ @ g with the last two axes
     #       swapped, drop the added axes, and unbroadcast each to its operand's shape.
-    # HINT: A 1-D a: A = a.data[None, :], g gets an axis at -2 (np.expand_dims(g, -2)), and the
-    #       result loses it again ([..., 0, :]). A 1-D b: B = b.data[:, None], g gets axis -1
-#       (add that one first: when both are 1-D, g is a single number).
     ### BEGIN SOLUTION
     A = a.data[None, :] if a.ndim == 1 else a.data               # (1, k) or (..., m, k)
     B = b.data[:, None] if b.ndim == 1 else b.data               # (k, 1) or (..., k, n)
@@ -263,7 +256,6 @@ def sum_grad(g, a, axis, keepdims):
     """Every element of a contributed once: it receives the gradient of its sum."""
     # TODO: put the reduced axes back as size 1 (unless keepdims was True), then broadcast
     #       g to a's shape. Return a one-element tuple.
-    # HINT: np.expand_dims(g, _reduced_axes(a.ndim, axis)); np.broadcast_to(g, a.shape).
     ### BEGIN SOLUTION
     if not keepdims:
         g = np.expand_dims(g, _reduced_axes(a.ndim, axis))
@@ -280,8 +272,6 @@ def max_grad(g, a, axis, keepdims):
     """Only the maxima receive the gradient; tied maxima share it evenly (as torch.amax)."""
     # TODO: a mask of the elements equal to their maximum, divided by how many maxima each
     #       reduction had, times g broadcast back (as in sum_grad).
-    # HINT: m = a.data.max(axis=axis, keepdims=True); mask = a.data == m;
-    #       count = mask.sum(axis=axis, keepdims=True); sum_grad(g, a, axis, keepdims)[0].
     ### BEGIN SOLUTION
     top = a.data.max(axis=axis, keepdims=True)
     mask = a.data == top
@@ -417,7 +407,6 @@ def topological_order(root):
     # TODO: depth-first search from root with an explicit stack of (node, done) pairs: on
     #       (node, False) mark node visited, push (node, True), then push its unvisited
     #       parents that require a gradient; on (node, True) append node to the order.
-    # HINT: visited = set(); stack = [(root, False)]; skip a (node, False) already visited.
     ### BEGIN SOLUTION
     order, visited, stack = [], set(), [(root, False)]
     while stack:
@@ -458,8 +447,6 @@ def backward(tensor, grad=None):
     #       node's dtype, created when None). Otherwise call _rule(node._op)(g, *node._parents,
     #       **node._saved) (the GRADIENTS entry) and add each parent's share into grads (skip a
     #       share that is None and a parent that does not require a gradient).
-    # HINT: a parent can receive several shares (x * x): grads[p] = grads[p] + share when p is
-    #       already in grads. np.asarray(share).astype(p.dtype) keeps float32 float32.
     ### BEGIN SOLUTION
     grads = {tensor: grad}
     for node in reversed(topological_order(tensor)):
@@ -511,7 +498,6 @@ class no_grad:
 
     def __enter__(self):
         # TODO: switch recording off, keeping the previous setting in self._previous.
-        # HINT: set_grad_enabled(False) returns the previous setting.
         ### BEGIN SOLUTION
         self._previous = set_grad_enabled(False)
         ### END SOLUTION
@@ -520,7 +506,6 @@ class no_grad:
     def __exit__(self, *exc_info):
         # TODO: restore the setting that __enter__ found (and return nothing, so that an
         #       exception inside the block passes through).
-        # HINT: set_grad_enabled(self._previous).
         ### BEGIN SOLUTION
         set_grad_enabled(self._previous)
         ### END SOLUTION

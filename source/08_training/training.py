@@ -173,7 +173,6 @@ def accuracy(logits, labels):
                          f"shapes {logits.shape} and {labels.shape}")
     # TODO: the predicted class of each row is the index of its largest logit; return the
     #       fraction of rows where it equals the label, as a Python float.
-    # HINT: np.argmax(logits, axis=1) == labels is a bool array; its np.mean is the fraction.
     ### BEGIN SOLUTION
     return float(np.mean(np.argmax(logits, axis=1) == labels))
     ### END SOLUTION
@@ -212,7 +211,6 @@ def batch_indices(n, batch_size, generator=None):
     batch_size = int(batch_size)
     # TODO: an order of 0..n-1 (generator.permutation(n) with a generator, else np.arange(n)),
     #       cut into consecutive slices of batch_size; keep the last, smaller slice.
-    # HINT: [order[start:start + batch_size] for start in range(0, n, batch_size)].
     ### BEGIN SOLUTION
     order = np.arange(n) if generator is None else generator.permutation(n)
     return [order[start:start + batch_size] for start in range(0, n, batch_size)]
@@ -316,7 +314,6 @@ class EarlyStopping:
         #       more than min_delta (mode "min": below best - min_delta; "max": above
         #       best + min_delta). If improved, remember best, best_epoch (self.epoch) and
         #       reset wait to 0; otherwise add 1 to wait. Return whether wait reached patience.
-        # HINT: a NaN compares False with everything, so it never improves: good.
         ### BEGIN SOLUTION
         if self.best is None:
             self.improved = not math.isnan(value)
@@ -402,8 +399,6 @@ def save_checkpoint(path, model, optimizer=None, *, epoch=0, history=None, rng_s
         #       "params": how many parameters it has}; and every entry of its per-parameter
         #       state as an array: optimizer.state[p][key] under "optimizer/<i>/<key>", where
         #       i is p's index in optimizer.params.
-        # HINT: for i, p in enumerate(optimizer.params): for key, value in
-        #       optimizer.state.get(p, {}).items(): arrays[f"optimizer/{i}/{key}"] = np.asarray(value)
         ### BEGIN SOLUTION
         meta["optimizer"] = {"type": type(optimizer).__name__, "lr": optimizer.lr,
                              "params": len(optimizer.params)}
@@ -434,8 +429,6 @@ def load_checkpoint(path, model, optimizer=None):
         # TODO: set optimizer.lr to the saved lr, and rebuild optimizer.state, a new dict
         #       {parameter: {key: value}}, from the arrays named "optimizer/<i>/<key>" (the
         #       parameter is optimizer.params[i]). A 0-d integer array becomes a Python int.
-        # HINT: _, index, key = name.split("/", 2); value.ndim == 0 and value.dtype.kind in "iu"
-        #       says "an integer"; int(value) converts it.
         ### BEGIN SOLUTION
         optimizer.lr = saved["lr"]
         state = {}
@@ -607,8 +600,6 @@ class Trainer:
         #       add loss.item() * batch size to totals["loss"] and metric(logits.data, y[indices])
         #       * batch size to totals[name] for each name, metric in self.metrics.items();
         #       call on_batch(loss.item()) when on_batch is given.
-        # HINT: inputs, targets = self._batch(x, y, indices, transform) (it applies the
-        #       transform); logits = self.model(inputs).
         ### BEGIN SOLUTION
         self.model.train()
         for indices in batch_indices(len(x), batch_size, self.generator):
@@ -636,7 +627,6 @@ class Trainer:
         #       batch_size) (no generator: in order), add loss and metrics times the batch size
         #       to totals, as in train_epoch (no optimizer here). Finally, whatever happened,
         #       self.model.train(was_training).
-        # HINT: try: ... finally: self.model.train(was_training)
         ### BEGIN SOLUTION
         self.model.eval()
         try:
@@ -668,7 +658,6 @@ class Trainer:
         """The states of both random streams of a run: the batch order and module 04's."""
         # TODO: return {"shuffle": the state of self.generator, "layers": the state of
         #       module 04's generator, _layers._generator}.
-        # HINT: generator.bit_generator.state is a generator's state.
         ### BEGIN SOLUTION
         return {"shuffle": self.generator.bit_generator.state,
                 "layers": _layers._generator.bit_generator.state}
@@ -677,7 +666,6 @@ class Trainer:
     def set_rng_state(self, state):
         """Put both random streams back where rng_state() saw them."""
         # TODO: assign the saved states back to both generators' bit_generator.state.
-        # HINT: the reverse of rng_state().
         ### BEGIN SOLUTION
         self.generator.bit_generator.state = state["shuffle"]
         _layers._generator.bit_generator.state = state["layers"]

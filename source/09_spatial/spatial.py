@@ -112,7 +112,6 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
     # TODO: for every image n, kernel o and output position (i, j), out[n, o, i, j] is the sum
     #       of x_padded's patch (all channels, K x K, top-left corner at (i*stride, j*stride))
     #       times weight[o], plus bias[o] when there is a bias.
-    # HINT: four nested loops; the patch is x_padded[n, :, i*stride:i*stride+k, j*stride:j*stride+k].
     ### BEGIN SOLUTION
     for n in range(n_images):
         for o in range(c_out):
@@ -225,7 +224,6 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
         # TODO: for every kernel offset (a, b), add the input rows `shift = a*wp + b` further
         #       on, x_rows[shift:shift + m] (m, C_in), times w_kk[a, b] (C_in, C_out), to
         #       out_rows[:m].
-        # HINT: two loops over a and b; `out_rows[:m] += x_rows[shift:shift + m] @ w_kk[a, b]`.
         ### BEGIN SOLUTION
         for a in range(kh):
             for b in range(kw):
@@ -304,8 +302,6 @@ def conv2d_input_grad(g, weight, input_shape, stride=1, padding=0):
         m = len(g_rows) - last
         # TODO: for every offset (a, b), add g_rows[:m] (m, C_out) times w_kk[a, b] (C_out, C_in)
         #       to the input rows it came from, grad_rows[shift:shift + m], shift = a*wp + b.
-        # HINT: the forward pass's loop, with the slices swapped: it read x_rows[shift:shift + m]
-        #       and wrote out_rows[:m].
         ### BEGIN SOLUTION
         for a in range(kh):
             for b in range(kw):
@@ -330,7 +326,6 @@ def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
         m = len(x_rows) - last
         # TODO: for every offset (a, b), add x_rows[shift:shift + m].T @ g_rows[:m] (C_in, C_out)
         #       to grad[a, b].
-        # HINT: the same shift as in conv2d_forward.
         ### BEGIN SOLUTION
         for a in range(kh):
             for b in range(kw):
@@ -446,7 +441,6 @@ def max_pool2d(x, kernel_size=2, stride=None):
     stride, h_out, w_out = _pool_args(x, kernel_size, stride)
     out = _offset(x.data, 0, 0, stride, h_out, w_out).copy(order="K")    # in x's memory layout
     # TODO: for every offset (a, b), keep in `out` the larger of `out` and the offset's slice.
-    # HINT: np.maximum(out, slice, out=out) updates in place.
     ### BEGIN SOLUTION
     for a in range(kernel_size):
         for b in range(kernel_size):
@@ -463,7 +457,6 @@ def max_pool2d_grad(g, x, kernel_size, stride, out):
     taken = np.zeros(out.shape, dtype=bool)              # windows whose maximum was already found
     # TODO: for every offset (a, b) in row-major order, the windows where the offset's slice of
     #       x equals `out` and that are not yet taken receive g at that offset; mark them taken.
-    # HINT: _offset(grad, ...) is a view: `view += g * winner` writes into grad.
     ### BEGIN SOLUTION
     for a in range(kernel_size):
         for b in range(kernel_size):
@@ -480,7 +473,6 @@ def avg_pool2d(x, kernel_size=2, stride=None):
     stride, h_out, w_out = _pool_args(x, kernel_size, stride)
     out = np.zeros((x.shape[0], x.shape[1], h_out, w_out), dtype=x.dtype)
     # TODO: add the slice of every offset (a, b) to `out`, then divide by the window's size K*K.
-    # HINT: the same loop as in max_pool2d, with += instead of np.maximum.
     ### BEGIN SOLUTION
     for a in range(kernel_size):
         for b in range(kernel_size):
@@ -628,8 +620,6 @@ class BatchNorm2d(Module):
         #       (0, 2, 3) (Tensor operations, so autograd differentiates them) and update the
         #       running statistics (momentum, the unbiased variance); in evaluation, normalize
         #       with the running statistics. Then scale by weight and shift by bias, per channel.
-        # HINT: count = N*H*W; unbiased = biased * count / (count - 1); reshape the per-channel
-        #       vectors to (1, C, 1, 1) to broadcast.
         ### BEGIN SOLUTION
         if self.training:
             mean = x.mean(axis=(0, 2, 3), keepdims=True)                   # (1, C, 1, 1)

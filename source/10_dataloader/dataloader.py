@@ -159,7 +159,6 @@ class TensorDataset(Dataset):
 
     def __getitem__(self, index):
         # TODO: return a tuple holding each array indexed by `index` (an int or an index array).
-        # HINT: tuple(a[index] for a in self.arrays)
         ### BEGIN SOLUTION
         return tuple(a[index] for a in self.arrays)
         ### END SOLUTION
@@ -194,7 +193,6 @@ def _to_tensor(array):
     array = np.asarray(array)
     # TODO: return Tensor(array, dtype=np.int64) when the array holds integers or bools
     #       (array.dtype.kind in "iub"), else Tensor(array) (float32).
-    # HINT: Tensor(data) alone turns integers into float32: pass dtype to keep them.
     ### BEGIN SOLUTION
     if array.dtype.kind in "iub":
         return Tensor(array, dtype=np.int64)
@@ -212,8 +210,6 @@ def default_collate(samples):
     #       (zip(*samples) groups the i-th field of every sample); otherwise stack the samples
     #       with np.stack (it adds the new axis 0) and turn the result into a Tensor with
     #       _to_tensor. A Tensor sample counts as its .data.
-    # HINT: tuple(default_collate(list(field)) for field in zip(*samples)); and
-    #       np.stack([_as_array(s) for s in samples]).
     ### BEGIN SOLUTION
     if isinstance(first, (tuple, list)):
         return tuple(default_collate(list(field)) for field in zip(*samples, strict=True))
@@ -276,7 +272,6 @@ class DataLoader:
         """The number of batches in one epoch."""
         n = len(self.dataset)
         # TODO: n // batch_size batches when drop_last, else ceil(n / batch_size).
-        # HINT: math.ceil(n / self.batch_size), or -(-n // self.batch_size).
         ### BEGIN SOLUTION
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
         ### END SOLUTION
@@ -287,7 +282,6 @@ class DataLoader:
         # TODO: the order is self.generator.permutation(n) when shuffling, else np.arange(n);
         #       cut it into consecutive slices of batch_size, and leave out the last one when
         #       drop_last and it is smaller than batch_size. Return the first len(self) slices.
-        # HINT: [order[s:s + self.batch_size] for s in range(0, n, self.batch_size)][:len(self)]
         ### BEGIN SOLUTION
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
         return [order[start:start + self.batch_size] for start in range(0, n, self.batch_size)][:len(self)]
@@ -381,7 +375,6 @@ class Normalize:
     def __call__(self, x):
         # TODO: subtract self.mean and divide by self.std (both (C, 1, 1): they broadcast
         #       against (N, C, H, W)), and return float32.
-        # HINT: x.astype(np.float32) first, so that uint8 pixels do not wrap around.
         ### BEGIN SOLUTION
         return (x.astype(np.float32) - self.mean) / self.std
         ### END SOLUTION
@@ -411,9 +404,6 @@ class RandomCrop:
         # TODO: draw one offset per image, dy in 0..height + 2p - s and dx in 0..width + 2p - s
         #       (both ends included), and return the (N, C, s, s) windows
         #       padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s].
-        # HINT: self.generator.integers(0, high + 1, size=n) includes high. A loop over the N
-        #       images is fine; faster: sliding_window_view(padded, (s, s), axis=(2, 3)) is a
-        #       view of every window, and windows[np.arange(n), :, dy, dx] picks one per image.
         ### BEGIN SOLUTION
         dy = self.generator.integers(0, height + 2 * p - s + 1, size=n)
         dx = self.generator.integers(0, width + 2 * p - s + 1, size=n)
@@ -439,7 +429,6 @@ class RandomHorizontalFlip:
         # TODO: draw one uniform number per image (self.generator.random(len(x))); the images
         #       where it is below p are reversed along the last axis (width); return a new
         #       array, x itself unchanged.
-        # HINT: out = x.copy(); out[flip] = x[flip][..., ::-1]
         ### BEGIN SOLUTION
         flip = self.generator.random(len(x)) < self.p
         out = x.copy()

@@ -166,6 +166,11 @@ BAD_SOURCES = {
         "# %%\n#| test: a (1 point)\nassert True\n\n# %%\n#| test: a (1 point)\nassert True\n",
         "used twice",
     ),
+    "a hint in the source, where the student would see it at once": (
+        "# %%\ndef f():\n    # TODO: return one\n    # HINT: the number after 0\n"
+        "    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n",
+        "is a '# HINT:' comment",
+    ),
     "hidden tests outside a test cell": (
         "# %%\n### BEGIN HIDDEN TESTS\nassert True\n### END HIDDEN TESTS\n",
         "belong in a '#| test:' cell",
@@ -184,7 +189,7 @@ def test_malformed_source_gets_a_clear_error(case):
 def test_directives_are_parsed():
     text = (
         "# %% [markdown]\n# # Title\n\n"
-        "# %%\n#| export\ndef g(x):\n    # TODO: double x\n    # HINT: x + x\n"
+        "# %%\n#| export\ndef g(x):\n    # TODO: double x\n"
         "    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n\n"
         "# %%\n#| test: g_doubles (2 points)\nassert g(2) == 4\n"
     )
