@@ -508,44 +508,126 @@ def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
 
 @dataclass(frozen=True)
 class Hint:
-    where: str  # the solution cell's grade id
+    """The ladder of one TODO: a nudge, the idea, a near-code sketch (never a solution line)."""
+
+    name: str  # the def the TODO sits in, e.g. Tensor.sum (see tito.build.region_names)
     todo: str
-    text: str
+    rungs: tuple[str, str, str]
 
 
-def hints(notebook) -> list[Hint]:
-    """The `# HINT:` comment blocks of the release notebook, in order: the `# HINT:` line and
-    the indented comment lines that continue it, with the `# TODO:` block above it, labelled
-    by the function or class they sit in (else the cell's grade id)."""
-    import re
-
+def _stubs(notebook, module: Module) -> list[tuple[str, str]]:
+    """(name, TODO text) of every stub still in a notebook's solution cells, in order."""
     from autograder.restore import grade_id
+    from tito.build import _todo_block_start, code_stub, region_names
 
-    def block(lines: list[str], index: int, tag: str) -> str:
-        found = [lines[index].strip()[len(tag):].strip()]
-        for following in lines[index + 1:]:
-            if not re.match(r"^\s*#\s{2,}\S", following):
-                break
-            found.append(following.strip().lstrip("#").strip())
-        return "\n".join(found)
-
+    stub = code_stub(module)
     found = []
     for cell in notebook.cells:
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or not (cell.get("metadata", {}).get("nbgrader") or {}).get("solution"):
             continue
         source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
-        lines = source.splitlines()
-        todo, where, owner = "", grade_id(cell) or "", ""
-        for index, line in enumerate(lines):
-            stripped = line.strip()
-            definition = re.match(r"^(\s*)(?:async\s+)?(def|class)\s+(\w+)", line)
-            if definition:
-                indent, kind, name = definition.groups()
-                if not indent:
-                    owner = name if kind == "class" else ""
-                where = f"{owner}.{name}" if indent and owner else name
-            if stripped.startswith("# TODO:"):
-                todo = block(lines, index, "# TODO:")
-            if stripped.startswith("# HINT:"):
-                found.append(Hint(where, todo, block(lines, index, "# HINT:")))
+        lines = source.split("\n")
+        starts = [index for index, line in enumerate(lines) if line.strip() == stub]
+        for start, name in zip(starts, region_names(lines, starts, grade_id(cell) or "cell")):
+            top = _todo_block_start(lines, start)
+            todo = [line.strip().lstrip("#").strip() for line in lines[top:start]] if top is not None else []
+            if todo:
+                todo[0] = todo[0].removeprefix("TODO:").strip()
+            found.append((name, "\n".join(todo)))
     return found
+
+
+def hints(workspace: Workspace, module: Module) -> list[Hint]:
+    """Every TODO of the module's release notebook with its ladder, in notebook order. The
+    ladders come from the hints file the build writes next to the release notebook."""
+    from tito.build import HINTS_FILE, load_hints
+
+    release = workspace.release_notebook(module)
+    path = release.parent / HINTS_FILE
+    if not path.is_file():
+        raise TitoError(
+            f"Module {module.label} has no hints: {path} is missing.",
+            "Ask your instructor: `tito build` writes it next to the release notebook.",
+        )
+    ladders = load_hints(path)
+    return [
+        Hint(name, todo, ladders[name]) for name, todo in _stubs(read_notebook(release), module) if name in ladders
+    ]
+
+
+def unsolved(workspace: Workspace, module: Module, progress: Progress) -> list[str]:
+    """The names of the TODOs whose stub is still in the student's notebook, in order."""
+    path = require_started(workspace, module)
+    sync_pair(workspace, module, progress)
+    return [name for name, _ in _stubs(read_notebook(path, fix_hint(module)), module)]
+
+
+def find_hint(found: list[Hint], name: str, module: Module) -> Hint:
+    """The TODO called `name` (or whose last part is `name`, when only one is)."""
+    exact = [hint for hint in found if hint.name == name]
+    close = exact or [hint for hint in found if hint.name.lower().split(".")[-1] == name.lower()]
+    if len(close) == 1:
+        return close[0]
+    raise TitoError(
+        f"Module {module.label} has no TODO named '{name}'"
+        + (" (several end so: give the whole name)." if close else "."),
+        f"Its TODOs: {', '.join(hint.name for hint in found)}.",
+    )
+
+
+@dataclass
+class Reveal:
+    hint: Hint
+    rung: int  # the rung shown now (1-3); 0 when all three had been shown already
+
+
+def _shown(progress: Progress, module: Module) -> dict[str, int]:
+    record = progress.entry(module.slug)
+    record.pop("hints_shown", None)  # the count of an older tito, when hints had no ladder
+    return record.setdefault("hints", {})
+
+
+def reveal(workspace: Workspace, module: Module, progress: Progress, name: str | None = None) -> Reveal | None:
+    """The next rung of the named TODO, else of the first TODO whose stub is still in the
+    student's notebook (None when none is). The count is kept in the workspace progress."""
+    found = hints(workspace, module)
+    if name:
+        require_started(workspace, module)
+        hint = find_hint(found, name, module)
+    else:
+        left = set(unsolved(workspace, module, progress))
+        hint = next((hint for hint in found if hint.name in left), None)
+        if hint is None:
+            return None
+    shown = _shown(progress, module)
+    count = shown.get(hint.name, 0)
+    if count >= len(hint.rungs):
+        return Reveal(hint, 0)
+    shown[hint.name] = count + 1
+    workspace.save_progress(progress)
+    return Reveal(hint, count + 1)
+
+
+def revealed(workspace: Workspace, module: Module, progress: Progress, name: str | None = None) -> list[Reveal]:
+    """Every rung the student has seen (of one TODO, or of all), in order; none beyond."""
+    found = hints(workspace, module)
+    require_started(workspace, module)
+    chosen = [find_hint(found, name, module)] if name else found
+    shown = (progress.modules.get(module.slug) or {}).get("hints") or {}
+    return [
+        Reveal(hint, rung) for hint in chosen for rung in range(1, min(shown.get(hint.name, 0), len(hint.rungs)) + 1)
+    ]
+
+
+def reset_hints(workspace: Workspace, module: Module, progress: Progress, name: str | None = None) -> str | None:
+    """Forget the rungs seen (of one TODO, or of all); returns the TODO's name, if one."""
+    found = hints(workspace, module)
+    require_started(workspace, module)
+    shown = _shown(progress, module)
+    chosen = find_hint(found, name, module).name if name else None
+    if chosen:
+        shown.pop(chosen, None)
+    else:
+        shown.clear()
+    workspace.save_progress(progress)
+    return chosen

@@ -14,6 +14,7 @@ import pytest
 
 from autograder.submission import read_submission
 from tests.conftest import ROOT, invoke, put_reference_solution
+from tito.build import HINTS_FILE, code_stub, load_hints
 from tito.course import Course
 from tito.workspace import load_milestones
 
@@ -50,31 +51,89 @@ def test_status_shows_every_milestone_not_a_slice(workspace):
 # --- hint and next ------------------------------------------------------------------------------
 
 
-def test_hints_come_one_at_a_time_and_are_remembered(workspace):
+SETUP_HINTS = load_hints(ROOT / "source/01_setup" / HINTS_FILE)
+
+
+def solve(workspace, gid: str, code: str) -> None:
+    """Write code in place of the stub of cell `gid`, as a student who did that TODO."""
+    path = notebook_of(workspace)
+    notebook = nbformat.read(str(path), as_version=4)
+    cell = cell_with_id(notebook, gid)
+    stub = code_stub(COURSE.module("01"))
+    assert stub in cell.source
+    cell.source = cell.source.replace(stub, code)
+    nbformat.write(notebook, str(path))
+
+
+def start_of(rung: str) -> str:
+    return rung.splitlines()[0][:60]
+
+
+def test_hints_climb_the_ladder_of_the_first_todo_one_rung_at_a_time(workspace):
+    nudge, idea, sketch = SETUP_HINTS["personal_info"]
     invoke("module", "start", "01")
     out = invoke("hint").output  # the module in progress
-    assert "Hint 1 of 3 (personal_info):" in out
+    assert "Hint 1 of 3 for personal_info (a nudge):" in out
     assert 'TODO: return a dict with your own "name" and "email".' in out
-    assert '{"name": "Ada Lovelace", "email": "ada@example.org"} — but yours.' in out
-    assert "Hint 2" not in out and "`tito hint 01` again for the next one." in out
-    assert progress_of(workspace)["modules"][SETUP]["hints_shown"] == 1
+    assert start_of(nudge) in out and start_of(idea) not in out
+    assert "`tito hint 01` again for the idea." in out
+    assert progress_of(workspace)["modules"][SETUP]["hints"] == {"personal_info": 1}
 
     out = invoke("hint", "01").output
-    assert "Hint 2 of 3 (parse_version):" in out
-    assert 'for a part like "0rc1", walk the characters while they are digits (str.isdigit);' in out
-    assert 'drop anything after a "+" first ("2.13.0+cpu" -> "2.13.0").' in out, "the block's 2nd line"
-    assert "Hint 1 of" not in out
-    invoke("hint", "setup", expected_output="Hint 3 of 3 (check_environment):")
-    invoke("hint", expected_output="No more hints for 01 setup: all 3 were shown. "
-           "`tito hint 01 --all` shows them again; `--reset` starts over.")
+    assert "Hint 2 of 3 for personal_info (the idea):" in out and start_of(idea) in out
+    assert "Hint 1 of" not in out and "TODO:" not in out
+    out = invoke("hint", "setup").output
+    assert "Hint 3 of 3 for personal_info (a sketch):" in out and sketch.splitlines()[0] in out
+    assert "again for" not in out
+    invoke("hint", expected_output=(
+        "You have seen all three hints for personal_info: the TODO and the tests' messages are the "
+        "rest. `tito hint 01 personal_info --all` shows them again."
+    ))
+    assert progress_of(workspace)["modules"][SETUP]["hints"] == {"personal_info": 3}
 
     out = invoke("hint", "--all").output
-    for number, gid in enumerate(("personal_info", "parse_version", "check_environment"), start=1):
-        assert f"Hint {number} of 3 ({gid}):" in out
+    shown = [out.index(f"Hint {n} of 3 for personal_info") for n in (1, 2, 3)]
+    assert shown == sorted(shown) and all(start_of(rung) in out for rung in (nudge, idea, sketch))
+    assert "parse_version" not in out, "--all shows what was revealed, nothing more"
 
-    invoke("hint", "--reset", expected_output="Hints of 01 setup start over: `tito hint 01` shows hint 1 of 3.")
-    assert "hints_shown" not in progress_of(workspace)["modules"][SETUP]
-    invoke("hint", expected_output="Hint 1 of 3 (personal_info):")
+
+def test_hints_follow_the_first_todo_still_unsolved_and_start_over(workspace):
+    invoke("module", "start", "01")
+    invoke("hint", expected_output="Hint 1 of 3 for personal_info")
+    solve(workspace, "personal_info", 'return {"name": "Grace", "email": "grace@navy.mil"}')
+    invoke("hint", expected_output="Hint 1 of 3 for parse_version (a nudge):")
+    out = invoke("hint", "01", "personal_info").output  # a TODO by name, solved or not
+    assert "Hint 2 of 3 for personal_info (the idea):" in out
+    assert "`tito hint 01 personal_info` again for a sketch." in out
+
+    out = invoke("hint", "01", "--all").output
+    for seen in ("Hint 1 of 3 for personal_info", "Hint 2 of 3 for personal_info", "Hint 1 of 3 for parse_version"):
+        assert seen in out
+    assert "Hint 3 of" not in out and "check_environment" not in out
+
+    invoke("hint", "01", "parse_version", "--reset",
+           expected_output="Hints of parse_version start over: `tito hint 01 parse_version` shows the first again.")
+    assert progress_of(workspace)["modules"][SETUP]["hints"] == {"personal_info": 2}
+    invoke("hint", "--reset", expected_output="Hints of 01 setup start over: `tito hint 01` shows the first again.")
+    assert progress_of(workspace)["modules"][SETUP]["hints"] == {}
+    invoke("hint", "--all", expected_output="No hint of 01 setup seen yet: `tito hint 01` shows the first.")
+
+    solve(workspace, "parse_version", "return tuple(int(part) for part in text.split('.'))")
+    solve(workspace, "system_info", "pass")
+    invoke("hint", expected_output=(
+        "Every TODO of 01 setup has your code in it (no stub left): `tito test 01` says what still "
+        "fails. `tito hint 01 NAME` gives the hints of one: personal_info, parse_version, check_environment."
+    ))
+
+
+def test_hint_names_what_is_wrong(workspace):
+    invoke("module", "start", "01")
+    result = invoke("hint", "01", "parse", expected_code=1)
+    assert "Module 01 setup has no TODO named 'parse'." in result.output
+    assert "Its TODOs: personal_info, parse_version, check_environment." in result.output
+    invoke("hint", "01", "CHECK_ENVIRONMENT", expected_output="Hint 1 of 3 for check_environment")
+    result = invoke("hint", "02", expected_code=1)
+    assert "Module 02 tensor is not started" in result.output and "`tito module start 02`" in result.output
 
 
 def test_hint_without_a_module_in_progress(workspace):

@@ -1,4 +1,5 @@
-"""`tito hint [NN]`: the next hint of a module, one at a time; `tito next`: what to do now."""
+"""`tito hint [NN] [NAME]`: hints for a TODO, one rung of its ladder at a time; `tito next`:
+what to do now."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ import typer
 from rich.text import Text
 
 from tito import report, workflow
-from tito.console import TitoError
-from tito.files import read_notebook
+from tito.console import TitoError, console
 from tito.report import say
 from tito.workspace import WORKSPACE_OPTION, Workspace
+
+RUNG_NAMES = ("a nudge", "the idea", "a sketch")
 
 
 def hint(
@@ -19,11 +21,16 @@ def hint(
         None, help="The module (07, 7, autograd or 07_autograd). Default: the one in progress.",
         show_default=False,
     ),
-    show_all: bool = typer.Option(False, "--all", help="Show every hint of the module."),
-    reset: bool = typer.Option(False, "--reset", help="Start the hints over from the first."),
+    name: str = typer.Argument(
+        None, help="The TODO, by the def it sits in (e.g. Tensor.sum). Default: your first unfinished one.",
+        show_default=False,
+    ),
+    show_all: bool = typer.Option(False, "--all", help="Show again every hint you have seen (no new one)."),
+    reset: bool = typer.Option(False, "--reset", help="Forget the hints seen, so they start over."),
     workspace: Path = WORKSPACE_OPTION,
 ) -> None:
-    """Show the next hint of a module (the `# HINT:` above each TODO, in order), one at a time."""
+    """Reveal the next hint for your first unfinished TODO: a nudge, then the idea, then a
+    sketch of the code. Each call shows one more; none gives the solution away."""
     ws = Workspace.open(workspace)
     progress = ws.load_progress()
     if module:
@@ -32,43 +39,48 @@ def hint(
         chosen = ws.current_module(progress)
         if chosen is None:
             raise TitoError("No module is in progress.", "Name one, e.g. `tito hint 01`.")
-    found = workflow.hints(read_notebook(ws.release_notebook(chosen)))
-    record = progress.entry(chosen.slug)
-    total = len(found)
+    number = f"{chosen.number:02d}"
     if reset:
-        record.pop("hints_shown", None)
-        if record.get("state") is None:
-            progress.modules.pop(chosen.slug, None)
-        ws.save_progress(progress)
-        say(f"Hints of {chosen.label} start over: `tito hint {chosen.number:02d}` shows hint 1 of {total}.")
+        done = workflow.reset_hints(ws, chosen, progress, name)
+        say(f"Hints of {done or chosen.label} start over: `tito hint {number}"
+            f"{' ' + done if done else ''}` shows the first again.")
         return
-    if not total:
-        say(f"Module {chosen.label} has no hints.")
-        return
-    shown = int(record.get("hints_shown") or 0)
     if show_all:
-        chosen_hints = list(enumerate(found, start=1))
-        shown = total
-    elif shown >= total:
-        say(
-            f"No more hints for {chosen.label}: all {total} were shown. `tito hint {chosen.number:02d} --all` "
-            f"shows them again; `--reset` starts over."
-        )
+        seen = workflow.revealed(ws, chosen, progress, name)
+        if not seen:
+            say(f"No hint of {name or chosen.label} seen yet: `tito hint {number}` shows the first.")
+        for item in seen:
+            _show(item)
         return
+    item = workflow.reveal(ws, chosen, progress, name)
+    if item is None:
+        names = ", ".join(h.name for h in workflow.hints(ws, chosen))
+        say(f"Every TODO of {chosen.label} has your code in it (no stub left): `tito test {number}` "
+            f"says what still fails. `tito hint {number} NAME` gives the hints of one: {names}.")
+    elif item.rung == 0:
+        say(f"You have seen all three hints for {item.hint.name}: the TODO and the tests' messages "
+            f"are the rest. `tito hint {number} {item.hint.name} --all` shows them again.")
     else:
-        chosen_hints = [(shown + 1, found[shown])]
-        shown += 1
-    for number, item in chosen_hints:
-        say(f"[bold]Hint {number} of {total}[/] ({item.where or 'cell'}):")
-        for index, line in enumerate(item.todo.splitlines()):
+        _show(item)
+        if item.rung < len(item.hint.rungs):
+            again = f"tito hint {number}" + (f" {item.hint.name}" if name else "")
+            say(f"[dim]`{again}` again for {RUNG_NAMES[item.rung]}.[/]")
+
+
+def _show(item: workflow.Reveal) -> None:
+    say(f"[bold]Hint {item.rung} of {len(item.hint.rungs)} for {item.hint.name}[/] "
+        f"({RUNG_NAMES[item.rung - 1]}):")
+    if item.rung == 1:
+        for index, line in enumerate(item.hint.todo.splitlines()):
             say(Text(f"  {'TODO: ' if index == 0 else '      '}{line}"))
-        for line in item.text.splitlines():
+    text = item.hint.rungs[item.rung - 1]
+    if item.rung == len(item.hint.rungs):  # the sketch: code-like lines, kept as written
+        for line in text.splitlines():
             say(Text(f"  {line}"))
-    if record.get("state") is not None:  # remember only for a module the student has
-        record["hints_shown"] = shown
-        ws.save_progress(progress)
-    if shown < total and not show_all:
-        say(f"[dim]`tito hint {chosen.number:02d}` again for the next one.[/]")
+    else:  # prose, wrapped at words to the terminal
+        for line in Text(text).wrap(console, max(console.width - 2, 40)):
+            line.rstrip()
+            say(Text("  ") + line)
 
 
 def next_command(
