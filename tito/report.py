@@ -117,7 +117,10 @@ def summary_line(run) -> str:
     if run.passed:
         return f"[green]✓[/] {run.module.label}: all {total} tests pass ({score})."
     failing = len(run.failed)
-    return f"[red]✗[/] {run.module.label}: {failing} of {total} tests fail ({score})."
+    return (
+        f"[red]✗[/] {run.module.label}: {failing} of {total} tests fail ({score}). "
+        f"Stuck on a TODO? `tito hint {run.module.number:02d}` gives a hint, one step at a time."
+    )
 
 
 def last_test_cell(record: dict) -> str:

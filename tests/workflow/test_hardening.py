@@ -136,6 +136,12 @@ def test_hint_names_what_is_wrong(workspace):
     assert "Module 02 tensor is not started" in result.output and "`tito module start 02`" in result.output
 
 
+def test_a_failing_test_run_says_that_hints_exist(workspace):
+    invoke("module", "start", "01")
+    invoke("test", "01", expected_code=1,
+           expected_output="Stuck on a TODO? `tito hint 01` gives a hint, one step at a time.")
+
+
 def test_hint_without_a_module_in_progress(workspace):
     invoke("init")
     invoke("hint", expected_code=1, expected_output="No module is in progress.")
