@@ -387,7 +387,7 @@ class Tensor:
 
     # ---- arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
-        """$a + b$, elementwise; shapes broadcast and `other` may be a number."""
+        """a + b, elementwise; shapes broadcast and `other` may be a number."""
         # TODO: lift `other` to a Tensor, add the two arrays, return the sum through _result.
         # HINT: other = self._lift(other), then self._result(<the array>, "add", self, other).
         #       NumPy's + already broadcasts, in both directions.
@@ -397,7 +397,7 @@ class Tensor:
         ### END SOLUTION
 
     def __sub__(self, other):
-        """$a - b$, elementwise."""
+        """a - b, elementwise."""
         # TODO: as __add__, with op "sub". Build a new array: never change self.data.
         # HINT: self.data - other.data is a new array; `-=` would overwrite self.data.
         ### BEGIN SOLUTION
@@ -406,7 +406,7 @@ class Tensor:
         ### END SOLUTION
 
     def __mul__(self, other):
-        """$a * b$, elementwise (the matrix product is @)."""
+        """a * b, elementwise (the matrix product is @)."""
         # TODO: as __add__, with op "mul".
         # HINT: lift other first: a np.float64 number must not make the result float64.
         ### BEGIN SOLUTION
@@ -415,7 +415,7 @@ class Tensor:
         ### END SOLUTION
 
     def __truediv__(self, other):
-        """$a / b$, elementwise."""
+        """a / b, elementwise."""
         # TODO: as __add__, with op "div".
         # HINT: the same three steps: lift, divide the arrays, _result.
         ### BEGIN SOLUTION
@@ -424,7 +424,7 @@ class Tensor:
         ### END SOLUTION
 
     def __neg__(self):
-        """$-a$."""
+        """-a."""
         # TODO: return the negated Tensor through _result, op "neg", with self as the parent.
         # HINT: -self.data is a new array.
         ### BEGIN SOLUTION
@@ -432,7 +432,7 @@ class Tensor:
         ### END SOLUTION
 
     def __pow__(self, exponent):
-        """$a^p$ for a number p."""
+        """aᵖ for a number p."""
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a number, not a Tensor")
         # TODO: raise every element to `exponent`; op "pow", parent self, save exponent=exponent.

@@ -77,6 +77,11 @@ from tinytorch.core.tensor import Tensor
 #
 # The rule for your code below: draw with `_generator.uniform(...)` / `_generator.random(...)`,
 # never with `np.random.*` (NumPy's global generator, which `manual_seed` does not reach).
+#
+# Later modules reach the same generator through three public functions, never through
+# `_generator` itself: `default_generator()` to draw from it (module 09's convolution
+# draws its initial weights there), and `get_rng_state()` / `set_rng_state(state)` to save
+# and restore where it stands (module 08's checkpoints), as `torch.get_rng_state` does.
 
 # %%
 #| export
@@ -88,6 +93,22 @@ def manual_seed(seed):
     masks): after manual_seed(s), the same code draws the same numbers."""
     global _generator
     _generator = np.random.default_rng(seed)
+
+
+def default_generator():
+    """The generator that every random choice of tinytorch draws from: initial weights,
+    Dropout's masks. Look it up at each use: manual_seed replaces it."""
+    return _generator
+
+
+def get_rng_state():
+    """Where the default generator stands, as a JSON-able dict (save it in a checkpoint)."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state):
+    """Put the default generator back where get_rng_state() saw it: the same draws follow."""
+    _generator.bit_generator.state = state
 
 # %% [markdown]
 # ## Parameter: a Tensor that wants a gradient
@@ -195,7 +216,8 @@ class Parameter(Tensor):
 # %%
 #| export
 def _describe(name, extra, children):
-    """PyTorch-style nested text: `Name(extra)` or `Name(\\n  (child): ...\\n)`."""
+    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line per
+    child, indented, then `)`."""
     if not children:
         return f"{name}({extra})"
     lines = [extra] if extra else []

@@ -75,7 +75,8 @@ print(z.requires_grad, x.requires_grad)                              # True Fals
 #
 # 1. **one table of derivative rules**, `GRADIENTS`, from an op name to a function
 #    `rule(grad_output, *parents, **saved) -> a gradient for each parent`. Every backward rule
-#    of the framework is in this one table, and nowhere else;
+#    of the framework is in this one table, and nowhere else, and enters it one way only,
+#    through `register_gradient`;
 # 2. **`unbroadcast`**, which turns the gradient of a broadcast operation back into the
 #    shape of its input;
 # 3. **the engine, `backward(tensor)`**, which orders the graph and applies the rules.
@@ -136,6 +137,60 @@ def unbroadcast(grad, shape):
     return np.reshape(grad, shape)
 
 # %% [markdown]
+# ## One table, and one way into it
+#
+# The engine will look every recorded op up in one dict, `GRADIENTS`, from the op's name to
+# its rule. Every backward rule of the framework is in this table, and a rule gets into it
+# in one way only: `register_gradient(op)`, written as a decorator right above the rule:
+#
+# ```python
+# @register_gradient("mul")
+# def mul_grad(g, a, b):
+#     ...
+# ```
+#
+# It also writes down where each rule came from, in `GRADIENT_SOURCES` (`"mul"` ->
+# `"tinytorch.core.autograd.mul_grad"`), and it refuses a second, different rule for an op
+# that already has one: two modules that both claimed `"conv2d"` would otherwise replace
+# each other's rule without a word, and whichever was imported last would win. Running a
+# rule's cell again after a fix is fine: the same function, by name, replaces its old
+# version. Module 09's convolution and every later module register their rules the same way.
+
+# %%
+#| export
+GRADIENTS = {}          # op name -> rule(grad_output, *parents, **saved)
+GRADIENT_SOURCES = {}   # op name -> "module.function" of the rule registered for it
+
+
+def register_gradient(op, rule=None):
+    """Make `rule` the derivative rule of the op that Tensor._result records as `op`: the
+    one way a rule enters GRADIENTS. Returns the rule, so it works as a decorator.
+
+    >>> @register_gradient("softplus")
+    ... def softplus_grad(g, x): ...
+    >>> register_gradient("softplus", softplus_grad)     # the same, as a call
+
+    A different rule for an op that has one raises ValueError; the same function again
+    (a re-run notebook cell, a reloaded module) replaces its old version."""
+    if not isinstance(op, str) or not op:
+        raise TypeError(f"register_gradient: op must be the op's name, a string, got {op!r}")
+
+    def register(rule):
+        if not callable(rule):
+            raise TypeError(f"register_gradient({op!r}): a rule is a function, got {rule!r}")
+        source = f"{rule.__module__}.{rule.__qualname__}"
+        if op in GRADIENTS and GRADIENT_SOURCES.get(op) != source:
+            raise ValueError(
+                f"register_gradient: op {op!r} already has a rule, "
+                f"{GRADIENT_SOURCES.get(op, 'put into GRADIENTS by hand')}: "
+                "give your operation a name of its own")
+        GRADIENTS[op] = rule
+        GRADIENT_SOURCES[op] = source
+        return rule
+
+    return register if rule is None else register(rule)
+
+# %% [markdown]
 # ## The derivative rules
 #
 # A rule receives `g`, the gradient of the loss with respect to the operation's output (a
@@ -156,32 +211,39 @@ def unbroadcast(grad, shape):
 
 # %%
 #| export
+@register_gradient("add")
 def add_grad(g, a, b):
     return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
 
 
+@register_gradient("sub")
 def sub_grad(g, a, b):
     return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
 
 
+@register_gradient("neg")
 def neg_grad(g, a):
     return (-g,)
 
 
+@register_gradient("pow")
 def pow_grad(g, a, exponent):
     if exponent == 0:                                # d(a^0)/da = 0, also where a = 0
         return (np.zeros_like(a.data),)
     return (g * exponent * a.data ** float(exponent - 1),)
 
 
+@register_gradient("reshape")
 def reshape_grad(g, a, shape):
     return (g.reshape(a.shape),)
 
 
+@register_gradient("transpose")
 def transpose_grad(g, a, axes):
     return (np.transpose(g, np.argsort(axes)),)      # the inverse permutation
 
 
+@register_gradient("getitem")
 def getitem_grad(g, a, key):
     grad = np.zeros_like(a.data)
     np.add.at(grad, key, g)                          # a repeated index receives every gradient
@@ -209,8 +271,9 @@ def getitem_grad(g, a, key):
 
 # %%
 #| export
+@register_gradient("mul")
 def mul_grad(g, a, b):
-    """$d(ab) = b\\,da + a\\,db$."""
+    """d(ab) = b·da + a·db."""
     # TODO: return (gradient for a, gradient for b), each unbroadcast to its operand's shape.
     # HINT: unbroadcast(g * b.data, a.shape).
     ### BEGIN SOLUTION
@@ -218,8 +281,9 @@ def mul_grad(g, a, b):
     ### END SOLUTION
 
 
+@register_gradient("div")
 def div_grad(g, a, b):
-    """$d(a/b) = da / b - a\\,db / b^2$."""
+    """d(a/b) = da/b - a·db/b²."""
     # TODO: return (gradient for a, gradient for b), each unbroadcast.
     # HINT: g / b.data and -g * a.data / b.data ** 2.
     ### BEGIN SOLUTION
@@ -227,8 +291,9 @@ def div_grad(g, a, b):
     ### END SOLUTION
 
 
+@register_gradient("matmul")
 def matmul_grad(g, a, b):
-    """$d(AB) = dA\\,B + A\\,dB$: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
+    """d(AB) = dA·B + A·dB: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
     # TODO: lift 1-D operands (and g) to 2-D, compute g @ Bᵀ and Aᵀ @ g with the last two axes
     #       swapped, drop the added axes, and unbroadcast each to its operand's shape.
     # HINT: A 1-D a: A = a.data[None, :], g gets an axis at -2 (np.expand_dims(g, -2)), and the
@@ -259,6 +324,7 @@ def _reduced_axes(ndim, axis):
     return tuple(int(ax) % ndim for ax in axes)
 
 
+@register_gradient("sum")
 def sum_grad(g, a, axis, keepdims):
     """Every element of a contributed once: it receives the gradient of its sum."""
     # TODO: put the reduced axes back as size 1 (unless keepdims was True), then broadcast
@@ -271,11 +337,13 @@ def sum_grad(g, a, axis, keepdims):
     ### END SOLUTION
 
 
+@register_gradient("mean")
 def mean_grad(g, a, axis, keepdims):
     count = int(np.prod([a.shape[ax] for ax in _reduced_axes(a.ndim, axis)]))
     return (sum_grad(g, a, axis, keepdims)[0] / count,)
 
 
+@register_gradient("max")
 def max_grad(g, a, axis, keepdims):
     """Only the maxima receive the gradient; tied maxima share it evenly (as torch.amax)."""
     # TODO: a mask of the elements equal to their maximum, divided by how many maxima each
@@ -300,6 +368,7 @@ def max_grad(g, a, axis, keepdims):
 
 # %%
 #| export
+@register_gradient("relu")
 def relu_grad(g, x):
     return (g * (x.data > 0),)                       # 0 at x = 0, as PyTorch
 
@@ -309,15 +378,18 @@ def _sigmoid(v):
     return np.where(v >= 0, 1 / (1 + z), z / (1 + z))
 
 
+@register_gradient("sigmoid")
 def sigmoid_grad(g, x):
     s = _sigmoid(x.data)
     return (g * s * (1 - s),)
 
 
+@register_gradient("tanh")
 def tanh_grad(g, x):
     return (g * (1 - np.tanh(x.data) ** 2),)
 
 
+@register_gradient("gelu")
 def gelu_grad(g, x):
     c, k = np.sqrt(2 / np.pi).item(), 0.044715      # Python floats: keep float32 float32
     v = x.data
@@ -325,48 +397,31 @@ def gelu_grad(g, x):
     return (g * (0.5 * (1 + t) + 0.5 * v * (1 - t ** 2) * c * (1 + 3 * k * v ** 2)),)
 
 
+@register_gradient("softmax")
 def softmax_grad(g, x, dim):
     e = np.exp(x.data - x.data.max(axis=dim, keepdims=True))
     s = e / e.sum(axis=dim, keepdims=True)
     return (s * (g - (g * s).sum(axis=dim, keepdims=True)),)
 
 
+@register_gradient("mse_loss")
 def mse_loss_grad(g, pred, target):
     return (g * 2 * (pred.data - target.data) / pred.size, None)
 
 
+@register_gradient("bce_loss")
 def bce_loss_grad(g, pred, target, eps=1e-7):       # eps: BCELoss's clipping (module 05)
     p, t = np.clip(pred.data, eps, 1 - eps), target.data
     return (g * (p - t) / (p * (1 - p)) / p.size, None)
 
 
+@register_gradient("cross_entropy")
 def cross_entropy_grad(g, logits, target):
     n = logits.shape[0]
     e = np.exp(logits.data - logits.data.max(axis=1, keepdims=True))
     grad = e / e.sum(axis=1, keepdims=True)          # softmax of each row
     grad[np.arange(n), target.data.astype(np.int64)] -= 1
     return (g * grad / n, None)
-
-# %% [markdown]
-# ## One table
-#
-# Every rule of the framework, found in one place. The engine looks each recorded op up
-# here; a new operation is one function and one line in this table (you will add one at the
-# end of this module).
-
-# %%
-#| export
-GRADIENTS = {
-    "add": add_grad, "sub": sub_grad, "mul": mul_grad, "div": div_grad, "neg": neg_grad,
-    "pow": pow_grad, "matmul": matmul_grad,
-    "sum": sum_grad, "mean": mean_grad, "max": max_grad,
-    "reshape": reshape_grad, "transpose": transpose_grad, "getitem": getitem_grad,
-    # module 03
-    "relu": relu_grad, "sigmoid": sigmoid_grad, "tanh": tanh_grad, "gelu": gelu_grad,
-    "softmax": softmax_grad,
-    # module 05
-    "mse_loss": mse_loss_grad, "bce_loss": bce_loss_grad, "cross_entropy": cross_entropy_grad,
-}
 
 # %% [markdown]
 # ## The engine: each node once, in topological order
@@ -489,8 +544,9 @@ def _rule(op):
     try:
         return GRADIENTS[op]
     except KeyError:
-        raise NotImplementedError(f"backward(): no derivative rule for op {op!r}: add one to "
-                                  "tinytorch.core.autograd.GRADIENTS") from None
+        raise NotImplementedError(
+            f"backward(): no derivative rule for op {op!r}: register one with "
+            f"@register_gradient({op!r}) (tinytorch.core.autograd)") from None
 
 # %% [markdown]
 # ## Switching the recording off: `no_grad`
@@ -935,26 +991,53 @@ assert np.allclose(_w.grad.data, _drop.backward(Tensor(np.ones((4, 4)))).data), 
 # %% [markdown]
 # ## Your own operation, checked with `gradcheck`
 #
-# Adding an operation to the framework takes three lines: compute the value, record it
-# through `_result` with a new op name, and put its rule in the table. Take softplus,
-# `log(1 + eˣ)`, a smooth ReLU; its derivative is the sigmoid. Then ask `gradcheck` whether
-# you got it right, *before* you train anything with it. Try breaking the rule (say,
-# `1 - _sigmoid(x.data)`) and read the message.
+# Adding an operation to the framework takes two small functions: the forward computes the
+# value and records it through `_result` under a new op name; the rule, registered with
+# `@register_gradient` under that name, differentiates it. Take softplus, `log(1 + eˣ)`, a
+# smooth ReLU; its derivative is the sigmoid. Then ask `gradcheck` whether you got it right,
+# *before* you train anything with it.
 
 # %%
 def softplus(x):
-    return x._result(np.logaddexp(0, x.data), "softplus", x)        # log(1 + e^x), stably
+    return x._result(np.logaddexp(0, x.data), "softplus", x)     # log(1 + e^x), stably
 
 
-GRADIENTS["softplus"] = lambda g, x: (g * _sigmoid(x.data),)
+@register_gradient("softplus")
+def softplus_grad(g, x):
+    return (g * _sigmoid(x.data),)
+
+
 print("softplus:", gradcheck(softplus, [np.linspace(-3, 3, 7)]))
 
-GRADIENTS["softplus"] = lambda g, x: (g * (1 - _sigmoid(x.data)),)   # a wrong rule
+# %% [markdown]
+# Now break the rule, as a slip of the pen would: `1 - sigmoid` instead of `sigmoid`. The
+# same function registered again replaces its old version (as when you re-run a cell after
+# a fix), and `gradcheck` names the first element that disagrees.
+
+# %%
+@register_gradient("softplus")
+def softplus_grad(g, x):                                     # noqa: F811 (on purpose)
+    return (g * (1 - _sigmoid(x.data)),)                     # wrong: d/dx is sigmoid(x)
+
+
 try:
     gradcheck(softplus, [np.linspace(-3, 3, 7)])
 except AssertionError as error:
     print(error)
-del GRADIENTS["softplus"]
+
+# %% [markdown]
+# A *different* function for an op that already has a rule is refused: had two modules
+# both registered `"softplus"`, the one imported last would otherwise win without a word.
+
+# %%
+def another_softplus_grad(g, x):
+    return (g * _sigmoid(x.data),)
+
+
+try:
+    register_gradient("softplus", another_softplus_grad)
+except ValueError as error:
+    print(error)
 
 # %% [markdown]
 # Use it on every operation you add in later modules (convolution, attention, layer norm):
@@ -964,7 +1047,7 @@ del GRADIENTS["softplus"]
 # ## What you built, and what comes next
 #
 # Module 02 records every operation; this module turns the record into gradients: one table
-# of derivative rules, `unbroadcast` for broadcast operands, and an engine that visits each
+# of derivative rules that every rule enters through `register_gradient`, `unbroadcast` for broadcast operands, and an engine that visits each
 # node once in topological order and accumulates with `+=`. `loss.backward()` now trains
 # every model built from Tensor operations, with no hand-written backward, and `gradcheck`
 # checks any new rule against the definition of a derivative.

@@ -131,7 +131,7 @@ import time
 
 import numpy as np
 
-from tinytorch.core import layers as _layers
+from tinytorch.core import layers
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
 
@@ -562,8 +562,8 @@ class _Display:
 # For the resume to be exact, the checkpoint holds both random generators' states:
 # `rng_state()` returns them, `set_rng_state(state)` puts them back. A generator's state is
 # `generator.bit_generator.state`, a dict (JSON-able), and assigning to it restores it.
-# Module 04's generator is `_layers._generator`: look it up each time, because
-# `manual_seed` replaces it with a new one.
+# Module 04's generator has its own pair: `layers.get_rng_state()` and
+# `layers.set_rng_state(state)`.
 
 # %%
 #| export
@@ -667,11 +667,11 @@ class Trainer:
     def rng_state(self):
         """The states of both random streams of a run: the batch order and module 04's."""
         # TODO: return {"shuffle": the state of self.generator, "layers": the state of
-        #       module 04's generator, _layers._generator}.
-        # HINT: generator.bit_generator.state is a generator's state.
+        #       module 04's generator}.
+        # HINT: generator.bit_generator.state is a generator's state; layers.get_rng_state().
         ### BEGIN SOLUTION
         return {"shuffle": self.generator.bit_generator.state,
-                "layers": _layers._generator.bit_generator.state}
+                "layers": layers.get_rng_state()}
         ### END SOLUTION
 
     def set_rng_state(self, state):
@@ -680,7 +680,7 @@ class Trainer:
         # HINT: the reverse of rng_state().
         ### BEGIN SOLUTION
         self.generator.bit_generator.state = state["shuffle"]
-        _layers._generator.bit_generator.state = state["layers"]
+        layers.set_rng_state(state["layers"])
         ### END SOLUTION
 
     def save(self, path, epoch, tracker=None):

@@ -64,15 +64,16 @@ np.set_printoptions(precision=4, suppress=True)      # compact arrays in this no
 #
 # Your package file starts here: the cells marked `#| export` become
 # `tinytorch/core/spatial.py`. It uses module 02's Tensor, module 04's Module and Parameter
-# (and its seeded generator for the initial weights) and module 07's `GRADIENTS` table, to
-# which this module adds the rules of its new operations.
+# (and its seeded generator, `default_generator()`, for the initial weights) and module 07's
+# `register_gradient`, which puts the rules of this module's new operations into the one
+# `GRADIENTS` table.
+
 # %%
 #| export
 import numpy as np
 
-from tinytorch.core import layers as _layers
-from tinytorch.core.autograd import GRADIENTS
-from tinytorch.core.layers import Module, Parameter
+from tinytorch.core.autograd import register_gradient
+from tinytorch.core.layers import Module, Parameter, default_generator
 from tinytorch.core.tensor import Tensor
 
 
@@ -275,7 +276,8 @@ for _name, _fn in [("naive", conv2d_naive), ("kernel offsets", conv2d_forward)]:
 # - **bias**: every output pixel of channel o added `b[o]` once: `g.sum(axis=(0, 2, 3))`.
 #
 # Each rule takes the output gradient and the parents and returns one NumPy gradient per
-# parent, and goes into module 07's `GRADIENTS` table under the op's name.
+# parent, and goes into module 07's `GRADIENTS` table under the op's name, through
+# `@register_gradient("conv2d")` right above it.
 
 # %%
 #| export
@@ -339,6 +341,7 @@ def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
         ### END SOLUTION
     return np.ascontiguousarray(grad.transpose(3, 2, 0, 1))               # (C_out, C_in, K, K)
 
+@register_gradient("conv2d")
 def conv2d_grad(g, x, weight, bias=None, *, stride, padding):
     """The rule of "conv2d": (dL/dx, dL/dw[, dL/db])."""
     grad_x = conv2d_input_grad(g, weight.data, x.shape, stride, padding) if x.requires_grad else None
@@ -356,8 +359,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     data = conv2d_forward(x.data, weight.data, None if bias is None else bias.data, stride, padding)
     return x._result(data, "conv2d", *parents, stride=stride, padding=padding)
 
-
-GRADIENTS["conv2d"] = conv2d_grad
 
 
 class Conv2d(Module):
@@ -380,8 +381,10 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         bound = 1.0 / np.sqrt(self.in_channels * self.kernel_size ** 2)
         shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
-        self.weight = Parameter(_layers._generator.uniform(-bound, bound, size=shape))
-        self.bias = Parameter(_layers._generator.uniform(-bound, bound, size=self.out_channels)) if bias else None
+        generator = default_generator()                       # module 04's: see manual_seed
+        self.weight = Parameter(generator.uniform(-bound, bound, size=shape))
+        self.bias = (Parameter(generator.uniform(-bound, bound, size=self.out_channels))
+                     if bias else None)
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -455,6 +458,7 @@ def max_pool2d(x, kernel_size=2, stride=None):
     return x._result(out, "maxpool2d", x, kernel_size=kernel_size, stride=stride, out=out)
 
 
+@register_gradient("maxpool2d")
 def max_pool2d_grad(g, x, kernel_size, stride, out):
     """Each window's gradient goes to the position that held its maximum: the first one, in
     row-major order, when several tie (as PyTorch)."""
@@ -490,6 +494,7 @@ def avg_pool2d(x, kernel_size=2, stride=None):
     return x._result(out, "avgpool2d", x, kernel_size=kernel_size, stride=stride)
 
 
+@register_gradient("avgpool2d")
 def avg_pool2d_grad(g, x, kernel_size, stride):
     """Every position of a window receives 1/K² of its gradient."""
     grad = np.zeros_like(x.data, dtype=g.dtype)
@@ -499,9 +504,6 @@ def avg_pool2d_grad(g, x, kernel_size, stride):
             _offset(grad, a, b, stride, g.shape[2], g.shape[3])[...] += share
     return (grad,)
 
-
-GRADIENTS["maxpool2d"] = max_pool2d_grad
-GRADIENTS["avgpool2d"] = avg_pool2d_grad
 
 
 class MaxPool2d(Module):
@@ -566,9 +568,10 @@ class AvgPool2d(MaxPool2d):
 # $$\frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
 #   \Big(g - \mathrm{mean}(g) - \hat{x}\cdot\mathrm{mean}(g\,\hat{x})\Big)$$
 #
-# So `batch_norm(x, mean, var, eps)` is one operation, with that rule in the `GRADIENTS`
-# table: the same values and gradients (gradcheck and the parity tests with PyTorch say
-# so), a few passes instead of fifteen. `mean` and `var` must be x's own batch statistics.
+# So `batch_norm(x, mean, var, eps)` is one operation, with that rule registered in the
+# `GRADIENTS` table: the same values and gradients (gradcheck and the parity tests with
+# PyTorch say so), a few passes instead of fifteen. `mean` and `var` must be x's own batch
+# statistics.
 
 # %%
 #| export
@@ -580,6 +583,7 @@ def batch_norm(x, mean, var, eps=1e-5):
     return x._result(x_hat, "batch_norm", x, x_hat=x_hat, inv_std=inv_std)
 
 
+@register_gradient("batch_norm")
 def batch_norm_grad(g, x, x_hat, inv_std):
     """The rule of "batch_norm": (g - mean(g) - x_hat * mean(g * x_hat)) * inv_std, the means
     per channel over (batch, rows, columns): the paths through the mean and the variance too."""
@@ -588,8 +592,6 @@ def batch_norm_grad(g, x, x_hat, inv_std):
     projection = (g * x_hat).mean(axis=axes, keepdims=True)
     return ((g - g_mean - x_hat * projection) * inv_std,)
 
-
-GRADIENTS["batch_norm"] = batch_norm_grad
 
 # %%
 #| export
@@ -790,7 +792,7 @@ def test_conv2d_layer():
     assert out.shape == (2, 8, 5, 5), f"9x9 with K=3, stride 2, padding 1 gives 5x5, got {out.shape}"
     out.sum().backward()
     assert layer.weight.grad is not None and layer.weight.grad.shape == layer.weight.shape, (
-        "after out.sum().backward() the weight must have a gradient: register conv2d's rule in GRADIENTS")
+        "after out.sum().backward() the weight must have a gradient: register conv2d's rule with @register_gradient(\"conv2d\")")
     manual_seed(3)
     assert np.array_equal(Conv2d(3, 8, 3).weight.data, layer.weight.data), "manual_seed must fix the weights"
 
