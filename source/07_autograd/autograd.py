@@ -137,6 +137,47 @@ def unbroadcast(grad, shape):
     return np.reshape(grad, shape)
 
 # %% [markdown]
+# ### Test it: unbroadcast
+#
+# Each test cell checks the step just above it and says what it expected, what came, and a
+# hint. The autograder adds more checks of the same topic (more shapes, square ones too), so make the rule right,
+# not only the example.
+
+# %%
+#| test: unbroadcast_shapes (2 points)
+def test_unbroadcast():
+    g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    got = unbroadcast(g, (3,))
+    assert got.shape == (3,) and np.allclose(got, [5, 7, 9]), (
+        f"unbroadcast of [[1, 2, 3], [4, 5, 6]] to shape (3,): expected [5, 7, 9] (the bias "
+        f"was copied to both rows, so its gradient sums them), got {got}. Hint: sum axis 0.")
+    got = unbroadcast(g, (2, 3))
+    assert got.shape == (2, 3) and np.allclose(got, g), (
+        f"unbroadcast to the same shape must return the gradient unchanged, got {got}.")
+    got = unbroadcast(np.ones((4, 2, 3)), (2, 3))
+    assert got.shape == (2, 3) and np.allclose(got, 4), (
+        f"unbroadcast of ones((4, 2, 3)) to (2, 3): expected 4 everywhere, got {got}.")
+
+test_unbroadcast()
+### BEGIN HIDDEN TESTS
+_g = np.arange(12.0).reshape(3, 4)
+assert unbroadcast(_g, (3, 1)).shape == (3, 1) and np.allclose(unbroadcast(_g, (3, 1)), _g.sum(axis=1, keepdims=True)), \
+    "(3, 4) -> (3, 1): sum over axis 1, keeping it"
+assert np.allclose(unbroadcast(_g, (1, 4)), _g.sum(axis=0, keepdims=True)), "(3, 4) -> (1, 4): sum over axis 0, keeping it"
+assert np.allclose(unbroadcast(_g, (4,)), _g.sum(axis=0)), "(3, 4) -> (4,): sum over the leading axis"
+assert np.allclose(unbroadcast(_g, ()), _g.sum()) and unbroadcast(_g, ()).shape == (), "(3, 4) -> (): sum everything"
+assert np.allclose(unbroadcast(_g, (1, 1)), _g.sum()) and unbroadcast(_g, (1, 1)).shape == (1, 1)
+_g3 = np.arange(24.0).reshape(2, 3, 4)
+assert np.allclose(unbroadcast(_g3, (3, 1)), _g3.sum(axis=(0, 2))[:, None]), "(2, 3, 4) -> (3, 1)"
+assert np.allclose(unbroadcast(_g3, (2, 1, 4)), _g3.sum(axis=1, keepdims=True)), "(2, 3, 4) -> (2, 1, 4)"
+_sq = np.arange(9.0).reshape(3, 3)
+assert np.allclose(unbroadcast(_sq, (3, 1)), _sq.sum(axis=1, keepdims=True)), "a square gradient: the right axis, not just the right shape"
+_g33 = np.arange(18.0).reshape(2, 3, 3)
+assert np.allclose(unbroadcast(_g33, (3, 1)), _g33.sum(axis=(0, 2))[:, None]), \
+    "(2, 3, 3) -> (3, 1): drop the leading axis first, then sum axis 2 (not axis 1 of the original)"
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## One table, and one way into it
 #
 # The engine will look every recorded op up in one dict, `GRADIENTS`, from the op's name to
@@ -358,6 +399,51 @@ def max_grad(g, a, axis, keepdims):
     ### END SOLUTION
 
 # %% [markdown]
+# ### Test it: your rules
+#
+# Each rule against values worked out by hand. Once `gradcheck` exists (below), a second
+# test compares the rules with finite differences.
+
+# %%
+#| test: rules (2 points)
+def test_rules():
+    a, b = Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([[5.0, 6.0], [7.0, 8.0]])
+    g = np.ones((2, 2), dtype=np.float32)
+    ga, gb = mul_grad(g, a, b)
+    assert np.allclose(ga, b.data) and np.allclose(gb, a.data), (
+        f"mul_grad with g = 1: expected (b, a), got ({ga}, {gb}). d(ab)/da = b.")
+    ga, gb = div_grad(g, a, b)
+    assert np.allclose(ga, 1 / b.data) and np.allclose(gb, -a.data / b.data ** 2), (
+        f"div_grad with g = 1: expected (1/b, -a/b^2), got ({ga}, {gb}).")
+    ga, gb = matmul_grad(g, a, b)
+    assert np.allclose(ga, g @ b.data.T) and np.allclose(gb, a.data.T @ g), (
+        f"matmul_grad for (2, 2) @ (2, 2): expected (g @ b.T, a.T @ g), got ({ga}, {gb}).")
+    x = Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
+    (gs,) = sum_grad(np.array([10.0, 20.0]), x, axis=1, keepdims=False)
+    assert gs.shape == (2, 3) and np.allclose(gs, [[10, 10, 10], [20, 20, 20]]), (
+        f"sum_grad for x.sum(axis=1) of a (2, 3) x with g = [10, 20]: expected [[10, 10, 10], "
+        f"[20, 20, 20]], got {gs}. Hint: put axis 1 back, then broadcast.")
+    (gm,) = max_grad(np.array(1.0), x, axis=None, keepdims=False)
+    assert np.allclose(gm, [[0, 0, 0], [0, 0, 1]]), (
+        f"max_grad for x.max() with x = [[1, 5, 3], [4, 2, 6]]: expected 1 at the 6 only, got {gm}.")
+
+test_rules()
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(7)
+for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4, 2, 3), (4, 3, 2))]:
+    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
+    _G = _rng.standard_normal(np.matmul(_A, _B).shape)
+    _ga, _gb = matmul_grad(_G, Tensor(_A, dtype=np.float64), Tensor(_B, dtype=np.float64))
+    assert _ga.shape == _sa and _gb.shape == _sb, f"matmul_grad {_sa} @ {_sb}: gradients must have the operands' shapes"
+_t = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], dtype=np.float64)
+(_gm,) = max_grad(np.array(1.0), _t, axis=None, keepdims=False)
+assert np.allclose(_gm, [[0, 0.5, 0.5], [0, 0, 0]]), "max ties: the two maxima share the gradient (0.5 each), as torch.amax"
+(_gm,) = max_grad(np.array([1.0, 3.0]), _t, axis=1, keepdims=False)
+assert np.allclose(_gm, [[0, 0.5, 0.5], [1, 1, 1]]), "max ties along an axis: each row's maxima share its gradient"
+assert np.isclose(_gm.sum(), 4.0), "the gradients of a max must sum to the incoming gradient"
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## The rules of modules 03–05
 #
 # Activations and losses are single operations in the graph, so they need rules too. You
@@ -549,192 +635,12 @@ def _rule(op):
             f"@register_gradient({op!r}) (tinytorch.core.autograd)") from None
 
 # %% [markdown]
-# ## Switching the recording off: `no_grad`
-#
-# Evaluating a model, or updating weights, needs no graph: recording it only costs memory.
-# `with no_grad():` switches module 02's recording off and restores the previous setting on
-# the way out, even after an exception, and nested blocks restore correctly because each
-# remembers what it found. `t.detach()` (module 02) gives `t`'s numbers without a history.
-
-# %%
-#| export
-class no_grad:
-    """Within `with no_grad():`, operations record no graph and results need no gradient.
-
-    >>> with no_grad():
-    ...     predictions = model(x)
-    """
-
-    def __enter__(self):
-        # TODO: switch recording off, keeping the previous setting in self._previous.
-        # HINT: set_grad_enabled(False) returns the previous setting.
-        ### BEGIN SOLUTION
-        self._previous = set_grad_enabled(False)
-        ### END SOLUTION
-        return self
-
-    def __exit__(self, *exc_info):
-        # TODO: restore the setting that __enter__ found (and return nothing, so that an
-        #       exception inside the block passes through).
-        # HINT: set_grad_enabled(self._previous).
-        ### BEGIN SOLUTION
-        set_grad_enabled(self._previous)
-        ### END SOLUTION
-
-# %% [markdown]
-# ## Checking a rule: `gradcheck`
-#
-# How do you know a rule is right? Compare it with the definition of a derivative. For a
-# tiny `ε`, the **central difference**
-#
-# $$\frac{\partial f}{\partial x_i} \approx \frac{f(x + \varepsilon e_i) - f(x - \varepsilon e_i)}{2\varepsilon}$$
-#
-# is accurate to about `ε²`. `gradcheck(fn, inputs)` (given) does this for every element of
-# every input, in float64 (float32 would drown the difference in rounding), and compares with
-# what `backward` computes. A non-scalar output is weighted by fixed random numbers first, so
-# an error in any output element shows. When a gradient disagrees it raises an
-# `AssertionError` naming the input and the element; otherwise it returns `True`. It costs
-# two forward passes per input element: for checking rules on small inputs, not for training.
-
-# %%
-#| export
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
-    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in float64.
-
-    inputs: the Tensors (or arrays) to differentiate with respect to. Raises AssertionError
-    naming the input index and element of the first gradient that disagrees; returns True.
-
-    >>> gradcheck(lambda a, b: a * b, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
-    True
-    """
-    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
-    leaves = [Tensor(v, dtype=np.float64, requires_grad=True) for v in values]
-    out = fn(*leaves)
-    if not isinstance(out, Tensor) or not out.requires_grad:
-        raise AssertionError("gradcheck: fn must return a Tensor computed from its inputs")
-    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)   # every element counts
-    backward(out, weights)
-
-    def f(index, value):
-        args = [Tensor(v, dtype=np.float64) for v in values]
-        args[index] = Tensor(value, dtype=np.float64)
-        with no_grad():
-            return float(np.sum(weights * fn(*args).data))
-
-    for i, (leaf, value) in enumerate(zip(leaves, values)):
-        analytic = np.zeros_like(value) if leaf.grad is None else leaf.grad.data
-        for element in np.ndindex(value.shape):
-            plus, minus = value.copy(), value.copy()
-            plus[element] += eps
-            minus[element] -= eps
-            numeric = (f(i, plus) - f(i, minus)) / (2 * eps)
-            if not abs(analytic[element] - numeric) <= atol + rtol * abs(numeric):
-                raise AssertionError(
-                    f"gradcheck: input {i}, element {element}: backward gives {analytic[element]:.6g} "
-                    f"but finite differences give {numeric:.6g} (check the rule of the op that "
-                    "uses this input)")
-    return True
-
-# %% [markdown]
-# ## Tests
-#
-# Each test calls the functions of *this notebook* (`backward(loss)`, not `loss.backward()`:
-# the method reaches the package's engine, which holds your code only after
-# `tito module complete 07`).
-#
-# ### unbroadcast
-
-# %%
-#| test: unbroadcast_shapes (2 points)
-def test_unbroadcast():
-    g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    got = unbroadcast(g, (3,))
-    assert got.shape == (3,) and np.allclose(got, [5, 7, 9]), (
-        f"unbroadcast of [[1, 2, 3], [4, 5, 6]] to shape (3,): expected [5, 7, 9] (the bias "
-        f"was copied to both rows, so its gradient sums them), got {got}. Hint: sum axis 0.")
-    got = unbroadcast(g, (2, 3))
-    assert got.shape == (2, 3) and np.allclose(got, g), (
-        f"unbroadcast to the same shape must return the gradient unchanged, got {got}.")
-    got = unbroadcast(np.ones((4, 2, 3)), (2, 3))
-    assert got.shape == (2, 3) and np.allclose(got, 4), (
-        f"unbroadcast of ones((4, 2, 3)) to (2, 3): expected 4 everywhere, got {got}.")
-
-test_unbroadcast()
-### BEGIN HIDDEN TESTS
-_g = np.arange(12.0).reshape(3, 4)
-assert unbroadcast(_g, (3, 1)).shape == (3, 1) and np.allclose(unbroadcast(_g, (3, 1)), _g.sum(axis=1, keepdims=True)), \
-    "(3, 4) -> (3, 1): sum over axis 1, keeping it"
-assert np.allclose(unbroadcast(_g, (1, 4)), _g.sum(axis=0, keepdims=True)), "(3, 4) -> (1, 4): sum over axis 0, keeping it"
-assert np.allclose(unbroadcast(_g, (4,)), _g.sum(axis=0)), "(3, 4) -> (4,): sum over the leading axis"
-assert np.allclose(unbroadcast(_g, ()), _g.sum()) and unbroadcast(_g, ()).shape == (), "(3, 4) -> (): sum everything"
-assert np.allclose(unbroadcast(_g, (1, 1)), _g.sum()) and unbroadcast(_g, (1, 1)).shape == (1, 1)
-_g3 = np.arange(24.0).reshape(2, 3, 4)
-assert np.allclose(unbroadcast(_g3, (3, 1)), _g3.sum(axis=(0, 2))[:, None]), "(2, 3, 4) -> (3, 1)"
-assert np.allclose(unbroadcast(_g3, (2, 1, 4)), _g3.sum(axis=1, keepdims=True)), "(2, 3, 4) -> (2, 1, 4)"
-_sq = np.arange(9.0).reshape(3, 3)
-assert np.allclose(unbroadcast(_sq, (3, 1)), _sq.sum(axis=1, keepdims=True)), "a square gradient: the right axis, not just the right shape"
-_g33 = np.arange(18.0).reshape(2, 3, 3)
-assert np.allclose(unbroadcast(_g33, (3, 1)), _g33.sum(axis=(0, 2))[:, None]), \
-    "(2, 3, 3) -> (3, 1): drop the leading axis first, then sum axis 2 (not axis 1 of the original)"
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### The rules
-#
-# Each rule against values worked out by hand; the hidden part compares with `gradcheck`.
-
-# %%
-#| test: rules (3 points)
-def test_rules():
-    a, b = Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([[5.0, 6.0], [7.0, 8.0]])
-    g = np.ones((2, 2), dtype=np.float32)
-    ga, gb = mul_grad(g, a, b)
-    assert np.allclose(ga, b.data) and np.allclose(gb, a.data), (
-        f"mul_grad with g = 1: expected (b, a), got ({ga}, {gb}). d(ab)/da = b.")
-    ga, gb = div_grad(g, a, b)
-    assert np.allclose(ga, 1 / b.data) and np.allclose(gb, -a.data / b.data ** 2), (
-        f"div_grad with g = 1: expected (1/b, -a/b^2), got ({ga}, {gb}).")
-    ga, gb = matmul_grad(g, a, b)
-    assert np.allclose(ga, g @ b.data.T) and np.allclose(gb, a.data.T @ g), (
-        f"matmul_grad for (2, 2) @ (2, 2): expected (g @ b.T, a.T @ g), got ({ga}, {gb}).")
-    x = Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
-    (gs,) = sum_grad(np.array([10.0, 20.0]), x, axis=1, keepdims=False)
-    assert gs.shape == (2, 3) and np.allclose(gs, [[10, 10, 10], [20, 20, 20]]), (
-        f"sum_grad for x.sum(axis=1) of a (2, 3) x with g = [10, 20]: expected [[10, 10, 10], "
-        f"[20, 20, 20]], got {gs}. Hint: put axis 1 back, then broadcast.")
-    (gm,) = max_grad(np.array(1.0), x, axis=None, keepdims=False)
-    assert np.allclose(gm, [[0, 0, 0], [0, 0, 1]]), (
-        f"max_grad for x.max() with x = [[1, 5, 3], [4, 2, 6]]: expected 1 at the 6 only, got {gm}.")
-
-test_rules()
-### BEGIN HIDDEN TESTS
-_rng = np.random.default_rng(7)
-for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4, 2, 3), (4, 3, 2))]:
-    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
-    _G = _rng.standard_normal(np.matmul(_A, _B).shape)
-    _ga, _gb = matmul_grad(_G, Tensor(_A, dtype=np.float64), Tensor(_B, dtype=np.float64))
-    assert _ga.shape == _sa and _gb.shape == _sb, f"matmul_grad {_sa} @ {_sb}: gradients must have the operands' shapes"
-    assert gradcheck(lambda a, b: a @ b, [_A, _B])
-assert gradcheck(lambda a, b: a * b, [_rng.standard_normal((2, 3)), _rng.standard_normal((3,))])
-assert gradcheck(lambda a, b: a / b, [_rng.standard_normal((3, 1)), _rng.uniform(1, 2, (1, 4))])
-assert gradcheck(lambda a: a.sum(axis=(0, 2), keepdims=True), [_rng.standard_normal((2, 3, 4))])
-assert gradcheck(lambda a: a.sum(axis=-1), [_rng.standard_normal((2, 3))])
-assert gradcheck(lambda a: a.mean(axis=0), [_rng.standard_normal((4, 3))])
-assert gradcheck(lambda a: a.max(axis=1, keepdims=True), [_rng.standard_normal((3, 4))])
-assert gradcheck(lambda a: a ** 3, [_rng.standard_normal((2, 2))])
-_t = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], dtype=np.float64)
-(_gm,) = max_grad(np.array(1.0), _t, axis=None, keepdims=False)
-assert np.allclose(_gm, [[0, 0.5, 0.5], [0, 0, 0]]), "max ties: the two maxima share the gradient (0.5 each), as torch.amax"
-(_gm,) = max_grad(np.array([1.0, 3.0]), _t, axis=1, keepdims=False)
-assert np.allclose(_gm, [[0, 0.5, 0.5], [1, 1, 1]]), "max ties along an axis: each row's maxima share its gradient"
-assert np.isclose(_gm.sum(), 4.0), "the gradients of a max must sum to the incoming gradient"
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### The engine
+# ### Test it: the engine
 #
 # Leaves only, the chain rule through several operations, and a clear error for a
-# non-scalar output.
+# non-scalar output. The tests call the functions of *this notebook* (`backward(loss)`, not
+# `loss.backward()`: the method reaches the package's engine, which holds your code only
+# after `tito module complete 07`).
 
 # %%
 #| test: backward_engine (4 points)
@@ -819,6 +725,39 @@ except RuntimeError:
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ## Switching the recording off: `no_grad`
+#
+# Evaluating a model, or updating weights, needs no graph: recording it only costs memory.
+# `with no_grad():` switches module 02's recording off and restores the previous setting on
+# the way out, even after an exception, and nested blocks restore correctly because each
+# remembers what it found. `t.detach()` (module 02) gives `t`'s numbers without a history.
+
+# %%
+#| export
+class no_grad:
+    """Within `with no_grad():`, operations record no graph and results need no gradient.
+
+    >>> with no_grad():
+    ...     predictions = model(x)
+    """
+
+    def __enter__(self):
+        # TODO: switch recording off, keeping the previous setting in self._previous.
+        # HINT: set_grad_enabled(False) returns the previous setting.
+        ### BEGIN SOLUTION
+        self._previous = set_grad_enabled(False)
+        ### END SOLUTION
+        return self
+
+    def __exit__(self, *exc_info):
+        # TODO: restore the setting that __enter__ found (and return nothing, so that an
+        #       exception inside the block passes through).
+        # HINT: set_grad_enabled(self._previous).
+        ### BEGIN SOLUTION
+        set_grad_enabled(self._previous)
+        ### END SOLUTION
+
+# %% [markdown]
 # ### no_grad and detach
 
 # %%
@@ -850,6 +789,60 @@ except KeyError:
     pass
 assert (_w * 2).requires_grad, "an exception inside no_grad must still restore recording"
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Checking a rule: `gradcheck`
+#
+# How do you know a rule is right? Compare it with the definition of a derivative. For a
+# tiny `ε`, the **central difference**
+#
+# $$\frac{\partial f}{\partial x_i} \approx \frac{f(x + \varepsilon e_i) - f(x - \varepsilon e_i)}{2\varepsilon}$$
+#
+# is accurate to about `ε²`. `gradcheck(fn, inputs)` (given) does this for every element of
+# every input, in float64 (float32 would drown the difference in rounding), and compares with
+# what `backward` computes. A non-scalar output is weighted by fixed random numbers first, so
+# an error in any output element shows. When a gradient disagrees it raises an
+# `AssertionError` naming the input and the element; otherwise it returns `True`. It costs
+# two forward passes per input element: for checking rules on small inputs, not for training.
+
+# %%
+#| export
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in float64.
+
+    inputs: the Tensors (or arrays) to differentiate with respect to. Raises AssertionError
+    naming the input index and element of the first gradient that disagrees; returns True.
+
+    >>> gradcheck(lambda a, b: a * b, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
+    True
+    """
+    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
+    leaves = [Tensor(v, dtype=np.float64, requires_grad=True) for v in values]
+    out = fn(*leaves)
+    if not isinstance(out, Tensor) or not out.requires_grad:
+        raise AssertionError("gradcheck: fn must return a Tensor computed from its inputs")
+    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)   # every element counts
+    backward(out, weights)
+
+    def f(index, value):
+        args = [Tensor(v, dtype=np.float64) for v in values]
+        args[index] = Tensor(value, dtype=np.float64)
+        with no_grad():
+            return float(np.sum(weights * fn(*args).data))
+
+    for i, (leaf, value) in enumerate(zip(leaves, values)):
+        analytic = np.zeros_like(value) if leaf.grad is None else leaf.grad.data
+        for element in np.ndindex(value.shape):
+            plus, minus = value.copy(), value.copy()
+            plus[element] += eps
+            minus[element] -= eps
+            numeric = (f(i, plus) - f(i, minus)) / (2 * eps)
+            if not abs(analytic[element] - numeric) <= atol + rtol * abs(numeric):
+                raise AssertionError(
+                    f"gradcheck: input {i}, element {element}: backward gives {analytic[element]:.6g} "
+                    f"but finite differences give {numeric:.6g} (check the rule of the op that "
+                    "uses this input)")
+    return True
 
 # %% [markdown]
 # ### gradcheck catches a wrong rule
@@ -897,6 +890,41 @@ except AssertionError as _e:
 finally:
     GRADIENTS["mul"] = _saved
 assert _msg and "input 1" in _msg and "(0, 0)" in _msg, "gradcheck must name the input and the element"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Your rules, against finite differences
+#
+# The rules you wrote, through the engine, on random inputs with broadcasting, checked by
+# `gradcheck` element by element.
+
+# %%
+#| test: rules_gradcheck (1 point)
+def test_rules_gradcheck():
+    rng = np.random.default_rng(1)
+    cases = [
+        ("a * b", lambda a, b: a * b, [rng.standard_normal((2, 3)), rng.standard_normal((1, 3))]),
+        ("a / b", lambda a, b: a / b, [rng.standard_normal((2, 3)), rng.uniform(1, 2, (3,))]),
+        ("a @ b", lambda a, b: a @ b, [rng.standard_normal((2, 3)), rng.standard_normal((3, 4))]),
+        ("a.sum(axis=1)", lambda a: a.sum(axis=1), [rng.standard_normal((2, 3))]),
+        ("a.max(axis=0)", lambda a: a.max(axis=0), [rng.standard_normal((4, 3))]),
+    ]
+    for name, fn, inputs in cases:
+        assert gradcheck(fn, inputs), f"gradcheck of {name} failed"
+
+test_rules_gradcheck()
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(7)
+for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4, 2, 3), (4, 3, 2))]:
+    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
+    assert gradcheck(lambda a, b: a @ b, [_A, _B])
+assert gradcheck(lambda a, b: a * b, [_rng.standard_normal((2, 3)), _rng.standard_normal((3,))])
+assert gradcheck(lambda a, b: a / b, [_rng.standard_normal((3, 1)), _rng.uniform(1, 2, (1, 4))])
+assert gradcheck(lambda a: a.sum(axis=(0, 2), keepdims=True), [_rng.standard_normal((2, 3, 4))])
+assert gradcheck(lambda a: a.sum(axis=-1), [_rng.standard_normal((2, 3))])
+assert gradcheck(lambda a: a.mean(axis=0), [_rng.standard_normal((4, 3))])
+assert gradcheck(lambda a: a.max(axis=1, keepdims=True), [_rng.standard_normal((3, 4))])
+assert gradcheck(lambda a: a ** 3, [_rng.standard_normal((2, 2))])
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -127,6 +127,46 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
     return out
 
 # %% [markdown]
+# ### Test it: the definition
+#
+# Each test cell checks the step just above it and says what it expected, what came, and a
+# hint. The autograder adds more checks of the same topic (more shapes, strides and paddings), so make the rule right,
+# not only the example.
+
+# %%
+#| test: conv_naive (2 points)
+def test_conv_naive():
+    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
+    w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
+    out = conv2d_naive(x, w)
+    assert out.shape == (1, 1, 2, 2) and np.allclose(out, -4), (
+        f"conv2d_naive of 1..9 (3x3) with [[1, 0], [0, -1]]: expected [[-4, -4], [-4, -4]], got "
+        f"{out[0, 0].tolist()} (shape {out.shape}). out[i, j] = sum(patch * kernel) with the patch's "
+        "top-left corner at (i, j).")
+    out = conv2d_naive(x, w, bias=np.array([10.0]))
+    assert np.allclose(out, 6), f"with bias 10 every output should be 6, got {out[0, 0].tolist()}"
+    out = conv2d_naive(x, w, padding=1)
+    expected = [[-1, -2, -3, 0], [-4, -4, -4, 3], [-7, -4, -4, 6], [0, 7, 8, 9]]
+    assert np.allclose(out[0, 0], expected), (
+        f"with padding 1 (a border of zeros): expected {expected}, got {out[0, 0].tolist()}")
+
+test_conv_naive()
+### BEGIN HIDDEN TESTS
+_out = conv2d_naive(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), stride=2, padding=1)
+assert np.allclose(_out[0, 0], [[-1, -3], [-7, -4]]), (
+    f"with stride 2 and padding 1: expected [[-1, -3], [-7, -4]], got {_out[0, 0].tolist()}. "
+    "The patch of output (i, j) starts at (i*stride, j*stride) of the padded input.")
+_r = np.random.default_rng(5)
+_x, _w, _b = _r.standard_normal((2, 3, 5, 4)), _r.standard_normal((2, 3, 2, 2)), _r.standard_normal(2)
+_out = conv2d_naive(_x, _w, _b, stride=1, padding=0)
+assert _out.shape == (2, 2, 4, 3)
+assert np.isclose(_out[1, 1, 2, 0], np.sum(_x[1, :, 2:4, 0:2] * _w[1]) + _b[1]), "all input channels count"
+_out = conv2d_naive(_x, _w, _b, stride=3, padding=2)
+assert _out.shape == (2, 2, 3, 3), f"stride 3, padding 2 on 5x4 with K=2: shape (2, 2, 3, 3), got {_out.shape}"
+assert np.isclose(_out[0, 0, 1, 1], np.sum(np.pad(_x, ((0, 0), (0, 0), (2, 2), (2, 2)))[0, :, 3:5, 3:5] * _w[0]) + _b[0])
+### END HIDDEN TESTS
+
+# %% [markdown]
 # Check it on the worked example above:
 
 # %%
@@ -396,6 +436,106 @@ class Conv2d(Module):
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
                 f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
 
+# %%
+#| test: conv_forward (2 points)
+def test_conv_forward():
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    for padding in (0, 1):
+        # the definition once more, by NumPy: every 3x3 window of the padded input, times w
+        windows = np.lib.stride_tricks.sliding_window_view(
+            np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))), (3, 3), axis=(2, 3))
+        expected = np.einsum("nchwab,ocab->nohw", windows, w) + b[None, :, None, None]
+        fast = conv2d_forward(x, w, b, 1, padding)
+        assert fast.shape == expected.shape and np.allclose(fast, expected), (
+            f"conv2d_forward differs from the definition with padding {padding}: largest difference "
+            f"{np.abs(fast - expected).max() if fast.shape == expected.shape else fast.shape}. Each "
+            "offset (a, b) adds w_kk[a, b] @ window(a, b).")
+    out = conv2d(Tensor(x[:, :, :4, :4]), Tensor(w), Tensor(b))
+    assert isinstance(out, Tensor) and out.dtype == np.float32 and out.shape == (2, 4, 2, 2), (
+        f"conv2d on float32 Tensors should give a float32 Tensor of shape (2, 4, 2, 2), got {out!r}")
+
+test_conv_forward()
+### BEGIN HIDDEN TESTS
+def _reference_conv(x, w, b, s, p):           # an oracle of its own, so a wrong conv2d_naive costs nothing here
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    k = w.shape[2]
+    ho, wo = (xp.shape[2] - k) // s + 1, (xp.shape[3] - k) // s + 1
+    out = sum(np.einsum("nchw,oc->nohw", xp[:, :, a:a + s * (ho - 1) + 1:s, c:c + s * (wo - 1) + 1:s], w[:, :, a, c])
+              for a in range(k) for c in range(k))
+    return out if b is None else out + b[None, :, None, None]
+
+
+_r = np.random.default_rng(6)
+for _shape, _k, _s, _p in [((1, 2, 7, 5), 3, 2, 1), ((3, 1, 8, 8), 2, 3, 2), ((2, 4, 5, 6), 5, 1, 2), ((1, 3, 4, 4), 1, 1, 0)]:
+    _x, _w, _b = _r.standard_normal(_shape), _r.standard_normal((3, _shape[1], _k, _k)), _r.standard_normal(3)
+    assert np.allclose(conv2d_forward(_x, _w, _b, _s, _p), _reference_conv(_x, _w, _b, _s, _p)), (_shape, _k, _s, _p)
+    assert np.allclose(conv2d_forward(_x, _w, None, _s, _p), _reference_conv(_x, _w, None, _s, _p))
+_x32 = _r.standard_normal((2, 3, 6, 6)).astype(np.float32)
+assert conv2d_forward(_x32, _r.standard_normal((2, 3, 3, 3)).astype(np.float32)).dtype == np.float32
+### END HIDDEN TESTS
+
+# %%
+#| test: conv_gradients (3 points)
+def test_conv_gradients():
+    rng = np.random.default_rng(1)
+    x, w, b = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
+    g = rng.standard_normal((2, 3, 5, 5))
+    # the input gradient by the definition: out[n, o, i, j] used x_padded[n, c, i + a, j + b]
+    expected = np.zeros((2, 2, 7, 7))
+    for a in range(3):
+        for b_ in range(3):
+            expected[:, :, a:a + 5, b_:b_ + 5] += np.einsum("noij,oc->ncij", g, w[:, :, a, b_])
+    got = conv2d_input_grad(g, w, x.shape, stride=1, padding=1)
+    assert got.shape == x.shape and np.allclose(got, expected[:, :, 1:6, 1:6]), (
+        "conv2d_input_grad (stride 1, padding 1) differs from the definition. It is the output "
+        "gradient, padded by K-1, convolved with the kernel flipped in both spatial axes and with "
+        "its in/out channels swapped, then cropped by `padding` on every side.")
+    got = conv2d_weight_grad(g, x, w.shape, stride=1, padding=1)
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    assert np.allclose(got[:, :, 0, 2], np.einsum("noij,ncij->oc", g, xp[:, :, 0:5, 2:7])), (
+        "conv2d_weight_grad[:, :, a, b] should be the sum over images and pixels of g times the input "
+        "window of offset (a, b).")
+    assert gradcheck(lambda x, w, b: conv2d(x, w, b, stride=1, padding=1), [x[:1, :, :4, :4], w, b])
+
+test_conv_gradients()
+### BEGIN HIDDEN TESTS
+_r = np.random.default_rng(7)
+for _shape, _k, _s, _p in [((1, 2, 5, 5), 3, 2, 1), ((2, 1, 6, 5), 2, 3, 1), ((1, 2, 4, 6), 3, 2, 0)]:
+    assert gradcheck(lambda x, w, b, s=_s, p=_p: conv2d(x, w, b, stride=s, padding=p),
+                     [_r.standard_normal(_shape), _r.standard_normal((2, _shape[1], _k, _k)), _r.standard_normal(2)]), (_shape, _s, _p)
+assert gradcheck(lambda x, w: conv2d(x, w, None, stride=2, padding=2), [_r.standard_normal((1, 1, 5, 5)), _r.standard_normal((2, 1, 3, 3))])
+### END HIDDEN TESTS
+
+# %%
+#| test: conv2d_layer (2 points)
+def test_conv2d_layer():
+    manual_seed(3)
+    layer = Conv2d(3, 8, 3, stride=2, padding=1)
+    assert layer.weight.shape == (8, 3, 3, 3) and layer.bias.shape == (8,), (
+        f"Conv2d(3, 8, 3): weight (8, 3, 3, 3) and bias (8,), got {layer.weight.shape}, {layer.bias.shape}")
+    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
+    assert np.abs(layer.weight.data).max() <= 1 / np.sqrt(27), "initial weights lie in ±1/sqrt(C_in*K*K)"
+    out = layer(Tensor(np.ones((2, 3, 9, 9))))
+    assert out.shape == (2, 8, 5, 5), f"9x9 with K=3, stride 2, padding 1 gives 5x5, got {out.shape}"
+    out.sum().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.shape == layer.weight.shape, (
+        "after out.sum().backward() the weight must have a gradient: register conv2d's rule with @register_gradient(\"conv2d\")")
+    manual_seed(3)
+    assert np.array_equal(Conv2d(3, 8, 3).weight.data, layer.weight.data), "manual_seed must fix the weights"
+
+test_conv2d_layer()
+### BEGIN HIDDEN TESTS
+assert Conv2d(2, 4, 3, bias=False).bias is None and len(Conv2d(2, 4, 3, bias=False).parameters()) == 1
+assert Conv2d(1, 2, 3).weight.dtype == np.float32
+try:
+    Conv2d(3, 4, 3)(Tensor(np.zeros((1, 2, 5, 5))))
+    raise AssertionError("a 2-channel input to Conv2d(3, ...) must raise ValueError")
+except ValueError:
+    pass
+assert "conv2d" in GRADIENTS
+### END HIDDEN TESTS
+
 # %% [markdown]
 # A check of all three gradients by finite differences (module 07's `gradcheck`), with a
 # stride and a padding:
@@ -533,6 +673,34 @@ class AvgPool2d(MaxPool2d):
     def forward(self, x):
         return avg_pool2d(x if isinstance(x, Tensor) else Tensor(x), self.kernel_size, self.stride)
 
+# %%
+#| test: max_pool (2 points)
+def test_max_pool():
+    x = Tensor([[[[1.0, 3, 2, 0], [4, 2, 1, 1], [5, 8, 9, 3], [6, 5, 7, 1]]]], requires_grad=True)
+    out = max_pool2d(x, 2)
+    assert out.shape == (1, 1, 2, 2) and np.allclose(out.data[0, 0], [[4, 2], [8, 9]]), (
+        f"max_pool2d 2x2 of the example: expected [[4, 2], [8, 9]], got {out.data[0, 0].tolist()}")
+    out.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    expected = [[0, 0, 2, 0], [1, 0, 0, 0], [0, 3, 4, 0], [0, 0, 0, 0]]
+    assert np.allclose(x.grad.data[0, 0], expected), (
+        f"each window's gradient goes to its maximum only: expected {expected}, got {x.grad.data[0, 0].tolist()}")
+    assert MaxPool2d(2)(Tensor(np.zeros((2, 3, 7, 7)))).shape == (2, 3, 3, 3), "7x7 pooled 2x2 gives 3x3"
+
+test_max_pool()
+### BEGIN HIDDEN TESTS
+_x = Tensor([[[[1.0, 1.0], [1.0, 0.0]]]], requires_grad=True)
+max_pool2d(_x, 2).sum().backward()
+assert np.allclose(_x.grad.data[0, 0], [[1, 0], [0, 0]]), "on ties only the first maximum (row-major) gets the gradient"
+_x = Tensor(np.arange(16.0).reshape(1, 1, 4, 4) % 5, requires_grad=True)
+_out = max_pool2d(_x, 2, stride=1)
+assert _out.shape == (1, 1, 3, 3)
+_out.sum().backward()
+assert _x.grad.data.sum() == 9, "overlapping windows (stride 1): each of the 9 windows sends 1"
+_r = np.random.default_rng(8)
+_v = _r.permutation(2 * 2 * 6 * 6).reshape(2, 2, 6, 6).astype(np.float64)
+assert gradcheck(lambda x: max_pool2d(x, 3, stride=2), [_v])
+### END HIDDEN TESTS
+
 # %% [markdown]
 # ## Flatten: from images to vectors
 #
@@ -591,7 +759,6 @@ def batch_norm_grad(g, x, x_hat, inv_std):
     g_mean = g.mean(axis=axes, keepdims=True)
     projection = (g * x_hat).mean(axis=axes, keepdims=True)
     return ((g - g_mean - x_hat * projection) * inv_std,)
-
 
 # %%
 #| export
@@ -652,189 +819,6 @@ class BatchNorm2d(Module):
 
     def extra_repr(self):
         return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
-
-# %% [markdown]
-# A small CNN for 28×28 digits, shape by shape (the `cnn` milestone's network):
-
-# %%
-manual_seed(0)
-_model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
-                    Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
-                    Flatten(), Linear(32 * 7 * 7, 64), ReLU(), Linear(64, 10))
-_h = Tensor(np.zeros((2, 1, 28, 28)))
-for _layer in _model.layers:
-    _h = _layer(_h)
-    print(f"{type(_layer).__name__:>10} -> {_h.shape}")
-print(f"parameters: {sum(p.size for p in _model.parameters()):,} "
-      f"(the MLP 784-128-10 has {784 * 128 + 128 + 128 * 10 + 10:,})")
-
-# %% [markdown]
-# ## Tests
-#
-# Each test cell checks one piece; the hidden parts (run by the grader) try more shapes,
-# strides and paddings. A first check of the whole: the convolution's rule is in module 07's
-# table, so `loss.backward()` reaches every weight of the network above.
-
-# %%
-#| test: conv_naive (2 points)
-def test_conv_naive():
-    x = np.arange(1.0, 10.0).reshape(1, 1, 3, 3)
-    w = np.array([[[[1.0, 0.0], [0.0, -1.0]]]])
-    out = conv2d_naive(x, w)
-    assert out.shape == (1, 1, 2, 2) and np.allclose(out, -4), (
-        f"conv2d_naive of 1..9 (3x3) with [[1, 0], [0, -1]]: expected [[-4, -4], [-4, -4]], got "
-        f"{out[0, 0].tolist()} (shape {out.shape}). out[i, j] = sum(patch * kernel) with the patch's "
-        "top-left corner at (i, j).")
-    out = conv2d_naive(x, w, bias=np.array([10.0]))
-    assert np.allclose(out, 6), f"with bias 10 every output should be 6, got {out[0, 0].tolist()}"
-    out = conv2d_naive(x, w, padding=1)
-    expected = [[-1, -2, -3, 0], [-4, -4, -4, 3], [-7, -4, -4, 6], [0, 7, 8, 9]]
-    assert np.allclose(out[0, 0], expected), (
-        f"with padding 1 (a border of zeros): expected {expected}, got {out[0, 0].tolist()}")
-
-test_conv_naive()
-### BEGIN HIDDEN TESTS
-_out = conv2d_naive(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), stride=2, padding=1)
-assert np.allclose(_out[0, 0], [[-1, -3], [-7, -4]]), (
-    f"with stride 2 and padding 1: expected [[-1, -3], [-7, -4]], got {_out[0, 0].tolist()}. "
-    "The patch of output (i, j) starts at (i*stride, j*stride) of the padded input.")
-_r = np.random.default_rng(5)
-_x, _w, _b = _r.standard_normal((2, 3, 5, 4)), _r.standard_normal((2, 3, 2, 2)), _r.standard_normal(2)
-_out = conv2d_naive(_x, _w, _b, stride=1, padding=0)
-assert _out.shape == (2, 2, 4, 3)
-assert np.isclose(_out[1, 1, 2, 0], np.sum(_x[1, :, 2:4, 0:2] * _w[1]) + _b[1]), "all input channels count"
-_out = conv2d_naive(_x, _w, _b, stride=3, padding=2)
-assert _out.shape == (2, 2, 3, 3), f"stride 3, padding 2 on 5x4 with K=2: shape (2, 2, 3, 3), got {_out.shape}"
-assert np.isclose(_out[0, 0, 1, 1], np.sum(np.pad(_x, ((0, 0), (0, 0), (2, 2), (2, 2)))[0, :, 3:5, 3:5] * _w[0]) + _b[0])
-### END HIDDEN TESTS
-
-# %%
-#| test: conv_forward (2 points)
-def test_conv_forward():
-    rng = np.random.default_rng(0)
-    x, w, b = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
-    for padding in (0, 1):
-        # the definition once more, by NumPy: every 3x3 window of the padded input, times w
-        windows = np.lib.stride_tricks.sliding_window_view(
-            np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))), (3, 3), axis=(2, 3))
-        expected = np.einsum("nchwab,ocab->nohw", windows, w) + b[None, :, None, None]
-        fast = conv2d_forward(x, w, b, 1, padding)
-        assert fast.shape == expected.shape and np.allclose(fast, expected), (
-            f"conv2d_forward differs from the definition with padding {padding}: largest difference "
-            f"{np.abs(fast - expected).max() if fast.shape == expected.shape else fast.shape}. Each "
-            "offset (a, b) adds w_kk[a, b] @ window(a, b).")
-    out = conv2d(Tensor(x[:, :, :4, :4]), Tensor(w), Tensor(b))
-    assert isinstance(out, Tensor) and out.dtype == np.float32 and out.shape == (2, 4, 2, 2), (
-        f"conv2d on float32 Tensors should give a float32 Tensor of shape (2, 4, 2, 2), got {out!r}")
-
-test_conv_forward()
-### BEGIN HIDDEN TESTS
-def _reference_conv(x, w, b, s, p):           # an oracle of its own, so a wrong conv2d_naive costs nothing here
-    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    k = w.shape[2]
-    ho, wo = (xp.shape[2] - k) // s + 1, (xp.shape[3] - k) // s + 1
-    out = sum(np.einsum("nchw,oc->nohw", xp[:, :, a:a + s * (ho - 1) + 1:s, c:c + s * (wo - 1) + 1:s], w[:, :, a, c])
-              for a in range(k) for c in range(k))
-    return out if b is None else out + b[None, :, None, None]
-
-
-_r = np.random.default_rng(6)
-for _shape, _k, _s, _p in [((1, 2, 7, 5), 3, 2, 1), ((3, 1, 8, 8), 2, 3, 2), ((2, 4, 5, 6), 5, 1, 2), ((1, 3, 4, 4), 1, 1, 0)]:
-    _x, _w, _b = _r.standard_normal(_shape), _r.standard_normal((3, _shape[1], _k, _k)), _r.standard_normal(3)
-    assert np.allclose(conv2d_forward(_x, _w, _b, _s, _p), _reference_conv(_x, _w, _b, _s, _p)), (_shape, _k, _s, _p)
-    assert np.allclose(conv2d_forward(_x, _w, None, _s, _p), _reference_conv(_x, _w, None, _s, _p))
-_x32 = _r.standard_normal((2, 3, 6, 6)).astype(np.float32)
-assert conv2d_forward(_x32, _r.standard_normal((2, 3, 3, 3)).astype(np.float32)).dtype == np.float32
-### END HIDDEN TESTS
-
-# %%
-#| test: conv_gradients (3 points)
-def test_conv_gradients():
-    rng = np.random.default_rng(1)
-    x, w, b = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 3, 3)), rng.standard_normal(3)
-    g = rng.standard_normal((2, 3, 5, 5))
-    # the input gradient by the definition: out[n, o, i, j] used x_padded[n, c, i + a, j + b]
-    expected = np.zeros((2, 2, 7, 7))
-    for a in range(3):
-        for b_ in range(3):
-            expected[:, :, a:a + 5, b_:b_ + 5] += np.einsum("noij,oc->ncij", g, w[:, :, a, b_])
-    got = conv2d_input_grad(g, w, x.shape, stride=1, padding=1)
-    assert got.shape == x.shape and np.allclose(got, expected[:, :, 1:6, 1:6]), (
-        "conv2d_input_grad (stride 1, padding 1) differs from the definition. It is the output "
-        "gradient, padded by K-1, convolved with the kernel flipped in both spatial axes and with "
-        "its in/out channels swapped, then cropped by `padding` on every side.")
-    got = conv2d_weight_grad(g, x, w.shape, stride=1, padding=1)
-    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-    assert np.allclose(got[:, :, 0, 2], np.einsum("noij,ncij->oc", g, xp[:, :, 0:5, 2:7])), (
-        "conv2d_weight_grad[:, :, a, b] should be the sum over images and pixels of g times the input "
-        "window of offset (a, b).")
-    assert gradcheck(lambda x, w, b: conv2d(x, w, b, stride=1, padding=1), [x[:1, :, :4, :4], w, b])
-
-test_conv_gradients()
-### BEGIN HIDDEN TESTS
-_r = np.random.default_rng(7)
-for _shape, _k, _s, _p in [((1, 2, 5, 5), 3, 2, 1), ((2, 1, 6, 5), 2, 3, 1), ((1, 2, 4, 6), 3, 2, 0)]:
-    assert gradcheck(lambda x, w, b, s=_s, p=_p: conv2d(x, w, b, stride=s, padding=p),
-                     [_r.standard_normal(_shape), _r.standard_normal((2, _shape[1], _k, _k)), _r.standard_normal(2)]), (_shape, _s, _p)
-assert gradcheck(lambda x, w: conv2d(x, w, None, stride=2, padding=2), [_r.standard_normal((1, 1, 5, 5)), _r.standard_normal((2, 1, 3, 3))])
-### END HIDDEN TESTS
-
-# %%
-#| test: conv2d_layer (2 points)
-def test_conv2d_layer():
-    manual_seed(3)
-    layer = Conv2d(3, 8, 3, stride=2, padding=1)
-    assert layer.weight.shape == (8, 3, 3, 3) and layer.bias.shape == (8,), (
-        f"Conv2d(3, 8, 3): weight (8, 3, 3, 3) and bias (8,), got {layer.weight.shape}, {layer.bias.shape}")
-    assert [name for name, _ in layer.named_parameters()] == ["weight", "bias"]
-    assert np.abs(layer.weight.data).max() <= 1 / np.sqrt(27), "initial weights lie in ±1/sqrt(C_in*K*K)"
-    out = layer(Tensor(np.ones((2, 3, 9, 9))))
-    assert out.shape == (2, 8, 5, 5), f"9x9 with K=3, stride 2, padding 1 gives 5x5, got {out.shape}"
-    out.sum().backward()
-    assert layer.weight.grad is not None and layer.weight.grad.shape == layer.weight.shape, (
-        "after out.sum().backward() the weight must have a gradient: register conv2d's rule with @register_gradient(\"conv2d\")")
-    manual_seed(3)
-    assert np.array_equal(Conv2d(3, 8, 3).weight.data, layer.weight.data), "manual_seed must fix the weights"
-
-test_conv2d_layer()
-### BEGIN HIDDEN TESTS
-assert Conv2d(2, 4, 3, bias=False).bias is None and len(Conv2d(2, 4, 3, bias=False).parameters()) == 1
-assert Conv2d(1, 2, 3).weight.dtype == np.float32
-try:
-    Conv2d(3, 4, 3)(Tensor(np.zeros((1, 2, 5, 5))))
-    raise AssertionError("a 2-channel input to Conv2d(3, ...) must raise ValueError")
-except ValueError:
-    pass
-assert "conv2d" in GRADIENTS
-### END HIDDEN TESTS
-
-# %%
-#| test: max_pool (2 points)
-def test_max_pool():
-    x = Tensor([[[[1.0, 3, 2, 0], [4, 2, 1, 1], [5, 8, 9, 3], [6, 5, 7, 1]]]], requires_grad=True)
-    out = max_pool2d(x, 2)
-    assert out.shape == (1, 1, 2, 2) and np.allclose(out.data[0, 0], [[4, 2], [8, 9]]), (
-        f"max_pool2d 2x2 of the example: expected [[4, 2], [8, 9]], got {out.data[0, 0].tolist()}")
-    out.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
-    expected = [[0, 0, 2, 0], [1, 0, 0, 0], [0, 3, 4, 0], [0, 0, 0, 0]]
-    assert np.allclose(x.grad.data[0, 0], expected), (
-        f"each window's gradient goes to its maximum only: expected {expected}, got {x.grad.data[0, 0].tolist()}")
-    assert MaxPool2d(2)(Tensor(np.zeros((2, 3, 7, 7)))).shape == (2, 3, 3, 3), "7x7 pooled 2x2 gives 3x3"
-
-test_max_pool()
-### BEGIN HIDDEN TESTS
-_x = Tensor([[[[1.0, 1.0], [1.0, 0.0]]]], requires_grad=True)
-max_pool2d(_x, 2).sum().backward()
-assert np.allclose(_x.grad.data[0, 0], [[1, 0], [0, 0]]), "on ties only the first maximum (row-major) gets the gradient"
-_x = Tensor(np.arange(16.0).reshape(1, 1, 4, 4) % 5, requires_grad=True)
-_out = max_pool2d(_x, 2, stride=1)
-assert _out.shape == (1, 1, 3, 3)
-_out.sum().backward()
-assert _x.grad.data.sum() == 9, "overlapping windows (stride 1): each of the 9 windows sends 1"
-_r = np.random.default_rng(8)
-_v = _r.permutation(2 * 2 * 6 * 6).reshape(2, 2, 6, 6).astype(np.float64)
-assert gradcheck(lambda x: max_pool2d(x, 3, stride=2), [_v])
-### END HIDDEN TESTS
 
 # %%
 #| test: avg_pool_flatten (1 point)
@@ -904,6 +888,27 @@ assert list(_state) == ["weight", "bias", "running_mean", "running_var"] and len
     "the running statistics are buffers: in state_dict(), never in parameters()"
 assert np.allclose(_state["running_var"], _bn.running_var) and _bn.running_var.dtype == np.float32
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# A small CNN for 28×28 digits, shape by shape (the `cnn` milestone's network):
+
+# %%
+manual_seed(0)
+_model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+                    Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+                    Flatten(), Linear(32 * 7 * 7, 64), ReLU(), Linear(64, 10))
+_h = Tensor(np.zeros((2, 1, 28, 28)))
+for _layer in _model.layers:
+    _h = _layer(_h)
+    print(f"{type(_layer).__name__:>10} -> {_h.shape}")
+print(f"parameters: {sum(p.size for p in _model.parameters()):,} "
+      f"(the MLP 784-128-10 has {784 * 128 + 128 + 128 * 10 + 10:,})")
+
+# %% [markdown]
+# ## Test it: the whole network
+#
+# The convolution's rule is in module 07's table, so `loss.backward()` reaches every weight
+# of the network above.
 
 # %%
 #| test: small_cnn (2 points)
