@@ -17,7 +17,23 @@
 # step, clear each. Saving the network means listing the names again; adding a layer means
 # editing every one of these lists, and forgetting one of them fails silently: a weight
 # that is never updated still produces numbers.
-#
+
+# %%
+import numpy as np
+
+from tinytorch.core.activations import ReLU, Tanh  # module 03, for the demos and tests
+from tinytorch.core.tensor import Tensor
+
+# the loose version: four Tensors with nothing to hold them together
+rng = np.random.default_rng(0)
+W1, b1 = Tensor(rng.uniform(-0.7, 0.7, (2, 3))), Tensor(np.zeros(3))
+W2, b2 = Tensor(rng.uniform(-0.6, 0.6, (3, 1))), Tensor(np.zeros(1))
+x = Tensor([[1.0, 2.0], [-1.0, 0.5]])
+relu = ReLU()
+y = relu(x @ W1 + b1) @ W2 + b2
+print("y =", y.data.ravel(), "   weights to keep track of by hand:", ["W1", "b1", "W2", "b2"])
+
+# %% [markdown]
 # ## The problem
 #
 # **Functions need to be organized into layers.** The weights of `x @ W1 + b1` belong to that
@@ -36,21 +52,6 @@
 # *and* its hand-written backward), `Sequential` to chain layers, and `Dropout`. Gradients are still
 # computed by hand here, layer by layer, with each layer's `backward`; module 07 will make
 # them automatic.
-
-# %%
-import numpy as np
-
-from tinytorch.core.activations import ReLU, Tanh  # module 03, for the demos and tests
-from tinytorch.core.tensor import Tensor
-
-# the loose version: four Tensors with nothing to hold them together
-rng = np.random.default_rng(0)
-W1, b1 = Tensor(rng.uniform(-0.7, 0.7, (2, 3))), Tensor(np.zeros(3))
-W2, b2 = Tensor(rng.uniform(-0.6, 0.6, (3, 1))), Tensor(np.zeros(1))
-x = Tensor([[1.0, 2.0], [-1.0, 0.5]])
-relu = ReLU()
-y = relu(x @ W1 + b1) @ W2 + b2
-print("y =", y.data.ravel(), "   weights to keep track of by hand:", ["W1", "b1", "W2", "b2"])
 
 # %% [markdown]
 # Your package file starts here: the cells marked `#| export` below become

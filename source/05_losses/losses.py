@@ -28,7 +28,17 @@
 # A: errors [0.4, -0.4, -0.4, 0.4], squares [0.16, 0.16, 0.16, 0.16]  ->  mean 0.16
 # B: errors [0.1, -0.1, -0.2, 0.2], squares [0.01, 0.01, 0.04, 0.04]  ->  mean 0.025
 # ```
-#
+
+# %%
+from tinytorch.core.tensor import Tensor
+
+targets = Tensor([0.0, 1.0, 1.0, 0.0])
+for name, pred in (("A", Tensor([0.4, 0.6, 0.6, 0.4])), ("B", Tensor([0.1, 0.9, 0.8, 0.2]))):
+    accuracy = ((pred > 0.5) == (targets > 0.5)).data.mean()
+    mse = ((pred - targets) ** 2).mean().item()
+    print(f"network {name}: accuracy {accuracy:.0%}, mean squared error {mse:.3f}")
+
+# %% [markdown]
 # ## Where the backward pass starts
 #
 # In module 03 every `backward(grad_output)` needed the gradient of the loss with respect to
@@ -60,12 +70,6 @@
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
-
-# %%
-targets = Tensor([0.0, 1.0, 1.0, 0.0])
-for name, pred in (("A", Tensor([0.4, 0.6, 0.6, 0.4])), ("B", Tensor([0.1, 0.9, 0.8, 0.2]))):
-    accuracy = ((pred > 0.5) == (targets > 0.5)).data.mean()
-    print(f"network {name}: accuracy {accuracy:.0%}, mean squared error {((pred - targets) ** 2).mean().item():.3f}")
 
 # %% [markdown]
 # ## What every loss shares

@@ -23,7 +23,25 @@
 # Tanh.backward        g * (1 - t^2)                        module 03, derived by hand
 # Linear.backward      dW = x^T g, db = sum(g), dx = g W^T  module 04, derived by hand
 # ```
-#
+
+# %%
+import numpy as np
+
+from tinytorch.core.activations import Sigmoid, Tanh
+from tinytorch.core.layers import Linear, Sequential, manual_seed
+from tinytorch.core.losses import BCELoss
+from tinytorch.core.tensor import Tensor
+
+manual_seed(0)
+model = Sequential(Linear(2, 8), Tanh(), Linear(8, 1), Sigmoid())
+loss_fn = BCELoss()
+x, y = Tensor([[0, 0], [0, 1], [1, 0], [1, 1]]), Tensor([[0], [1], [1], [0]])
+loss = loss_fn(model(x), y)
+model.backward(loss_fn.backward())        # five hand-written backward methods, in reverse
+for name, parameter in model.named_parameters():
+    print(f"{name:9} gradient {parameter.grad.shape}, derived by hand")
+
+# %% [markdown]
 # Each `forward` stored what its `backward` needs (`self.mask`, `self.output`, `self._input`),
 # and `Sequential.backward` calls them in exactly the reverse order. Now count what **one
 # more layer** costs. A layer norm, `(x - mean) / sqrt(var + eps)`, needs its derivative worked
@@ -57,10 +75,6 @@
 # `_parents` (the Tensors it came from) and `_saved` (axis, exponent, ...):
 
 # %%
-import numpy as np
-
-from tinytorch.core.tensor import Tensor
-
 w = Tensor([1.0, 2.0], requires_grad=True)
 x = Tensor([3.0, 4.0])
 z = (x * w).sum()

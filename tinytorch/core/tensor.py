@@ -205,7 +205,7 @@ class Tensor:
 
     # ---- matrix product ---------------------------------------------------------------------
     def matmul(self, other):
-        """The matrix product $a b$, with np.matmul's rules for 1-D and batched operands."""
+        """The matrix product a @ b, with np.matmul's rules for 1-D and batched operands."""
         other = self._lift(other)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(f"matmul: cannot multiply shapes {self.shape} and {other.shape}: "
