@@ -3,3 +3,42 @@
 """TinyTorch: a small PyTorch built in NumPy, one module at a time."""
 
 __version__ = "0.1.0"
+
+# Which course module exports each package file. An import of one that is not in this package
+# yet fails with the module to complete instead of a bare ModuleNotFoundError.
+_EXPORTED_BY = {
+    "tinytorch.core.setup": ("01", "setup"),
+    "tinytorch.core.tensor": ("02", "tensor"),
+    "tinytorch.core.activations": ("03", "activations"),
+    "tinytorch.core.layers": ("04", "layers"),
+    "tinytorch.core.losses": ("05", "losses"),
+    "tinytorch.core.optimizers": ("06", "optimizers"),
+    "tinytorch.core.autograd": ("07", "autograd"),
+    "tinytorch.core.training": ("08", "training"),
+    "tinytorch.core.spatial": ("09", "spatial"),
+    "tinytorch.data": ("10", "dataloader"),
+}
+
+
+class _MissingModuleFinder:
+    """Last on sys.meta_path: reached only by an import that no other finder resolved."""
+
+    tinytorch_missing_modules = True
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _EXPORTED_BY:
+            return None
+        number, name = _EXPORTED_BY[fullname]
+        raise ModuleNotFoundError(
+            f"{fullname} comes from module {number} ({name}), which is not complete in your "
+            f"package yet: run tito module complete {number}", name=fullname)
+
+
+def _install_missing_module_finder():
+    import sys
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "tinytorch_missing_modules", False)]
+    sys.meta_path.append(_MissingModuleFinder())
+
+
+_install_missing_module_finder()

@@ -461,6 +461,40 @@ def release_notebooks(
 # --- everything together ---------------------------------------------------------------------
 
 
+# Appended to the top package's __init__.py: a finder, consulted after every other one, that
+# turns the import of a package file the student has not exported yet into an error naming
+# the module to complete. Standard library only: it runs before any course code.
+_MISSING_MODULE_FINDER = '''
+# Which course module exports each package file. An import of one that is not in this package
+# yet fails with the module to complete instead of a bare ModuleNotFoundError.
+_EXPORTED_BY = {exported_by}
+
+
+class _MissingModuleFinder:
+    """Last on sys.meta_path: reached only by an import that no other finder resolved."""
+
+    tinytorch_missing_modules = True
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname not in _EXPORTED_BY:
+            return None
+        number, name = _EXPORTED_BY[fullname]
+        raise ModuleNotFoundError(
+            f"{{fullname}} comes from module {{number}} ({{name}}), which is not complete in your "
+            f"package yet: run tito module complete {{number}}", name=fullname)
+
+
+def _install_missing_module_finder():
+    import sys
+
+    sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "tinytorch_missing_modules", False)]
+    sys.meta_path.append(_MissingModuleFinder())
+
+
+_install_missing_module_finder()
+'''
+
+
 def _init_text(package: str, course: Course) -> str:
     doc = {
         "tinytorch": "TinyTorch: a small PyTorch built in NumPy, one module at a time.",
@@ -468,6 +502,10 @@ def _init_text(package: str, course: Course) -> str:
     text = package_header("source/*/module.yaml") + f'"""{doc}"""\n'
     if package == "tinytorch":
         text += f'\n__version__ = "{_project_version(course)}"\n'
+        exported_by = "{\n" + "".join(
+            f'    "{m.package}": ("{m.number:02d}", "{m.name}"),\n' for m in course.modules
+        ) + "}"
+        text += _MISSING_MODULE_FINDER.format(exported_by=exported_by)
     return text
 
 

@@ -385,7 +385,7 @@ class Tensor:
 
     # ---- arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
-        """$a + b$, elementwise; shapes broadcast and `other` may be a number."""
+        """a + b, elementwise; shapes broadcast and `other` may be a number."""
         # TODO: lift `other` to a Tensor, add the two arrays, return the sum through _result.
         ### BEGIN SOLUTION
         other = self._lift(other)
@@ -393,7 +393,7 @@ class Tensor:
         ### END SOLUTION
 
     def __sub__(self, other):
-        """$a - b$, elementwise."""
+        """a - b, elementwise."""
         # TODO: as __add__, with op "sub". Build a new array: never change self.data.
         ### BEGIN SOLUTION
         other = self._lift(other)
@@ -401,7 +401,7 @@ class Tensor:
         ### END SOLUTION
 
     def __mul__(self, other):
-        """$a * b$, elementwise (the matrix product is @)."""
+        """a * b, elementwise (the matrix product is @)."""
         # TODO: as __add__, with op "mul".
         ### BEGIN SOLUTION
         other = self._lift(other)
@@ -409,7 +409,7 @@ class Tensor:
         ### END SOLUTION
 
     def __truediv__(self, other):
-        """$a / b$, elementwise."""
+        """a / b, elementwise."""
         # TODO: as __add__, with op "div".
         ### BEGIN SOLUTION
         other = self._lift(other)
@@ -417,14 +417,14 @@ class Tensor:
         ### END SOLUTION
 
     def __neg__(self):
-        """$-a$."""
+        """-a."""
         # TODO: return the negated Tensor through _result, op "neg", with self as the parent.
         ### BEGIN SOLUTION
         return self._result(-self.data, "neg", self)
         ### END SOLUTION
 
     def __pow__(self, exponent):
-        """$a^p$ for a number p."""
+        """aᵖ for a number p."""
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a number, not a Tensor")
         # TODO: raise every element to `exponent`; op "pow", parent self, save exponent=exponent.
@@ -454,7 +454,7 @@ class Tensor:
 
     # ---- matrix product ---------------------------------------------------------------------
     def matmul(self, other):
-        """The matrix product $a b$, with np.matmul's rules for 1-D and batched operands."""
+        """The matrix product a @ b, with np.matmul's rules for 1-D and batched operands."""
         other = self._lift(other)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(f"matmul: cannot multiply shapes {self.shape} and {other.shape}: "

@@ -239,7 +239,7 @@ class Activation:
 # %%
 #| export
 class ReLU(Activation):
-    """$\\max(0, x)$, elementwise."""
+    """max(0, x), elementwise."""
 
     def forward(self, x):
         # TODO: save the mask x > 0 (as a NumPy bool array) in self.mask for backward; return
@@ -343,7 +343,7 @@ with np.errstate(over="ignore", invalid="ignore"):    # silence the warnings for
 # %%
 #| export
 class Sigmoid(Activation):
-    """$\\sigma(x) = 1 / (1 + e^{-x})$, elementwise, computed without overflow."""
+    """σ(x) = 1 / (1 + e⁻ˣ), elementwise, computed without overflow."""
 
     def forward(self, x):
         # TODO: compute sigma(x) without overflow for any input (try +-1000), save it in
@@ -428,7 +428,7 @@ assert np.array_equal(_x.data, [-3, 3]), "sigmoid must not change its input"
 # %%
 #| export
 class Tanh(Activation):
-    """$\\tanh(x)$, elementwise."""
+    """tanh(x), elementwise."""
 
     def forward(self, x):
         # TODO: compute tanh(x), save it in self.output, return it through x._result, op "tanh".
@@ -513,7 +513,7 @@ assert _t.backward(Tensor(_g)).shape == (3, 2, 2), "the gradient is shaped like 
 #| export
 class GELU(Activation):
     """GELU with the tanh approximation (PyTorch: `GELU(approximate="tanh")`):
-    $\\frac12 x (1 + \\tanh(\\sqrt{2/\\pi}(x + 0.044715 x^3)))$."""
+    ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
 
     def forward(self, x):
         # TODO: compute 0.5 * x * (1 + tanh(c * (x + a * x^3))) with c = sqrt(2 / pi) and
@@ -639,7 +639,7 @@ print("shifted:", shifted / shifted.sum())                 # the [1, 2, 3] answe
 # %%
 #| export
 class Softmax(Activation):
-    """$e^{x_i} / \\sum_j e^{x_j}$ along axis `dim`, computed without overflow."""
+    """exp(xᵢ) / Σⱼ exp(xⱼ) along axis `dim`, computed without overflow."""
 
     def __init__(self, dim=-1):
         self.dim = dim

@@ -17,7 +17,23 @@
 # step, clear each. Saving the network means listing the names again; adding a layer means
 # editing every one of these lists, and forgetting one of them fails silently: a weight
 # that is never updated still produces numbers.
-#
+
+# %%
+import numpy as np
+
+from tinytorch.core.activations import ReLU, Tanh  # module 03, for the demos and tests
+from tinytorch.core.tensor import Tensor
+
+# the loose version: four Tensors with nothing to hold them together
+rng = np.random.default_rng(0)
+W1, b1 = Tensor(rng.uniform(-0.7, 0.7, (2, 3))), Tensor(np.zeros(3))
+W2, b2 = Tensor(rng.uniform(-0.6, 0.6, (3, 1))), Tensor(np.zeros(1))
+x = Tensor([[1.0, 2.0], [-1.0, 0.5]])
+relu = ReLU()
+y = relu(x @ W1 + b1) @ W2 + b2
+print("y =", y.data.ravel(), "   weights to keep track of by hand:", ["W1", "b1", "W2", "b2"])
+
+# %% [markdown]
 # ## The problem
 #
 # **Functions need to be organized into layers.** The weights of `x @ W1 + b1` belong to that
@@ -36,21 +52,6 @@
 # *and* its hand-written backward), `Sequential` to chain layers, and `Dropout`. Gradients are still
 # computed by hand here, layer by layer, with each layer's `backward`; module 07 will make
 # them automatic.
-
-# %%
-import numpy as np
-
-from tinytorch.core.activations import ReLU, Tanh  # module 03, for the demos and tests
-from tinytorch.core.tensor import Tensor
-
-# the loose version: four Tensors with nothing to hold them together
-rng = np.random.default_rng(0)
-W1, b1 = Tensor(rng.uniform(-0.7, 0.7, (2, 3))), Tensor(np.zeros(3))
-W2, b2 = Tensor(rng.uniform(-0.6, 0.6, (3, 1))), Tensor(np.zeros(1))
-x = Tensor([[1.0, 2.0], [-1.0, 0.5]])
-relu = ReLU()
-y = relu(x @ W1 + b1) @ W2 + b2
-print("y =", y.data.ravel(), "   weights to keep track of by hand:", ["W1", "b1", "W2", "b2"])
 
 # %% [markdown]
 # Your package file starts here: the cells marked `#| export` below become
@@ -77,6 +78,11 @@ from tinytorch.core.tensor import Tensor
 #
 # The rule for your code below: draw with `_generator.uniform(...)` / `_generator.random(...)`,
 # never with `np.random.*` (NumPy's global generator, which `manual_seed` does not reach).
+#
+# Later modules reach the same generator through three public functions, never through
+# `_generator` itself: `default_generator()` to draw from it (module 09's convolution
+# draws its initial weights there), and `get_rng_state()` / `set_rng_state(state)` to save
+# and restore where it stands (module 08's checkpoints), as `torch.get_rng_state` does.
 
 # %%
 #| export
@@ -88,6 +94,22 @@ def manual_seed(seed):
     masks): after manual_seed(s), the same code draws the same numbers."""
     global _generator
     _generator = np.random.default_rng(seed)
+
+
+def default_generator():
+    """The generator that every random choice of tinytorch draws from: initial weights,
+    Dropout's masks. Look it up at each use: manual_seed replaces it."""
+    return _generator
+
+
+def get_rng_state():
+    """Where the default generator stands, as a JSON-able dict (save it in a checkpoint)."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state):
+    """Put the default generator back where get_rng_state() saw it: the same draws follow."""
+    _generator.bit_generator.state = state
 
 # %% [markdown]
 # ## Parameter: a Tensor that wants a gradient
@@ -195,7 +217,8 @@ class Parameter(Tensor):
 # %%
 #| export
 def _describe(name, extra, children):
-    """PyTorch-style nested text: `Name(extra)` or `Name(\\n  (child): ...\\n)`."""
+    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line per
+    child, indented, then `)`."""
     if not children:
         return f"{name}({extra})"
     lines = [extra] if extra else []
@@ -394,389 +417,12 @@ class Module:
         children = [(name, repr(child)) for name, child in self._modules.items()]
         return _describe(type(self).__name__, self.extra_repr(), children)
 
-# %%
-class TwoLayerDemo(Module):
-    def __init__(self):
-        super().__init__()
-        self.scale = Parameter([2.0])
-        self.inner = Module()
-        self.inner.w = Parameter([[1.0, 2.0, 3.0]])
-        self.register_buffer("seen", np.zeros(2))     # saved with the weights, never learned
-        self.note = "plain attributes are not registered"
-
-demo = TwoLayerDemo()
-print(demo)
-print([(name, p.shape) for name, p in demo.named_parameters()], [name for name, _ in demo.named_buffers()])
-print(demo.state_dict())
-
 # %% [markdown]
-# ## The Linear layer
+# ### Test it: registration
 #
-# `Linear(in_features, out_features)` computes `y = x @ W + b`:
-#
-# ```
-# x (N, in)  @  W (in, out)  +  b (out,)   ->   y (N, out)
-# ```
-#
-# **Layout.** We store `W` with shape `(in_features, out_features)`, so the forward pass is
-# literally `x @ W + b`, and the shape rule of module 02 tells you it is right. PyTorch
-# stores `(out_features, in_features)` and computes `x @ W.T + b`: that layout matches the
-# maths convention `y = W x` for a column vector, and the row-major memory layout its BLAS
-# kernels prefer. Ours is the transpose; transpose a PyTorch weight to load it here.
-#
-# **Any batch shape.** `@` treats leading axes as a batch (module 02), so `x` of shape
-# `(B, T, in)` gives `(B, T, out)`: a sequence model (module 13) applies one Linear to every
-# position of every sequence.
-#
-# ### Initialization
-#
-# The starting weights decide whether the signal survives the trip through the layers.
-# Each output is a sum of `in` products `x_i W_ij`. With independent terms, variances add,
-# so with `W_ij ~ N(0, 1)` the output's standard deviation is `sqrt(in)` times the input's:
-# 16× for a 256-wide layer, and `16**10` after ten such layers. Scaling the weights by
-# `1 / sqrt(in)` keeps the output on the scale of the input, whatever the width:
-
-# %%
-rng = np.random.default_rng(0)
-x = rng.standard_normal((1000, 256))
-print("std of x               :", round(x.std(), 3))
-print("std of x @ N(0, 1)     :", round((x @ rng.standard_normal((256, 256))).std(), 3))
-print("std of x @ U(±1/√256)  :", round((x @ rng.uniform(-1 / 16, 1 / 16, (256, 256))).std(), 3))
-
-# %% [markdown]
-# We use **PyTorch's default**: weight *and* bias drawn uniformly from `U(-k, k)` with
-# `k = 1 / sqrt(in_features)`. (A uniform on `[-k, k]` has variance `k² / 3`, so the output
-# std is about `1/√3` of the input's: the 0.577 above.) Kaiming initialization, with std
-# `sqrt(2 / in)`, compensates exactly for a ReLU zeroing half the signal; we keep PyTorch's
-# default so that our experiments behave like theirs. Draw the weight first, then the bias,
-# both from `_generator`.
-#
-# ### Backward, by hand
-#
-# A layer's `backward(grad_output)` receives `g = dL/dy` (same shape as `y`) and must
-# (1) return `dL/dx` for the layer before it and (2) store `dL/dW` and `dL/db` for the
-# optimizer. From `y_j = Σ_i x_i W_ij + b_j`:
-#
-# - `dL/dx_i = Σ_j g_j W_ij`, that is **`dx = g @ W.T`**: `(N, out) @ (out, in) -> (N, in)`;
-# - `dL/dW_ij = Σ_n x_ni g_nj`, that is **`dW = x.T @ g`**: `(in, N) @ (N, out) -> (in, out)`;
-# - `dL/db_j = Σ_n g_nj`, that is **`db = g.sum(axis=0)`**: `(out,)`.
-#
-# The shapes alone pin the formulas down: a gradient has the shape of what it is the
-# gradient of, and there is one way to multiply the available pieces into that shape. The
-# sums over `n` say that every example of the batch contributes to the weights' gradient.
-#
-# A worked example, one row:
-#
-# ```
-# x = [[1, 2]]    W = [[1, 0, -1],    b = [1, 1, 1]    y = x @ W + b = [[6, 3, 0]]
-#                      [2, 1,  0]]
-# g = [[1, 0, 2]]                     (dL/dy, from the layer above)
-#
-# dx = g @ W.T = [[1·1 + 0·0 + 2·(-1),  1·2 + 0·1 + 2·0]]      = [[-1, 2]]
-# dW = x.T @ g = [[1], [2]] @ [[1, 0, 2]] = [[1, 0, 2], [2, 0, 4]]
-# db = g.sum(axis=0) = [1, 0, 2]
-# ```
-#
-# With leading batch axes `(B, T, in)`, every position is an example: reshape `x` to
-# `(-1, in)` and `g` to `(-1, out)` first, and the same three formulas apply.
-#
-# **Gradients accumulate.** `backward` *adds* to `.grad` (creating it when it is `None`),
-# exactly as PyTorch does. A layer used twice in one forward pass (shared weights) gets both
-# contributions, and gradients of several small batches can be summed before one update.
-# The price: before each new backward pass, `zero_grad()`, or last step's gradient is
-# counted again. `accumulate_grad` below is that one rule, written once for every layer.
-
-# %%
-#| export
-def accumulate_grad(param, grad):
-    """Add `grad` (a Tensor or array of param's shape) to `param.grad`: create it (a copy,
-    with the parameter's dtype) when it is None, add in place otherwise."""
-    grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
-    if grad.shape != param.shape:
-        raise ValueError(f"a gradient of shape {grad.shape} for a parameter of shape {param.shape}: "
-                         "a gradient has the shape of its parameter (did you sum over the batch?)")
-    # TODO: if param.grad is None, set it to a new Tensor holding a copy of grad with
-    #       param's dtype; otherwise add grad into param.grad's array in place.
-    ### BEGIN SOLUTION
-    if param.grad is None:
-        param.grad = Tensor(grad, dtype=param.dtype)
-    else:
-        param.grad.data += grad
-    ### END SOLUTION
-
-# %%
-#| export
-class Linear(Module):
-    """y = x @ W + b, with W of shape (in_features, out_features) and b of shape (out_features,).
-
-    Weight and bias start uniform in ±1/sqrt(in_features) (PyTorch's default), drawn from
-    this module's generator (see manual_seed). Inputs may have any leading batch axes.
-
-    >>> Linear(4, 2)(Tensor(np.ones((3, 4)))).shape
-    (3, 2)
-    """
-
-    def __init__(self, in_features, out_features, bias=True):
-        super().__init__()
-        if int(in_features) <= 0 or int(out_features) <= 0:
-            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, "
-                             f"out_features={out_features}")
-        self.in_features, self.out_features = int(in_features), int(out_features)
-        # TODO: self.weight: a Parameter of shape (in_features, out_features); self.bias: a
-        #       Parameter of shape (out_features,), or None when bias is False. Both drawn
-        #       uniformly from [-k, k], k = 1 / sqrt(in_features): the weight first.
-        ### BEGIN SOLUTION
-        bound = 1.0 / np.sqrt(self.in_features)
-        self.weight = Parameter(_generator.uniform(-bound, bound, size=(self.in_features, self.out_features)))
-        self.bias = Parameter(_generator.uniform(-bound, bound, size=(self.out_features,))) if bias else None
-        ### END SOLUTION
-        self._input = None                       # the forward input, kept for backward
-
-    def forward(self, x):
-        """x of shape (..., in_features) -> x @ W + b of shape (..., out_features)."""
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r} expects inputs of shape (..., {self.in_features}), "
-                             f"got {x.shape}")
-        # TODO: keep x in self._input for backward; return x @ W + b (no bias when self.bias
-        #       is None).
-        ### BEGIN SOLUTION
-        self._input = x
-        out = x @ self.weight                    # (..., in) @ (in, out) -> (..., out)
-        if self.bias is not None:
-            out = out + self.bias
-        return out
-        ### END SOLUTION
-
-    def backward(self, grad_output):
-        """grad_output = dL/dy of shape (..., out_features). Accumulates dL/dW and dL/db into
-        weight.grad and bias.grad; returns dL/dx of shape (..., in_features)."""
-        if self._input is None:
-            raise RuntimeError("Linear.backward() called before forward(): nothing to differentiate")
-        x = self._input
-        grad_output = grad_output if isinstance(grad_output, Tensor) else Tensor(grad_output)
-        # TODO: flatten the leading axes (x to (-1, in), grad_output to (-1, out)); accumulate
-        #       dW = x.T @ g into the weight and db = g summed over the batch into the bias
-        #       (if any); return dx = grad_output @ W.T.
-        ### BEGIN SOLUTION
-        x2 = x.reshape(-1, self.in_features)                  # (N, in): every leading axis is batch
-        g2 = grad_output.reshape(-1, self.out_features)       # (N, out)
-        accumulate_grad(self.weight, x2.T @ g2)               # (in, N) @ (N, out) -> (in, out)
-        if self.bias is not None:
-            accumulate_grad(self.bias, g2.sum(axis=0))        # (out,)
-        return grad_output @ self.weight.T                    # (..., out) @ (out, in) -> (..., in)
-        ### END SOLUTION
-
-    def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-
-# %%
-layer = Linear(2, 3)
-layer.weight.data[...] = [[1, 0, -1], [2, 1, 0]]
-layer.bias.data[...] = [1, 1, 1]
-print(layer)
-print("y  =", layer(Tensor([[1.0, 2.0]])).data)
-print("dx =", layer.backward(Tensor([[1.0, 0.0, 2.0]])).data)
-print("dW =", layer.weight.grad.data.tolist(), " db =", layer.bias.grad.data)
-
-# %% [markdown]
-# ## Sequential: a chain of layers
-#
-# Most networks are a chain: the output of one piece is the input of the next. Then the
-# backward pass is the same chain, walked the other way, each piece turning `dL/d(its
-# output)` into `dL/d(its input)`:
-#
-# ```
-# forward:   x -> Linear(2, 3) -> ReLU -> Linear(3, 1) -> y
-# backward: dx <- Linear.backward <- ReLU.backward <- Linear.backward <- dy
-# ```
-#
-# `Sequential(*layers)` holds the pieces in a list. Modules among them are registered as
-# children named by their position, `"0"`, `"2"`, ..., so `named_parameters()` gives
-# `0.weight`, `0.bias`, `2.weight`, `2.bias`, exactly PyTorch's names. Module 03's
-# activations are not Modules (they have no parameters): they stay in the list, take part in
-# forward and backward, and show in the printout, but own nothing. Anything with `forward`
-# and `backward` fits.
-
-# %%
-#| export
-def _layer_repr(layer):
-    if isinstance(layer, Module) or type(layer).__repr__ is not object.__repr__:
-        return repr(layer)
-    return f"{type(layer).__name__}()"
-
-
-class Sequential(Module):
-    """Layers applied in order; backward applies their backward in reverse order.
-
-    >>> model = Sequential(Linear(2, 3), ReLU(), Linear(3, 1))      # ReLU from module 03
-    >>> [name for name, _ in model.named_parameters()]
-    ['0.weight', '0.bias', '2.weight', '2.bias']
-    """
-
-    def __init__(self, *layers):
-        super().__init__()
-        for index, layer in enumerate(layers):
-            if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
-                raise TypeError(f"Sequential: item {index} ({type(layer).__name__}) is not a layer: "
-                                "it needs forward() and backward()")
-            if isinstance(layer, Module):
-                setattr(self, str(index), layer)     # registered as child "0", "1", ...
-        self.layers = list(layers)
-
-    def forward(self, x):
-        """Apply each layer to the output of the one before."""
-        # TODO: feed x through every layer in order and return the last output.
-        ### BEGIN SOLUTION
-        for layer in self.layers:
-            x = layer(x)
-        return x
-        ### END SOLUTION
-
-    def backward(self, grad_output):
-        """dL/d(output) -> dL/d(input), through every layer's backward in reverse order."""
-        # TODO: pass the gradient through every layer's backward, last layer first; return it.
-        ### BEGIN SOLUTION
-        for layer in reversed(self.layers):
-            grad_output = layer.backward(grad_output)
-        return grad_output
-        ### END SOLUTION
-
-    def __len__(self):
-        return len(self.layers)
-
-    def __getitem__(self, index):
-        return self.layers[index]
-
-    def __iter__(self):
-        return iter(self.layers)
-
-    def __repr__(self):
-        children = [(str(index), _layer_repr(layer)) for index, layer in enumerate(self.layers)]
-        return _describe(type(self).__name__, self.extra_repr(), children)
-
-# %%
-manual_seed(0)
-model = Sequential(Linear(2, 3), ReLU(), Linear(3, 1))
-print(model)
-print([(name, p.shape) for name, p in model.named_parameters()])
-out = model(Tensor([[1.0, 2.0], [-1.0, 0.5]]))
-dx = model.backward(Tensor(np.ones((2, 1))))
-print("out:", out.data.ravel(), " dL/dx:", dx.data.tolist())
-
-# %% [markdown]
-# ## Dropout
-#
-# A large network can memorize its training set by letting units rely on each other's
-# exact values. Dropout breaks such co-adaptation: during training it sets each input
-# element to 0 with probability `p`, a fresh random choice at every forward pass, so no unit
-# can count on any other being there.
-#
-# **Inverted dropout.** Zeroing a fraction `p` shrinks the expected value of every element to
-# `(1 - p) x`, and the next layer would see smaller numbers in training than in evaluation.
-# So the elements kept are scaled by `1 / (1 - p)`: the expected value stays `x`, and
-# evaluation is the identity. With `p = 0.5` and `x = [1, 2, 3, 4]`, one draw gives
-#
-# ```
-# keep  = [1, 0, 1, 0]            (each kept with probability 1 - p)
-# mask  = keep / (1 - p) = [2, 0, 2, 0]
-# y     = x * mask = [2, 0, 6, 0]     mean over many draws: [1, 2, 3, 4]
-# ```
-#
-# **Backward.** `y = x * mask` is elementwise, so `dL/dx = dL/dy * mask`, with the *same* mask
-# as the forward pass: cache it. In evaluation mode (`model.eval()`), and for `p = 0`, the
-# layer passes `x` through and backward passes the gradient through. `p` must be in
-# `[0, 1)`: with `p = 1` nothing survives and `1 / (1 - p)` divides by zero.
-
-# %%
-#| export
-class Dropout(Module):
-    """In training, zero each element with probability p and scale the rest by 1/(1-p);
-    in evaluation (after .eval()), the identity."""
-
-    def __init__(self, p=0.5):
-        super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout probability p must be a number in [0, 1), got {p!r}")
-        self.p = float(p)
-        self._mask = None                         # the scaled mask of the last training forward
-
-    def forward(self, x):
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        # TODO: in evaluation mode or with p == 0, set self._mask to None and return x.
-        #       Otherwise keep each element with probability 1 - p, using _generator:
-        #       self._mask = Tensor(keep / (1 - p), dtype=x.dtype), and return x * self._mask.
-        ### BEGIN SOLUTION
-        if not self.training or self.p == 0.0:
-            self._mask = None
-            return x
-        keep = _generator.random(x.shape) >= self.p
-        self._mask = Tensor(keep / (1.0 - self.p), dtype=x.dtype)
-        return x * self._mask
-        ### END SOLUTION
-
-    def backward(self, grad_output):
-        """dL/dx = dL/dy * mask (the identity when the forward pass was)."""
-        # TODO: return grad_output unchanged when there is no mask; otherwise times the mask.
-        ### BEGIN SOLUTION
-        if self._mask is None:
-            return grad_output
-        return grad_output * self._mask
-        ### END SOLUTION
-
-    def extra_repr(self):
-        return f"p={self.p}"
-
-# %%
-manual_seed(1)
-drop = Dropout(0.5)
-print(drop, "training:", drop(Tensor([1.0, 2.0, 3.0, 4.0])).data)
-print(drop, "eval    :", drop.eval()(Tensor([1.0, 2.0, 3.0, 4.0])).data)
-
-# %% [markdown]
-# ## Putting it together: a model as a Module
-#
-# A model is a Module whose children are layers. Its `forward` says how data flows; its
-# `backward` walks the same path in reverse. Everything else (finding the parameters,
-# naming them, saving, switching modes) it inherits.
-
-# %%
-class MLP(Module):
-    def __init__(self, n_in, n_hidden, n_out, p=0.1):
-        super().__init__()
-        self.hidden = Linear(n_in, n_hidden)
-        self.act = Tanh()                          # not a Module: nothing to register
-        self.drop = Dropout(p)
-        self.out = Linear(n_hidden, n_out)
-
-    def forward(self, x):
-        return self.out(self.drop(self.act(self.hidden(x))))
-
-    def backward(self, grad_output):
-        g = self.out.backward(grad_output)
-        g = self.drop.backward(g)
-        g = self.act.backward(g)
-        return self.hidden.backward(g)
-
-manual_seed(0)
-mlp = MLP(2, 4, 1)
-print(mlp)
-y = mlp(Tensor([[0.0, 1.0], [1.0, 0.0]]))
-mlp.backward(Tensor(np.ones_like(y.data)))
-print({name: p.grad.shape for name, p in mlp.named_parameters()})
-snapshot = mlp.state_dict()
-mlp.zero_grad()
-mlp.eval()
-print("grads after zero_grad:", [p.grad for p in mlp.parameters()], " dropout training:", mlp.drop.training)
-
-# %% [markdown]
-# ## Tests
-#
-# Each cell checks one topic and says what it expected, what came, and a hint. The
-# autograder adds more checks of the same topic (deeper trees, other shapes, other dtypes),
-# so make the rule right, not only the example.
-#
-# ### Registration
+# Each test cell checks the step just above it and says what it expected, what came, and a
+# hint. The autograder adds more checks of the same topic (deeper trees, other shapes, other dtypes), so make the rule right,
+# not only the example.
 
 # %%
 #| test: module_registration (2 points)
@@ -1098,6 +744,182 @@ for _bad in ({k: v for k, v in _s.items() if k != "a.mean"}, dict(_s, **{"a.mean
     assert _f.a.w.data[0] == 1.0 and _f.b.mean[0] == 0.0, "a failed load must change nothing"
 ### END HIDDEN TESTS
 
+# %%
+class TwoLayerDemo(Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = Parameter([2.0])
+        self.inner = Module()
+        self.inner.w = Parameter([[1.0, 2.0, 3.0]])
+        self.register_buffer("seen", np.zeros(2))     # saved with the weights, never learned
+        self.note = "plain attributes are not registered"
+
+demo = TwoLayerDemo()
+print(demo)
+print([(name, p.shape) for name, p in demo.named_parameters()], [name for name, _ in demo.named_buffers()])
+print(demo.state_dict())
+
+# %% [markdown]
+# ## The Linear layer
+#
+# `Linear(in_features, out_features)` computes `y = x @ W + b`:
+#
+# ```
+# x (N, in)  @  W (in, out)  +  b (out,)   ->   y (N, out)
+# ```
+#
+# **Layout.** We store `W` with shape `(in_features, out_features)`, so the forward pass is
+# literally `x @ W + b`, and the shape rule of module 02 tells you it is right. PyTorch
+# stores `(out_features, in_features)` and computes `x @ W.T + b`: that layout matches the
+# maths convention `y = W x` for a column vector, and the row-major memory layout its BLAS
+# kernels prefer. Ours is the transpose; transpose a PyTorch weight to load it here.
+#
+# **Any batch shape.** `@` treats leading axes as a batch (module 02), so `x` of shape
+# `(B, T, in)` gives `(B, T, out)`: a sequence model (module 13) applies one Linear to every
+# position of every sequence.
+#
+# ### Initialization
+#
+# The starting weights decide whether the signal survives the trip through the layers.
+# Each output is a sum of `in` products `x_i W_ij`. With independent terms, variances add,
+# so with `W_ij ~ N(0, 1)` the output's standard deviation is `sqrt(in)` times the input's:
+# 16× for a 256-wide layer, and `16**10` after ten such layers. Scaling the weights by
+# `1 / sqrt(in)` keeps the output on the scale of the input, whatever the width:
+
+# %%
+rng = np.random.default_rng(0)
+x = rng.standard_normal((1000, 256))
+print("std of x               :", round(x.std(), 3))
+print("std of x @ N(0, 1)     :", round((x @ rng.standard_normal((256, 256))).std(), 3))
+print("std of x @ U(±1/√256)  :", round((x @ rng.uniform(-1 / 16, 1 / 16, (256, 256))).std(), 3))
+
+# %% [markdown]
+# We use **PyTorch's default**: weight *and* bias drawn uniformly from `U(-k, k)` with
+# `k = 1 / sqrt(in_features)`. (A uniform on `[-k, k]` has variance `k² / 3`, so the output
+# std is about `1/√3` of the input's: the 0.577 above.) Kaiming initialization, with std
+# `sqrt(2 / in)`, compensates exactly for a ReLU zeroing half the signal; we keep PyTorch's
+# default so that our experiments behave like theirs. Draw the weight first, then the bias,
+# both from `_generator`.
+#
+# ### Backward, by hand
+#
+# A layer's `backward(grad_output)` receives `g = dL/dy` (same shape as `y`) and must
+# (1) return `dL/dx` for the layer before it and (2) store `dL/dW` and `dL/db` for the
+# optimizer. From `y_j = Σ_i x_i W_ij + b_j`:
+#
+# - `dL/dx_i = Σ_j g_j W_ij`, that is **`dx = g @ W.T`**: `(N, out) @ (out, in) -> (N, in)`;
+# - `dL/dW_ij = Σ_n x_ni g_nj`, that is **`dW = x.T @ g`**: `(in, N) @ (N, out) -> (in, out)`;
+# - `dL/db_j = Σ_n g_nj`, that is **`db = g.sum(axis=0)`**: `(out,)`.
+#
+# The shapes alone pin the formulas down: a gradient has the shape of what it is the
+# gradient of, and there is one way to multiply the available pieces into that shape. The
+# sums over `n` say that every example of the batch contributes to the weights' gradient.
+#
+# A worked example, one row:
+#
+# ```
+# x = [[1, 2]]    W = [[1, 0, -1],    b = [1, 1, 1]    y = x @ W + b = [[6, 3, 0]]
+#                      [2, 1,  0]]
+# g = [[1, 0, 2]]                     (dL/dy, from the layer above)
+#
+# dx = g @ W.T = [[1·1 + 0·0 + 2·(-1),  1·2 + 0·1 + 2·0]]      = [[-1, 2]]
+# dW = x.T @ g = [[1], [2]] @ [[1, 0, 2]] = [[1, 0, 2], [2, 0, 4]]
+# db = g.sum(axis=0) = [1, 0, 2]
+# ```
+#
+# With leading batch axes `(B, T, in)`, every position is an example: reshape `x` to
+# `(-1, in)` and `g` to `(-1, out)` first, and the same three formulas apply.
+#
+# **Gradients accumulate.** `backward` *adds* to `.grad` (creating it when it is `None`),
+# exactly as PyTorch does. A layer used twice in one forward pass (shared weights) gets both
+# contributions, and gradients of several small batches can be summed before one update.
+# The price: before each new backward pass, `zero_grad()`, or last step's gradient is
+# counted again. `accumulate_grad` below is that one rule, written once for every layer.
+
+# %%
+#| export
+def accumulate_grad(param, grad):
+    """Add `grad` (a Tensor or array of param's shape) to `param.grad`: create it (a copy,
+    with the parameter's dtype) when it is None, add in place otherwise."""
+    grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
+    if grad.shape != param.shape:
+        raise ValueError(f"a gradient of shape {grad.shape} for a parameter of shape {param.shape}: "
+                         "a gradient has the shape of its parameter (did you sum over the batch?)")
+    # TODO: if param.grad is None, set it to a new Tensor holding a copy of grad with
+    #       param's dtype; otherwise add grad into param.grad's array in place.
+    ### BEGIN SOLUTION
+    if param.grad is None:
+        param.grad = Tensor(grad, dtype=param.dtype)
+    else:
+        param.grad.data += grad
+    ### END SOLUTION
+
+# %%
+#| export
+class Linear(Module):
+    """y = x @ W + b, with W of shape (in_features, out_features) and b of shape (out_features,).
+
+    Weight and bias start uniform in ±1/sqrt(in_features) (PyTorch's default), drawn from
+    this module's generator (see manual_seed). Inputs may have any leading batch axes.
+
+    >>> Linear(4, 2)(Tensor(np.ones((3, 4)))).shape
+    (3, 2)
+    """
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        if int(in_features) <= 0 or int(out_features) <= 0:
+            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, "
+                             f"out_features={out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        # TODO: self.weight: a Parameter of shape (in_features, out_features); self.bias: a
+        #       Parameter of shape (out_features,), or None when bias is False. Both drawn
+        #       uniformly from [-k, k], k = 1 / sqrt(in_features): the weight first.
+        ### BEGIN SOLUTION
+        bound = 1.0 / np.sqrt(self.in_features)
+        self.weight = Parameter(_generator.uniform(-bound, bound, size=(self.in_features, self.out_features)))
+        self.bias = Parameter(_generator.uniform(-bound, bound, size=(self.out_features,))) if bias else None
+        ### END SOLUTION
+        self._input = None                       # the forward input, kept for backward
+
+    def forward(self, x):
+        """x of shape (..., in_features) -> x @ W + b of shape (..., out_features)."""
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{self!r} expects inputs of shape (..., {self.in_features}), "
+                             f"got {x.shape}")
+        # TODO: keep x in self._input for backward; return x @ W + b (no bias when self.bias
+        #       is None).
+        ### BEGIN SOLUTION
+        self._input = x
+        out = x @ self.weight                    # (..., in) @ (in, out) -> (..., out)
+        if self.bias is not None:
+            out = out + self.bias
+        return out
+        ### END SOLUTION
+
+    def backward(self, grad_output):
+        """grad_output = dL/dy of shape (..., out_features). Accumulates dL/dW and dL/db into
+        weight.grad and bias.grad; returns dL/dx of shape (..., in_features)."""
+        if self._input is None:
+            raise RuntimeError("Linear.backward() called before forward(): nothing to differentiate")
+        x = self._input
+        grad_output = grad_output if isinstance(grad_output, Tensor) else Tensor(grad_output)
+        # TODO: flatten the leading axes (x to (-1, in), grad_output to (-1, out)); accumulate
+        #       dW = x.T @ g into the weight and db = g summed over the batch into the bias
+        #       (if any); return dx = grad_output @ W.T.
+        ### BEGIN SOLUTION
+        x2 = x.reshape(-1, self.in_features)                  # (N, in): every leading axis is batch
+        g2 = grad_output.reshape(-1, self.out_features)       # (N, out)
+        accumulate_grad(self.weight, x2.T @ g2)               # (in, N) @ (N, out) -> (in, out)
+        if self.bias is not None:
+            accumulate_grad(self.bias, g2.sum(axis=0))        # (out,)
+        return grad_output @ self.weight.T                    # (..., out) @ (out, in) -> (..., in)
+        ### END SOLUTION
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
 # %% [markdown]
 # ### Linear: initialization
 
@@ -1275,6 +1097,163 @@ else:
     raise AssertionError("backward before forward must raise RuntimeError")
 ### END HIDDEN TESTS
 
+# %%
+layer = Linear(2, 3)
+layer.weight.data[...] = [[1, 0, -1], [2, 1, 0]]
+layer.bias.data[...] = [1, 1, 1]
+print(layer)
+print("y  =", layer(Tensor([[1.0, 2.0]])).data)
+print("dx =", layer.backward(Tensor([[1.0, 0.0, 2.0]])).data)
+print("dW =", layer.weight.grad.data.tolist(), " db =", layer.bias.grad.data)
+
+# %% [markdown]
+# ## Sequential: a chain of layers
+#
+# Most networks are a chain: the output of one piece is the input of the next. Then the
+# backward pass is the same chain, walked the other way, each piece turning `dL/d(its
+# output)` into `dL/d(its input)`:
+#
+# ```
+# forward:   x -> Linear(2, 3) -> ReLU -> Linear(3, 1) -> y
+# backward: dx <- Linear.backward <- ReLU.backward <- Linear.backward <- dy
+# ```
+#
+# `Sequential(*layers)` holds the pieces in a list. Modules among them are registered as
+# children named by their position, `"0"`, `"2"`, ..., so `named_parameters()` gives
+# `0.weight`, `0.bias`, `2.weight`, `2.bias`, exactly PyTorch's names. Module 03's
+# activations are not Modules (they have no parameters): they stay in the list, take part in
+# forward and backward, and show in the printout, but own nothing. Anything with `forward`
+# and `backward` fits.
+
+# %%
+#| export
+def _layer_repr(layer):
+    if isinstance(layer, Module) or type(layer).__repr__ is not object.__repr__:
+        return repr(layer)
+    return f"{type(layer).__name__}()"
+
+
+class Sequential(Module):
+    """Layers applied in order; backward applies their backward in reverse order.
+
+    >>> model = Sequential(Linear(2, 3), ReLU(), Linear(3, 1))      # ReLU from module 03
+    >>> [name for name, _ in model.named_parameters()]
+    ['0.weight', '0.bias', '2.weight', '2.bias']
+    """
+
+    def __init__(self, *layers):
+        super().__init__()
+        for index, layer in enumerate(layers):
+            if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
+                raise TypeError(f"Sequential: item {index} ({type(layer).__name__}) is not a layer: "
+                                "it needs forward() and backward()")
+            if isinstance(layer, Module):
+                setattr(self, str(index), layer)     # registered as child "0", "1", ...
+        self.layers = list(layers)
+
+    def forward(self, x):
+        """Apply each layer to the output of the one before."""
+        # TODO: feed x through every layer in order and return the last output.
+        ### BEGIN SOLUTION
+        for layer in self.layers:
+            x = layer(x)
+        return x
+        ### END SOLUTION
+
+    def backward(self, grad_output):
+        """dL/d(output) -> dL/d(input), through every layer's backward in reverse order."""
+        # TODO: pass the gradient through every layer's backward, last layer first; return it.
+        ### BEGIN SOLUTION
+        for layer in reversed(self.layers):
+            grad_output = layer.backward(grad_output)
+        return grad_output
+        ### END SOLUTION
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, index):
+        return self.layers[index]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        children = [(str(index), _layer_repr(layer)) for index, layer in enumerate(self.layers)]
+        return _describe(type(self).__name__, self.extra_repr(), children)
+
+# %%
+manual_seed(0)
+model = Sequential(Linear(2, 3), ReLU(), Linear(3, 1))
+print(model)
+print([(name, p.shape) for name, p in model.named_parameters()])
+out = model(Tensor([[1.0, 2.0], [-1.0, 0.5]]))
+dx = model.backward(Tensor(np.ones((2, 1))))
+print("out:", out.data.ravel(), " dL/dx:", dx.data.tolist())
+
+# %% [markdown]
+# ## Dropout
+#
+# A large network can memorize its training set by letting units rely on each other's
+# exact values. Dropout breaks such co-adaptation: during training it sets each input
+# element to 0 with probability `p`, a fresh random choice at every forward pass, so no unit
+# can count on any other being there.
+#
+# **Inverted dropout.** Zeroing a fraction `p` shrinks the expected value of every element to
+# `(1 - p) x`, and the next layer would see smaller numbers in training than in evaluation.
+# So the elements kept are scaled by `1 / (1 - p)`: the expected value stays `x`, and
+# evaluation is the identity. With `p = 0.5` and `x = [1, 2, 3, 4]`, one draw gives
+#
+# ```
+# keep  = [1, 0, 1, 0]            (each kept with probability 1 - p)
+# mask  = keep / (1 - p) = [2, 0, 2, 0]
+# y     = x * mask = [2, 0, 6, 0]     mean over many draws: [1, 2, 3, 4]
+# ```
+#
+# **Backward.** `y = x * mask` is elementwise, so `dL/dx = dL/dy * mask`, with the *same* mask
+# as the forward pass: cache it. In evaluation mode (`model.eval()`), and for `p = 0`, the
+# layer passes `x` through and backward passes the gradient through. `p` must be in
+# `[0, 1)`: with `p = 1` nothing survives and `1 / (1 - p)` divides by zero.
+
+# %%
+#| export
+class Dropout(Module):
+    """In training, zero each element with probability p and scale the rest by 1/(1-p);
+    in evaluation (after .eval()), the identity."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p < 1:
+            raise ValueError(f"Dropout probability p must be a number in [0, 1), got {p!r}")
+        self.p = float(p)
+        self._mask = None                         # the scaled mask of the last training forward
+
+    def forward(self, x):
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        # TODO: in evaluation mode or with p == 0, set self._mask to None and return x.
+        #       Otherwise keep each element with probability 1 - p, using _generator:
+        #       self._mask = Tensor(keep / (1 - p), dtype=x.dtype), and return x * self._mask.
+        ### BEGIN SOLUTION
+        if not self.training or self.p == 0.0:
+            self._mask = None
+            return x
+        keep = _generator.random(x.shape) >= self.p
+        self._mask = Tensor(keep / (1.0 - self.p), dtype=x.dtype)
+        return x * self._mask
+        ### END SOLUTION
+
+    def backward(self, grad_output):
+        """dL/dx = dL/dy * mask (the identity when the forward pass was)."""
+        # TODO: return grad_output unchanged when there is no mask; otherwise times the mask.
+        ### BEGIN SOLUTION
+        if self._mask is None:
+            return grad_output
+        return grad_output * self._mask
+        ### END SOLUTION
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
 # %% [markdown]
 # ### Sequential
 
@@ -1385,6 +1364,48 @@ _g = _d64.backward(Tensor(np.full(100, 2.0)))
 assert np.allclose(_g.data, 2.0 * (_y.data / _x.data)), "backward multiplies by the same scaled mask"
 assert repr(Dropout(0.3)) == "Dropout(p=0.3)"
 ### END HIDDEN TESTS
+
+# %%
+manual_seed(1)
+drop = Dropout(0.5)
+print(drop, "training:", drop(Tensor([1.0, 2.0, 3.0, 4.0])).data)
+print(drop, "eval    :", drop.eval()(Tensor([1.0, 2.0, 3.0, 4.0])).data)
+
+# %% [markdown]
+# ## Putting it together: a model as a Module
+#
+# A model is a Module whose children are layers. Its `forward` says how data flows; its
+# `backward` walks the same path in reverse. Everything else (finding the parameters,
+# naming them, saving, switching modes) it inherits.
+
+# %%
+class MLP(Module):
+    def __init__(self, n_in, n_hidden, n_out, p=0.1):
+        super().__init__()
+        self.hidden = Linear(n_in, n_hidden)
+        self.act = Tanh()                          # not a Module: nothing to register
+        self.drop = Dropout(p)
+        self.out = Linear(n_hidden, n_out)
+
+    def forward(self, x):
+        return self.out(self.drop(self.act(self.hidden(x))))
+
+    def backward(self, grad_output):
+        g = self.out.backward(grad_output)
+        g = self.drop.backward(g)
+        g = self.act.backward(g)
+        return self.hidden.backward(g)
+
+manual_seed(0)
+mlp = MLP(2, 4, 1)
+print(mlp)
+y = mlp(Tensor([[0.0, 1.0], [1.0, 0.0]]))
+mlp.backward(Tensor(np.ones_like(y.data)))
+print({name: p.grad.shape for name, p in mlp.named_parameters()})
+snapshot = mlp.state_dict()
+mlp.zero_grad()
+mlp.eval()
+print("grads after zero_grad:", [p.grad for p in mlp.parameters()], " dropout training:", mlp.drop.training)
 
 # %% [markdown]
 # ## What you built, and what comes next

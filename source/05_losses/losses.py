@@ -28,7 +28,17 @@
 # A: errors [0.4, -0.4, -0.4, 0.4], squares [0.16, 0.16, 0.16, 0.16]  ->  mean 0.16
 # B: errors [0.1, -0.1, -0.2, 0.2], squares [0.01, 0.01, 0.04, 0.04]  ->  mean 0.025
 # ```
-#
+
+# %%
+from tinytorch.core.tensor import Tensor
+
+targets = Tensor([0.0, 1.0, 1.0, 0.0])
+for name, pred in (("A", Tensor([0.4, 0.6, 0.6, 0.4])), ("B", Tensor([0.1, 0.9, 0.8, 0.2]))):
+    accuracy = ((pred > 0.5) == (targets > 0.5)).data.mean()
+    mse = ((pred - targets) ** 2).mean().item()
+    print(f"network {name}: accuracy {accuracy:.0%}, mean squared error {mse:.3f}")
+
+# %% [markdown]
 # ## Where the backward pass starts
 #
 # In module 03 every `backward(grad_output)` needed the gradient of the loss with respect to
@@ -60,12 +70,6 @@
 import numpy as np
 
 from tinytorch.core.tensor import Tensor
-
-# %%
-targets = Tensor([0.0, 1.0, 1.0, 0.0])
-for name, pred in (("A", Tensor([0.4, 0.6, 0.6, 0.4])), ("B", Tensor([0.1, 0.9, 0.8, 0.2]))):
-    accuracy = ((pred > 0.5) == (targets > 0.5)).data.mean()
-    print(f"network {name}: accuracy {accuracy:.0%}, mean squared error {((pred - targets) ** 2).mean().item():.3f}")
 
 # %% [markdown]
 # ## What every loss shares
@@ -161,7 +165,7 @@ print("(3, 1) - (3,) has shape", (pred - target).shape, "and the 'loss' is", ((p
 # %%
 #| export
 class MSELoss(Loss):
-    """Mean squared error: $\\frac{1}{N}\\sum_i (\\text{pred}_i - \\text{target}_i)^2$ over all entries."""
+    """Mean squared error: (1/N) Σᵢ (predᵢ - targetᵢ)² over all N entries."""
 
     def forward(self, pred, target):
         target = pred._lift(target)                   # a list or an array becomes a Tensor
@@ -309,8 +313,7 @@ with np.errstate(divide="ignore"):                    # silence the warning for 
 #| export
 class BCELoss(Loss):
     """Binary cross-entropy on probabilities:
-    $-\\frac1N \\sum_i [t_i \\log p_i + (1 - t_i) \\log(1 - p_i)]$, with p clipped to
-    [eps, 1 - eps]."""
+    -(1/N) Σᵢ [tᵢ·log pᵢ + (1 - tᵢ)·log(1 - pᵢ)], with p clipped to [eps, 1 - eps]."""
 
     eps = 1e-7  # 1 - eps must stay below 1.0 in float32, whose spacing near 1 is 1.2e-7
 
@@ -490,7 +493,7 @@ def _class_ids(target, n, classes):
 
 class CrossEntropyLoss(Loss):
     """Cross-entropy from logits (N, C) and class ids (N,): the mean of
-    $\\log\\sum_j e^{z_{ij}} - z_{i,y_i}$, computed with a stable log-sum-exp."""
+    log Σⱼ exp(z[i, j]) - z[i, yᵢ] over the rows i, computed with a stable log-sum-exp."""
 
     def forward(self, logits, target):
         if logits.ndim != 2:

@@ -260,315 +260,12 @@ class SGD(Optimizer):
             p.data -= self.lr * grad
             ### END SOLUTION
 
-# %%
-w = Tensor([1.0], requires_grad=True)
-opt = SGD([w], lr=0.1, momentum=0.9)
-for step in range(1, 4):
-    w.grad = Tensor([1.0])
-    opt.step()
-    print(f"step {step}: buffer {opt.state[w]['momentum_buffer'][0]:.2f}  w {w.data[0]:.3f}")
-
 # %% [markdown]
-# ## Adam: a step size per weight
+# ### Test it: SGD
 #
-# One learning rate for all weights is a compromise: a weight whose gradients are tiny
-# barely moves, one whose gradients are huge overshoots. Adam (Kingma & Ba, 2015) keeps two
-# running averages per weight, of the gradient and of its square, and divides one by the
-# root of the other:
-#
-# ```
-# m ← β₁·m + (1-β₁)·g          the mean of recent gradients (momentum)
-# v ← β₂·v + (1-β₂)·g²         the mean of recent squared gradients (their scale)
-# m̂ = m / (1 - β₁ᵗ)            bias correction: m and v start at 0, so early averages
-# v̂ = v / (1 - β₂ᵗ)              are too small; t counts this parameter's steps (1, 2, ...)
-# w ← w - lr · m̂ / (√v̂ + ε)
-# ```
-#
-# `m̂ / √v̂` is about ±1 when the gradients agree and small when they do not, **whatever
-# their scale**: each weight moves by about `lr` per step at most. At `t = 1`, `m̂ = g` and
-# `v̂ = g²` exactly (that is what the correction is for), so the first step is
-# `lr · g / (|g| + ε) ≈ lr · sign(g)`. A worked example, `w = 1`, `lr = 0.1`, defaults
-# `β = (0.9, 0.999)`:
-#
-# | t | g | m | v | m̂ | √v̂ | w |
-# |---|---|---|---|---|---|---|
-# | 1 | 0.5 | 0.05 | 0.00025 | 0.5 | 0.5 | `1 - 0.1 · 1 = 0.9` |
-# | 2 | -0.5 | 0.045 - 0.05 = -0.005 | 0.00049975 | -0.005/0.19 = -0.0263 | 0.5 | `0.9 + 0.1 · 0.0526 = 0.90526` |
-#
-# The gradient flipped sign and Adam barely moved: the average of `+0.5` and `-0.5` says
-# "no clear direction". `ε = 1e-8` only guards against dividing by 0; it goes **outside** the
-# square root, as in PyTorch (inside, it would dominate for gradients below `1e-4`).
-#
-# As in PyTorch: `t` is counted **per parameter** (in its state, with `m` and `v`, which start
-# as zeros of its shape), the bias corrections use Python floats so float32 stays float32,
-# and `weight_decay` is classic L2, added to the gradient before anything else.
-#
-# ### AdamW: decay the weights, not the gradient
-#
-# With Adam, L2 decay added to the gradient is then divided by `√v̂`: weights with large
-# gradients are barely decayed, which is not what "keep weights small" meant. AdamW
-# (Loshchilov & Hutter, 2019) **decouples** it: shrink every weight by the same factor,
-# `w ← w · (1 - lr · wd)`, *before* the Adam step, and give Adam the plain gradient.
-# The difference is plainest with a zero gradient, `w = 1`, `lr = 0.1`, `wd = 0.5`:
-#
-# - Adam with L2: `g = 0 + 0.5 · 1 = 0.5`, a first step of `lr · sign(g)`: `w = 0.9`;
-# - AdamW: `w = 1 · (1 - 0.1 · 0.5) = 0.95`, then an Adam step with `m = 0`: `w = 0.95`.
-#
-# AdamW's default `weight_decay` is `0.01`; it is the usual optimizer for transformers.
-
-# %%
-#| export
-class Adam(Optimizer):
-    """Adam, exactly as torch.optim.Adam (amsgrad off): per-parameter step counts, bias
-    correction, eps outside the square root, weight_decay as L2 added to the gradient."""
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
-        name = type(self).__name__
-        # TODO: raise ValueError naming the value when lr < 0, eps < 0, weight_decay < 0, or
-        #       a beta is outside [0, 1), e.g. "Adam: invalid beta at index 1: betas[1]=1.0
-        #       (each beta must be in [0, 1))". Use `name` so AdamW's messages say AdamW.
-        ### BEGIN SOLUTION
-        if lr < 0:
-            raise ValueError(f"{name}: invalid learning rate lr={lr} (it must be >= 0)")
-        if eps < 0:
-            raise ValueError(f"{name}: invalid eps={eps} (it must be >= 0)")
-        if weight_decay < 0:
-            raise ValueError(f"{name}: invalid weight_decay={weight_decay} (it must be >= 0)")
-        for index, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"{name}: invalid beta at index {index}: betas[{index}]={beta} "
-                                 "(each beta must be in [0, 1))")
-        ### END SOLUTION
-        super().__init__(params)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
-
-    def _adam_step(self, p, grad):
-        """The Adam update of one parameter p, given the gradient array to use."""
-        beta1, beta2 = self.betas
-        # TODO: get p's state (create {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros} the
-        #       first time, zeros of p's shape and dtype); count the step; update m and v in
-        #       place; then p.data -= lr * m_hat / (sqrt(v_hat) + eps), in place.
-        ### BEGIN SOLUTION
-        state = self.state.get(p)
-        if state is None:
-            state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
-            self.state[p] = state
-        state["step"] += 1
-        step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
-        exp_avg *= beta1
-        exp_avg += (1 - beta1) * grad
-        exp_avg_sq *= beta2
-        exp_avg_sq += (1 - beta2) * grad * grad
-        bias_correction1 = 1 - beta1 ** step
-        bias_correction2 = 1 - beta2 ** step
-        denom = np.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + self.eps
-        p.data -= (self.lr / bias_correction1) * (exp_avg / denom)
-        ### END SOLUTION
-
-    def step(self):
-        """One Adam update of every parameter that has a gradient."""
-        for p in self.params:
-            if p.grad is None:
-                continue
-            grad = p.grad.data
-            # TODO: L2 weight decay: when weight_decay != 0, use grad + weight_decay * p.data
-            #       (a new array). Then the Adam update of p with that gradient.
-            ### BEGIN SOLUTION
-            if self.weight_decay != 0:
-                grad = grad + self.weight_decay * p.data
-            self._adam_step(p, grad)
-            ### END SOLUTION
-
-
-class AdamW(Adam):
-    """Adam with decoupled weight decay, exactly as torch.optim.AdamW: every step first
-    shrinks each weight by (1 - lr * weight_decay), then takes the Adam step on the plain
-    gradient."""
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
-
-    def step(self):
-        """One AdamW update of every parameter that has a gradient."""
-        for p in self.params:
-            if p.grad is None:
-                continue
-            # TODO: shrink p.data in place by the factor (1 - lr * weight_decay), then the Adam
-            #       update of p with its plain gradient p.grad.data.
-            ### BEGIN SOLUTION
-            p.data *= 1 - self.lr * self.weight_decay
-            self._adam_step(p, p.grad.data)
-            ### END SOLUTION
-
-# %%
-for rule in (Adam, AdamW):
-    w = Tensor([1.0], requires_grad=True)
-    opt = rule([w], lr=0.1, weight_decay=0.5)
-    w.grad = Tensor([0.0])
-    opt.step()
-    print(f"{rule.__name__:5}, weight_decay=0.5, zero gradient: w = {w.data[0]:.4f}")
-
-# %% [markdown]
-# ## Learning-rate schedules
-#
-# A large learning rate makes fast progress early and then bounces around the minimum; a
-# small one settles but crawls. So the rate is lowered as training goes. A schedule owns
-# that decision: it remembers the optimizer's starting `lr` (`base_lr`), and each
-# `schedule.step()` (once per epoch, after `optimizer.step()`) counts an epoch and sets
-# `optimizer.lr`. `get_last_lr()` returns the rate it set last, as a one-element list,
-# like PyTorch (which has one entry per parameter group).
-#
-# **StepLR(step_size, gamma)**: multiply by `gamma` every `step_size` epochs,
-# `lr = base_lr · gamma^⌊epoch / step_size⌋`. With `base_lr = 0.1`, `step_size = 2`,
-# `gamma = 0.5`, epochs 0 to 5 give `0.1, 0.1, 0.05, 0.05, 0.025, 0.025`.
-#
-# **CosineAnnealingLR(T_max, eta_min)**: glide from `base_lr` down to `eta_min` along half a
-# cosine over `T_max` epochs:
-# `lr = eta_min + (base_lr - eta_min) · (1 + cos(π · epoch / T_max)) / 2`.
-# With `base_lr = 0.1`, `T_max = 4`, `eta_min = 0`, epochs 0 to 4 give
-# `0.1, 0.0854, 0.05, 0.0146, 0`: slow at both ends, fastest in the middle. Past `T_max`
-# the formula climbs back up, as PyTorch's does; train for `T_max` epochs.
-
-# %%
-#| export
-class LRScheduler:
-    """Base class of the schedules: sets optimizer.lr from get_lr() at every step()."""
-
-    def __init__(self, optimizer):
-        if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self.base_lr = optimizer.lr
-        self.last_epoch = 0
-        self._set_lr(self.get_lr())
-
-    def get_lr(self):
-        """The learning rate for epoch self.last_epoch."""
-        raise NotImplementedError(f"{type(self).__name__} must implement get_lr()")
-
-    def _set_lr(self, lr):
-        self.optimizer.lr = lr
-        self._last_lr = [lr]
-
-    def step(self):
-        """Count one epoch and set the optimizer's learning rate for it."""
-        self.last_epoch += 1
-        self._set_lr(self.get_lr())
-
-    def get_last_lr(self):
-        """[the learning rate set last], a list as in PyTorch."""
-        return list(self._last_lr)
-
-
-class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (epoch // step_size), like torch.optim.lr_scheduler.StepLR."""
-
-    def __init__(self, optimizer, step_size, gamma=0.1):
-        if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
-        self.step_size, self.gamma = int(step_size), gamma
-        super().__init__(optimizer)
-
-    def get_lr(self):
-        # TODO: return base_lr times gamma to the number of completed step_size periods.
-        ### BEGIN SOLUTION
-        return self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
-        ### END SOLUTION
-
-
-class CosineAnnealingLR(LRScheduler):
-    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, like
-    torch.optim.lr_scheduler.CosineAnnealingLR."""
-
-    def __init__(self, optimizer, T_max, eta_min=0.0):
-        if T_max <= 0:
-            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
-        self.T_max, self.eta_min = T_max, eta_min
-        super().__init__(optimizer)
-
-    def get_lr(self):
-        # TODO: the cosine formula above, at epoch self.last_epoch.
-        ### BEGIN SOLUTION
-        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
-        return self.eta_min + (self.base_lr - self.eta_min) * cosine
-        ### END SOLUTION
-
-# %%
-w = Tensor([1.0])
-for schedule in (StepLR(SGD([w], lr=0.1), step_size=2, gamma=0.5), CosineAnnealingLR(SGD([w], lr=0.1), T_max=4)):
-    rates = [schedule.get_last_lr()[0]]
-    for _ in range(5):
-        schedule.step()
-        rates.append(schedule.get_last_lr()[0])
-    print(f"{type(schedule).__name__:17}", [round(r, 4) for r in rates])
-
-# %% [markdown]
-# ## The training loop, systematic
-#
-# The loop of the start of this module, with every bookkeeping line gone into the
-# optimizer. Changing the rule is changing one line.
-
-# %%
-def train(make_optimizer, steps=60):
-    manual_seed(0)
-    model, mse = Linear(1, 1), MSELoss()
-    optimizer = make_optimizer(model.parameters())
-    for _ in range(steps):
-        loss = mse(model(x_line), y_line)
-        optimizer.zero_grad()
-        model.backward(mse.backward())
-        optimizer.step()
-    return loss.item(), model.weight.item(), model.bias.item()
-
-
-show("SGD", train(lambda ps: SGD(ps, lr=0.1)))
-show("SGD, momentum 0.5", train(lambda ps: SGD(ps, lr=0.1, momentum=0.5)))
-show("Adam", train(lambda ps: Adam(ps, lr=0.1)))
-
-# %% [markdown]
-# ## Tests
-#
-# Each cell checks one topic and says what it expected, what came, and a hint. The
-# autograder adds more checks of the same topic (many steps against PyTorch's formulas,
-# several parameters, combinations of options), so make the rule right, not only the example.
-
-# %%
-#| test: optimizer_base (1 point)
-def test_optimizer_base():
-    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0, 3.0], requires_grad=True)
-    opt = SGD((p for p in [a, b]), lr=0.1)
-    assert isinstance(opt.params, list) and len(opt.params) == 2 and opt.params[0] is a, (
-        f"Optimizer(params) should keep the parameters as a list (params may be a generator), "
-        f"got {getattr(opt, 'params', None)!r}.")
-    assert opt.state == {}, "a new optimizer has an empty state dict."
-    a.grad, b.grad = Tensor([1.0]), Tensor([1.0, 1.0])
-    opt.zero_grad()
-    assert a.grad is None and b.grad is None, f"zero_grad() should set every .grad to None, got {a.grad!r}."
-    try:
-        SGD([], lr=0.1)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("SGD([], lr=0.1) should raise ValueError: there is nothing to optimize.")
-
-test_optimizer_base()
-### BEGIN HIDDEN TESTS
-_l = Linear(2, 3)
-_o = Adam(_l.parameters())
-assert _o.params == _l.parameters() or all(p is q for p, q in zip(_o.params, _l.parameters()))
-for _bad in [(), iter([])]:
-    try:
-        Adam(_bad)
-    except ValueError as _e:
-        assert "empty" in str(_e), "say that the parameter list is empty"
-    else:
-        raise AssertionError("an empty parameter list must raise ValueError")
-_o.zero_grad()
-assert all(p.grad is None for p in _l.parameters())
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### SGD
+# Each test cell checks the step just above it and says what it expected, what came, and a
+# hint. The autograder adds more checks of the same topic (many steps against PyTorch's formulas, several parameters), so make the rule right,
+# not only the example.
 
 # %%
 #| test: sgd (2 points)
@@ -719,6 +416,186 @@ for _opts in [dict(momentum=0.9, nesterov=True, weight_decay=0.1), dict(momentum
     assert np.allclose(_p.data, _path[-1], rtol=1e-10, atol=1e-12), (
         f"SGD with {_opts}: 40 steps differ from torch.optim.SGD's rule (decay into the gradient first, "
         "then momentum, then Nesterov)")
+### END HIDDEN TESTS
+
+# %%
+w = Tensor([1.0], requires_grad=True)
+opt = SGD([w], lr=0.1, momentum=0.9)
+for step in range(1, 4):
+    w.grad = Tensor([1.0])
+    opt.step()
+    print(f"step {step}: buffer {opt.state[w]['momentum_buffer'][0]:.2f}  w {w.data[0]:.3f}")
+
+# %% [markdown]
+# ## Adam: a step size per weight
+#
+# One learning rate for all weights is a compromise: a weight whose gradients are tiny
+# barely moves, one whose gradients are huge overshoots. Adam (Kingma & Ba, 2015) keeps two
+# running averages per weight, of the gradient and of its square, and divides one by the
+# root of the other:
+#
+# ```
+# m ← β₁·m + (1-β₁)·g          the mean of recent gradients (momentum)
+# v ← β₂·v + (1-β₂)·g²         the mean of recent squared gradients (their scale)
+# m̂ = m / (1 - β₁ᵗ)            bias correction: m and v start at 0, so early averages
+# v̂ = v / (1 - β₂ᵗ)              are too small; t counts this parameter's steps (1, 2, ...)
+# w ← w - lr · m̂ / (√v̂ + ε)
+# ```
+#
+# `m̂ / √v̂` is about ±1 when the gradients agree and small when they do not, **whatever
+# their scale**: each weight moves by about `lr` per step at most. At `t = 1`, `m̂ = g` and
+# `v̂ = g²` exactly (that is what the correction is for), so the first step is
+# `lr · g / (|g| + ε) ≈ lr · sign(g)`. A worked example, `w = 1`, `lr = 0.1`, defaults
+# `β = (0.9, 0.999)`:
+#
+# | t | g | m | v | m̂ | √v̂ | w |
+# |---|---|---|---|---|---|---|
+# | 1 | 0.5 | 0.05 | 0.00025 | 0.5 | 0.5 | `1 - 0.1 · 1 = 0.9` |
+# | 2 | -0.5 | 0.045 - 0.05 = -0.005 | 0.00049975 | -0.005/0.19 = -0.0263 | 0.5 | `0.9 + 0.1 · 0.0526 = 0.90526` |
+#
+# The gradient flipped sign and Adam barely moved: the average of `+0.5` and `-0.5` says
+# "no clear direction". `ε = 1e-8` only guards against dividing by 0; it goes **outside** the
+# square root, as in PyTorch (inside, it would dominate for gradients below `1e-4`).
+#
+# As in PyTorch: `t` is counted **per parameter** (in its state, with `m` and `v`, which start
+# as zeros of its shape), the bias corrections use Python floats so float32 stays float32,
+# and `weight_decay` is classic L2, added to the gradient before anything else.
+#
+# ### AdamW: decay the weights, not the gradient
+#
+# With Adam, L2 decay added to the gradient is then divided by `√v̂`: weights with large
+# gradients are barely decayed, which is not what "keep weights small" meant. AdamW
+# (Loshchilov & Hutter, 2019) **decouples** it: shrink every weight by the same factor,
+# `w ← w · (1 - lr · wd)`, *before* the Adam step, and give Adam the plain gradient.
+# The difference is plainest with a zero gradient, `w = 1`, `lr = 0.1`, `wd = 0.5`:
+#
+# - Adam with L2: `g = 0 + 0.5 · 1 = 0.5`, a first step of `lr · sign(g)`: `w = 0.9`;
+# - AdamW: `w = 1 · (1 - 0.1 · 0.5) = 0.95`, then an Adam step with `m = 0`: `w = 0.95`.
+#
+# AdamW's default `weight_decay` is `0.01`; it is the usual optimizer for transformers.
+
+# %%
+#| export
+class Adam(Optimizer):
+    """Adam, exactly as torch.optim.Adam (amsgrad off): per-parameter step counts, bias
+    correction, eps outside the square root, weight_decay as L2 added to the gradient."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        name = type(self).__name__
+        # TODO: raise ValueError naming the value when lr < 0, eps < 0, weight_decay < 0, or
+        #       a beta is outside [0, 1), e.g. "Adam: invalid beta at index 1: betas[1]=1.0
+        #       (each beta must be in [0, 1))". Use `name` so AdamW's messages say AdamW.
+        ### BEGIN SOLUTION
+        if lr < 0:
+            raise ValueError(f"{name}: invalid learning rate lr={lr} (it must be >= 0)")
+        if eps < 0:
+            raise ValueError(f"{name}: invalid eps={eps} (it must be >= 0)")
+        if weight_decay < 0:
+            raise ValueError(f"{name}: invalid weight_decay={weight_decay} (it must be >= 0)")
+        for index, beta in enumerate(betas):
+            if not 0.0 <= beta < 1.0:
+                raise ValueError(f"{name}: invalid beta at index {index}: betas[{index}]={beta} "
+                                 "(each beta must be in [0, 1))")
+        ### END SOLUTION
+        super().__init__(params)
+        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+
+    def _adam_step(self, p, grad):
+        """The Adam update of one parameter p, given the gradient array to use."""
+        beta1, beta2 = self.betas
+        # TODO: get p's state (create {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros} the
+        #       first time, zeros of p's shape and dtype); count the step; update m and v in
+        #       place; then p.data -= lr * m_hat / (sqrt(v_hat) + eps), in place.
+        ### BEGIN SOLUTION
+        state = self.state.get(p)
+        if state is None:
+            state = {"step": 0, "exp_avg": np.zeros_like(p.data), "exp_avg_sq": np.zeros_like(p.data)}
+            self.state[p] = state
+        state["step"] += 1
+        step, exp_avg, exp_avg_sq = state["step"], state["exp_avg"], state["exp_avg_sq"]
+        exp_avg *= beta1
+        exp_avg += (1 - beta1) * grad
+        exp_avg_sq *= beta2
+        exp_avg_sq += (1 - beta2) * grad * grad
+        bias_correction1 = 1 - beta1 ** step
+        bias_correction2 = 1 - beta2 ** step
+        denom = np.sqrt(exp_avg_sq) / math.sqrt(bias_correction2) + self.eps
+        p.data -= (self.lr / bias_correction1) * (exp_avg / denom)
+        ### END SOLUTION
+
+    def step(self):
+        """One Adam update of every parameter that has a gradient."""
+        for p in self.params:
+            if p.grad is None:
+                continue
+            grad = p.grad.data
+            # TODO: L2 weight decay: when weight_decay != 0, use grad + weight_decay * p.data
+            #       (a new array). Then the Adam update of p with that gradient.
+            ### BEGIN SOLUTION
+            if self.weight_decay != 0:
+                grad = grad + self.weight_decay * p.data
+            self._adam_step(p, grad)
+            ### END SOLUTION
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay, exactly as torch.optim.AdamW: every step first
+    shrinks each weight by (1 - lr * weight_decay), then takes the Adam step on the plain
+    gradient."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+
+    def step(self):
+        """One AdamW update of every parameter that has a gradient."""
+        for p in self.params:
+            if p.grad is None:
+                continue
+            # TODO: shrink p.data in place by the factor (1 - lr * weight_decay), then the Adam
+            #       update of p with its plain gradient p.grad.data.
+            ### BEGIN SOLUTION
+            p.data *= 1 - self.lr * self.weight_decay
+            self._adam_step(p, p.grad.data)
+            ### END SOLUTION
+
+# %% [markdown]
+# ### The base class, through both optimizers
+#
+# `Optimizer` is tested here, once SGD and Adam exist to build it with.
+
+# %%
+#| test: optimizer_base (1 point)
+def test_optimizer_base():
+    a, b = Tensor([1.0], requires_grad=True), Tensor([2.0, 3.0], requires_grad=True)
+    opt = SGD((p for p in [a, b]), lr=0.1)
+    assert isinstance(opt.params, list) and len(opt.params) == 2 and opt.params[0] is a, (
+        f"Optimizer(params) should keep the parameters as a list (params may be a generator), "
+        f"got {getattr(opt, 'params', None)!r}.")
+    assert opt.state == {}, "a new optimizer has an empty state dict."
+    a.grad, b.grad = Tensor([1.0]), Tensor([1.0, 1.0])
+    opt.zero_grad()
+    assert a.grad is None and b.grad is None, f"zero_grad() should set every .grad to None, got {a.grad!r}."
+    try:
+        SGD([], lr=0.1)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("SGD([], lr=0.1) should raise ValueError: there is nothing to optimize.")
+
+test_optimizer_base()
+### BEGIN HIDDEN TESTS
+_l = Linear(2, 3)
+_o = Adam(_l.parameters())
+assert _o.params == _l.parameters() or all(p is q for p, q in zip(_o.params, _l.parameters()))
+for _bad in [(), iter([])]:
+    try:
+        Adam(_bad)
+    except ValueError as _e:
+        assert "empty" in str(_e), "say that the parameter list is empty"
+    else:
+        raise AssertionError("an empty parameter list must raise ValueError")
+_o.zero_grad()
+assert all(p.grad is None for p in _l.parameters())
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -889,6 +766,99 @@ SGD([_w], lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.0)
 Adam([_w], betas=(0.0, 0.0), eps=0.0)
 ### END HIDDEN TESTS
 
+# %%
+for rule in (Adam, AdamW):
+    w = Tensor([1.0], requires_grad=True)
+    opt = rule([w], lr=0.1, weight_decay=0.5)
+    w.grad = Tensor([0.0])
+    opt.step()
+    print(f"{rule.__name__:5}, weight_decay=0.5, zero gradient: w = {w.data[0]:.4f}")
+
+# %% [markdown]
+# ## Learning-rate schedules
+#
+# A large learning rate makes fast progress early and then bounces around the minimum; a
+# small one settles but crawls. So the rate is lowered as training goes. A schedule owns
+# that decision: it remembers the optimizer's starting `lr` (`base_lr`), and each
+# `schedule.step()` (once per epoch, after `optimizer.step()`) counts an epoch and sets
+# `optimizer.lr`. `get_last_lr()` returns the rate it set last, as a one-element list,
+# like PyTorch (which has one entry per parameter group).
+#
+# **StepLR(step_size, gamma)**: multiply by `gamma` every `step_size` epochs,
+# `lr = base_lr · gamma^⌊epoch / step_size⌋`. With `base_lr = 0.1`, `step_size = 2`,
+# `gamma = 0.5`, epochs 0 to 5 give `0.1, 0.1, 0.05, 0.05, 0.025, 0.025`.
+#
+# **CosineAnnealingLR(T_max, eta_min)**: glide from `base_lr` down to `eta_min` along half a
+# cosine over `T_max` epochs:
+# `lr = eta_min + (base_lr - eta_min) · (1 + cos(π · epoch / T_max)) / 2`.
+# With `base_lr = 0.1`, `T_max = 4`, `eta_min = 0`, epochs 0 to 4 give
+# `0.1, 0.0854, 0.05, 0.0146, 0`: slow at both ends, fastest in the middle. Past `T_max`
+# the formula climbs back up, as PyTorch's does; train for `T_max` epochs.
+
+# %%
+#| export
+class LRScheduler:
+    """Base class of the schedules: sets optimizer.lr from get_lr() at every step()."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_epoch = 0
+        self._set_lr(self.get_lr())
+
+    def get_lr(self):
+        """The learning rate for epoch self.last_epoch."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_lr()")
+
+    def _set_lr(self, lr):
+        self.optimizer.lr = lr
+        self._last_lr = [lr]
+
+    def step(self):
+        """Count one epoch and set the optimizer's learning rate for it."""
+        self.last_epoch += 1
+        self._set_lr(self.get_lr())
+
+    def get_last_lr(self):
+        """[the learning rate set last], a list as in PyTorch."""
+        return list(self._last_lr)
+
+
+class StepLR(LRScheduler):
+    """lr = base_lr * gamma ** (epoch // step_size), like torch.optim.lr_scheduler.StepLR."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        if int(step_size) != step_size or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+        self.step_size, self.gamma = int(step_size), gamma
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        # TODO: return base_lr times gamma to the number of completed step_size periods.
+        ### BEGIN SOLUTION
+        return self.base_lr * self.gamma ** (self.last_epoch // self.step_size)
+        ### END SOLUTION
+
+
+class CosineAnnealingLR(LRScheduler):
+    """lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * epoch / T_max)) / 2, like
+    torch.optim.lr_scheduler.CosineAnnealingLR."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        if T_max <= 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max}")
+        self.T_max, self.eta_min = T_max, eta_min
+        super().__init__(optimizer)
+
+    def get_lr(self):
+        # TODO: the cosine formula above, at epoch self.last_epoch.
+        ### BEGIN SOLUTION
+        cosine = (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+        return self.eta_min + (self.base_lr - self.eta_min) * cosine
+        ### END SOLUTION
+
 # %% [markdown]
 # ### Learning-rate schedules
 
@@ -936,6 +906,38 @@ for _ in range(10):
 assert np.allclose(_rates, [1, 1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.01, 0.001, 0.001], rtol=1e-12), "StepLR's default gamma is 0.1"
 assert isinstance(_s.get_last_lr(), list) and len(_s.get_last_lr()) == 1
 ### END HIDDEN TESTS
+
+# %%
+w = Tensor([1.0])
+for schedule in (StepLR(SGD([w], lr=0.1), step_size=2, gamma=0.5), CosineAnnealingLR(SGD([w], lr=0.1), T_max=4)):
+    rates = [schedule.get_last_lr()[0]]
+    for _ in range(5):
+        schedule.step()
+        rates.append(schedule.get_last_lr()[0])
+    print(f"{type(schedule).__name__:17}", [round(r, 4) for r in rates])
+
+# %% [markdown]
+# ## The training loop, systematic
+#
+# The loop of the start of this module, with every bookkeeping line gone into the
+# optimizer. Changing the rule is changing one line.
+
+# %%
+def train(make_optimizer, steps=60):
+    manual_seed(0)
+    model, mse = Linear(1, 1), MSELoss()
+    optimizer = make_optimizer(model.parameters())
+    for _ in range(steps):
+        loss = mse(model(x_line), y_line)
+        optimizer.zero_grad()
+        model.backward(mse.backward())
+        optimizer.step()
+    return loss.item(), model.weight.item(), model.bias.item()
+
+
+show("SGD", train(lambda ps: SGD(ps, lr=0.1)))
+show("SGD, momentum 0.5", train(lambda ps: SGD(ps, lr=0.1, momentum=0.5)))
+show("Adam", train(lambda ps: Adam(ps, lr=0.1)))
 
 # %% [markdown]
 # ### The whole loop

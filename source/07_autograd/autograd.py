@@ -23,7 +23,25 @@
 # Tanh.backward        g * (1 - t^2)                        module 03, derived by hand
 # Linear.backward      dW = x^T g, db = sum(g), dx = g W^T  module 04, derived by hand
 # ```
-#
+
+# %%
+import numpy as np
+
+from tinytorch.core.activations import Sigmoid, Tanh
+from tinytorch.core.layers import Linear, Sequential, manual_seed
+from tinytorch.core.losses import BCELoss
+from tinytorch.core.tensor import Tensor
+
+manual_seed(0)
+model = Sequential(Linear(2, 8), Tanh(), Linear(8, 1), Sigmoid())
+loss_fn = BCELoss()
+x, y = Tensor([[0, 0], [0, 1], [1, 0], [1, 1]]), Tensor([[0], [1], [1], [0]])
+loss = loss_fn(model(x), y)
+model.backward(loss_fn.backward())        # five hand-written backward methods, in reverse
+for name, parameter in model.named_parameters():
+    print(f"{name:9} gradient {parameter.grad.shape}, derived by hand")
+
+# %% [markdown]
 # Each `forward` stored what its `backward` needs (`self.mask`, `self.output`, `self._input`),
 # and `Sequential.backward` calls them in exactly the reverse order. Now count what **one
 # more layer** costs. A layer norm, `(x - mean) / sqrt(var + eps)`, needs its derivative worked
@@ -57,10 +75,6 @@
 # `_parents` (the Tensors it came from) and `_saved` (axis, exponent, ...):
 
 # %%
-import numpy as np
-
-from tinytorch.core.tensor import Tensor
-
 w = Tensor([1.0, 2.0], requires_grad=True)
 x = Tensor([3.0, 4.0])
 z = (x * w).sum()
@@ -75,7 +89,8 @@ print(z.requires_grad, x.requires_grad)                              # True Fals
 #
 # 1. **one table of derivative rules**, `GRADIENTS`, from an op name to a function
 #    `rule(grad_output, *parents, **saved) -> a gradient for each parent`. Every backward rule
-#    of the framework is in this one table, and nowhere else;
+#    of the framework is in this one table, and nowhere else, and enters it one way only,
+#    through `register_gradient`;
 # 2. **`unbroadcast`**, which turns the gradient of a broadcast operation back into the
 #    shape of its input;
 # 3. **the engine, `backward(tensor)`**, which orders the graph and applies the rules.
@@ -134,6 +149,101 @@ def unbroadcast(grad, shape):
     return np.reshape(grad, shape)
 
 # %% [markdown]
+# ### Test it: unbroadcast
+#
+# Each test cell checks the step just above it and says what it expected, what came, and a
+# hint. The autograder adds more checks of the same topic (more shapes, square ones too), so make the rule right,
+# not only the example.
+
+# %%
+#| test: unbroadcast_shapes (2 points)
+def test_unbroadcast():
+    g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    got = unbroadcast(g, (3,))
+    assert got.shape == (3,) and np.allclose(got, [5, 7, 9]), (
+        f"unbroadcast of [[1, 2, 3], [4, 5, 6]] to shape (3,): expected [5, 7, 9] (the bias "
+        f"was copied to both rows, so its gradient sums them), got {got}. Hint: sum axis 0.")
+    got = unbroadcast(g, (2, 3))
+    assert got.shape == (2, 3) and np.allclose(got, g), (
+        f"unbroadcast to the same shape must return the gradient unchanged, got {got}.")
+    got = unbroadcast(np.ones((4, 2, 3)), (2, 3))
+    assert got.shape == (2, 3) and np.allclose(got, 4), (
+        f"unbroadcast of ones((4, 2, 3)) to (2, 3): expected 4 everywhere, got {got}.")
+
+test_unbroadcast()
+### BEGIN HIDDEN TESTS
+_g = np.arange(12.0).reshape(3, 4)
+assert unbroadcast(_g, (3, 1)).shape == (3, 1) and np.allclose(unbroadcast(_g, (3, 1)), _g.sum(axis=1, keepdims=True)), \
+    "(3, 4) -> (3, 1): sum over axis 1, keeping it"
+assert np.allclose(unbroadcast(_g, (1, 4)), _g.sum(axis=0, keepdims=True)), "(3, 4) -> (1, 4): sum over axis 0, keeping it"
+assert np.allclose(unbroadcast(_g, (4,)), _g.sum(axis=0)), "(3, 4) -> (4,): sum over the leading axis"
+assert np.allclose(unbroadcast(_g, ()), _g.sum()) and unbroadcast(_g, ()).shape == (), "(3, 4) -> (): sum everything"
+assert np.allclose(unbroadcast(_g, (1, 1)), _g.sum()) and unbroadcast(_g, (1, 1)).shape == (1, 1)
+_g3 = np.arange(24.0).reshape(2, 3, 4)
+assert np.allclose(unbroadcast(_g3, (3, 1)), _g3.sum(axis=(0, 2))[:, None]), "(2, 3, 4) -> (3, 1)"
+assert np.allclose(unbroadcast(_g3, (2, 1, 4)), _g3.sum(axis=1, keepdims=True)), "(2, 3, 4) -> (2, 1, 4)"
+_sq = np.arange(9.0).reshape(3, 3)
+assert np.allclose(unbroadcast(_sq, (3, 1)), _sq.sum(axis=1, keepdims=True)), "a square gradient: the right axis, not just the right shape"
+_g33 = np.arange(18.0).reshape(2, 3, 3)
+assert np.allclose(unbroadcast(_g33, (3, 1)), _g33.sum(axis=(0, 2))[:, None]), \
+    "(2, 3, 3) -> (3, 1): drop the leading axis first, then sum axis 2 (not axis 1 of the original)"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## One table, and one way into it
+#
+# The engine will look every recorded op up in one dict, `GRADIENTS`, from the op's name to
+# its rule. Every backward rule of the framework is in this table, and a rule gets into it
+# in one way only: `register_gradient(op)`, written as a decorator right above the rule:
+#
+# ```python
+# @register_gradient("mul")
+# def mul_grad(g, a, b):
+#     ...
+# ```
+#
+# It also writes down where each rule came from, in `GRADIENT_SOURCES` (`"mul"` ->
+# `"tinytorch.core.autograd.mul_grad"`), and it refuses a second, different rule for an op
+# that already has one: two modules that both claimed `"conv2d"` would otherwise replace
+# each other's rule without a word, and whichever was imported last would win. Running a
+# rule's cell again after a fix is fine: the same function, by name, replaces its old
+# version. Module 09's convolution and every later module register their rules the same way.
+
+# %%
+#| export
+GRADIENTS = {}          # op name -> rule(grad_output, *parents, **saved)
+GRADIENT_SOURCES = {}   # op name -> "module.function" of the rule registered for it
+
+
+def register_gradient(op, rule=None):
+    """Make `rule` the derivative rule of the op that Tensor._result records as `op`: the
+    one way a rule enters GRADIENTS. Returns the rule, so it works as a decorator.
+
+    >>> @register_gradient("softplus")
+    ... def softplus_grad(g, x): ...
+    >>> register_gradient("softplus", softplus_grad)     # the same, as a call
+
+    A different rule for an op that has one raises ValueError; the same function again
+    (a re-run notebook cell, a reloaded module) replaces its old version."""
+    if not isinstance(op, str) or not op:
+        raise TypeError(f"register_gradient: op must be the op's name, a string, got {op!r}")
+
+    def register(rule):
+        if not callable(rule):
+            raise TypeError(f"register_gradient({op!r}): a rule is a function, got {rule!r}")
+        source = f"{rule.__module__}.{rule.__qualname__}"
+        if op in GRADIENTS and GRADIENT_SOURCES.get(op) != source:
+            raise ValueError(
+                f"register_gradient: op {op!r} already has a rule, "
+                f"{GRADIENT_SOURCES.get(op, 'put into GRADIENTS by hand')}: "
+                "give your operation a name of its own")
+        GRADIENTS[op] = rule
+        GRADIENT_SOURCES[op] = source
+        return rule
+
+    return register if rule is None else register(rule)
+
+# %% [markdown]
 # ## The derivative rules
 #
 # A rule receives `g`, the gradient of the loss with respect to the operation's output (a
@@ -154,32 +264,39 @@ def unbroadcast(grad, shape):
 
 # %%
 #| export
+@register_gradient("add")
 def add_grad(g, a, b):
     return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
 
 
+@register_gradient("sub")
 def sub_grad(g, a, b):
     return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
 
 
+@register_gradient("neg")
 def neg_grad(g, a):
     return (-g,)
 
 
+@register_gradient("pow")
 def pow_grad(g, a, exponent):
     if exponent == 0:                                # d(a^0)/da = 0, also where a = 0
         return (np.zeros_like(a.data),)
     return (g * exponent * a.data ** float(exponent - 1),)
 
 
+@register_gradient("reshape")
 def reshape_grad(g, a, shape):
     return (g.reshape(a.shape),)
 
 
+@register_gradient("transpose")
 def transpose_grad(g, a, axes):
     return (np.transpose(g, np.argsort(axes)),)      # the inverse permutation
 
 
+@register_gradient("getitem")
 def getitem_grad(g, a, key):
     grad = np.zeros_like(a.data)
     np.add.at(grad, key, g)                          # a repeated index receives every gradient
@@ -207,24 +324,27 @@ def getitem_grad(g, a, key):
 
 # %%
 #| export
+@register_gradient("mul")
 def mul_grad(g, a, b):
-    """$d(ab) = b\\,da + a\\,db$."""
+    """d(ab) = b·da + a·db."""
     # TODO: return (gradient for a, gradient for b), each unbroadcast to its operand's shape.
     ### BEGIN SOLUTION
     return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
     ### END SOLUTION
 
 
+@register_gradient("div")
 def div_grad(g, a, b):
-    """$d(a/b) = da / b - a\\,db / b^2$."""
+    """d(a/b) = da/b - a·db/b²."""
     # TODO: return (gradient for a, gradient for b), each unbroadcast.
     ### BEGIN SOLUTION
     return unbroadcast(g / b.data, a.shape), unbroadcast(-g * a.data / b.data ** 2, b.shape)
     ### END SOLUTION
 
 
+@register_gradient("matmul")
 def matmul_grad(g, a, b):
-    """$d(AB) = dA\\,B + A\\,dB$: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
+    """d(AB) = dA·B + A·dB: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
     # TODO: lift 1-D operands (and g) to 2-D, compute g @ Bᵀ and Aᵀ @ g with the last two axes
     #       swapped, drop the added axes, and unbroadcast each to its operand's shape.
     ### BEGIN SOLUTION
@@ -252,6 +372,7 @@ def _reduced_axes(ndim, axis):
     return tuple(int(ax) % ndim for ax in axes)
 
 
+@register_gradient("sum")
 def sum_grad(g, a, axis, keepdims):
     """Every element of a contributed once: it receives the gradient of its sum."""
     # TODO: put the reduced axes back as size 1 (unless keepdims was True), then broadcast
@@ -263,11 +384,13 @@ def sum_grad(g, a, axis, keepdims):
     ### END SOLUTION
 
 
+@register_gradient("mean")
 def mean_grad(g, a, axis, keepdims):
     count = int(np.prod([a.shape[ax] for ax in _reduced_axes(a.ndim, axis)]))
     return (sum_grad(g, a, axis, keepdims)[0] / count,)
 
 
+@register_gradient("max")
 def max_grad(g, a, axis, keepdims):
     """Only the maxima receive the gradient; tied maxima share it evenly (as torch.amax)."""
     # TODO: a mask of the elements equal to their maximum, divided by how many maxima each
@@ -280,6 +403,51 @@ def max_grad(g, a, axis, keepdims):
     ### END SOLUTION
 
 # %% [markdown]
+# ### Test it: your rules
+#
+# Each rule against values worked out by hand. Once `gradcheck` exists (below), a second
+# test compares the rules with finite differences.
+
+# %%
+#| test: rules (2 points)
+def test_rules():
+    a, b = Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([[5.0, 6.0], [7.0, 8.0]])
+    g = np.ones((2, 2), dtype=np.float32)
+    ga, gb = mul_grad(g, a, b)
+    assert np.allclose(ga, b.data) and np.allclose(gb, a.data), (
+        f"mul_grad with g = 1: expected (b, a), got ({ga}, {gb}). d(ab)/da = b.")
+    ga, gb = div_grad(g, a, b)
+    assert np.allclose(ga, 1 / b.data) and np.allclose(gb, -a.data / b.data ** 2), (
+        f"div_grad with g = 1: expected (1/b, -a/b^2), got ({ga}, {gb}).")
+    ga, gb = matmul_grad(g, a, b)
+    assert np.allclose(ga, g @ b.data.T) and np.allclose(gb, a.data.T @ g), (
+        f"matmul_grad for (2, 2) @ (2, 2): expected (g @ b.T, a.T @ g), got ({ga}, {gb}).")
+    x = Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
+    (gs,) = sum_grad(np.array([10.0, 20.0]), x, axis=1, keepdims=False)
+    assert gs.shape == (2, 3) and np.allclose(gs, [[10, 10, 10], [20, 20, 20]]), (
+        f"sum_grad for x.sum(axis=1) of a (2, 3) x with g = [10, 20]: expected [[10, 10, 10], "
+        f"[20, 20, 20]], got {gs}. Hint: put axis 1 back, then broadcast.")
+    (gm,) = max_grad(np.array(1.0), x, axis=None, keepdims=False)
+    assert np.allclose(gm, [[0, 0, 0], [0, 0, 1]]), (
+        f"max_grad for x.max() with x = [[1, 5, 3], [4, 2, 6]]: expected 1 at the 6 only, got {gm}.")
+
+test_rules()
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(7)
+for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4, 2, 3), (4, 3, 2))]:
+    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
+    _G = _rng.standard_normal(np.matmul(_A, _B).shape)
+    _ga, _gb = matmul_grad(_G, Tensor(_A, dtype=np.float64), Tensor(_B, dtype=np.float64))
+    assert _ga.shape == _sa and _gb.shape == _sb, f"matmul_grad {_sa} @ {_sb}: gradients must have the operands' shapes"
+_t = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], dtype=np.float64)
+(_gm,) = max_grad(np.array(1.0), _t, axis=None, keepdims=False)
+assert np.allclose(_gm, [[0, 0.5, 0.5], [0, 0, 0]]), "max ties: the two maxima share the gradient (0.5 each), as torch.amax"
+(_gm,) = max_grad(np.array([1.0, 3.0]), _t, axis=1, keepdims=False)
+assert np.allclose(_gm, [[0, 0.5, 0.5], [1, 1, 1]]), "max ties along an axis: each row's maxima share its gradient"
+assert np.isclose(_gm.sum(), 4.0), "the gradients of a max must sum to the incoming gradient"
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## The rules of modules 03–05
 #
 # Activations and losses are single operations in the graph, so they need rules too. You
@@ -290,6 +458,7 @@ def max_grad(g, a, axis, keepdims):
 
 # %%
 #| export
+@register_gradient("relu")
 def relu_grad(g, x):
     return (g * (x.data > 0),)                       # 0 at x = 0, as PyTorch
 
@@ -299,15 +468,18 @@ def _sigmoid(v):
     return np.where(v >= 0, 1 / (1 + z), z / (1 + z))
 
 
+@register_gradient("sigmoid")
 def sigmoid_grad(g, x):
     s = _sigmoid(x.data)
     return (g * s * (1 - s),)
 
 
+@register_gradient("tanh")
 def tanh_grad(g, x):
     return (g * (1 - np.tanh(x.data) ** 2),)
 
 
+@register_gradient("gelu")
 def gelu_grad(g, x):
     c, k = np.sqrt(2 / np.pi).item(), 0.044715      # Python floats: keep float32 float32
     v = x.data
@@ -315,48 +487,31 @@ def gelu_grad(g, x):
     return (g * (0.5 * (1 + t) + 0.5 * v * (1 - t ** 2) * c * (1 + 3 * k * v ** 2)),)
 
 
+@register_gradient("softmax")
 def softmax_grad(g, x, dim):
     e = np.exp(x.data - x.data.max(axis=dim, keepdims=True))
     s = e / e.sum(axis=dim, keepdims=True)
     return (s * (g - (g * s).sum(axis=dim, keepdims=True)),)
 
 
+@register_gradient("mse_loss")
 def mse_loss_grad(g, pred, target):
     return (g * 2 * (pred.data - target.data) / pred.size, None)
 
 
+@register_gradient("bce_loss")
 def bce_loss_grad(g, pred, target, eps=1e-7):       # eps: BCELoss's clipping (module 05)
     p, t = np.clip(pred.data, eps, 1 - eps), target.data
     return (g * (p - t) / (p * (1 - p)) / p.size, None)
 
 
+@register_gradient("cross_entropy")
 def cross_entropy_grad(g, logits, target):
     n = logits.shape[0]
     e = np.exp(logits.data - logits.data.max(axis=1, keepdims=True))
     grad = e / e.sum(axis=1, keepdims=True)          # softmax of each row
     grad[np.arange(n), target.data.astype(np.int64)] -= 1
     return (g * grad / n, None)
-
-# %% [markdown]
-# ## One table
-#
-# Every rule of the framework, found in one place. The engine looks each recorded op up
-# here; a new operation is one function and one line in this table (you will add one at the
-# end of this module).
-
-# %%
-#| export
-GRADIENTS = {
-    "add": add_grad, "sub": sub_grad, "mul": mul_grad, "div": div_grad, "neg": neg_grad,
-    "pow": pow_grad, "matmul": matmul_grad,
-    "sum": sum_grad, "mean": mean_grad, "max": max_grad,
-    "reshape": reshape_grad, "transpose": transpose_grad, "getitem": getitem_grad,
-    # module 03
-    "relu": relu_grad, "sigmoid": sigmoid_grad, "tanh": tanh_grad, "gelu": gelu_grad,
-    "softmax": softmax_grad,
-    # module 05
-    "mse_loss": mse_loss_grad, "bce_loss": bce_loss_grad, "cross_entropy": cross_entropy_grad,
-}
 
 # %% [markdown]
 # ## The engine: each node once, in topological order
@@ -476,194 +631,17 @@ def _rule(op):
     try:
         return GRADIENTS[op]
     except KeyError:
-        raise NotImplementedError(f"backward(): no derivative rule for op {op!r}: add one to "
-                                  "tinytorch.core.autograd.GRADIENTS") from None
+        raise NotImplementedError(
+            f"backward(): no derivative rule for op {op!r}: register one with "
+            f"@register_gradient({op!r}) (tinytorch.core.autograd)") from None
 
 # %% [markdown]
-# ## Switching the recording off: `no_grad`
-#
-# Evaluating a model, or updating weights, needs no graph: recording it only costs memory.
-# `with no_grad():` switches module 02's recording off and restores the previous setting on
-# the way out, even after an exception, and nested blocks restore correctly because each
-# remembers what it found. `t.detach()` (module 02) gives `t`'s numbers without a history.
-
-# %%
-#| export
-class no_grad:
-    """Within `with no_grad():`, operations record no graph and results need no gradient.
-
-    >>> with no_grad():
-    ...     predictions = model(x)
-    """
-
-    def __enter__(self):
-        # TODO: switch recording off, keeping the previous setting in self._previous.
-        ### BEGIN SOLUTION
-        self._previous = set_grad_enabled(False)
-        ### END SOLUTION
-        return self
-
-    def __exit__(self, *exc_info):
-        # TODO: restore the setting that __enter__ found (and return nothing, so that an
-        #       exception inside the block passes through).
-        ### BEGIN SOLUTION
-        set_grad_enabled(self._previous)
-        ### END SOLUTION
-
-# %% [markdown]
-# ## Checking a rule: `gradcheck`
-#
-# How do you know a rule is right? Compare it with the definition of a derivative. For a
-# tiny `ε`, the **central difference**
-#
-# $$\frac{\partial f}{\partial x_i} \approx \frac{f(x + \varepsilon e_i) - f(x - \varepsilon e_i)}{2\varepsilon}$$
-#
-# is accurate to about `ε²`. `gradcheck(fn, inputs)` (given) does this for every element of
-# every input, in float64 (float32 would drown the difference in rounding), and compares with
-# what `backward` computes. A non-scalar output is weighted by fixed random numbers first, so
-# an error in any output element shows. When a gradient disagrees it raises an
-# `AssertionError` naming the input and the element; otherwise it returns `True`. It costs
-# two forward passes per input element: for checking rules on small inputs, not for training.
-
-# %%
-#| export
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
-    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in float64.
-
-    inputs: the Tensors (or arrays) to differentiate with respect to. Raises AssertionError
-    naming the input index and element of the first gradient that disagrees; returns True.
-
-    >>> gradcheck(lambda a, b: a * b, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
-    True
-    """
-    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
-    leaves = [Tensor(v, dtype=np.float64, requires_grad=True) for v in values]
-    out = fn(*leaves)
-    if not isinstance(out, Tensor) or not out.requires_grad:
-        raise AssertionError("gradcheck: fn must return a Tensor computed from its inputs")
-    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)   # every element counts
-    backward(out, weights)
-
-    def f(index, value):
-        args = [Tensor(v, dtype=np.float64) for v in values]
-        args[index] = Tensor(value, dtype=np.float64)
-        with no_grad():
-            return float(np.sum(weights * fn(*args).data))
-
-    for i, (leaf, value) in enumerate(zip(leaves, values)):
-        analytic = np.zeros_like(value) if leaf.grad is None else leaf.grad.data
-        for element in np.ndindex(value.shape):
-            plus, minus = value.copy(), value.copy()
-            plus[element] += eps
-            minus[element] -= eps
-            numeric = (f(i, plus) - f(i, minus)) / (2 * eps)
-            if not abs(analytic[element] - numeric) <= atol + rtol * abs(numeric):
-                raise AssertionError(
-                    f"gradcheck: input {i}, element {element}: backward gives {analytic[element]:.6g} "
-                    f"but finite differences give {numeric:.6g} (check the rule of the op that "
-                    "uses this input)")
-    return True
-
-# %% [markdown]
-# ## Tests
-#
-# Each test calls the functions of *this notebook* (`backward(loss)`, not `loss.backward()`:
-# the method reaches the package's engine, which holds your code only after
-# `tito module complete 07`).
-#
-# ### unbroadcast
-
-# %%
-#| test: unbroadcast_shapes (2 points)
-def test_unbroadcast():
-    g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
-    got = unbroadcast(g, (3,))
-    assert got.shape == (3,) and np.allclose(got, [5, 7, 9]), (
-        f"unbroadcast of [[1, 2, 3], [4, 5, 6]] to shape (3,): expected [5, 7, 9] (the bias "
-        f"was copied to both rows, so its gradient sums them), got {got}. Hint: sum axis 0.")
-    got = unbroadcast(g, (2, 3))
-    assert got.shape == (2, 3) and np.allclose(got, g), (
-        f"unbroadcast to the same shape must return the gradient unchanged, got {got}.")
-    got = unbroadcast(np.ones((4, 2, 3)), (2, 3))
-    assert got.shape == (2, 3) and np.allclose(got, 4), (
-        f"unbroadcast of ones((4, 2, 3)) to (2, 3): expected 4 everywhere, got {got}.")
-
-test_unbroadcast()
-### BEGIN HIDDEN TESTS
-_g = np.arange(12.0).reshape(3, 4)
-assert unbroadcast(_g, (3, 1)).shape == (3, 1) and np.allclose(unbroadcast(_g, (3, 1)), _g.sum(axis=1, keepdims=True)), \
-    "(3, 4) -> (3, 1): sum over axis 1, keeping it"
-assert np.allclose(unbroadcast(_g, (1, 4)), _g.sum(axis=0, keepdims=True)), "(3, 4) -> (1, 4): sum over axis 0, keeping it"
-assert np.allclose(unbroadcast(_g, (4,)), _g.sum(axis=0)), "(3, 4) -> (4,): sum over the leading axis"
-assert np.allclose(unbroadcast(_g, ()), _g.sum()) and unbroadcast(_g, ()).shape == (), "(3, 4) -> (): sum everything"
-assert np.allclose(unbroadcast(_g, (1, 1)), _g.sum()) and unbroadcast(_g, (1, 1)).shape == (1, 1)
-_g3 = np.arange(24.0).reshape(2, 3, 4)
-assert np.allclose(unbroadcast(_g3, (3, 1)), _g3.sum(axis=(0, 2))[:, None]), "(2, 3, 4) -> (3, 1)"
-assert np.allclose(unbroadcast(_g3, (2, 1, 4)), _g3.sum(axis=1, keepdims=True)), "(2, 3, 4) -> (2, 1, 4)"
-_sq = np.arange(9.0).reshape(3, 3)
-assert np.allclose(unbroadcast(_sq, (3, 1)), _sq.sum(axis=1, keepdims=True)), "a square gradient: the right axis, not just the right shape"
-_g33 = np.arange(18.0).reshape(2, 3, 3)
-assert np.allclose(unbroadcast(_g33, (3, 1)), _g33.sum(axis=(0, 2))[:, None]), \
-    "(2, 3, 3) -> (3, 1): drop the leading axis first, then sum axis 2 (not axis 1 of the original)"
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### The rules
-#
-# Each rule against values worked out by hand; the hidden part compares with `gradcheck`.
-
-# %%
-#| test: rules (3 points)
-def test_rules():
-    a, b = Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([[5.0, 6.0], [7.0, 8.0]])
-    g = np.ones((2, 2), dtype=np.float32)
-    ga, gb = mul_grad(g, a, b)
-    assert np.allclose(ga, b.data) and np.allclose(gb, a.data), (
-        f"mul_grad with g = 1: expected (b, a), got ({ga}, {gb}). d(ab)/da = b.")
-    ga, gb = div_grad(g, a, b)
-    assert np.allclose(ga, 1 / b.data) and np.allclose(gb, -a.data / b.data ** 2), (
-        f"div_grad with g = 1: expected (1/b, -a/b^2), got ({ga}, {gb}).")
-    ga, gb = matmul_grad(g, a, b)
-    assert np.allclose(ga, g @ b.data.T) and np.allclose(gb, a.data.T @ g), (
-        f"matmul_grad for (2, 2) @ (2, 2): expected (g @ b.T, a.T @ g), got ({ga}, {gb}).")
-    x = Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
-    (gs,) = sum_grad(np.array([10.0, 20.0]), x, axis=1, keepdims=False)
-    assert gs.shape == (2, 3) and np.allclose(gs, [[10, 10, 10], [20, 20, 20]]), (
-        f"sum_grad for x.sum(axis=1) of a (2, 3) x with g = [10, 20]: expected [[10, 10, 10], "
-        f"[20, 20, 20]], got {gs}. Hint: put axis 1 back, then broadcast.")
-    (gm,) = max_grad(np.array(1.0), x, axis=None, keepdims=False)
-    assert np.allclose(gm, [[0, 0, 0], [0, 0, 1]]), (
-        f"max_grad for x.max() with x = [[1, 5, 3], [4, 2, 6]]: expected 1 at the 6 only, got {gm}.")
-
-test_rules()
-### BEGIN HIDDEN TESTS
-_rng = np.random.default_rng(7)
-for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4, 2, 3), (4, 3, 2))]:
-    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
-    _G = _rng.standard_normal(np.matmul(_A, _B).shape)
-    _ga, _gb = matmul_grad(_G, Tensor(_A, dtype=np.float64), Tensor(_B, dtype=np.float64))
-    assert _ga.shape == _sa and _gb.shape == _sb, f"matmul_grad {_sa} @ {_sb}: gradients must have the operands' shapes"
-    assert gradcheck(lambda a, b: a @ b, [_A, _B])
-assert gradcheck(lambda a, b: a * b, [_rng.standard_normal((2, 3)), _rng.standard_normal((3,))])
-assert gradcheck(lambda a, b: a / b, [_rng.standard_normal((3, 1)), _rng.uniform(1, 2, (1, 4))])
-assert gradcheck(lambda a: a.sum(axis=(0, 2), keepdims=True), [_rng.standard_normal((2, 3, 4))])
-assert gradcheck(lambda a: a.sum(axis=-1), [_rng.standard_normal((2, 3))])
-assert gradcheck(lambda a: a.mean(axis=0), [_rng.standard_normal((4, 3))])
-assert gradcheck(lambda a: a.max(axis=1, keepdims=True), [_rng.standard_normal((3, 4))])
-assert gradcheck(lambda a: a ** 3, [_rng.standard_normal((2, 2))])
-_t = Tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]], dtype=np.float64)
-(_gm,) = max_grad(np.array(1.0), _t, axis=None, keepdims=False)
-assert np.allclose(_gm, [[0, 0.5, 0.5], [0, 0, 0]]), "max ties: the two maxima share the gradient (0.5 each), as torch.amax"
-(_gm,) = max_grad(np.array([1.0, 3.0]), _t, axis=1, keepdims=False)
-assert np.allclose(_gm, [[0, 0.5, 0.5], [1, 1, 1]]), "max ties along an axis: each row's maxima share its gradient"
-assert np.isclose(_gm.sum(), 4.0), "the gradients of a max must sum to the incoming gradient"
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### The engine
+# ### Test it: the engine
 #
 # Leaves only, the chain rule through several operations, and a clear error for a
-# non-scalar output.
+# non-scalar output. The tests call the functions of *this notebook* (`backward(loss)`, not
+# `loss.backward()`: the method reaches the package's engine, which holds your code only
+# after `tito module complete 07`).
 
 # %%
 #| test: backward_engine (4 points)
@@ -748,6 +726,37 @@ except RuntimeError:
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ## Switching the recording off: `no_grad`
+#
+# Evaluating a model, or updating weights, needs no graph: recording it only costs memory.
+# `with no_grad():` switches module 02's recording off and restores the previous setting on
+# the way out, even after an exception, and nested blocks restore correctly because each
+# remembers what it found. `t.detach()` (module 02) gives `t`'s numbers without a history.
+
+# %%
+#| export
+class no_grad:
+    """Within `with no_grad():`, operations record no graph and results need no gradient.
+
+    >>> with no_grad():
+    ...     predictions = model(x)
+    """
+
+    def __enter__(self):
+        # TODO: switch recording off, keeping the previous setting in self._previous.
+        ### BEGIN SOLUTION
+        self._previous = set_grad_enabled(False)
+        ### END SOLUTION
+        return self
+
+    def __exit__(self, *exc_info):
+        # TODO: restore the setting that __enter__ found (and return nothing, so that an
+        #       exception inside the block passes through).
+        ### BEGIN SOLUTION
+        set_grad_enabled(self._previous)
+        ### END SOLUTION
+
+# %% [markdown]
 # ### no_grad and detach
 
 # %%
@@ -779,6 +788,60 @@ except KeyError:
     pass
 assert (_w * 2).requires_grad, "an exception inside no_grad must still restore recording"
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Checking a rule: `gradcheck`
+#
+# How do you know a rule is right? Compare it with the definition of a derivative. For a
+# tiny `ε`, the **central difference**
+#
+# $$\frac{\partial f}{\partial x_i} \approx \frac{f(x + \varepsilon e_i) - f(x - \varepsilon e_i)}{2\varepsilon}$$
+#
+# is accurate to about `ε²`. `gradcheck(fn, inputs)` (given) does this for every element of
+# every input, in float64 (float32 would drown the difference in rounding), and compares with
+# what `backward` computes. A non-scalar output is weighted by fixed random numbers first, so
+# an error in any output element shows. When a gradient disagrees it raises an
+# `AssertionError` naming the input and the element; otherwise it returns `True`. It costs
+# two forward passes per input element: for checking rules on small inputs, not for training.
+
+# %%
+#| export
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in float64.
+
+    inputs: the Tensors (or arrays) to differentiate with respect to. Raises AssertionError
+    naming the input index and element of the first gradient that disagrees; returns True.
+
+    >>> gradcheck(lambda a, b: a * b, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
+    True
+    """
+    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
+    leaves = [Tensor(v, dtype=np.float64, requires_grad=True) for v in values]
+    out = fn(*leaves)
+    if not isinstance(out, Tensor) or not out.requires_grad:
+        raise AssertionError("gradcheck: fn must return a Tensor computed from its inputs")
+    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)   # every element counts
+    backward(out, weights)
+
+    def f(index, value):
+        args = [Tensor(v, dtype=np.float64) for v in values]
+        args[index] = Tensor(value, dtype=np.float64)
+        with no_grad():
+            return float(np.sum(weights * fn(*args).data))
+
+    for i, (leaf, value) in enumerate(zip(leaves, values)):
+        analytic = np.zeros_like(value) if leaf.grad is None else leaf.grad.data
+        for element in np.ndindex(value.shape):
+            plus, minus = value.copy(), value.copy()
+            plus[element] += eps
+            minus[element] -= eps
+            numeric = (f(i, plus) - f(i, minus)) / (2 * eps)
+            if not abs(analytic[element] - numeric) <= atol + rtol * abs(numeric):
+                raise AssertionError(
+                    f"gradcheck: input {i}, element {element}: backward gives {analytic[element]:.6g} "
+                    f"but finite differences give {numeric:.6g} (check the rule of the op that "
+                    "uses this input)")
+    return True
 
 # %% [markdown]
 # ### gradcheck catches a wrong rule
@@ -826,6 +889,41 @@ except AssertionError as _e:
 finally:
     GRADIENTS["mul"] = _saved
 assert _msg and "input 1" in _msg and "(0, 0)" in _msg, "gradcheck must name the input and the element"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Your rules, against finite differences
+#
+# The rules you wrote, through the engine, on random inputs with broadcasting, checked by
+# `gradcheck` element by element.
+
+# %%
+#| test: rules_gradcheck (1 point)
+def test_rules_gradcheck():
+    rng = np.random.default_rng(1)
+    cases = [
+        ("a * b", lambda a, b: a * b, [rng.standard_normal((2, 3)), rng.standard_normal((1, 3))]),
+        ("a / b", lambda a, b: a / b, [rng.standard_normal((2, 3)), rng.uniform(1, 2, (3,))]),
+        ("a @ b", lambda a, b: a @ b, [rng.standard_normal((2, 3)), rng.standard_normal((3, 4))]),
+        ("a.sum(axis=1)", lambda a: a.sum(axis=1), [rng.standard_normal((2, 3))]),
+        ("a.max(axis=0)", lambda a: a.max(axis=0), [rng.standard_normal((4, 3))]),
+    ]
+    for name, fn, inputs in cases:
+        assert gradcheck(fn, inputs), f"gradcheck of {name} failed"
+
+test_rules_gradcheck()
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(7)
+for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4, 2, 3), (4, 3, 2))]:
+    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
+    assert gradcheck(lambda a, b: a @ b, [_A, _B])
+assert gradcheck(lambda a, b: a * b, [_rng.standard_normal((2, 3)), _rng.standard_normal((3,))])
+assert gradcheck(lambda a, b: a / b, [_rng.standard_normal((3, 1)), _rng.uniform(1, 2, (1, 4))])
+assert gradcheck(lambda a: a.sum(axis=(0, 2), keepdims=True), [_rng.standard_normal((2, 3, 4))])
+assert gradcheck(lambda a: a.sum(axis=-1), [_rng.standard_normal((2, 3))])
+assert gradcheck(lambda a: a.mean(axis=0), [_rng.standard_normal((4, 3))])
+assert gradcheck(lambda a: a.max(axis=1, keepdims=True), [_rng.standard_normal((3, 4))])
+assert gradcheck(lambda a: a ** 3, [_rng.standard_normal((2, 2))])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -920,26 +1018,53 @@ assert np.allclose(_w.grad.data, _drop.backward(Tensor(np.ones((4, 4)))).data), 
 # %% [markdown]
 # ## Your own operation, checked with `gradcheck`
 #
-# Adding an operation to the framework takes three lines: compute the value, record it
-# through `_result` with a new op name, and put its rule in the table. Take softplus,
-# `log(1 + eˣ)`, a smooth ReLU; its derivative is the sigmoid. Then ask `gradcheck` whether
-# you got it right, *before* you train anything with it. Try breaking the rule (say,
-# `1 - _sigmoid(x.data)`) and read the message.
+# Adding an operation to the framework takes two small functions: the forward computes the
+# value and records it through `_result` under a new op name; the rule, registered with
+# `@register_gradient` under that name, differentiates it. Take softplus, `log(1 + eˣ)`, a
+# smooth ReLU; its derivative is the sigmoid. Then ask `gradcheck` whether you got it right,
+# *before* you train anything with it.
 
 # %%
 def softplus(x):
-    return x._result(np.logaddexp(0, x.data), "softplus", x)        # log(1 + e^x), stably
+    return x._result(np.logaddexp(0, x.data), "softplus", x)     # log(1 + e^x), stably
 
 
-GRADIENTS["softplus"] = lambda g, x: (g * _sigmoid(x.data),)
+@register_gradient("softplus")
+def softplus_grad(g, x):
+    return (g * _sigmoid(x.data),)
+
+
 print("softplus:", gradcheck(softplus, [np.linspace(-3, 3, 7)]))
 
-GRADIENTS["softplus"] = lambda g, x: (g * (1 - _sigmoid(x.data)),)   # a wrong rule
+# %% [markdown]
+# Now break the rule, as a slip of the pen would: `1 - sigmoid` instead of `sigmoid`. The
+# same function registered again replaces its old version (as when you re-run a cell after
+# a fix), and `gradcheck` names the first element that disagrees.
+
+# %%
+@register_gradient("softplus")
+def softplus_grad(g, x):                                     # noqa: F811 (on purpose)
+    return (g * (1 - _sigmoid(x.data)),)                     # wrong: d/dx is sigmoid(x)
+
+
 try:
     gradcheck(softplus, [np.linspace(-3, 3, 7)])
 except AssertionError as error:
     print(error)
-del GRADIENTS["softplus"]
+
+# %% [markdown]
+# A *different* function for an op that already has a rule is refused: had two modules
+# both registered `"softplus"`, the one imported last would otherwise win without a word.
+
+# %%
+def another_softplus_grad(g, x):
+    return (g * _sigmoid(x.data),)
+
+
+try:
+    register_gradient("softplus", another_softplus_grad)
+except ValueError as error:
+    print(error)
 
 # %% [markdown]
 # Use it on every operation you add in later modules (convolution, attention, layer norm):
@@ -949,7 +1074,7 @@ del GRADIENTS["softplus"]
 # ## What you built, and what comes next
 #
 # Module 02 records every operation; this module turns the record into gradients: one table
-# of derivative rules, `unbroadcast` for broadcast operands, and an engine that visits each
+# of derivative rules that every rule enters through `register_gradient`, `unbroadcast` for broadcast operands, and an engine that visits each
 # node once in topological order and accumulates with `+=`. `loss.backward()` now trains
 # every model built from Tensor operations, with no hand-written backward, and `gradcheck`
 # checks any new rule against the definition of a derivative.

@@ -131,7 +131,7 @@ import time
 
 import numpy as np
 
-from tinytorch.core import layers as _layers
+from tinytorch.core import layers
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
 
@@ -181,6 +181,34 @@ def accuracy(logits, labels):
 METRICS = {"accuracy": accuracy}     # the metrics a Trainer knows by name
 
 # %% [markdown]
+# ### Test it: accuracy
+#
+# Each test cell checks the step just above it and says what it expected, what came, and a
+# hint. The autograder adds more checks of the same topic (other shapes, several seeds), so make the rule right,
+# not only the example.
+
+# %%
+#| test: accuracy (1 point)
+def test_accuracy():
+    logits = Tensor([[2.0, 1.0, 0.1], [0.5, 0.2, 3.0], [0.0, 4.0, 1.0]])
+    got = accuracy(logits, np.array([0, 1, 1]))
+    assert isinstance(got, float) and abs(got - 2 / 3) < 1e-12, (
+        f"accuracy of the table's example should be 2/3 (rows 1 and 3 right), got {got!r}. "
+        "Hint: compare np.argmax(logits, axis=1) with the labels, and return a float.")
+    assert accuracy(np.eye(4), [0, 1, 2, 3]) == 1.0, "arrays work too: np.eye(4) predicts 0, 1, 2, 3"
+
+test_accuracy()
+### BEGIN HIDDEN TESTS
+_rng = np.random.default_rng(0)
+_z = _rng.standard_normal((50, 7))
+_l = _rng.integers(0, 7, 50)
+assert abs(accuracy(_z, _l) - np.mean(_z.argmax(1) == _l)) < 1e-12
+assert accuracy(Tensor(_z), Tensor(_l, dtype=np.int64)) == accuracy(_z, _l), "Tensor labels work"
+assert accuracy(np.array([[0.0, 1.0]]), np.array([0])) == 0.0
+assert type(accuracy(_z[:3, :3], _l[:3] % 3)) is float
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## Mini-batches in a shuffled order
 #
 # An epoch visits every example once, in a new random order, in slices of `batch_size`.
@@ -228,6 +256,42 @@ def train_validation_split(x, y, fraction, seed=0):
     order = np.random.default_rng((seed, 1)).permutation(len(x))   # a stream of its own
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], (x[val], y[val])
+
+# %%
+#| test: batches (2 points)
+def test_batches():
+    batches = batch_indices(12, 4)
+    assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], (
+        f"batch_indices(12, 4) without a generator should be [0..3], [4..7], [8..11], got "
+        f"{[b.tolist() for b in batches]}.")
+    shuffled = batch_indices(12, 4, np.random.default_rng(0))
+    flat = np.concatenate(shuffled)
+    assert len(shuffled) == 3 and sorted(flat.tolist()) == list(range(12)), (
+        f"with a generator, the batches hold every index once, in a shuffled order; got {flat.tolist()}.")
+    assert flat.tolist() != list(range(12)), "with a generator the order should be shuffled (generator.permutation)."
+
+test_batches()
+### BEGIN HIDDEN TESTS
+assert [b.tolist() for b in batch_indices(10, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]], \
+    "the last, smaller batch is kept"
+assert [b.tolist() for b in batch_indices(3, 8)] == [[0, 1, 2]], "a batch size above n gives one batch"
+assert batch_indices(0, 4) == []
+_a = batch_indices(103, 10, np.random.default_rng(5))
+_b = batch_indices(103, 10, np.random.default_rng(5))
+assert len(_a) == 11 and len(_a[-1]) == 3 and sorted(np.concatenate(_a).tolist()) == list(range(103))
+assert all(np.array_equal(p, q) for p, q in zip(_a, _b)), "the same seed gives the same batches"
+_g = np.random.default_rng(1)
+_first, _second = np.concatenate(batch_indices(50, 7, _g)), np.concatenate(batch_indices(50, 7, _g))
+assert not np.array_equal(_first, _second), "each call draws a new order from the generator"
+assert np.array_equal(_first, np.random.default_rng(1).permutation(50)), "the order is generator.permutation(n)"
+for _bad in (0, -1, 2.5):
+    try:
+        batch_indices(10, _bad)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError(f"batch_size={_bad} must raise ValueError")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## What a run measured: History
@@ -338,6 +402,38 @@ class EarlyStopping:
     def load_state_dict(self, state):
         self.best, self.best_epoch, self.wait, self.epoch = (
             state["best"], state["best_epoch"], state["wait"], state["epoch"])
+
+# %%
+#| test: early_stopping (2 points)
+def test_early_stopping():
+    stopper = EarlyStopping(patience=2)
+    decisions = [stopper.step(v) for v in [1.0, 0.8, 0.85, 0.81]]
+    assert decisions == [False, False, False, True], (
+        f"patience 2, val_loss 1.0, 0.8, 0.85, 0.81: stop after the 4th epoch (two epochs without "
+        f"beating 0.8); got {decisions}.")
+    assert stopper.best == 0.8 and stopper.best_epoch == 2, (
+        f"the best was 0.8 at epoch 2; got best={stopper.best}, best_epoch={stopper.best_epoch}.")
+    accuracy_stopper = EarlyStopping(patience=1, monitor="val_accuracy")
+    assert accuracy_stopper.mode == "max"
+    assert [accuracy_stopper.step(v) for v in [0.5, 0.7, 0.6]] == [False, False, True], (
+        "an accuracy must go up to improve (mode 'max').")
+
+test_early_stopping()
+### BEGIN HIDDEN TESTS
+_s = EarlyStopping(patience=2, min_delta=0.05)
+assert [_s.step(v) for v in [1.0, 0.97, 0.96]] == [False, False, True], \
+    "an improvement of 0.03 or 0.04 is below min_delta=0.05: not an improvement"
+assert _s.best == 1.0 and _s.best_epoch == 1
+_s = EarlyStopping(patience=3, min_delta=0.1)
+assert [_s.step(v) for v in [1.0, 0.85, 0.8, 0.7, 0.65, 0.62, 0.61]] == [False] * 6 + [True]
+assert _s.best == 0.7 and _s.best_epoch == 4 and _s.improved is False
+_s = EarlyStopping(patience=2, min_delta=0.05, mode="max")
+assert [_s.step(v) for v in [0.5, 0.52, 0.6, 0.62, 0.64]] == [False, False, False, False, True]
+assert _s.best == 0.6 and _s.best_epoch == 3
+_s = EarlyStopping(patience=2)
+assert [_s.step(v) for v in [1.0, 1.0, 1.0]] == [False, False, True], "an equal value is no improvement"
+assert EarlyStopping(monitor="loss").mode == "min" and EarlyStopping(monitor="accuracy", mode="min").mode == "min"
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Checkpoints
@@ -555,8 +651,8 @@ class _Display:
 # For the resume to be exact, the checkpoint holds both random generators' states:
 # `rng_state()` returns them, `set_rng_state(state)` puts them back. A generator's state is
 # `generator.bit_generator.state`, a dict (JSON-able), and assigning to it restores it.
-# Module 04's generator is `_layers._generator`: look it up each time, because
-# `manual_seed` replaces it with a new one.
+# Module 04's generator has its own pair: `layers.get_rng_state()` and
+# `layers.set_rng_state(state)`.
 
 # %%
 #| export
@@ -657,10 +753,10 @@ class Trainer:
     def rng_state(self):
         """The states of both random streams of a run: the batch order and module 04's."""
         # TODO: return {"shuffle": the state of self.generator, "layers": the state of
-        #       module 04's generator, _layers._generator}.
+        #       module 04's generator}.
         ### BEGIN SOLUTION
         return {"shuffle": self.generator.bit_generator.state,
-                "layers": _layers._generator.bit_generator.state}
+                "layers": layers.get_rng_state()}
         ### END SOLUTION
 
     def set_rng_state(self, state):
@@ -668,7 +764,7 @@ class Trainer:
         # TODO: assign the saved states back to both generators' bit_generator.state.
         ### BEGIN SOLUTION
         self.generator.bit_generator.state = state["shuffle"]
-        _layers._generator.bit_generator.state = state["layers"]
+        layers.set_rng_state(state["layers"])
         ### END SOLUTION
 
     def save(self, path, epoch, tracker=None):
@@ -781,111 +877,21 @@ print("bitwise equal:", all(np.array_equal(a.data, b.data)
 shutil.rmtree(folder)
 
 # %% [markdown]
-# ## Tests
+# ## Testing the Trainer
 #
-# Each cell checks one piece and says what it expected, what came, and a hint. The
-# autograder adds more checks of the same piece (uneven batches, Dropout, schedules,
-# several seeds), so make the piece right, not only the example. The small data set
-# `blobs()` from the top of the module is used throughout.
+# The Trainer's pieces are tested on the small data set `blobs()` from the top of the
+# module. The autograder adds more checks of each (uneven batches, Dropout, schedules,
+# several seeds).
 
 # %%
 def small_model(seed=0, dropout=0.0):
     manual_seed(seed)
-    layers = [Linear(4, 16), ReLU()] + ([Dropout(dropout)] if dropout else []) + [Linear(16, 3)]
-    return Sequential(*layers)
+    stack = [Linear(4, 16), ReLU()] + ([Dropout(dropout)] if dropout else []) + [Linear(16, 3)]
+    return Sequential(*stack)
 
 
 def same_parameters(a, b):
     return all(np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters(), strict=True))
-
-# %%
-#| test: accuracy (1 point)
-def test_accuracy():
-    logits = Tensor([[2.0, 1.0, 0.1], [0.5, 0.2, 3.0], [0.0, 4.0, 1.0]])
-    got = accuracy(logits, np.array([0, 1, 1]))
-    assert isinstance(got, float) and abs(got - 2 / 3) < 1e-12, (
-        f"accuracy of the table's example should be 2/3 (rows 1 and 3 right), got {got!r}. "
-        "Hint: compare np.argmax(logits, axis=1) with the labels, and return a float.")
-    assert accuracy(np.eye(4), [0, 1, 2, 3]) == 1.0, "arrays work too: np.eye(4) predicts 0, 1, 2, 3"
-
-test_accuracy()
-### BEGIN HIDDEN TESTS
-_rng = np.random.default_rng(0)
-_z = _rng.standard_normal((50, 7))
-_l = _rng.integers(0, 7, 50)
-assert abs(accuracy(_z, _l) - np.mean(_z.argmax(1) == _l)) < 1e-12
-assert accuracy(Tensor(_z), Tensor(_l, dtype=np.int64)) == accuracy(_z, _l), "Tensor labels work"
-assert accuracy(np.array([[0.0, 1.0]]), np.array([0])) == 0.0
-assert type(accuracy(_z[:3, :3], _l[:3] % 3)) is float
-### END HIDDEN TESTS
-
-# %%
-#| test: batches (2 points)
-def test_batches():
-    batches = batch_indices(12, 4)
-    assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], (
-        f"batch_indices(12, 4) without a generator should be [0..3], [4..7], [8..11], got "
-        f"{[b.tolist() for b in batches]}.")
-    shuffled = batch_indices(12, 4, np.random.default_rng(0))
-    flat = np.concatenate(shuffled)
-    assert len(shuffled) == 3 and sorted(flat.tolist()) == list(range(12)), (
-        f"with a generator, the batches hold every index once, in a shuffled order; got {flat.tolist()}.")
-    assert flat.tolist() != list(range(12)), "with a generator the order should be shuffled (generator.permutation)."
-
-test_batches()
-### BEGIN HIDDEN TESTS
-assert [b.tolist() for b in batch_indices(10, 4)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]], \
-    "the last, smaller batch is kept"
-assert [b.tolist() for b in batch_indices(3, 8)] == [[0, 1, 2]], "a batch size above n gives one batch"
-assert batch_indices(0, 4) == []
-_a = batch_indices(103, 10, np.random.default_rng(5))
-_b = batch_indices(103, 10, np.random.default_rng(5))
-assert len(_a) == 11 and len(_a[-1]) == 3 and sorted(np.concatenate(_a).tolist()) == list(range(103))
-assert all(np.array_equal(p, q) for p, q in zip(_a, _b)), "the same seed gives the same batches"
-_g = np.random.default_rng(1)
-_first, _second = np.concatenate(batch_indices(50, 7, _g)), np.concatenate(batch_indices(50, 7, _g))
-assert not np.array_equal(_first, _second), "each call draws a new order from the generator"
-assert np.array_equal(_first, np.random.default_rng(1).permutation(50)), "the order is generator.permutation(n)"
-for _bad in (0, -1, 2.5):
-    try:
-        batch_indices(10, _bad)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"batch_size={_bad} must raise ValueError")
-### END HIDDEN TESTS
-
-# %%
-#| test: early_stopping (2 points)
-def test_early_stopping():
-    stopper = EarlyStopping(patience=2)
-    decisions = [stopper.step(v) for v in [1.0, 0.8, 0.85, 0.81]]
-    assert decisions == [False, False, False, True], (
-        f"patience 2, val_loss 1.0, 0.8, 0.85, 0.81: stop after the 4th epoch (two epochs without "
-        f"beating 0.8); got {decisions}.")
-    assert stopper.best == 0.8 and stopper.best_epoch == 2, (
-        f"the best was 0.8 at epoch 2; got best={stopper.best}, best_epoch={stopper.best_epoch}.")
-    accuracy_stopper = EarlyStopping(patience=1, monitor="val_accuracy")
-    assert accuracy_stopper.mode == "max"
-    assert [accuracy_stopper.step(v) for v in [0.5, 0.7, 0.6]] == [False, False, True], (
-        "an accuracy must go up to improve (mode 'max').")
-
-test_early_stopping()
-### BEGIN HIDDEN TESTS
-_s = EarlyStopping(patience=2, min_delta=0.05)
-assert [_s.step(v) for v in [1.0, 0.97, 0.96]] == [False, False, True], \
-    "an improvement of 0.03 or 0.04 is below min_delta=0.05: not an improvement"
-assert _s.best == 1.0 and _s.best_epoch == 1
-_s = EarlyStopping(patience=3, min_delta=0.1)
-assert [_s.step(v) for v in [1.0, 0.85, 0.8, 0.7, 0.65, 0.62, 0.61]] == [False] * 6 + [True]
-assert _s.best == 0.7 and _s.best_epoch == 4 and _s.improved is False
-_s = EarlyStopping(patience=2, min_delta=0.05, mode="max")
-assert [_s.step(v) for v in [0.5, 0.52, 0.6, 0.62, 0.64]] == [False, False, False, False, True]
-assert _s.best == 0.6 and _s.best_epoch == 3
-_s = EarlyStopping(patience=2)
-assert [_s.step(v) for v in [1.0, 1.0, 1.0]] == [False, False, True], "an equal value is no improvement"
-assert EarlyStopping(monitor="loss").mode == "min" and EarlyStopping(monitor="accuracy", mode="min").mode == "min"
-### END HIDDEN TESTS
 
 # %%
 #| test: train_epoch (2 points)

@@ -11,8 +11,10 @@ hand-written backward.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,6 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import tinytorch
 from tinytorch.core import autograd
 from tinytorch.core.activations import GELU, ReLU, Sigmoid, Softmax, Tanh
 from tinytorch.core.autograd import GRADIENTS, gradcheck, no_grad
@@ -253,6 +256,75 @@ def test_every_recorded_op_has_exactly_one_rule():
                                       check=True).stdout)
     assert set(table) == recorded
     assert recorded <= set(GRADIENTS)
+
+
+def _recorded_ops() -> dict[str, str]:
+    """Every op name that a package file records, `x._result(data, "name", ...)`, and where."""
+    found = {}
+    for path in sorted(Path(tinytorch.__file__).parent.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "_result" and len(node.args) >= 2
+                    and isinstance(node.args[1], ast.Constant) and isinstance(node.args[1].value, str)):
+                found.setdefault(node.args[1].value, f"{path.name}:{node.lineno}")
+    return found
+
+
+# A comparison's result is a bool array, which `_result` never records (see its docstring).
+COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+
+
+def test_every_op_the_package_records_has_one_rule_registered_through_register_gradient():
+    """Across every module (a fresh process imports them all), each op recorded with
+    `_result` has exactly one rule, registered by `register_gradient` from the package: the
+    table and its record of sources agree, entry for entry."""
+    import json
+
+    recorded = _recorded_ops()
+    assert {"add", "matmul", "relu", "cross_entropy", "conv2d", "batch_norm"} <= set(recorded)
+    code = (
+        "import importlib, json, pkgutil, tinytorch\n"
+        "for m in pkgutil.walk_packages(tinytorch.__path__, 'tinytorch.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "from tinytorch.core.autograd import GRADIENTS, GRADIENT_SOURCES\n"
+        "print(json.dumps({op: [f'{r.__module__}.{r.__qualname__}', GRADIENT_SOURCES.get(op)]"
+        " for op, r in GRADIENTS.items()}))"
+    )
+    table = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                      check=True).stdout)
+    differentiable = set(recorded) - COMPARISONS
+    missing = {op: recorded[op] for op in differentiable - set(table)}
+    assert not missing, f"recorded but without a rule (register one with @register_gradient): {missing}"
+    assert set(table) == differentiable, f"rules for ops nothing records: {set(table) - differentiable}"
+    for op, (rule, source) in table.items():
+        assert source == rule, f"{op!r}: GRADIENTS holds {rule}, registered was {source}: set by hand?"
+        assert rule.startswith("tinytorch."), f"{op!r}: the package's rule comes from {rule}"
+
+
+def test_register_gradient_refuses_a_second_rule_and_takes_the_same_function_again(monkeypatch):
+    monkeypatch.setattr(autograd, "GRADIENTS", dict(GRADIENTS))
+    monkeypatch.setattr(autograd, "GRADIENT_SOURCES", dict(autograd.GRADIENT_SOURCES))
+
+    @autograd.register_gradient("twice")
+    def twice_grad(g, x):
+        return (2 * g,)
+
+    assert autograd.GRADIENTS["twice"] is twice_grad
+    assert autograd.GRADIENT_SOURCES["twice"].endswith("twice_grad")
+    assert autograd.register_gradient("twice", twice_grad) is twice_grad     # a re-run cell
+
+    def other_grad(g, x):
+        return (g,)
+
+    with pytest.raises(ValueError, match=r"op 'twice' already has a rule, .*twice_grad"):
+        autograd.register_gradient("twice", other_grad)
+    with pytest.raises(ValueError, match="op 'mul' already has a rule, tinytorch.core.autograd.mul_grad"):
+        autograd.register_gradient("mul", other_grad)
+    assert autograd.GRADIENTS["mul"] is GRADIENTS["mul"]
+    with pytest.raises(TypeError, match="a string"):
+        autograd.register_gradient(None, other_grad)
+    with pytest.raises(TypeError, match="a function"):
+        autograd.register_gradient("thrice", 3)
 
 
 # --- the engine ------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ state_dict, modes) against torch.nn's; Dropout and the initialization by their s
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -15,7 +17,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytorch.core.activations import ReLU, Sigmoid, Tanh
-from tinytorch.core.layers import Dropout, Linear, Module, Parameter, Sequential, manual_seed
+from tinytorch.core.layers import (
+    Dropout,
+    Linear,
+    Module,
+    Parameter,
+    Sequential,
+    default_generator,
+    get_rng_state,
+    manual_seed,
+    set_rng_state,
+)
 from tinytorch.core.tensor import Tensor
 
 SETTINGS = settings(max_examples=25, deadline=None)
@@ -215,6 +227,24 @@ def test_linear_init_like_torch_default():
     a = Linear(3, 4).weight.data.copy()
     manual_seed(123)
     assert np.array_equal(a, Linear(3, 4).weight.data)
+
+
+def test_the_default_generator_is_public_and_its_state_restores_the_same_draws():
+    """Later modules reach module 04's generator through default_generator() and
+    get_rng_state()/set_rng_state(), never through its private name."""
+    manual_seed(7)
+    first = default_generator()
+    state = get_rng_state()
+    drawn = default_generator().uniform(size=5)
+    layer = Linear(3, 4)
+    set_rng_state(state)
+    assert default_generator() is first, "restoring a state keeps the same generator"
+    assert np.array_equal(default_generator().uniform(size=5), drawn)
+    assert np.array_equal(Linear(3, 4).weight.data, layer.weight.data)
+    assert json.loads(json.dumps(state)) == state, "the state is JSON-able, for checkpoints"
+    manual_seed(7)
+    assert default_generator() is not first, "manual_seed installs a new generator: look it up"
+    assert np.array_equal(default_generator().uniform(size=5), drawn)
 
 
 @SETTINGS

@@ -31,7 +31,7 @@ class Activation:
 
 
 class ReLU(Activation):
-    """$\\max(0, x)$, elementwise."""
+    """max(0, x), elementwise."""
 
     def forward(self, x):
         self.mask = x.data > 0
@@ -44,7 +44,7 @@ class ReLU(Activation):
 
 
 class Sigmoid(Activation):
-    """$\\sigma(x) = 1 / (1 + e^{-x})$, elementwise, computed without overflow."""
+    """σ(x) = 1 / (1 + e⁻ˣ), elementwise, computed without overflow."""
 
     def forward(self, x):
         z = np.exp(-np.abs(x.data))                           # in (0, 1]: never overflows
@@ -58,7 +58,7 @@ class Sigmoid(Activation):
 
 
 class Tanh(Activation):
-    """$\\tanh(x)$, elementwise."""
+    """tanh(x), elementwise."""
 
     def forward(self, x):
         self.output = np.tanh(x.data)
@@ -72,7 +72,7 @@ class Tanh(Activation):
 
 class GELU(Activation):
     """GELU with the tanh approximation (PyTorch: `GELU(approximate="tanh")`):
-    $\\frac12 x (1 + \\tanh(\\sqrt{2/\\pi}(x + 0.044715 x^3)))$."""
+    ½·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))."""
 
     def forward(self, x):
         c, a = math.sqrt(2 / math.pi), 0.044715
@@ -90,7 +90,7 @@ class GELU(Activation):
 
 
 class Softmax(Activation):
-    """$e^{x_i} / \\sum_j e^{x_j}$ along axis `dim`, computed without overflow."""
+    """exp(xᵢ) / Σⱼ exp(xⱼ) along axis `dim`, computed without overflow."""
 
     def __init__(self, dim=-1):
         self.dim = dim

@@ -20,50 +20,93 @@ def unbroadcast(grad, shape):
     return np.reshape(grad, shape)
 
 
+GRADIENTS = {}          # op name -> rule(grad_output, *parents, **saved)
+GRADIENT_SOURCES = {}   # op name -> "module.function" of the rule registered for it
+
+
+def register_gradient(op, rule=None):
+    """Make `rule` the derivative rule of the op that Tensor._result records as `op`: the
+    one way a rule enters GRADIENTS. Returns the rule, so it works as a decorator.
+
+    >>> @register_gradient("softplus")
+    ... def softplus_grad(g, x): ...
+    >>> register_gradient("softplus", softplus_grad)     # the same, as a call
+
+    A different rule for an op that has one raises ValueError; the same function again
+    (a re-run notebook cell, a reloaded module) replaces its old version."""
+    if not isinstance(op, str) or not op:
+        raise TypeError(f"register_gradient: op must be the op's name, a string, got {op!r}")
+
+    def register(rule):
+        if not callable(rule):
+            raise TypeError(f"register_gradient({op!r}): a rule is a function, got {rule!r}")
+        source = f"{rule.__module__}.{rule.__qualname__}"
+        if op in GRADIENTS and GRADIENT_SOURCES.get(op) != source:
+            raise ValueError(
+                f"register_gradient: op {op!r} already has a rule, "
+                f"{GRADIENT_SOURCES.get(op, 'put into GRADIENTS by hand')}: "
+                "give your operation a name of its own")
+        GRADIENTS[op] = rule
+        GRADIENT_SOURCES[op] = source
+        return rule
+
+    return register if rule is None else register(rule)
+
+
+@register_gradient("add")
 def add_grad(g, a, b):
     return unbroadcast(g, a.shape), unbroadcast(g, b.shape)
 
 
+@register_gradient("sub")
 def sub_grad(g, a, b):
     return unbroadcast(g, a.shape), unbroadcast(-g, b.shape)
 
 
+@register_gradient("neg")
 def neg_grad(g, a):
     return (-g,)
 
 
+@register_gradient("pow")
 def pow_grad(g, a, exponent):
     if exponent == 0:                                # d(a^0)/da = 0, also where a = 0
         return (np.zeros_like(a.data),)
     return (g * exponent * a.data ** float(exponent - 1),)
 
 
+@register_gradient("reshape")
 def reshape_grad(g, a, shape):
     return (g.reshape(a.shape),)
 
 
+@register_gradient("transpose")
 def transpose_grad(g, a, axes):
     return (np.transpose(g, np.argsort(axes)),)      # the inverse permutation
 
 
+@register_gradient("getitem")
 def getitem_grad(g, a, key):
     grad = np.zeros_like(a.data)
     np.add.at(grad, key, g)                          # a repeated index receives every gradient
     return (grad,)
 
 
+@register_gradient("mul")
 def mul_grad(g, a, b):
-    """$d(ab) = b\\,da + a\\,db$."""
+    """d(ab) = b·da + a·db."""
     return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
 
 
+@register_gradient("div")
 def div_grad(g, a, b):
-    """$d(a/b) = da / b - a\\,db / b^2$."""
+    """d(a/b) = da/b - a·db/b²."""
     return unbroadcast(g / b.data, a.shape), unbroadcast(-g * a.data / b.data ** 2, b.shape)
 
 
+@register_gradient("matmul")
 def matmul_grad(g, a, b):
-    """$d(AB) = dA\\,B + A\\,dB$: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
+    """d(AB) = dA·B + A·dB: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
     A = a.data[None, :] if a.ndim == 1 else a.data               # (1, k) or (..., m, k)
     B = b.data[:, None] if b.ndim == 1 else b.data               # (k, 1) or (..., k, n)
     if b.ndim == 1:
@@ -87,6 +130,7 @@ def _reduced_axes(ndim, axis):
     return tuple(int(ax) % ndim for ax in axes)
 
 
+@register_gradient("sum")
 def sum_grad(g, a, axis, keepdims):
     """Every element of a contributed once: it receives the gradient of its sum."""
     if not keepdims:
@@ -94,11 +138,13 @@ def sum_grad(g, a, axis, keepdims):
     return (np.broadcast_to(g, a.shape),)
 
 
+@register_gradient("mean")
 def mean_grad(g, a, axis, keepdims):
     count = int(np.prod([a.shape[ax] for ax in _reduced_axes(a.ndim, axis)]))
     return (sum_grad(g, a, axis, keepdims)[0] / count,)
 
 
+@register_gradient("max")
 def max_grad(g, a, axis, keepdims):
     """Only the maxima receive the gradient; tied maxima share it evenly (as torch.amax)."""
     top = a.data.max(axis=axis, keepdims=True)
@@ -107,6 +153,7 @@ def max_grad(g, a, axis, keepdims):
     return (sum_grad(g, a, axis, keepdims)[0] * mask / count,)
 
 
+@register_gradient("relu")
 def relu_grad(g, x):
     return (g * (x.data > 0),)                       # 0 at x = 0, as PyTorch
 
@@ -116,15 +163,18 @@ def _sigmoid(v):
     return np.where(v >= 0, 1 / (1 + z), z / (1 + z))
 
 
+@register_gradient("sigmoid")
 def sigmoid_grad(g, x):
     s = _sigmoid(x.data)
     return (g * s * (1 - s),)
 
 
+@register_gradient("tanh")
 def tanh_grad(g, x):
     return (g * (1 - np.tanh(x.data) ** 2),)
 
 
+@register_gradient("gelu")
 def gelu_grad(g, x):
     c, k = np.sqrt(2 / np.pi).item(), 0.044715      # Python floats: keep float32 float32
     v = x.data
@@ -132,40 +182,31 @@ def gelu_grad(g, x):
     return (g * (0.5 * (1 + t) + 0.5 * v * (1 - t ** 2) * c * (1 + 3 * k * v ** 2)),)
 
 
+@register_gradient("softmax")
 def softmax_grad(g, x, dim):
     e = np.exp(x.data - x.data.max(axis=dim, keepdims=True))
     s = e / e.sum(axis=dim, keepdims=True)
     return (s * (g - (g * s).sum(axis=dim, keepdims=True)),)
 
 
+@register_gradient("mse_loss")
 def mse_loss_grad(g, pred, target):
     return (g * 2 * (pred.data - target.data) / pred.size, None)
 
 
+@register_gradient("bce_loss")
 def bce_loss_grad(g, pred, target, eps=1e-7):       # eps: BCELoss's clipping (module 05)
     p, t = np.clip(pred.data, eps, 1 - eps), target.data
     return (g * (p - t) / (p * (1 - p)) / p.size, None)
 
 
+@register_gradient("cross_entropy")
 def cross_entropy_grad(g, logits, target):
     n = logits.shape[0]
     e = np.exp(logits.data - logits.data.max(axis=1, keepdims=True))
     grad = e / e.sum(axis=1, keepdims=True)          # softmax of each row
     grad[np.arange(n), target.data.astype(np.int64)] -= 1
     return (g * grad / n, None)
-
-
-GRADIENTS = {
-    "add": add_grad, "sub": sub_grad, "mul": mul_grad, "div": div_grad, "neg": neg_grad,
-    "pow": pow_grad, "matmul": matmul_grad,
-    "sum": sum_grad, "mean": mean_grad, "max": max_grad,
-    "reshape": reshape_grad, "transpose": transpose_grad, "getitem": getitem_grad,
-    # module 03
-    "relu": relu_grad, "sigmoid": sigmoid_grad, "tanh": tanh_grad, "gelu": gelu_grad,
-    "softmax": softmax_grad,
-    # module 05
-    "mse_loss": mse_loss_grad, "bce_loss": bce_loss_grad, "cross_entropy": cross_entropy_grad,
-}
 
 
 def topological_order(root):
@@ -230,8 +271,9 @@ def _rule(op):
     try:
         return GRADIENTS[op]
     except KeyError:
-        raise NotImplementedError(f"backward(): no derivative rule for op {op!r}: add one to "
-                                  "tinytorch.core.autograd.GRADIENTS") from None
+        raise NotImplementedError(
+            f"backward(): no derivative rule for op {op!r}: register one with "
+            f"@register_gradient({op!r}) (tinytorch.core.autograd)") from None
 
 
 class no_grad:

@@ -17,6 +17,22 @@ def manual_seed(seed):
     _generator = np.random.default_rng(seed)
 
 
+def default_generator():
+    """The generator that every random choice of tinytorch draws from: initial weights,
+    Dropout's masks. Look it up at each use: manual_seed replaces it."""
+    return _generator
+
+
+def get_rng_state():
+    """Where the default generator stands, as a JSON-able dict (save it in a checkpoint)."""
+    return _generator.bit_generator.state
+
+
+def set_rng_state(state):
+    """Put the default generator back where get_rng_state() saw it: the same draws follow."""
+    _generator.bit_generator.state = state
+
+
 class Parameter(Tensor):
     """A Tensor that is a learnable weight: requires_grad=True by default.
 
@@ -32,7 +48,8 @@ class Parameter(Tensor):
 
 
 def _describe(name, extra, children):
-    """PyTorch-style nested text: `Name(extra)` or `Name(\\n  (child): ...\\n)`."""
+    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line per
+    child, indented, then `)`."""
     if not children:
         return f"{name}({extra})"
     lines = [extra] if extra else []

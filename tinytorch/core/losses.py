@@ -33,7 +33,7 @@ def _check_same_shape(loss, pred, target):
 
 
 class MSELoss(Loss):
-    """Mean squared error: $\\frac{1}{N}\\sum_i (\\text{pred}_i - \\text{target}_i)^2$ over all entries."""
+    """Mean squared error: (1/N) Σᵢ (predᵢ - targetᵢ)² over all N entries."""
 
     def forward(self, pred, target):
         target = pred._lift(target)                   # a list or an array becomes a Tensor
@@ -49,8 +49,7 @@ class MSELoss(Loss):
 
 class BCELoss(Loss):
     """Binary cross-entropy on probabilities:
-    $-\\frac1N \\sum_i [t_i \\log p_i + (1 - t_i) \\log(1 - p_i)]$, with p clipped to
-    [eps, 1 - eps]."""
+    -(1/N) Σᵢ [tᵢ·log pᵢ + (1 - tᵢ)·log(1 - pᵢ)], with p clipped to [eps, 1 - eps]."""
 
     eps = 1e-7  # 1 - eps must stay below 1.0 in float32, whose spacing near 1 is 1.2e-7
 
@@ -91,7 +90,7 @@ def _class_ids(target, n, classes):
 
 class CrossEntropyLoss(Loss):
     """Cross-entropy from logits (N, C) and class ids (N,): the mean of
-    $\\log\\sum_j e^{z_{ij}} - z_{i,y_i}$, computed with a stable log-sum-exp."""
+    log Σⱼ exp(z[i, j]) - z[i, yᵢ] over the rows i, computed with a stable log-sum-exp."""
 
     def forward(self, logits, target):
         if logits.ndim != 2:

@@ -4,9 +4,8 @@
 
 import numpy as np
 
-from tinytorch.core import layers as _layers
-from tinytorch.core.autograd import GRADIENTS
-from tinytorch.core.layers import Module, Parameter
+from tinytorch.core.autograd import register_gradient
+from tinytorch.core.layers import Module, Parameter, default_generator
 from tinytorch.core.tensor import Tensor
 
 
@@ -163,6 +162,7 @@ def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
                 grad[a, b] += x_rows[shift:shift + m].T @ g_rows[:m]
     return np.ascontiguousarray(grad.transpose(3, 2, 0, 1))               # (C_out, C_in, K, K)
 
+@register_gradient("conv2d")
 def conv2d_grad(g, x, weight, bias=None, *, stride, padding):
     """The rule of "conv2d": (dL/dx, dL/dw[, dL/db])."""
     grad_x = conv2d_input_grad(g, weight.data, x.shape, stride, padding) if x.requires_grad else None
@@ -180,8 +180,6 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     data = conv2d_forward(x.data, weight.data, None if bias is None else bias.data, stride, padding)
     return x._result(data, "conv2d", *parents, stride=stride, padding=padding)
 
-
-GRADIENTS["conv2d"] = conv2d_grad
 
 
 class Conv2d(Module):
@@ -204,8 +202,10 @@ class Conv2d(Module):
         self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
         bound = 1.0 / np.sqrt(self.in_channels * self.kernel_size ** 2)
         shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
-        self.weight = Parameter(_layers._generator.uniform(-bound, bound, size=shape))
-        self.bias = Parameter(_layers._generator.uniform(-bound, bound, size=self.out_channels)) if bias else None
+        generator = default_generator()                       # module 04's: see manual_seed
+        self.weight = Parameter(generator.uniform(-bound, bound, size=shape))
+        self.bias = (Parameter(generator.uniform(-bound, bound, size=self.out_channels))
+                     if bias else None)
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
@@ -244,6 +244,7 @@ def max_pool2d(x, kernel_size=2, stride=None):
     return x._result(out, "maxpool2d", x, kernel_size=kernel_size, stride=stride, out=out)
 
 
+@register_gradient("maxpool2d")
 def max_pool2d_grad(g, x, kernel_size, stride, out):
     """Each window's gradient goes to the position that held its maximum: the first one, in
     row-major order, when several tie (as PyTorch)."""
@@ -270,6 +271,7 @@ def avg_pool2d(x, kernel_size=2, stride=None):
     return x._result(out, "avgpool2d", x, kernel_size=kernel_size, stride=stride)
 
 
+@register_gradient("avgpool2d")
 def avg_pool2d_grad(g, x, kernel_size, stride):
     """Every position of a window receives 1/K² of its gradient."""
     grad = np.zeros_like(x.data, dtype=g.dtype)
@@ -279,9 +281,6 @@ def avg_pool2d_grad(g, x, kernel_size, stride):
             _offset(grad, a, b, stride, g.shape[2], g.shape[3])[...] += share
     return (grad,)
 
-
-GRADIENTS["maxpool2d"] = max_pool2d_grad
-GRADIENTS["avgpool2d"] = avg_pool2d_grad
 
 
 class MaxPool2d(Module):
@@ -320,6 +319,7 @@ def batch_norm(x, mean, var, eps=1e-5):
     return x._result(x_hat, "batch_norm", x, x_hat=x_hat, inv_std=inv_std)
 
 
+@register_gradient("batch_norm")
 def batch_norm_grad(g, x, x_hat, inv_std):
     """The rule of "batch_norm": (g - mean(g) - x_hat * mean(g * x_hat)) * inv_std, the means
     per channel over (batch, rows, columns): the paths through the mean and the variance too."""
@@ -327,9 +327,6 @@ def batch_norm_grad(g, x, x_hat, inv_std):
     g_mean = g.mean(axis=axes, keepdims=True)
     projection = (g * x_hat).mean(axis=axes, keepdims=True)
     return ((g - g_mean - x_hat * projection) * inv_std,)
-
-
-GRADIENTS["batch_norm"] = batch_norm_grad
 
 
 class Flatten(Module):

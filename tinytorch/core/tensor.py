@@ -160,31 +160,31 @@ class Tensor:
 
     # ---- arithmetic ------------------------------------------------------------------------
     def __add__(self, other):
-        """$a + b$, elementwise; shapes broadcast and `other` may be a number."""
+        """a + b, elementwise; shapes broadcast and `other` may be a number."""
         other = self._lift(other)
         return self._result(self.data + other.data, "add", self, other)
 
     def __sub__(self, other):
-        """$a - b$, elementwise."""
+        """a - b, elementwise."""
         other = self._lift(other)
         return self._result(self.data - other.data, "sub", self, other)
 
     def __mul__(self, other):
-        """$a * b$, elementwise (the matrix product is @)."""
+        """a * b, elementwise (the matrix product is @)."""
         other = self._lift(other)
         return self._result(self.data * other.data, "mul", self, other)
 
     def __truediv__(self, other):
-        """$a / b$, elementwise."""
+        """a / b, elementwise."""
         other = self._lift(other)
         return self._result(self.data / other.data, "div", self, other)
 
     def __neg__(self):
-        """$-a$."""
+        """-a."""
         return self._result(-self.data, "neg", self)
 
     def __pow__(self, exponent):
-        """$a^p$ for a number p."""
+        """aᵖ for a number p."""
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a number, not a Tensor")
         return self._result(self.data ** float(exponent), "pow", self, exponent=exponent)
@@ -205,7 +205,7 @@ class Tensor:
 
     # ---- matrix product ---------------------------------------------------------------------
     def matmul(self, other):
-        """The matrix product $a b$, with np.matmul's rules for 1-D and batched operands."""
+        """The matrix product a @ b, with np.matmul's rules for 1-D and batched operands."""
         other = self._lift(other)
         if self.ndim == 0 or other.ndim == 0:
             raise ValueError(f"matmul: cannot multiply shapes {self.shape} and {other.shape}: "

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from tinytorch.core import layers as _layers
+from tinytorch.core import layers
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
 
@@ -331,12 +331,12 @@ class Trainer:
     def rng_state(self):
         """The states of both random streams of a run: the batch order and module 04's."""
         return {"shuffle": self.generator.bit_generator.state,
-                "layers": _layers._generator.bit_generator.state}
+                "layers": layers.get_rng_state()}
 
     def set_rng_state(self, state):
         """Put both random streams back where rng_state() saw them."""
         self.generator.bit_generator.state = state["shuffle"]
-        _layers._generator.bit_generator.state = state["layers"]
+        layers.set_rng_state(state["layers"])
 
     def save(self, path, epoch, tracker=None):
         """A checkpoint of the run after `epoch` (see save_checkpoint)."""

@@ -1,0 +1,51 @@
+"""The student notebooks read well in JupyterLab: something runs within the first screen,
+and docstrings (shown raw by `?` and Shift-Tab) hold no LaTeX and no doubled backslashes."""
+
+from __future__ import annotations
+
+import ast
+import json
+
+import pytest
+
+from tests.conftest import ROOT
+from tito.course import Course
+
+COURSE = Course(ROOT)
+
+# About one screen of JupyterLab on a laptop: the opening teaches the problem, then a cell runs.
+MAX_MARKDOWN_LINES_BEFORE_FIRST_CODE = 35
+
+
+def _cells(module):
+    path = ROOT / "assignments/release" / module.slug / f"{module.slug}.ipynb"
+    return json.loads(path.read_text(encoding="utf-8"))["cells"]
+
+
+@pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.slug)
+def test_a_cell_runs_within_the_first_screen(module):
+    lines = 0
+    for cell in _cells(module):
+        if cell["cell_type"] == "code":
+            break
+        lines += len("".join(cell["source"]).splitlines())
+    assert lines <= MAX_MARKDOWN_LINES_BEFORE_FIRST_CODE, (
+        f"{module.slug}: {lines} lines of markdown before the first code cell (at most "
+        f"{MAX_MARKDOWN_LINES_BEFORE_FIRST_CODE}): split the opening around a cell that runs")
+
+
+@pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.slug)
+def test_docstrings_are_plain_text(module):
+    bad = []
+    for cell in _cells(module):
+        if cell["cell_type"] != "code":
+            continue
+        tree = ast.parse("".join(cell["source"]))
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node, clean=False) or ""
+                if "\\" in doc or "$" in doc:
+                    bad.append(f"{node.name}: {doc.splitlines()[0]}")
+    assert not bad, (
+        f"{module.slug}: docstrings with LaTeX or backslashes, which Jupyter shows raw (write "
+        f"the maths in Unicode, d(ab) = b·da + a·db): {bad}")
