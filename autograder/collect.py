@@ -108,6 +108,42 @@ def _identity_file(folder: Path) -> dict | None:
         return None
 
 
+# --- the notebook itself ------------------------------------------------------------------------
+
+FIX = "open it in Jupyter or a text editor, fix it or download it again, and submit again"
+
+
+class NotebookError(ValueError):
+    """A handed-in notebook that cannot be read: one line saying what is wrong, where, and what
+    the student does about it."""
+
+
+def read_notebook(path: Path):
+    """The handed-in notebook at `path` (nbformat v4), or NotebookError: a file cut short or
+    edited by hand is named with the line and column where its JSON breaks."""
+    import nbformat
+
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if error.end < len(data):
+            raise NotebookError(f"{path.name} is not UTF-8 text (byte {error.start}): {FIX}") from None
+        text = data[: error.start].decode("utf-8")  # cut short inside a character: say where the JSON ends
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as error:
+        raise NotebookError(
+            f"{path.name} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}): {FIX}"
+        ) from None
+    try:
+        return nbformat.reads(text, as_version=4)
+    except Exception as error:  # noqa: BLE001 - JSON, but not a notebook nbformat can read
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+        raise NotebookError(f"{path.name} is JSON but not a Jupyter notebook ({lines[-1][:200]}): {FIX}") from None
+
+
 # --- tito submit archives ----------------------------------------------------------------------
 
 

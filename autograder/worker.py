@@ -99,6 +99,7 @@ def grade_one(job: dict) -> dict:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.utils import parse_utc
 
+    from autograder.collect import NotebookError, read_notebook
     from autograder.config import nbgrader_config
     from autograder.confine import Sandbox, refusals
     from autograder.execute import kernel_environment, results
@@ -112,10 +113,9 @@ def grade_one(job: dict) -> dict:
         outcome.update(status="missing", notes=[f"no {slug}.ipynb in the submission"])
         return outcome
     try:
-        notebook = nbformat.read(str(submitted), as_version=4)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is "not a notebook"
-        reason = _last_line(str(error)).replace(str(submitted), submitted.name)
-        outcome.update(status="invalid", notes=[f"not a valid notebook: {reason[:200]}"])
+        notebook = read_notebook(submitted)
+    except NotebookError as error:
+        outcome.update(status="invalid", notes=[f"not a valid notebook: {error}"])
         return outcome
 
     # a private course: the assignment's source folder, the submission, a copy of the gradebook

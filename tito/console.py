@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 from rich.console import Console
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+WIDE = 160  # columns of output that goes to a pipe or a file
+
+
+def _width(stream) -> int | None:
+    """How wide tito writes to `stream`: a terminal's own width (None: rich asks it, so a
+    resized window is followed); to a pipe or a file (CI, `tito grade > log`) $COLUMNS when
+    set, else 160, so that a table's rows stay on one line instead of wrapping at 80."""
+    if stream is not None and stream.isatty():
+        return None
+    columns = os.environ.get("COLUMNS", "")
+    return int(columns) if columns.isdigit() and int(columns) > 0 else WIDE
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
 class TitoError(Exception):

@@ -61,3 +61,22 @@ def test_doctor_reports_the_workspace(tmp_path, monkeypatch):
     (tmp_path / "ws/.tito/progress.json").write_text("{not json")
     result = invoke("system", "doctor", expected_code=1)
     assert "✗ workspace:" in result.output and "rebuilds progress" in result.output
+
+
+def test_a_table_written_to_a_pipe_keeps_its_rows_on_one_line(tmp_path, monkeypatch):
+    """Into a pipe or a log (CI, `tito grade > log`) tables are 160 columns wide, or $COLUMNS
+    when set, instead of wrapping every cell at 80."""
+    monkeypatch.setenv("TITO_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert run_tito("init").returncode == 0
+
+    piped = run_tito("milestone", "list")
+    assert piped.returncode == 0, piped.stderr
+    lines = piped.stdout.splitlines()
+    row = next(line for line in lines if line.startswith("│ mnist "))
+    assert row.rstrip().endswith("(≥ 92% test on the shipped real MNIST digits) │"), piped.stdout
+    assert 80 < max(map(len, lines)) <= 160
+
+    narrow = run_tito("milestone", "list", env={"COLUMNS": "100"})
+    assert narrow.returncode == 0, narrow.stderr
+    assert 80 < max(map(len, narrow.stdout.splitlines())) <= 100

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from autograder.lab import Lab, student_lab
 from tito import report, workflow
 from tito.console import TitoError, console
 from tito.course import Course
@@ -100,11 +101,12 @@ def start(
     say(f"  3. `tito module complete {number}` exports your code into your tinytorch package")
 
 
-def jupyter_command(ws: Workspace, notebook: Path) -> tuple[list[str], dict[str, str]]:
-    """Jupyter Lab on the notebook, with the student's package first on the kernel's path."""
+def jupyter_command(ws: Workspace, notebook: Path) -> Lab:
+    """Jupyter Lab rooted at the workspace, opening `notebook`, with the student's package first
+    on the kernel's path and nbgrader's instructor tools off (autograder/lab.py)."""
     env = package_env(ws.package_dir)
     env["TITO_WORKSPACE"] = str(ws.root)
-    return [sys.executable, "-m", "jupyterlab", ws.relative(notebook)], env
+    return student_lab(ws.root, notebook, env)
 
 
 def _open_lab(ws: Workspace, notebook: Path) -> None:
@@ -114,10 +116,11 @@ def _open_lab(ws: Workspace, notebook: Path) -> None:
             f"Install it with `{sys.executable} -m pip install jupyterlab`, or open {notebook} in "
             "your own editor.",
         )
-    argv, env = jupyter_command(ws, notebook)
+    lab = jupyter_command(ws, notebook)
+    lab.write_config()
     say(f"Opening {ws.relative(notebook)} in Jupyter Lab (Ctrl-C here to stop it)…")
     try:
-        subprocess.run(argv, env=env, cwd=ws.root, check=False)
+        subprocess.run(lab.argv, env=lab.env, cwd=lab.cwd, check=False)
     except KeyboardInterrupt:
         say("Jupyter Lab stopped.")
 
