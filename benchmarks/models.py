@@ -10,7 +10,6 @@ milestones' own: the digits MLP of milestones/mnist.py, the digits CNN of milest
 from __future__ import annotations
 
 import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,14 +20,8 @@ CLASSES = 10
 
 
 def milestone(name: str):
-    """milestones/NAME.py as a module (the scripts are not a package)."""
-    key = f"milestone_{name}"
-    if key not in sys.modules:
-        spec = importlib.util.spec_from_file_location(key, MILESTONES / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[key] = module
-        spec.loader.exec_module(module)
-    return sys.modules[key]
+    """milestones/NAME.py as the module milestones.NAME."""
+    return importlib.import_module(f"milestones.{name}")
 
 
 # --- the tinytorch models -----------------------------------------------------------------------

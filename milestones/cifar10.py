@@ -15,11 +15,11 @@ with CIFAR-10's mean and std and augmented per training batch by module 10's tra
 trained by module 08's Trainer: cross-entropy, SGD with momentum 0.9 and weight decay 5e-4,
 the learning rate annealed from 0.05 to 0 over the run (cosine), batches of 64, 25 epochs,
 5,000 of the 50,000 training images held out for validation. Target: at least 75% on the
-10,000 test images.
+10,000 test images of the official test batch.
 
     python milestones/cifar10.py [--data DIR] [--epochs N] [--batch-size N] [--seed N]
                                  [--checkpoint DIR] [--restart] [--limit N]
-                                 [--history-json PATH] [--plot PATH] [--quiet]
+                                 [--history-json PATH] [--plot PATH] [--quiet] [--result PATH]
 
 A long run survives an interruption: after every epoch a checkpoint (weights, BatchNorm's
 running statistics, momentum buffers, the random generators, the history) is written
@@ -28,8 +28,15 @@ current folder; one folder per setting of seed, epochs, batch size, limit and da
 same command run again continues from it, exactly as if it had never stopped. Before training
 the script times a few real training steps and prints an estimate of the whole run.
 
-The script imports only `tinytorch` and NumPy (and the mnist milestone beside it, for the
-display); it exits 0 when the test accuracy reaches the target, 1 otherwise.
+What counts as the milestone: a run whose seven files are the official CIFAR-10 (their md5s;
+the test batch's is written into the verdict) and that evaluates all 10,000 test images, so no
+--limit. Then the verdict is PASSED and exit code 0 at 75% or more, FAILED and 1 below. Any
+other run (synthetic or other CIFAR-10-format data, or a --limit) is a PATH CHECK that says why
+it is not the milestone: exit code 0 when it runs through with finite numbers, whatever its
+accuracy, and it is never recorded as the milestone. The verdict is also written as JSON
+(harness.py) for `tito milestone`.
+
+The script imports only `tinytorch` and NumPy besides the milestones' shared `harness`.
 """
 
 from __future__ import annotations
@@ -47,16 +54,15 @@ import argparse  # noqa: E402
 import hashlib  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
-import traceback  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import mnist  # noqa: E402  (the mnist milestone: the result record and the text display)
+if __package__:                         # imported as milestones.cifar10 (tests, benchmarks)
+    from . import harness
+else:                                   # run as a script: this folder is on sys.path
+    import harness
 
 NAME = "cifar10"
 TARGET = 0.75             # test accuracy
@@ -74,6 +80,9 @@ CHECKPOINTS = "cifar10-checkpoints"
 RECIPE = 1                # part of each checkpoint folder's name: bump it when the recipe changes
 PROBE_STEPS = 3           # training steps timed for the estimate (after one warm-up step)
 MIN_LIMIT = 10            # --limit: enough images for a validation split
+SPEC = harness.Spec(NAME, after="10", claim="≥ 75% test accuracy on the official CIFAR-10 test batch",
+                    target=harness.Target("test_accuracy", ">=", TARGET))
+MilestoneError = harness.MilestoneError
 
 EXPLANATION = """\
 MILESTONE cifar10: the full pipeline on real CIFAR-10
@@ -92,9 +101,22 @@ test images."""
 
 
 @dataclass
-class Result(mnist.Result):
-    """What the run reached, where its checkpoint is, and what it was estimated to take."""
+class Result:
+    """What the run reached, on which data, where its checkpoint is, and what it was estimated
+    to take."""
 
+    seed: int
+    epochs: int
+    data: str = ""                                             # which images, from where
+    train_size: int = 0                                        # images trained on (validation held out)
+    test_size: int = 0
+    history: list[dict] = field(default_factory=list)          # the Trainer's record of each epoch
+    test_loss: float = math.nan
+    test_accuracy: float = 0.0
+    confusion: list[list[int]] = field(default_factory=list)   # [true class][predicted class]
+    seconds: float = 0.0                                       # the training time
+    identity: harness.Data = harness.NO_DATA                   # the test batch, by checksum
+    limit: int | None = None                                   # --limit
     classes: list[str] = field(default_factory=list)
     full: bool = False                 # the complete CIFAR-10 (50,000 + 10,000 images)
     resumed_from: int = 0              # the epoch of the checkpoint it continued from (0: none)
@@ -105,10 +127,6 @@ class Result(mnist.Result):
     @property
     def passed(self) -> bool:
         return self.test_accuracy >= TARGET and math.isfinite(self.test_loss) and self.test_size > 0
-
-
-class MilestoneError(Exception):
-    """A problem of the user's setup (data, checkpoint): the message is the whole story."""
 
 
 def _tinytorch():
@@ -171,6 +189,21 @@ class Data:
     source: str            # the folder the batches came from
     full: bool             # the complete CIFAR-10, not limited
     description: str
+    identity: harness.Data = harness.NO_DATA   # the test images evaluated, by checksum
+
+
+def decide(data: harness.Data, limit: int | None) -> tuple[bool, str]:
+    """(whether a run on `data` with `--limit limit` is the milestone, the sentence saying why)."""
+    if not data.official:
+        from tinytorch.datasets.cifar10 import OFFICIAL, TEST_BATCH
+
+        return False, (f"the test images are {data.name} ({data.checksum}), not the official CIFAR-10 test "
+                       f"batch (md5:{OFFICIAL[TEST_BATCH][0]})")
+    if limit is not None:
+        return False, (f"--limit {limit} evaluates {data.examples:,} of the official test batch's 10,000 images; "
+                       "the claim needs all of them")
+    return True, (f"all {data.examples:,} images of the official CIFAR-10 test batch ({data.checksum}) were "
+                  "evaluated, with every training batch official too")
 
 
 def load_data(data_dir: str | None, limit: int | None) -> Data:
@@ -191,10 +224,14 @@ def load_data(data_dir: str | None, limit: int | None) -> Data:
         x_train, y_train, x_test, y_test = x_train[:limit], y_train[:limit], x_test[:limit], y_test[:limit]
         description = (f"the first {len(x_train):,} training and {len(x_test):,} test images (--limit) of "
                        f"{description}")
+    official = data.origin == "official"
+    identity = harness.Data(name="the official CIFAR-10 test batch" if official
+                            else f"CIFAR-10-format data from {data.source}",
+                            checksum=data.test_checksum, official=official, examples=len(x_test))
     normalize = t["Normalize"](MEAN, STD)
     return Data(normalize(x_train), y_train, normalize(x_test), y_test, list(data.classes), data.source,
                 full=data.full and len(x_train) == len(data.x_train) and len(x_test) == len(data.x_test),
-                description=description)
+                description=description, identity=identity)
 
 
 # --- checkpoints -----------------------------------------------------------------------------------
@@ -223,22 +260,6 @@ def saved_epoch(path: str) -> int:
     except Exception as error:              # a truncated zip, a missing key, not JSON, ...
         raise MilestoneError(f"the checkpoint {path} cannot be read ({type(error).__name__}: {error}). "
                              "Delete it, or pass --restart to start this run over.") from None
-
-
-def write_json(path: str, content: dict) -> None:
-    """Write `content` as JSON at `path` atomically (a temporary file, then os.replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=".cifar10-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(content, stream, indent=2)
-            stream.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
 
 
 # --- the estimate ----------------------------------------------------------------------------------
@@ -293,7 +314,8 @@ def train(args: argparse.Namespace, data: Data, say=lambda *a: None) -> Result:
     last = os.path.join(folder, "last.npz")
     result = Result(seed=args.seed, epochs=args.epochs, data=data.description,
                     train_size=len(data.x_train) - held_out, test_size=len(data.x_test), classes=data.classes,
-                    full=data.full, checkpoint=os.path.abspath(folder))
+                    full=data.full, checkpoint=os.path.abspath(folder), identity=data.identity,
+                    limit=args.limit)
     say(f"\ndata: {data.description}")
     say(f"seed {args.seed}, {epochs(args.epochs)}, batch {args.batch_size}; {held_out:,} of the "
         f"{len(data.x_train):,} training images held out for validation")
@@ -306,7 +328,7 @@ def train(args: argparse.Namespace, data: Data, say=lambda *a: None) -> Result:
         say(f"checkpoint: {folder}\n  --restart: starting over; the checkpoint there is replaced after epoch 1")
     else:
         say(f"checkpoint: {folder} (after every epoch; run the same command again to continue)")
-    write_json(os.path.join(folder, "settings.json"), settings)
+    harness.write_json(os.path.join(folder, "settings.json"), settings)
 
     remaining = args.epochs - result.resumed_from
     if remaining > 0 and not args.quiet:
@@ -333,22 +355,23 @@ def train(args: argparse.Namespace, data: Data, say=lambda *a: None) -> Result:
     predictions = logits.argmax(axis=1)
     result.test_loss = float(loss.item())
     result.test_accuracy = float(np.mean(predictions == data.y_test))
-    result.confusion = mnist.confusion_matrix(data.y_test, predictions)
+    result.confusion = harness.confusion_matrix(data.y_test, predictions)
     return result
 
 
 # --- showing the result ----------------------------------------------------------------------------
 
 
-def verdict(result: Result) -> str:
-    """The last line: PASSED or FAILED, with what was reached and on which data."""
-    accuracy = f"test accuracy {100 * result.test_accuracy:.1f}%"
+def verdict(result: Result) -> harness.Verdict:
+    """PASSED, FAILED or PATH CHECK, with what was reached and on which data."""
+    accuracy = f"test accuracy {100 * result.test_accuracy:.1f}% {'≥' if result.passed else '<'} {TARGET:.0%}"
     kind = "CIFAR-10" if result.full else "CIFAR-10-format data"
     reached = (f"on {result.test_size:,} test images of {kind} after {epochs(result.epochs)} on "
                f"{result.train_size:,} training images, {duration(result.seconds)} of training")
-    if result.passed:
-        return f"MILESTONE {NAME}: PASSED ({accuracy} ≥ {TARGET:.0%} {reached})"
-    return f"MILESTONE {NAME}: FAILED ({accuracy} < {TARGET:.0%} {reached})"
+    counts, reason = decide(result.identity, result.limit)
+    return harness.judge(SPEC, value=result.test_accuracy, data=result.identity, counts=counts, reason=reason,
+                         reached=result.passed, works=math.isfinite(result.test_loss) and result.test_size > 0,
+                         text=f"{accuracy} {reached}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -361,21 +384,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "the learning rate anneals to 0 over them")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE, help=f"images per training step "
                         f"(default {BATCH_SIZE})")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the weights, the split, the batch "
-                        "order and the augmentation (default 0)")
     parser.add_argument("--checkpoint", metavar="DIR", default=CHECKPOINTS, help="where each run keeps its "
                         f"checkpoint folder (default {CHECKPOINTS}/ in the current folder, which is your "
                         "workspace under `tito milestone`); a run with the same settings continues from it")
     parser.add_argument("--restart", action="store_true", help="start over even if a checkpoint of these "
                         "settings exists (it is replaced after the first epoch)")
     parser.add_argument("--limit", type=int, metavar="N", help="use only the first N training and N test "
-                        "images: for a quick look (the verdict still compares with the target)")
-    parser.add_argument("--history-json", metavar="PATH", help="also write the result (per-epoch history, "
-                        "test accuracy, checkpoint folder, the estimate) as JSON here")
-    parser.add_argument("--plot", metavar="PATH", help="save the curves and the confusion matrix as a PNG "
-                        "here (needs matplotlib; default: cifar10_training.png when matplotlib is installed)")
-    parser.add_argument("--quiet", action="store_true", help="print only the final MILESTONE line (and "
-                        "skip the time estimate)")
+                        "images: for a quick look (a path check, never the milestone)")
+    harness.add_options(parser, seed="the weights, the split, the batch order and the augmentation",
+                        plot="cifar10_training.png", shows="the curves and the confusion matrix")
     args = parser.parse_args(argv)
     if args.epochs < 0:
         parser.error(f"--epochs must be 0 or more, got {args.epochs}")
@@ -387,52 +404,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the milestone; 0 when the test accuracy reaches the target, 1 otherwise."""
+    """Run the milestone: 0 when it is achieved (or a path check runs through), 1 otherwise."""
     args = parse_args(argv)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = harness.sayer(args.quiet)
     try:
         data = load_data(args.data, args.limit)        # first: no data, one line and nothing else
         say(EXPLANATION.format(padding=PADDING, lr=LR, momentum=MOMENTUM, wd=WEIGHT_DECAY, batch=args.batch_size,
                                val=VALIDATION, target=TARGET))
         result = train(args, data, say=say)
-    except ImportError as error:
-        missing = getattr(error, "name", None) or "tinytorch"
-        print(f"MILESTONE {NAME}: FAILED (cannot import {missing}: {error}; complete modules 01-10 first)",
-              flush=True)
-        return 1
-    except MilestoneError as error:
-        print(f"MILESTONE {NAME}: FAILED ({error})", flush=True)
-        return 1
-    except KeyboardInterrupt:
-        print(f"\nMILESTONE {NAME}: FAILED (interrupted; every finished epoch is in the checkpoint: run the "
-              "same command again to continue)", flush=True)
-        return 1
-    except Exception as error:                          # unfinished code in the student's package
-        traceback.print_exc()
-        print(f"MILESTONE {NAME}: FAILED (stopped with {type(error).__name__}: {error})", flush=True)
-        return 1
+    except BaseException as error:                     # the harness re-raises what it does not handle
+        return harness.stopped(SPEC, error, args.result, interrupted="every finished epoch is in the checkpoint: "
+                               "run the same command again to continue")
 
     if result.history:
         say(f"\ntraining curve ({duration(result.seconds)} of training, "
             f"{duration(result.seconds / len(result.history))} per epoch"
             + (f"; estimated {duration(result.eta_seconds)} for this session" if math.isfinite(result.eta_seconds)
                else "") + "):")
-    for line in mnist.text_curve(result.history):
+    for line in harness.text_curve(result.history):
         say(line)
     say(f"\nconfusion matrix on the {result.test_size:,} test images (test loss {result.test_loss:.4f}):")
-    for line in mnist.text_confusion(result.confusion):
+    for line in harness.text_confusion(result.confusion):
         say(line)
     say("  classes: " + ", ".join(f"{index} {name}" for index, name in enumerate(result.classes)))
     if args.history_json:
-        write_json(args.history_json, {**asdict(result), "passed": result.passed, "target": TARGET})
+        harness.write_json(args.history_json, {**asdict(result), "passed": result.passed, "target": TARGET})
         say(f"\nresult: written as JSON to {os.path.abspath(args.history_json)}")
-    title = f"CNN 32-32-64-64 with BatchNorm: test {100 * result.test_accuracy:.1f}%"
-    mnist.say_plot(mnist.save_plot(result, args.plot or "cifar10_training.png", title, result.classes), args.plot, say)
-    print(verdict(result), flush=True)
-    return 0 if result.passed else 1
+    path = args.plot or "cifar10_training.png"
+    saved = harness.plot_training(result.history, result.confusion, path, labels=result.classes,
+                                  title=f"CNN 32-32-64-64 with BatchNorm: test {100 * result.test_accuracy:.1f}%")
+    harness.say_plot(saved, path, "the curves and the confusion matrix", say)
+    return harness.finish(verdict(result), args.result)
 
 
 if __name__ == "__main__":
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="replace")
-    sys.exit(main())
+    harness.run_script(main)

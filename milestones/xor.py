@@ -8,21 +8,31 @@ hand in modules 03-05 (chained by Sequential.backward), every update from the mo
 optimizer: no autograd yet.
 
     python milestones/xor.py [--seed N] [--epochs N] [--plot PATH] [--quiet]
+                             [--history-json PATH] [--result PATH]
 
-The script imports only `tinytorch` (and NumPy, which tinytorch is built on); which tinytorch
-is decided by whoever runs it, e.g. `PYTHONPATH=<folder holding a tinytorch package>`. It
-exits 0 when the network classifies all four points correctly, 1 otherwise.
+What counts as the milestone: every run. XOR's data are its 4 points, all of them evaluated, so
+any run that classifies all four correctly proves the claim, whatever its seed or epochs. The
+verdict is PASSED and exit code 0 then, FAILED and 1 otherwise; it is also written as JSON
+(harness.py) for `tito milestone`.
+
+The script imports only `tinytorch` (and NumPy, which tinytorch is built on) besides the
+milestones' shared `harness`; which tinytorch is decided by whoever runs it, e.g.
+`PYTHONPATH=<folder holding a tinytorch package>`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import math
-import os
-import sys
 import time
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+
+if __package__:                         # imported as milestones.xor (tests)
+    from . import harness
+else:                                   # run as a script: this folder is on sys.path
+    import harness
 
 NAME = "xor"
 HIDDEN = 8          # hidden units
@@ -30,6 +40,10 @@ LR = 0.05           # Adam's learning rate
 EPOCHS = 300        # full-batch steps; every seed 0..199 is at 100% by epoch 55 at the latest
 INPUTS = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 TARGETS = [[0.0], [1.0], [1.0], [0.0]]
+SPEC = harness.Spec(NAME, after="06", claim="100% accuracy on the 4 XOR points",
+                    target=harness.Target("accuracy", ">=", 1.0))
+DATA = harness.Data(name="the 4 XOR points", examples=len(INPUTS), official=True,
+                    checksum="sha256:" + hashlib.sha256(json.dumps([INPUTS, TARGETS]).encode()).hexdigest())
 
 EXPLANATION = """\
 MILESTONE xor: hand-computed gradients + an optimizer solve XOR
@@ -109,72 +123,24 @@ def train(seed: int = 0, epochs: int = EPOCHS, hidden: int = HIDDEN, lr: float =
     return result
 
 
-# --- showing the result ------------------------------------------------------------------------
+# --- the verdict and the script ----------------------------------------------------------------------
 
 
-def text_chart(values: list[float], width: int = 60, height: int = 8) -> list[str]:
-    """The curve as a small ASCII chart, log-scaled (a loss falls over orders of magnitude)."""
-    if not values:
-        return ["(no epochs)"]
-    columns = min(width, len(values))
-    buckets = [values[i * len(values) // columns: (i + 1) * len(values) // columns] for i in range(columns)]
-    points = [sum(b) / len(b) for b in buckets]
-    logs = [math.log10(max(v, 1e-12)) for v in points]
-    top, bottom = max(logs), min(logs)
-    span = (top - bottom) or 1.0
-    rows = [[" "] * columns for _ in range(height)]
-    for column, value in enumerate(logs):
-        rows[round((top - value) / span * (height - 1))][column] = "*"
-    high, low = f"{max(points):.4f}", f"{min(points):.4f}"
-    pad = max(len(high), len(low))
-    lines = []
-    for index, row in enumerate(rows):
-        label = high if index == 0 else low if index == height - 1 else ""
-        lines.append(f"  {label:>{pad}} |{''.join(row)}".rstrip())
-    lines.append(f"  {'':>{pad}} +{'-' * columns}")
-    last = f"{len(values)} epochs"
-    lines.append(f"  {'':>{pad}}  1{last:>{columns - 1}}")
-    return lines
-
-
-def save_plot(losses: list[float], path: str) -> str | None:
-    """Save the loss curve as a PNG at `path`; None when matplotlib is not installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")                           # files only, never a window
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(range(1, len(losses) + 1), losses)
-    axes.set_yscale("log")
-    axes.set_xlabel("epoch")
-    axes.set_ylabel("binary cross-entropy")
-    axes.set_title("XOR: Linear -> Tanh -> Linear -> Sigmoid, Adam")
-    axes.grid(True, alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return os.path.abspath(path)
-
-
-def verdict(result: Result) -> str:
-    """The last line: PASSED or FAILED, with what was reached."""
+def verdict(result: Result) -> harness.Verdict:
+    """PASSED or FAILED, with what was reached: every run on the 4 points is the milestone."""
     reached = f"accuracy {100 * result.accuracy:.1f}% on the 4 XOR points, loss {result.loss:.4f}"
-    if result.passed:
-        return f"MILESTONE {NAME}: PASSED ({reached})"
-    return f"MILESTONE {NAME}: FAILED ({reached}; the target is 100%)"
+    return harness.judge(SPEC, value=result.accuracy, data=DATA, counts=True, reached=result.passed,
+                         works=math.isfinite(result.loss),
+                         reason=f"XOR's data are {DATA.name} ({DATA.checksum}), all of them evaluated: any "
+                                "run that classifies them all proves the claim",
+                         text=reached if result.passed else f"{reached}; the target is 100%")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="xor.py", description="Milestone xor: hand-computed gradients + an optimizer solve XOR.")
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the initial weights (default 0)")
     parser.add_argument("--epochs", type=int, default=EPOCHS, help=f"training steps (default {EPOCHS})")
-    parser.add_argument("--plot", metavar="PATH", help="save the loss curve as a PNG here (needs matplotlib; "
-                        "default: xor_loss.png in the current folder when matplotlib is installed)")
-    parser.add_argument("--quiet", action="store_true", help="print only the final MILESTONE line")
+    harness.add_options(parser, seed="the initial weights", plot="xor_loss.png", shows="the loss curve")
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1, got {args.epochs}")
@@ -184,7 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     """Run the milestone; 0 when it reaches 100%, 1 otherwise."""
     args = parse_args(argv)
-    say = (lambda *a: None) if args.quiet else (lambda *a: print(*a, flush=True))
+    say = harness.sayer(args.quiet)
     say(EXPLANATION.format(hidden=HIDDEN, lr=LR))
     say(f"\nseed {args.seed}, {args.epochs} epochs")
     every = max(1, args.epochs // 10)
@@ -195,35 +161,24 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         result = train(seed=args.seed, epochs=args.epochs, progress=progress)
-    except ImportError as error:
-        print(f"MILESTONE {NAME}: FAILED (cannot import {getattr(error, 'name', None) or 'tinytorch'}: {error}; "
-              "complete modules 01-06 first)", flush=True)
-        return 1
-    except Exception as error:                          # a student's unfinished or broken step
-        traceback.print_exc()
-        print(f"MILESTONE {NAME}: FAILED (training stopped with {type(error).__name__}: {error})", flush=True)
-        return 1
+    except BaseException as error:                     # the harness re-raises what it does not handle
+        return harness.stopped(SPEC, error, args.result)
 
     say(f"\nloss curve ({result.seconds:.2f} s):")
-    for line in text_chart(result.losses):
+    for line in harness.text_chart(result.losses):
         say(line)
     say("\npredictions:")
     for point, target, p, guess in zip(INPUTS, TARGETS, result.probabilities, result.predictions, strict=True):
         mark = "ok" if guess == int(target[0]) else "WRONG"
         say(f"  x = ({point[0]:.0f}, {point[1]:.0f})  target {target[0]:.0f}  p(1) = {p:.4f}  -> {guess}  {mark}")
     path = args.plot or "xor_loss.png"
-    saved = save_plot(result.losses, path)
-    if saved:
-        say(f"\nplot: the loss curve is saved to {saved}")
-    elif args.plot:
-        say(f"\nplot: matplotlib is not installed, so {args.plot} was not written (pip install matplotlib)")
-    else:
-        say("\nplot: matplotlib is not installed; the text chart above is the loss curve (pip install matplotlib for a PNG)")
-    print(verdict(result), flush=True)
-    return 0 if result.passed else 1
+    saved = harness.plot_loss(result.losses, path, title="XOR: Linear -> Tanh -> Linear -> Sigmoid, Adam",
+                              ylabel="binary cross-entropy")
+    harness.say_plot(saved, path, "the loss curve", say)
+    if args.history_json:
+        harness.write_json(args.history_json, {**asdict(result), "passed": result.passed})
+    return harness.finish(verdict(result), args.result)
 
 
 if __name__ == "__main__":
-    if hasattr(sys.stdout, "reconfigure"):
-        sys.stdout.reconfigure(errors="replace")        # never crash on a terminal's encoding
-    sys.exit(main())
+    harness.run_script(main)

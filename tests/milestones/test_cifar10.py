@@ -14,7 +14,7 @@ Each milestone run trains 108 images per epoch (2-3 s).
 
 from __future__ import annotations
 
-import ast
+import hashlib
 import importlib.util
 import json
 import os
@@ -33,8 +33,10 @@ from tests.conftest import ROOT, invoke, run_tito
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cifar10")]
 
 SCRIPT = ROOT / "milestones" / "cifar10.py"
-VERDICT = re.compile(r"^MILESTONE cifar10: (PASSED|FAILED) \(test accuracy (\d+\.\d)% (≥|<) 75% on 40 test images "
-                     r"of CIFAR-10-format data after 2 epochs on 108 training images, (\d+ s|\d+ min|\d+ h \d+ min) of training\)$")
+VERDICT = re.compile(r"^MILESTONE cifar10: (PATH CHECK) \(test accuracy (\d+\.\d)% (≥|<) 75% on 40 test images "
+                     r"of CIFAR-10-format data after 2 epochs on 108 training images, (\d+ s|\d+ min|\d+ h \d+ min) of "
+                     r"training; not the milestone: the test images are CIFAR-10-format data from \S+ "
+                     r"\(md5:[0-9a-f]{32}\), not the official CIFAR-10 test batch \(md5:40351d587109b95175f43aff81a1287e\)\)$")
 RUN = ["--epochs", "2", "--batch-size", "20"]
 
 
@@ -46,7 +48,8 @@ def load(name: str, path: Path):
     return module
 
 
-cifar10 = load("milestone_cifar10", SCRIPT)
+from milestones import cifar10  # noqa: E402
+
 synthetic = load("make_synthetic_cifar10", ROOT / "scripts" / "make_synthetic_cifar10.py")
 
 
@@ -73,7 +76,7 @@ def uninterrupted(data, tmp_path_factory):
     """Two epochs straight, with a checkpoint folder and the JSON result."""
     tmp = tmp_path_factory.mktemp("uninterrupted")
     run = run_script("--data", str(data), *RUN, "--checkpoint", str(tmp / "ck"), "--history-json",
-                     str(tmp / "result.json"), cwd=tmp)
+                     str(tmp / "result.json"), "--result", str(tmp / "verdict.json"), cwd=tmp)
     return run, json.loads((tmp / "result.json").read_text()), tmp / "ck"
 
 
@@ -101,8 +104,8 @@ def test_runs_end_to_end_on_synthetic_cifar10_and_the_loss_falls(uninterrupted):
     lines = run.stdout.strip().splitlines()
     match = VERDICT.match(lines[-1])
     assert match, run.stdout + run.stderr
-    assert run.returncode == (0 if match.group(1) == "PASSED" else 1) and run.stderr == ""
-    assert result["passed"] is (match.group(1) == "PASSED") and result["test_size"] == 40
+    assert run.returncode == 0 and run.stderr == "", "a path check that runs through exits 0"
+    assert result["passed"] is (match.group(3) == "≥") and result["test_size"] == 40
     assert f"{100 * result['test_accuracy']:.1f}" == match.group(2)
     losses = [record["loss"] for record in result["history"]]
     assert len(losses) == 2 and losses[1] < 0.8 * losses[0], losses
@@ -142,7 +145,9 @@ def test_a_killed_run_resumes_exactly_as_the_uninterrupted_one(uninterrupted, da
     resumed = run_tito("milestone", "cifar10", "--reference", "--", *args, env={"OPENBLAS_NUM_THREADS": "1"})
     assert "holds this run after epoch 1 of 2: continuing from there" in resumed.stdout, resumed.stdout + resumed.stderr
     assert "epoch 1/2" not in resumed.stdout and "epoch 2/2" in resumed.stdout
-    assert VERDICT.match(resumed.stdout.strip().splitlines()[-1]), resumed.stdout
+    # a path check exits 0, so tito's own "not recorded" line comes after the verdict
+    assert VERDICT.match([line for line in resumed.stdout.splitlines() if line.startswith("MILESTONE")][-1]), \
+        resumed.stdout
     assert "ETA: about" in resumed.stdout and "for 1 epoch at" in resumed.stdout
 
     arrays, meta = checkpoint(folder)
@@ -155,6 +160,58 @@ def test_a_killed_run_resumes_exactly_as_the_uninterrupted_one(uninterrupted, da
     assert resumed_result["resumed_from"] == 1 and straight["resumed_from"] == 0
     assert {**without_seconds(resumed_result), "resumed_from": 0, "checkpoint": ""} == \
         {**without_seconds(straight), "checkpoint": ""}
+
+
+def test_a_synthetic_run_is_a_path_check_whose_result_names_the_data(uninterrupted, data):
+    run, _, folder = uninterrupted
+    verdict = json.loads((folder.parent / "verdict.json").read_text(encoding="utf-8"))
+    assert verdict["outcome"] == "path-check" and verdict["line"] == run.stdout.strip().splitlines()[-1]
+    assert verdict["data"] == {"name": f"CIFAR-10-format data from {data / 'cifar-10-batches-py'}",
+                               "checksum": "md5:" + hashlib.md5((data / "cifar-10-batches-py" / "test_batch")
+                                                                .read_bytes()).hexdigest(),
+                               "official": False, "examples": 40}
+    assert "not the official CIFAR-10 test batch" in verdict["reason"] and str(data) in verdict["reason"]
+
+
+@pytest.fixture
+def official_synthetic(data, monkeypatch):
+    """The synthetic set passed off as the official one: its md5s and sizes in the reader's table."""
+    from tinytorch.datasets import cifar10 as reader
+
+    folder = data / "cifar-10-batches-py"
+    monkeypatch.setattr(reader, "OFFICIAL", {name: (hashlib.md5((folder / name).read_bytes()).hexdigest(),
+                                                    (folder / name).stat().st_size) for name in reader.NAMES})
+    return data
+
+
+def judged(data_dir: Path, limit: int | None, accuracy: float):
+    loaded = cifar10.load_data(str(data_dir), limit)
+    result = cifar10.Result(seed=0, epochs=25, train_size=45_000, test_size=len(loaded.x_test), test_loss=0.8,
+                            test_accuracy=accuracy, identity=loaded.identity, limit=limit, full=True)
+    return cifar10.verdict(result)
+
+
+def test_the_official_test_batch_without_limit_is_the_milestone(official_synthetic):
+    achieved = judged(official_synthetic, None, 0.81)
+    assert achieved.outcome == "achieved" and achieved.exit_code == 0
+    assert achieved.line.startswith("MILESTONE cifar10: PASSED (test accuracy 81.0% ≥ 75% on 40 test images")
+    assert achieved.data["official"] is True and achieved.data["name"] == "the official CIFAR-10 test batch"
+    assert "all 40 images of the official CIFAR-10 test batch" in achieved.reason
+    missed = judged(official_synthetic, None, 0.70)
+    assert missed.outcome == "missed" and missed.exit_code == 1 and "FAILED (test accuracy 70.0% < 75%" in missed.line
+
+
+def test_limit_makes_even_the_official_data_a_path_check(official_synthetic):
+    verdict = judged(official_synthetic, 20, 0.95)
+    assert verdict.outcome == "path-check" and verdict.exit_code == 0 and "PASSED" not in verdict.line
+    assert verdict.data["official"] is True and verdict.data["examples"] == 20
+    assert "--limit 20 evaluates 20 of the official test batch's 10,000 images" in verdict.reason
+    assert verdict.line.endswith(f"; not the milestone: {verdict.reason})")
+
+
+def test_other_data_is_a_path_check_at_any_accuracy(data):
+    counts, reason = cifar10.decide(cifar10.load_data(str(data), None).identity, None)
+    assert not counts and "CIFAR-10-format data" in reason and "40351d587109b95175f43aff81a1287e" in reason
 
 
 # --- one line for a user's mistake -------------------------------------------------------------------
@@ -227,15 +284,6 @@ def test_the_model_is_the_documented_cnn():
                                           (3600 * 12 + 59, "12 h 01 min"), (float("nan"), "?")])
 def test_durations_read_like_a_person_says_them(seconds, text):
     assert cifar10.duration(seconds) == text
-
-
-def test_imports_only_tinytorch_numpy_and_the_mnist_milestone():
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    stdlib = {"__future__", "argparse", "hashlib", "json", "math", "os", "sys", "tempfile", "time", "traceback",
-              "dataclasses"}
-    assert imported - stdlib == {"tinytorch", "numpy", "mnist"}
 
 
 # --- step for step like PyTorch --------------------------------------------------------------------

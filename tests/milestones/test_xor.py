@@ -7,8 +7,7 @@ the tinytorch package) for its exit code, its output and its imports.
 
 from __future__ import annotations
 
-import ast
-import importlib.util
+import json
 import os
 import re
 import shutil
@@ -25,19 +24,14 @@ PASSED = re.compile(r"^MILESTONE xor: PASSED \(accuracy 100\.0% on the 4 XOR poi
 FAILED = re.compile(r"^MILESTONE xor: FAILED \(.+\)$")
 
 
-def load_xor():
-    spec = importlib.util.spec_from_file_location("milestone_xor", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module                     # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from milestones import harness, xor  # noqa: E402
 
 
-xor = load_xor()
-
-
-def run_script(*args: str, package_dir: Path = ROOT, cwd: Path) -> subprocess.CompletedProcess:
+def run_script(*args: str, package_dir: Path = ROOT, cwd: Path, result: Path | None = None
+               ) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(package_dir)}
+    if result:
+        env["TITO_MILESTONE_RESULT"] = str(result)             # as `tito milestone` asks for the verdict
     return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True,
                           env=env, cwd=cwd, timeout=120)
 
@@ -73,10 +67,13 @@ def test_script_passes_and_shows_its_work(tmp_path):
 
 
 def test_quiet_prints_only_the_verdict(tmp_path):
-    run = run_script("--quiet", "--seed", "11", cwd=tmp_path)
+    run = run_script("--quiet", "--seed", "11", cwd=tmp_path, result=tmp_path / "tito" / "result.json")
     assert run.returncode == 0
     lines = run.stdout.strip().splitlines()
     assert len(lines) == 1 and PASSED.match(lines[0]), run.stdout
+    verdict = json.loads((tmp_path / "tito" / "result.json").read_text(encoding="utf-8"))
+    assert verdict["outcome"] == "achieved" and verdict["line"] == lines[0] and verdict["data"]["official"] is True
+    assert verdict["data"]["name"] in verdict["reason"] and verdict["data"]["checksum"].startswith("sha256:")
 
 
 def test_a_run_that_cannot_succeed_fails(tmp_path):
@@ -98,15 +95,9 @@ def test_runs_on_the_package_pythonpath_names(tmp_path):
 
 
 def test_imports_only_tinytorch():
-    tree = ast.parse(SCRIPT.read_text(encoding="utf-8"))
-    imported = {alias.name.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module.split(".")[0] for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
-    assert imported - {"__future__", "argparse", "math", "os", "sys", "time", "traceback", "dataclasses"} \
-        == {"tinytorch", "numpy", "matplotlib"}
-    code = ("import importlib.util, sys\n"
-            f"spec = importlib.util.spec_from_file_location('x', {str(SCRIPT)!r})\n"
-            "m = importlib.util.module_from_spec(spec); sys.modules['x'] = m; spec.loader.exec_module(m)\n"
-            "m.train(seed=0, epochs=5)\n"
+    code = ("import sys\n"
+            "from milestones import xor\n"
+            "xor.train(seed=0, epochs=5)\n"
             "print(sorted({k.split('.')[0] for k in sys.modules} & {'torch', 'tito', 'autograder'}))\n")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -149,6 +140,6 @@ def test_plot_with_matplotlib_saves_the_png(tmp_path, monkeypatch, capsys):
 
 @pytest.mark.parametrize("values", [[0.7, 0.5, 0.1, 0.01], [1.0] * 3, list(range(1, 500))])
 def test_text_chart_is_small(values):
-    lines = xor.text_chart(values)
+    lines = harness.text_chart(values)
     assert 3 <= len(lines) <= 12 and all(len(line) <= 80 for line in lines)
     assert sum(line.count("*") for line in lines) == min(60, len(values))

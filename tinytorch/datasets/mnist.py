@@ -21,21 +21,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
-import tempfile
-import urllib.error
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-
-class DatasetError(ValueError):
-    """A data file or folder is missing, damaged or not what it should be. The message is one
-    line: the file, what is wrong, and what to do."""
-
+from .files import DatasetError, data_home, download, search_folders
 
 # --- the IDX format -----------------------------------------------------------------------
 #
@@ -186,12 +178,6 @@ MIRRORS = (
 )
 
 
-def data_home() -> Path:
-    """The cache folder: `$TINYTORCH_DATA` if set, else `~/.tinytorch/data`."""
-    env = os.environ.get("TINYTORCH_DATA")
-    return Path(env).expanduser() if env else Path.home() / ".tinytorch" / "data"
-
-
 def _locate(folder: Path) -> tuple[list[Path], list[str]]:
     """The four files in `folder` (gzipped preferred), and the names of those missing."""
     found, missing = [], []
@@ -203,14 +189,6 @@ def _locate(folder: Path) -> tuple[list[Path], list[str]]:
         else:
             missing.append(name)
     return found, missing
-
-
-def _search_folders() -> list[Path]:
-    folders = []
-    if os.environ.get("TINYTORCH_DATA"):
-        folders.append(Path(os.environ["TINYTORCH_DATA"]).expanduser() / "mnist")
-    folders.append(Path.home() / ".tinytorch" / "data" / "mnist")
-    return folders
 
 
 def _missing_text(missing: list[str]) -> str:
@@ -230,7 +208,7 @@ def _find_files(data_dir: str | os.PathLike | None) -> list[Path]:
                 "Put the official files there (gzipped or not), or leave --data out to use "
                 "the shipped subset.")
         return found
-    for folder in _search_folders():
+    for folder in search_folders("mnist"):
         found, missing = _locate(folder)
         if not missing:
             return found
@@ -261,6 +239,18 @@ def _verify(path: Path, raw: bytes) -> None:
                 "verify=False.")
 
 
+def _identify(path: Path, raw: bytes) -> tuple[str, str]:
+    """Which copy of MNIST this file is: ("shipped", "sha256:..."), ("official", "md5:...")
+    or ("other", "sha256:..."), with its checksum in the algorithm of the table it matched."""
+    sha256 = hashlib.sha256(raw).hexdigest()
+    if SUBSET_SHA256.get(path.name) == sha256:
+        return "shipped", f"sha256:{sha256}"
+    md5 = hashlib.md5(raw, usedforsecurity=False).hexdigest()
+    if OFFICIAL_MD5.get(path.name) == md5:
+        return "official", f"md5:{md5}"
+    return "other", f"sha256:{sha256}"
+
+
 # --- the loader ---------------------------------------------------------------------------
 
 
@@ -275,6 +265,10 @@ class MNIST:
     y_test: np.ndarray
     source: str  # the folder the files were read from
     full: bool  # True for the complete MNIST (60,000 train, 10,000 test)
+    # which copy all four files are: "official" (the published md5s), "shipped" (the subset's
+    # sha256s) or "other"; and the test images file's checksum in the matching algorithm
+    origin: str = "other"
+    test_checksum: str = ""
 
     def __iter__(self):
         return iter((self.x_train, self.y_train, self.x_test, self.y_test))
@@ -295,7 +289,8 @@ class MNIST:
                 f"source={self.source!r}, full={self.full})")
 
 
-def _read_checked(path: Path, verify: bool) -> np.ndarray:
+def _read_checked(path: Path, verify: bool) -> tuple[np.ndarray, tuple[str, str]]:
+    """The file's values and its identity (see `_identify`)."""
     raw = _read_bytes(path)
     shipped = path.parent == SUBSET_DIR
     if verify and shipped:  # a damaged package: say so before anything else
@@ -303,7 +298,7 @@ def _read_checked(path: Path, verify: bool) -> np.ndarray:
     values = _parse_bytes(raw, path)  # names a truncated or malformed file precisely
     if verify and not shipped:
         _verify(path, raw)
-    return values
+    return values, _identify(path, raw)
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, image_path: Path, label_path: Path) -> None:
@@ -334,7 +329,9 @@ def load_mnist(
 
     Images are float32 in [0, 1] (`normalize=False`: the stored uint8 values 0-255), shaped
     (N, 28, 28), or (N, 784) with `flatten=True`; labels are int64 in 0-9. The result also says
-    where the data came from (`.source`, `.full`, `.describe()`).
+    where the data came from (`.source`, `.full`, `.describe()`) and which copy it is: `.origin`
+    is "official" when all four files have the published md5s, "shipped" when they are the
+    subset's, else "other"; `.test_checksum` is the test images file's ("md5:..." or "sha256:...").
 
     Files come from `data_dir` if given (it must hold the four files), else
     `$TINYTORCH_DATA/mnist`, else `~/.tinytorch/data/mnist`, else the subset shipped with the
@@ -342,10 +339,9 @@ def load_mnist(
     before training). Files under the official names are checked against the official
     checksums; `verify=False` skips that (for other data in the MNIST format)."""
     train_images, train_labels, test_images, test_labels = _find_files(data_dir)
-    x_train = _read_checked(train_images, verify)
-    y_train = _read_checked(train_labels, verify)
-    x_test = _read_checked(test_images, verify)
-    y_test = _read_checked(test_labels, verify)
+    (x_train, a), (y_train, b), (x_test, c), (y_test, d) = (
+        _read_checked(path, verify) for path in (train_images, train_labels, test_images, test_labels))
+    origins = {a[0], b[0], c[0], d[0]}
     _check_pair(x_train, y_train, train_images, train_labels)
     _check_pair(x_test, y_test, test_images, test_labels)
 
@@ -358,47 +354,12 @@ def load_mnist(
         images(x_train), y_train.astype(np.int64), images(x_test), y_test.astype(np.int64),
         source=str(train_images.parent),
         full=len(x_train) == 60_000 and len(x_test) == 10_000,
+        origin=origins.pop() if len(origins) == 1 else "other",
+        test_checksum=c[1],
     )
 
 
 # --- the download (only when asked) ---------------------------------------------------------
-
-
-def _md5_file(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _fetch(url: str, folder: Path, name: str, timeout: float) -> Path:
-    """Download url into a temporary file in folder; return it with its md5 checked."""
-    handle, temp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
-    temp = Path(temp_name)
-    try:
-        digest = hashlib.md5(usedforsecurity=False)
-        with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-            for block in iter(lambda: response.read(1 << 20), b""):
-                digest.update(block)
-                out.write(block)
-        if digest.hexdigest() != OFFICIAL_MD5[name]:
-            raise DatasetError(f"md5 {digest.hexdigest()}, expected {OFFICIAL_MD5[name]}")
-        return temp
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, urllib.error.HTTPError):
-        return f"HTTP {error.code}"
-    if isinstance(error, urllib.error.URLError):
-        error = error.reason if isinstance(error.reason, BaseException) else error
-    if isinstance(error, (TimeoutError, socket.timeout)):
-        return "timed out"
-    text = getattr(error, "strerror", None) or str(error) or type(error).__name__
-    return text.replace("\n", " ")
 
 
 def download_mnist(
@@ -415,35 +376,12 @@ def download_mnist(
     it raises `DatasetError` saying so; `load_mnist()` then still works on the shipped subset.
     Returns the folder."""
     folder = Path(dest).expanduser() if dest is not None else data_home() / "mnist"
-    folder.mkdir(parents=True, exist_ok=True)
+    names = ", ".join(f"{n}.gz" for n in NAMES)
+    by_hand = f"put the official files ({names}) into {folder} by hand"
     for base in NAMES:
         name = f"{base}.gz"
-        target = folder / name
-        if target.is_file() and _md5_file(target) == OFFICIAL_MD5[name]:
-            continue
-        failures, wrong = [], False
-        for mirror in mirrors:
-            url = mirror.rstrip("/") + "/" + name
-            try:
-                temp = _fetch(url, folder, name, timeout)
-            except DatasetError as error:  # reached the mirror, got a wrong file
-                failures.append(f"{url}: {error}")
-                wrong = True
-                continue
-            except (OSError, ValueError) as error:  # URLError, HTTPError, timeouts, resets
-                failures.append(f"{url}: {_reason(error)}")
-                continue
-            os.replace(temp, target)
-            break
-        else:
-            names = ", ".join(f"{n}.gz" for n in NAMES)
-            by_hand = (f"put the official files ({names}) into {folder} by hand")
-            if wrong:
-                raise DatasetError(
-                    f"Cannot download {name}: the mirrors did not serve the official file "
-                    f"({'; '.join(failures)}). Nothing was kept; {by_hand}.")
-            raise DatasetError(
-                f"Cannot download {name}: no MNIST mirror answered ({'; '.join(failures)}); the "
-                "network looks unreachable from here. load_mnist() uses the 5,000-digit subset "
-                f"shipped with tinytorch by default; for the full MNIST {by_hand}.")
+        download([mirror.rstrip("/") + "/" + name for mirror in mirrors], folder / name,
+                 OFFICIAL_MD5[name], timeout=timeout, by_hand=by_hand,
+                 offline=("load_mnist() uses the 5,000-digit subset shipped with tinytorch by default; "
+                          f"for the full MNIST {by_hand}."))
     return folder

@@ -32,19 +32,17 @@ NumPy and the standard library only.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import shutil
 import tarfile
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .mnist import DatasetError, _reason, data_home
+from .files import DatasetError, data_home, download, file_digest, reason, search_folders
 
 FOLDER = "cifar-10-batches-py"
 ARCHIVE = "cifar-10-python.tar.gz"
@@ -72,14 +70,6 @@ _FIX = "Delete it and get it again (tinytorch.datasets.download_cifar10()), or p
 
 def _fail(path: Path | str, problem: str, fix: str = _FIX) -> DatasetError:
     return DatasetError(f"{path} {problem}. {fix}")
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- safe extraction ------------------------------------------------------------------------
@@ -141,21 +131,20 @@ def extract_cifar10(archive: str | os.PathLike, dest: str | os.PathLike) -> Path
     except FileNotFoundError:
         raise DatasetError(f"{archive} does not exist. Check the path.") from None
     except (tarfile.TarError, EOFError, OSError) as error:
-        raise _fail(archive, f"is not a complete tar.gz archive ({_reason(error)})") from None
+        raise _fail(archive, f"is not a complete tar.gz archive ({reason(error)})") from None
     return target
 
 
 # --- reading one batch ----------------------------------------------------------------------
 
 
-def _trusted(path: Path, explicit: bool, verify: bool) -> None:
-    """Refuse to unpickle a file unless it is official or the user pointed at it (see above)."""
-    if not verify:
-        return
+def _trusted(path: Path, explicit: bool, verify: bool) -> str:
+    """Refuse to unpickle a file unless it is official or the user pointed at it (see above);
+    return its md5."""
     md5, size = OFFICIAL[path.name]
     actual = path.stat().st_size
-    if actual == size or not explicit:
-        digest = _md5(path)
+    digest = file_digest(path)
+    if verify and (actual == size or not explicit):
         if digest != md5:
             what = ("is damaged: it has the size of the official file but not its md5"
                     if actual == size else
@@ -163,6 +152,7 @@ def _trusted(path: Path, explicit: bool, verify: bool) -> None:
             raise _fail(path, f"{what}; it was not unpickled (a pickle can run code)",
                         "Delete it and download again (tinytorch.datasets.download_cifar10()); "
                         "for your own files in this format, pass their folder as data_dir")
+    return digest
 
 
 def read_batch(path: str | os.PathLike) -> dict:
@@ -179,7 +169,7 @@ def read_batch(path: str | os.PathLike) -> dict:
     except EOFError:
         raise _fail(path, "is truncated: its pickle ends early") from None
     except Exception as error:  # UnpicklingError, ValueError, ... from damaged data
-        raise _fail(path, f"is not a CIFAR-10 batch (cannot unpickle: {_reason(error)})") from None
+        raise _fail(path, f"is not a CIFAR-10 batch (cannot unpickle: {reason(error)})") from None
     if not isinstance(content, dict):
         raise _fail(path, f"holds a {type(content).__name__}, not the dict of a CIFAR-10 batch")
     return content
@@ -218,14 +208,6 @@ def _missing(folder: Path) -> list[str]:
     return [name for name in NAMES if not (inner / name).is_file()]
 
 
-def _search_folders() -> list[Path]:
-    folders = []
-    if os.environ.get("TINYTORCH_DATA"):
-        folders.append(Path(os.environ["TINYTORCH_DATA"]).expanduser() / "cifar10")
-    folders.append(Path.home() / ".tinytorch" / "data" / "cifar10")
-    return folders
-
-
 def _find(data_dir: str | os.PathLike | None, verify: bool) -> tuple[Path, bool]:
     """(the folder with the batch files, whether the user named it), extracting if needed."""
     if data_dir is not None:
@@ -235,7 +217,7 @@ def _find(data_dir: str | os.PathLike | None, verify: bool) -> tuple[Path, bool]
                                f"{FOLDER}/ or {ARCHIVE}.")
         candidates, explicit = [folder], True
     else:
-        candidates, explicit = _search_folders(), False
+        candidates, explicit = search_folders("cifar10"), False
     for folder in candidates:
         found = _batch_folder(folder)
         if found is not None:
@@ -243,7 +225,7 @@ def _find(data_dir: str | os.PathLike | None, verify: bool) -> tuple[Path, bool]
         if (folder / ARCHIVE).is_file():
             archive = folder / ARCHIVE
             must_match = verify and (not explicit or archive.stat().st_size == ARCHIVE_SIZE)
-            if must_match and _md5(archive) != ARCHIVE_MD5:
+            if must_match and file_digest(archive) != ARCHIVE_MD5:
                 raise _fail(folder / ARCHIVE, "is not the official archive (its md5 differs)")
             return extract_cifar10(folder / ARCHIVE, folder), explicit
         if explicit or (folder.exists() and any(folder.iterdir())):
@@ -273,6 +255,10 @@ class CIFAR10:
     classes: tuple[str, ...]
     source: str
     full: bool  # True for the complete CIFAR-10 (50,000 train, 10,000 test)
+    # "official" when all seven files have the official md5s, else "other"; and the md5 of
+    # the test batch as read ("md5:...")
+    origin: str = "other"
+    test_checksum: str = ""
 
     def __iter__(self):
         return iter((self.x_train, self.y_train, self.x_test, self.y_test))
@@ -301,14 +287,16 @@ def load_cifar10(
 
     Images are float32 in [0, 1] (`normalize=False`: the stored uint8 0-255), shaped
     (N, 3, 32, 32), channels first as stored (`channels_last=True`: (N, 32, 32, 3)); labels are
-    int64 in 0-9; `.classes` holds the ten names. Where the files are looked for, and which are
-    checked against the official md5s before they are unpickled, is said in the module's
-    docstring; any problem is a `DatasetError` of one line naming the file."""
+    int64 in 0-9; `.classes` holds the ten names. `.origin` is "official" when every file has
+    its official md5 (else "other") and `.test_checksum` is the test batch's md5. Where the files
+    are looked for, and which are checked against the official md5s before they are unpickled,
+    is said in the module's docstring; any problem is a `DatasetError` of one line naming the
+    file."""
     folder, explicit = _find(data_dir, verify)
-    parts = {}
+    parts, digests = {}, {}
     for name in NAMES:
         path = folder / name
-        _trusted(path, explicit, verify)
+        digests[name] = _trusted(path, explicit, verify)
         parts[name] = read_batch(path)
     train = [_images_labels(folder / name, parts[name]) for name in TRAIN_BATCHES]
     x_test, y_test = _images_labels(folder / TEST_BATCH, parts[TEST_BATCH])
@@ -326,7 +314,9 @@ def load_cifar10(
         return x.astype(np.float32) / np.float32(255) if normalize else x
 
     return CIFAR10(images(x_train), y_train, images(x_test), y_test, classes=classes,
-                   source=str(folder), full=len(x_train) == 50_000 and len(x_test) == 10_000)
+                   source=str(folder), full=len(x_train) == 50_000 and len(x_test) == 10_000,
+                   origin="official" if all(digests[n] == OFFICIAL[n][0] for n in NAMES) else "other",
+                   test_checksum=f"md5:{digests[TEST_BATCH]}")
 
 
 # --- the download (only when asked) ---------------------------------------------------------
@@ -346,39 +336,7 @@ def download_cifar10(
     Without internet it raises `DatasetError` with one line saying so and what to do instead.
     Returns the folder that holds the batch files."""
     folder = Path(dest).expanduser() if dest is not None else data_home() / "cifar10"
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / ARCHIVE
-    if not (target.is_file() and _md5(target) == ARCHIVE_MD5):
-        failures, wrong = [], False
-        for url in urls:
-            handle, temp_name = tempfile.mkstemp(prefix=f".{ARCHIVE}.", suffix=".part", dir=folder)
-            temp = Path(temp_name)
-            try:
-                digest = hashlib.md5(usedforsecurity=False)
-                with os.fdopen(handle, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
-                    for block in iter(lambda: response.read(1 << 20), b""):
-                        digest.update(block)
-                        out.write(block)
-                if digest.hexdigest() != ARCHIVE_MD5:
-                    failures.append(f"{url}: md5 {digest.hexdigest()}, expected {ARCHIVE_MD5}")
-                    wrong = True
-                    temp.unlink(missing_ok=True)
-                    continue
-            except (OSError, ValueError) as error:  # URLError, HTTPError, timeouts, resets
-                temp.unlink(missing_ok=True)
-                failures.append(f"{url}: {_reason(error)}")
-                continue
-            except BaseException:
-                temp.unlink(missing_ok=True)
-                raise
-            os.replace(temp, target)
-            break
-        else:
-            by_hand = f"put {ARCHIVE} (md5 {ARCHIVE_MD5}) into {folder} by hand"
-            if wrong:
-                raise DatasetError(f"Cannot download {ARCHIVE}: the server did not send the official "
-                                   f"file ({'; '.join(failures)}). Nothing was kept; {by_hand}.")
-            raise DatasetError(f"Cannot download {ARCHIVE}: no server answered ({'; '.join(failures)}); "
-                               f"the network looks unreachable from here. Where the internet works, "
-                               f"run download_cifar10() again, or {by_hand}.")
+    by_hand = f"put {ARCHIVE} (md5 {ARCHIVE_MD5}) into {folder} by hand"
+    target = download(urls, folder / ARCHIVE, ARCHIVE_MD5, timeout=timeout, by_hand=by_hand,
+                      offline=f"Where the internet works, run download_cifar10() again, or {by_hand}.")
     return extract_cifar10(target, folder)
