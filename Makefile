@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo build check lint bench confinement clean help
+.PHONY: install test demo build check lint bench mutation confinement clean help
 
 help:
 	@echo "make install  create .venv and install tinytorch, tito and the test tools"
@@ -13,6 +13,7 @@ help:
 	@echo "make build    regenerate the package and notebooks from source/"
 	@echo "make check    lint and check that generated files match source/"
 	@echo "make bench    run the benchmarks against PyTorch CPU"
+	@echo "make mutation mechanical mutants of every module's solutions against its tests (docs/mutation/)"
 	@echo "make confinement  install bubblewrap, which tito grade confines student code with (root, apt-get)"
 
 $(STAMP): pyproject.toml
@@ -43,6 +44,10 @@ check: lint
 
 bench: install
 	$(BIN)/python -m benchmarks
+
+# Not part of `make test` or CI: minutes per module. MODULES="02 05" narrows it.
+mutation: install
+	$(BIN)/python -m autograder.mutation $(MODULES) --jobs 2
 
 # `tito grade` runs student code in a bubblewrap sandbox (docs/instructors.md, Confinement):
 # a system package, installed here when it is missing and this is root with apt-get. This

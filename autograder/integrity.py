@@ -25,7 +25,9 @@ as the tests, so what a cell prints proves nothing. A graded test cell counts on
    uses (not replaced, not shadowed by the notebook), IPython's run, compile and transform
    methods, its input and AST transformers, the kernel's execute handler; no trace function
    is set; the module functions the test calls (`np.allclose`) are not replaced by notebook
-   code. One silent request reads their identities before any cell runs; the comparison is
+   code; when the test imports the course's test toolkit (`tinytorch.testing`, loaded before
+   the first cell), every name of it and of the modules it uses (NumPy) is as it was, a
+   function's code included. One silent request reads their identities before any cell runs; the comparison is
    made here, outside the kernel.
 
 Otherwise an error output saying why goes first in the cell. nbgrader's `determine_grade`
@@ -58,15 +60,18 @@ NOT_RUN = "not run: "
 # builtins a test relies on even when it does not name them: they compile and run its code
 RUNNING_BUILTINS = ("compile", "exec", "eval", "__import__", "__build_class__")
 COURSE_PACKAGE = "tinytorch"  # the student's own code: its functions may come from the notebook
+TOOLKIT = COURSE_PACKAGE + ".testing"  # the checks hidden tests call: never the notebook's to change
 
 # Runs in the kernel, in a namespace of its own. `report` returns, as JSON: the identities of
 # what decides how code runs (the builtins in `names`, IPython's machinery), the token the test
 # stored (popped from the user's namespace), the builtins in `reads` that the user's namespace
-# shadows, and the `chains` (dotted names) whose function notebook code replaced. It judges
-# nothing: the grader compares.
+# shadows, and the `chains` (dotted names) whose function notebook code replaced. With
+# `toolkit`, the state also holds every name of that module (the hidden tests' checks) and of
+# the modules it uses (numpy): functions by their code, the rest by identity; `load` imports it
+# first (done once, before the first cell). It judges nothing: the grader compares.
 KERNEL_CODE = '''
-def report(names=None, token=None, chains=(), package=None, reads=None):
-    import builtins, functools, json, sys, types
+def report(names=None, token=None, chains=(), package=None, reads=None, toolkit=None, load=False):
+    import builtins, functools, hashlib, json, sys, types
     from IPython import get_ipython
     shell = get_ipython()
     ns = shell.user_ns
@@ -93,6 +98,31 @@ def report(names=None, token=None, chains=(), package=None, reads=None):
         ("token_transformers", manager.token_transformers),
     ):
         state["IPython." + label] = [id(item) for item in items]
+    def fingerprint(value):
+        code = getattr(value, "__code__", None)
+        if not isinstance(code, types.CodeType):
+            return id(value)
+        key = (code.co_filename, code.co_qualname, code.co_firstlineno, code.co_code)
+        digest = hashlib.sha1(repr(key).encode()).hexdigest()
+        return f"{digest}:{id(getattr(value, '__defaults__', None))}:{id(getattr(value, '__kwdefaults__', None))}"
+    if toolkit and load and toolkit not in sys.modules:
+        try:
+            __import__(toolkit)
+        except Exception:
+            pass
+    module = sys.modules.get(toolkit) if toolkit else None
+    if module is not None:
+        state[toolkit] = id(module)
+        for name, value in vars(module).items():
+            if name.startswith("__"):
+                continue
+            state[toolkit + "." + name] = fingerprint(value)
+            members = vars(value) if isinstance(value, (type, types.ModuleType)) else {}
+            if isinstance(value, type) and value.__module__ != toolkit:
+                members = {}
+            for key, member in members.items():
+                if not key.startswith("__") and (callable(member) or isinstance(value, type)):
+                    state[toolkit + "." + name + "." + key] = fingerprint(member)
     replaced = []
     for chain in chains:
         parts = chain.split(".")
@@ -194,6 +224,21 @@ def names_used(source: str) -> tuple[list[str], list[str]]:
     return sorted((read - bound) & set(vars(builtins))), sorted(chains)[:100]
 
 
+def uses_toolkit(source: str) -> bool:
+    """Whether a test's code imports the course's test toolkit (then its state is checked)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(a.name == TOOLKIT for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and (node.module == TOOLKIT or (
+                node.module == COURSE_PACKAGE and any(a.name == TOOLKIT.split(".")[-1] for a in node.names))):
+            return True
+    return False
+
+
 def _cell_label(cell, index: int) -> str:
     grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
     return f"cell {index + 1} ({grade_id})" if grade_id else f"cell {index + 1}"
@@ -233,6 +278,8 @@ def judge(report: dict | None, token: str, snapshot: dict) -> str | None:
             continue
         if label.startswith("builtins."):
             problems.append(f"the notebook replaced the builtin `{label[9:]}`, which this test uses")
+        elif label.startswith(TOOLKIT):
+            problems.append(f"the notebook changed `{label}`, which the hidden tests' checks rely on")
         else:
             problems.append(f"the notebook changed how IPython runs code ({label})")
     baseline = set(snapshot.get("shadowed", []))
@@ -274,7 +321,7 @@ class GradedExecute(Execute):
         self._reply = kwargs.get("execute_reply")
 
     def _take_snapshot(self) -> dict:
-        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"tito": _expression()})
+        msg_id = self.kc.execute("", silent=True, store_history=False, user_expressions={"tito": _expression(None, None, (), None, None, TOOLKIT, True)})
         reply = self.wait_for_reply(msg_id)
         return (_read_report(reply) if reply else None) or {}
 
@@ -296,7 +343,8 @@ class GradedExecute(Execute):
             if test:
                 reads, chains = names_used(cell.source)
                 checked = sorted(set(reads) | set(RUNNING_BUILTINS))
-                report = _expression(checked, token_name(token), chains, COURSE_PACKAGE, reads)
+                toolkit = TOOLKIT if uses_toolkit(cell.source) else None
+                report = _expression(checked, token_name(token), chains, COURSE_PACKAGE, reads, toolkit)
                 self._sending = (instrument(cell.source, token), {"tito": report})
             cell, resources = super().preprocess_cell(cell, resources, index)
         except DeadKernelError:

@@ -246,3 +246,16 @@ def run(
                 progress(f"{module.slug}: mutant {mutant.name}")
             checks.append(check_mutant(course, module, mutant, timeout=timeout))
     return checks
+
+
+def score_split(course: Course, module: Module, text: str, *, timeout: int = DEFAULT_TIMEOUT):
+    """Grade a module source `text` (e.g. a mutated one) as `check_mutant` does: its notebook
+    run in a fresh kernel with every test cell split into its visible part (`<test>`) and its
+    hidden part (`<test>:hidden`). Returns the CellResults (autograder.mutation uses it)."""
+    from autograder.execute import execute, results
+    from tito.build import parse_cells, source_notebook
+
+    notebook = _split_tests(source_notebook(module, parse_cells(text, module.source_file.as_posix())))
+    with tempfile.TemporaryDirectory(prefix="tito-mutant-") as scratch:
+        executed = execute(notebook, cwd=Path(scratch), package_dir=course.package_root, timeout=timeout)
+    return results(executed)

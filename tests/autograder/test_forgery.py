@@ -265,3 +265,45 @@ def test_hidden_lines_are_redacted_from_any_text():
     assert redact(coloured, lines) == REDACTED
     assert redact("  assert parse_version(\"2.0.0rc1\") == (2, 0, 0)\nok", lines) == f"  {REDACTED}\nok"
     assert redact("\x1b[31mnothing hidden\x1b[0m", lines) == "\x1b[31mnothing hidden\x1b[0m"
+
+
+@pytest.mark.slow
+def test_a_notebook_that_patches_the_test_toolkit_earns_nothing(tmp_path):
+    """Hidden tests call tinytorch.testing: replacing one of its checks, swapping the code of
+    one of its helpers, or replacing a NumPy function it uses makes the test not count."""
+    from autograder.execute import execute, results
+    from tests.conftest import ROOT
+
+    code = nbformat.v4.new_code_cell
+    check = ("from tinytorch.testing import check_against, cases\n"
+             "check_against(triple, lambda a: a * 2, cases([(2, 3)]), name='double')")
+    untouched = "from tinytorch.testing import assert_untouched\nassert_untouched(zero_in_place, np.ones(3))"
+    notebook = nbformat.v4.new_notebook(cells=[
+        code("import numpy as np\nimport tinytorch.testing\n\ndef triple(x):\n    return x * 3\n\n"
+             "def zero_in_place(a):\n    a[:] = 0"),
+        _test_cell("honest", check.replace("triple", "lambda x: x * 2")),
+        _test_cell("wrong", check),
+        code("_saved = tinytorch.testing.check_against\n"
+             "tinytorch.testing.check_against = lambda *args, **kwargs: None"),
+        _test_cell("replaced_check", check),
+        code("tinytorch.testing.check_against = _saved\n_code = tinytorch.testing.assert_close.__code__\n"
+             "tinytorch.testing.assert_close.__code__ = (lambda *args, **kwargs: None).__code__"),
+        _test_cell("swapped_code", check),
+        code("tinytorch.testing.assert_close.__code__ = _code\nnp.array_equal = lambda *args, **kwargs: True"),
+        _test_cell("replaced_numpy", untouched),
+        _test_cell("not_using_the_toolkit", "assert np.array_equal([1], [2])"),
+    ])
+    scored = {r.grade_id: (r.points, r.message)
+              for r in results(execute(notebook, cwd=tmp_path, package_dir=ROOT, timeout=20))}
+    relied = "which the hidden tests' checks rely on"
+    assert scored["honest"] == (1.0, "")
+    assert scored["wrong"][0] == 0 and scored["wrong"][1].startswith(
+        "AssertionError: double on case 'ordinary (2, 3) float32': 6 of 6 elements differ")
+    assert scored["replaced_check"] == (
+        0.0, f"not counted: the notebook changed `tinytorch.testing.check_against`, {relied}")
+    assert scored["swapped_code"] == (
+        0.0, f"not counted: the notebook changed `tinytorch.testing.assert_close`, {relied}")
+    assert scored["replaced_numpy"] == (
+        0.0, f"not counted: the notebook changed `tinytorch.testing.np.array_equal`, {relied}")
+    assert scored["not_using_the_toolkit"] == (
+        0.0, "not counted: the notebook replaced `np.array_equal`, which this test uses")
