@@ -126,8 +126,8 @@ def import_archives(
     listed in `versions`, with what became of it."""
     from nbgrader.utils import parse_utc
 
+    from autograder.files import atomic_write
     from autograder.submission import SubmissionError, read_submission
-    from tito.files import atomic_write
 
     collected = Collected()
     newest: dict[tuple[str, str], tuple[datetime, str, object]] = {}

@@ -135,7 +135,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
     """
     from nbgrader.apps import NbGraderAPI
 
-    from tito.build import code_stub
+    from autograder.build import code_stub
     from tito.console import TitoError
 
     tools_on_path()

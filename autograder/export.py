@@ -164,7 +164,7 @@ def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    from tito.files import atomic_write
+    from autograder.files import atomic_write
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")

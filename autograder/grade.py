@@ -58,9 +58,9 @@ from autograder.config import (
 )
 from autograder.confine import bwrap_program, no_confine_requested, refusal_hint
 from autograder.confine import problem as confinement_problem
+from autograder.course import Course, Module
 from autograder.execute import DEFAULT_TIMEOUT, CellResult
 from tito.console import TitoError
-from tito.course import Course, Module
 
 GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
 
@@ -340,7 +340,7 @@ def _export(root: Path) -> Path:
 
 
 def _write_summary(root: Path, report: Report) -> None:
-    from tito.files import atomic_write
+    from autograder.files import atomic_write
 
     text = json.dumps(report.to_dict(), indent=2) + "\n"
     atomic_write(root / GRADES_DIR / RUNS_DIR / f"{report.run}.json", text)
@@ -370,6 +370,7 @@ def grade(
     """
     from autograder import tools_on_path
     from autograder.export import export
+    from autograder.files import iso, utc_now
     from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
     from autograder.policy import apply_policy, load_policy, record_late
     from autograder.pool import Pool
@@ -380,7 +381,6 @@ def grade(
         run_stamp,
         sha256_bytes,
     )
-    from tito.files import iso, utc_now
 
     options = options or Options()
     hooks = hooks or Hooks()

@@ -101,7 +101,7 @@ def feedback_note(row, started_at: str, replaced: bool, penalty_text: str) -> st
 def stamp_feedback(root: Path, row, note: str) -> None:
     """Open the student's feedback page with `note` (when it was generated, what it replaced,
     how late it was)."""
-    from tito.files import atomic_write
+    from autograder.files import atomic_write
 
     if not row.feedback:
         return

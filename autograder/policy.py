@@ -333,7 +333,7 @@ def record_late(root: Path, job: dict, row) -> None:
     from nbgrader.preprocessors import AssignLatePenalties
 
     from autograder.config import db_url, nbgrader_config
-    from tito.files import iso
+    from autograder.files import iso
 
     student, slug = job["student"], job["module"]
     with Gradebook(db_url(root)) as gradebook:

@@ -40,7 +40,7 @@ def sha256_bytes(data: bytes) -> str:
 def store(root: Path, student: str, module: str, data: bytes, meta: dict) -> Path:
     """Keep `data` as `collected/<student>/<module>/<sha256>.ipynb` (once: an existing copy is
     the same bytes, so it is never rewritten). Returns its path."""
-    from tito.files import atomic_write
+    from autograder.files import atomic_write
 
     digest = sha256_bytes(data)
     folder = Path(root) / GRADES_DIR / STORE_DIR / student / module
@@ -90,7 +90,7 @@ class Receipt:
         }
 
     def write(self, root: Path) -> Path:
-        from tito.files import atomic_write
+        from autograder.files import atomic_write
 
         self.path = Path(root) / GRADES_DIR / RECEIPTS_DIR / f"{self.run}.json"
         atomic_write(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
@@ -100,7 +100,7 @@ class Receipt:
 def run_stamp(root: Path, now: datetime) -> str:
     """A name for this run that no earlier run or receipt has: 20260102T030405Z (-2, -3 … when
     two runs start in the same second)."""
-    from tito.files import compact
+    from autograder.files import compact
 
     base = compact(now)
     folders = [Path(root) / GRADES_DIR / RUNS_DIR, Path(root) / GRADES_DIR / RECEIPTS_DIR]

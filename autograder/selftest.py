@@ -7,7 +7,7 @@ For each module:
 2. **release**: the untouched student notebook, through the same pipeline, scores zero on
    every graded cell, each with a message, and the grader reports no crash;
 3. **mutants**: each `source/NN_name/mutants/*.yaml` (a plausible wrong solution, see
-   source/README.md) is applied to the module source, built into a notebook with tito.build,
+   source/README.md) is applied to the module source, built into a notebook with autograder.build,
    and run once through the shared execution (autograder.execute) with every test cell split
    in two, its visible part and its hidden part: every visible part must pass (the student
    would see nothing wrong) and exactly the tests listed under `fails:` must lose points.
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import yaml
 
+from autograder.course import Course, Module
 from autograder.execute import DEFAULT_TIMEOUT
 from tito.console import TitoError
-from tito.course import Course, Module
 
 REFERENCE, RELEASE = "reference", "release"  # the two synthetic students of the pipeline check
 
@@ -103,7 +103,7 @@ def _split_tests(notebook):
     the test) and the hidden part (graded as `<test>:hidden`)."""
     import copy
 
-    from tito.build import BEGIN_HIDDEN, END_HIDDEN
+    from autograder.build import BEGIN_HIDDEN, END_HIDDEN
 
     out = copy.deepcopy(notebook)
     cells = []
@@ -134,8 +134,8 @@ def _split_tests(notebook):
 
 def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int = DEFAULT_TIMEOUT) -> Check:
     """Run one mutant: visible tests all pass, and exactly `fails` lose points."""
+    from autograder.build import parse_cells, source_notebook
     from autograder.execute import execute, results
-    from tito.build import parse_cells, source_notebook
 
     text = apply_mutant(module, mutant)
     cells = parse_cells(text, mutant.path.as_posix())

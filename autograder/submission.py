@@ -69,7 +69,7 @@ def write_submission(
     now: datetime | None = None,
 ) -> Path:
     """Write the archive of `notebook_path` into `dest_dir` (atomically) and return its path."""
-    from tito.files import atomic_write
+    from autograder.files import atomic_write
 
     if not MODULE.match(module):
         raise SubmissionError(f"'{module}' is not a module name like 02_tensor.")

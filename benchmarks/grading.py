@@ -51,8 +51,8 @@ def _cpu() -> str:
 
 
 def measure() -> list[dict]:
+    from autograder.course import Course
     from autograder.grade import Options, grade
-    from tito.course import Course
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="tito-bench-grading-") as scratch:

@@ -36,7 +36,7 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def course():
-    from tito.course import Course
+    from autograder.course import Course
 
     return Course(ROOT)
 
@@ -53,7 +53,7 @@ def copy_course(target: Path, only: list[str] | None = None) -> Path:
         )
     shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
     if only is not None:
-        from tito.course import Course
+        from autograder.course import Course
 
         for module in Course(ROOT).modules:
             if module.slug in only:

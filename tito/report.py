@@ -1,14 +1,13 @@
 """How the student commands show things: the per-test table, the module table, the progress
-bar and "what next". Rendering only; the work is in tito/workflow.py."""
+bar and "what next". Rendering only; the work is in autograder/workflow.py."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
 
-from tito.console import console, err_console
-from tito.course import Module
-from tito.workspace import (
+from autograder.course import Module
+from autograder.workspace import (
     AVAILABLE,
     COMPLETE,
     LOCKED,
@@ -19,6 +18,7 @@ from tito.workspace import (
     missing_numbers,
     timestamp_of,
 )
+from tito.console import console, err_console
 
 MESSAGE_LINES = 3
 LINE_WIDTH = 160
@@ -156,7 +156,7 @@ def modules_table(workspace: Workspace, progress: Progress) -> Table:
 
 
 def newer_release(workspace: Workspace, module: Module, progress: Progress) -> bool:
-    from tito.workflow import newer_release as newer
+    from autograder.workflow import newer_release as newer
 
     return newer(workspace, module, progress)
 

@@ -41,7 +41,7 @@ def test_the_penalty_rules(penalty, score, seconds, expected):
 
 
 def test_an_extension_is_a_duration_or_a_new_due_date(course_copy):
-    from tito.course import Course
+    from autograder.course import Course
 
     (course_copy / "course.yaml").write_text(
         "due:\n  setup: 2025-03-01T12:00:00Z\nlate_penalty: zero\n"

@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from autograder import selftest
+from autograder.course import Course
 from tests.autograder.students import course_of_module_01
 from tests.conftest import ROOT, invoke
 from tito.console import TitoError
-from tito.course import Course
 
 COURSE = Course(ROOT)
 MUTANTS = [(module, path) for module in COURSE.modules for path in selftest.mutant_files(module)]

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
+from autograder import build as pipeline
+from autograder.course import Course
 from tests.conftest import ROOT, run_tito
-from tito import build as pipeline
 from tito.console import TitoError
-from tito.course import Course
 
 pytestmark = pytest.mark.xdist_group("build")
 

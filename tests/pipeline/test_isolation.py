@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 
+from autograder.build import init_files
+from autograder.course import Course
 from autograder.execute import run
 from tests.conftest import ROOT
-from tito.build import init_files
-from tito.course import Course
 
 COURSE = Course(ROOT)
 

@@ -12,10 +12,10 @@ import zipfile
 import nbformat
 import pytest
 
+from autograder.course import Course
 from autograder.submission import read_submission
+from autograder.workspace import load_milestones
 from tests.conftest import ROOT, invoke, put_reference_solution
-from tito.course import Course
-from tito.workspace import load_milestones
 
 COURSE = Course(ROOT)
 SETUP = "01_setup"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import shutil
 
+from autograder.course import Course
 from tests.conftest import ROOT, invoke, run_tito
-from tito.course import Course
 
 COURSE = Course(ROOT)
 XOR_MODULES = [m for m in COURSE.modules if m.number <= 6]

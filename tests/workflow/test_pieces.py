@@ -13,14 +13,14 @@ from datetime import datetime, timezone
 import nbformat
 import pytest
 
+from autograder import pairing
+from autograder.course import Course
+from autograder.files import atomic_write
 from autograder.restore import replace_solution_cells, restore_graded_cells
 from autograder.submission import ARCHIVE_NAME, SubmissionError, read_submission, write_submission
+from autograder.workspace import COMPLETE, STARTED, Progress, Workspace, student_id_from_email
 from tests.conftest import ROOT, snapshot
-from tito import pairing
 from tito.console import TitoError
-from tito.course import Course
-from tito.files import atomic_write
-from tito.workspace import COMPLETE, STARTED, Progress, Workspace, student_id_from_email
 
 RELEASE = ROOT / "assignments/release/01_setup/01_setup.ipynb"
 SOURCE = ROOT / "assignments/source/01_setup/01_setup.ipynb"

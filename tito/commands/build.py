@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from tito import build as pipeline
+from autograder import build as pipeline
+from autograder.course import Course
 from tito.console import TitoError, console
-from tito.course import Course
 
 
 def build(

@@ -10,9 +10,9 @@ from rich.table import Table
 
 from autograder.config import DEFAULT_MEMORY_MB
 from autograder.confine import DOCS, NO_CONFINE_ENV
+from autograder.course import Course
 from autograder.execute import DEFAULT_TIMEOUT
 from tito.console import TitoError, console
-from tito.course import Course
 
 
 def _score(value: float) -> str:

@@ -7,11 +7,12 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from tito import report, workflow
+from autograder import workflow
+from autograder.files import read_notebook
+from autograder.workspace import WORKSPACE_OPTION, Workspace
+from tito import report
 from tito.console import TitoError
-from tito.files import read_notebook
 from tito.report import say
-from tito.workspace import WORKSPACE_OPTION, Workspace
 
 
 def hint(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
+from autograder.workspace import Workspace
 from tito.console import TitoError
 from tito.report import say
-from tito.workspace import Workspace
 
 
 def init(

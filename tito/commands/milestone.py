@@ -9,9 +9,7 @@ from pathlib import Path
 
 import typer
 
-from tito.console import TitoError, console
-from tito.report import milestones_table, say
-from tito.workspace import (
+from autograder.workspace import (
     REFERENCE_OPTION,
     WORKSPACE_OPTION,
     Workspace,
@@ -19,6 +17,8 @@ from tito.workspace import (
     missing_numbers,
     package_env,
 )
+from tito.console import TitoError, console
+from tito.report import milestones_table, say
 
 
 def _last_line(output: list[str], name: str) -> str:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import typer
 
-from tito import report, workflow
+from autograder import workflow
+from autograder.course import Course
+from autograder.workspace import COMPLETE, WORKSPACE_OPTION, Workspace, package_env
+from tito import report
 from tito.console import TitoError, console
-from tito.course import Course
 from tito.report import say
-from tito.workspace import COMPLETE, WORKSPACE_OPTION, Workspace, package_env
 
 app = typer.Typer(no_args_is_help=True, help="Start, complete and reset modules.")
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import typer
 
+from autograder.workspace import WORKSPACE_OPTION, Workspace
 from tito import report
 from tito.console import console
 from tito.report import say
-from tito.workspace import WORKSPACE_OPTION, Workspace
 
 
 def status(workspace: Path = WORKSPACE_OPTION) -> None:

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import typer
 
-from tito import report, workflow
+from autograder import workflow
+from autograder.files import read_notebook, sha256_file
+from autograder.workspace import WORKSPACE_OPTION, Workspace
+from tito import report
 from tito.console import TitoError, console
-from tito.files import read_notebook, sha256_file
 from tito.report import say
-from tito.workspace import WORKSPACE_OPTION, Workspace
 
 
 def submit(module: str = typer.Argument(..., help="The module: 02, 2, tensor or 02_tensor.", show_default=False),

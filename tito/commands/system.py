@@ -11,8 +11,8 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from autograder.course import Course
 from tito.console import TitoError, console
-from tito.course import Course
 
 app = typer.Typer(no_args_is_help=True, help="Check this machine and the course setup.")
 
@@ -88,7 +88,7 @@ def _course() -> Check:
 
 def _workspace() -> Check:
     """The student's workspace: found where tito looks, with readable progress and identity."""
-    from tito.workspace import Progress, Workspace
+    from autograder.workspace import Progress, Workspace
 
     try:
         workspace = Workspace.locate()

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tito import report, workflow
+from autograder import workflow
+from autograder.workspace import COMPLETE, REFERENCE_OPTION, WORKSPACE_OPTION, Workspace
+from tito import report
 from tito.console import TitoError, console
 from tito.report import say
-from tito.workspace import COMPLETE, REFERENCE_OPTION, WORKSPACE_OPTION, Workspace
 
 
 def run(

@@ -16,11 +16,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.course import Module
+from autograder.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
+from autograder.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
 from tito import __version__
 from tito.console import TitoError
-from tito.course import Module
-from tito.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
-from tito.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
 
 
 def fix_hint(module: Module) -> str:
@@ -56,7 +56,7 @@ def fetch(
 ) -> Fetched:
     """Copy the release notebook into the workspace. An existing notebook is never replaced,
     except with `reset`, which first backs it (and its .py twin) up."""
-    from tito import pairing
+    from autograder import pairing
 
     release = workspace.release_notebook(module)
     target = workspace.notebook_path(module)
@@ -113,7 +113,7 @@ class TestRun:
 
 
 def sync_pair(workspace: Workspace, module: Module, progress: Progress) -> list[str]:
-    from tito import pairing
+    from autograder import pairing
 
     done = pairing.sync(workspace, module, progress)
     if done:
@@ -208,7 +208,7 @@ def student_header(module: Module, origin: str) -> str:
 def exported_cells(notebook) -> list[str]:
     """The code of the cells whose first lines carry `#| export`, without the directives
     (parsed by the build's own directive reader)."""
-    from tito.build import Cell, _directives
+    from autograder.build import Cell, _directives
 
     bodies = []
     for cell in notebook.cells:
@@ -221,7 +221,7 @@ def exported_cells(notebook) -> list[str]:
 
 
 def render_student_package(module: Module, notebook) -> str:
-    from tito.build import package_header, render_package
+    from autograder.build import package_header, render_package
 
     origin = f"modules/{module.slug}/{module.slug}.ipynb"
     text = render_package(module, exported_cells(notebook), origin)
@@ -463,8 +463,8 @@ def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
     """Bring the new release notebook in, keeping the student's solution cells (matched by
     grade id, with `autograder.restore.replace_solution_cells`); the old notebook (and its
     .py twin) is backed up first."""
+    from autograder import pairing
     from autograder.restore import grade_id, replace_solution_cells
-    from tito import pairing
 
     path = require_started(workspace, module)
     sync_pair(workspace, module, progress)

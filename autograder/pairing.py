@@ -20,9 +20,9 @@ import copy
 import hashlib
 from pathlib import Path
 
-from tito.course import Module
-from tito.files import atomic_write, backup, read_notebook
-from tito.workspace import Progress, Workspace
+from autograder.course import Module
+from autograder.files import atomic_write, backup, read_notebook
+from autograder.workspace import Progress, Workspace
 
 _FORMAT = "py:percent"
 

@@ -6,7 +6,7 @@ Layout (see README.md, "For students")::
     W/modules/NN_name/NN_name.py      its jupytext twin, with `tito module start NN --format py`
     W/modules/NN_name/backups/        timestamped copies made before anything is replaced
     W/tinytorch/                      the student's package: one file per completed module, plus
-                                      what every tinytorch holds (tito.build.base_package)
+                                      what every tinytorch holds (autograder.build.base_package)
     W/.tito/progress.json             which module is started/complete, last test results
     W/.tito/config.yaml               the student's identity (and an optional nbgrader exchange)
     W/submissions/                    archives written by `tito submit`
@@ -30,9 +30,9 @@ from pathlib import Path
 import typer
 import yaml
 
+from autograder.course import Course, Module
+from autograder.files import atomic_write, compact, iso, parse_iso, utc_now
 from tito.console import TitoError, err_console
-from tito.course import Course, Module
-from tito.files import atomic_write, compact, iso, parse_iso, utc_now
 
 WORKSPACE_ENV = "TITO_WORKSPACE"
 DEFAULT_FOLDER = "workspace"
@@ -292,7 +292,7 @@ class Workspace:
         """Write what every `tinytorch` holds before a module is exported into it (the
         generated `__init__.py` files and the course's support files, e.g. dataset readers),
         where missing or stale: new modules of the course may need new sub-packages."""
-        from tito.build import base_package
+        from autograder.build import base_package
 
         for relative, content in base_package(self.course).items():
             path = self.root / relative
