@@ -1,11 +1,19 @@
-"""The grading side of the course: nbgrader configuration and the pipeline behind
-`tito grade`, plus the notebook execution that `tito test` shares with it."""
+"""The course library below the command line: the course model, the build, the student's
+workspace and workflow, notebook execution, and the grading pipeline behind `tito grade`.
+`tito` is a thin layer of commands over it; nothing here imports `tito`
+(docs/contributors.md, "Layers")."""
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+try:
+    __version__ = version("tinytorch")  # the distribution that ships tinytorch, tito and this library
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0.0.0+source"
 
 
 def tools_on_path() -> None:

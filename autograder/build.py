@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from autograder.course import Course, Module
-from tito.console import TitoError
+from autograder.errors import CourseError
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -83,7 +83,7 @@ def parse_cells(text: str, where: str) -> list[Cell]:
             elif key == "test":
                 match = _TEST_SPEC.match(value)
                 if not match:
-                    raise TitoError(
+                    raise CourseError(
                         f"{where}, cell {index}: '#| test: {value}' is not 'NAME (N points)'.",
                         "Write e.g. '#| test: tensor_sum (2 points)'. See source/README.md.",
                     )
@@ -91,7 +91,7 @@ def parse_cells(text: str, where: str) -> list[Cell]:
             elif key == "id":
                 cell.solution = value
             else:
-                raise TitoError(
+                raise CourseError(
                     f"{where}, cell {index}: unknown directive '#| {key}'.",
                     "Known directives: export, test, id. See source/README.md.",
                 )
@@ -100,20 +100,20 @@ def parse_cells(text: str, where: str) -> list[Cell]:
             _check_regions(source, BEGIN_SOLUTION, END_SOLUTION, f"{where}, cell {index}")
             _check_todos(source, f"{where}, cell {index}")
             if cell.test:
-                raise TitoError(f"{where}, cell {index}: a test cell cannot hold a solution region.")
+                raise CourseError(f"{where}, cell {index}: a test cell cannot hold a solution region.")
             if not cell.solution:
                 match = _FIRST_DEF.search(cell.body)
                 if not match:
-                    raise TitoError(
+                    raise CourseError(
                         f"{where}, cell {index}: a solution cell needs a def/class or a '#| id: NAME' line."
                     )
                 cell.solution = match.group(1)
         elif "id" in directives:
-            raise TitoError(f"{where}, cell {index}: '#| id:' names solution cells only.")
+            raise CourseError(f"{where}, cell {index}: '#| id:' names solution cells only.")
         if BEGIN_HIDDEN in source:
             _check_regions(source, BEGIN_HIDDEN, END_HIDDEN, f"{where}, cell {index}")
             if not cell.test:
-                raise TitoError(f"{where}, cell {index}: hidden tests belong in a '#| test:' cell.")
+                raise CourseError(f"{where}, cell {index}: hidden tests belong in a '#| test:' cell.")
         cells.append(cell)
     _check_ids(cells, where)
     return cells
@@ -124,14 +124,14 @@ def _check_regions(source: str, begin: str, end: str, where: str) -> None:
     for line in source.split("\n"):
         if begin in line:
             if inside:
-                raise TitoError(f"{where}: nested '{begin}'.")
+                raise CourseError(f"{where}: nested '{begin}'.")
             inside = True
         elif end in line:
             if not inside:
-                raise TitoError(f"{where}: '{end}' without '{begin}'.")
+                raise CourseError(f"{where}: '{end}' without '{begin}'.")
             inside = False
     if inside:
-        raise TitoError(f"{where}: '{begin}' is never closed by '{end}'.")
+        raise CourseError(f"{where}: '{begin}' is never closed by '{end}'.")
 
 
 def _todo_block_start(lines: list[str], begin_index: int) -> int | None:
@@ -148,7 +148,7 @@ def _check_todos(source: str, where: str) -> None:
     lines = source.split("\n")
     for number, line in enumerate(lines):
         if BEGIN_SOLUTION in line and _todo_block_start(lines, number) is None:
-            raise TitoError(
+            raise CourseError(
                 f"{where}: the solution region at line {number + 1} has no '# TODO:' comment above it.",
                 "Tell the student what to write and give a hint (# TODO: … / # HINT: …).",
             )
@@ -159,16 +159,16 @@ def _check_ids(cells: list[Cell], where: str) -> None:
     for cell in cells:
         for grade_id in filter(None, (cell.test, cell.solution)):
             if not _GRADE_ID.match(grade_id):
-                raise TitoError(f"{where}: '{grade_id}' is not a valid id (letters, digits, _ and -).")
+                raise CourseError(f"{where}: '{grade_id}' is not a valid id (letters, digits, _ and -).")
             if grade_id in seen:
-                raise TitoError(f"{where}: the id '{grade_id}' is used twice.", "Give one with '#| id: NAME'.")
+                raise CourseError(f"{where}: the id '{grade_id}' is used twice.", "Give one with '#| id: NAME'.")
             seen.add(grade_id)
 
 
 def read_module(module: Module) -> list[Cell]:
     path = module.source_file
     if not path.is_file():
-        raise TitoError(f"{path} is missing.", f"Each module folder needs {module.name}.py.")
+        raise CourseError(f"{path} is missing.", f"Each module folder needs {module.name}.py.")
     return parse_cells(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -295,7 +295,7 @@ def release_notebooks(
             target = root / "release" / module.slug / f"{module.slug}.ipynb"
             if not result.get("success") or not target.is_file():
                 log = (result.get("error") or result.get("log") or "").strip().splitlines()[-5:]
-                raise TitoError(f"nbgrader could not generate {module.slug}: " + " | ".join(log))
+                raise CourseError(f"nbgrader could not generate {module.slug}: " + " | ".join(log))
             released[module.slug] = target.read_text(encoding="utf-8")
             if progress:
                 progress(f"released {module.slug}")

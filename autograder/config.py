@@ -136,7 +136,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
     from nbgrader.apps import NbGraderAPI
 
     from autograder.build import code_stub
-    from tito.console import TitoError
+    from autograder.errors import CourseError
 
     tools_on_path()
     with quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:
@@ -149,7 +149,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
             else:
                 original = Path(root) / "source" / module.slug / f"{module.slug}.ipynb"
                 if not original.is_file():
-                    raise TitoError(
+                    raise CourseError(
                         f"{original} is missing: the grader needs the module's source notebook.",
                         "Run `tito build`.",
                     )
@@ -159,7 +159,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
             result = NbGraderAPI(config=config).generate_assignment(module.slug, force=True)
             if not result.get("success"):
                 detail = (result.get("error") or result.get("log") or "").strip().splitlines()
-                raise TitoError(
+                raise CourseError(
                     f"nbgrader could not register {module.slug} in the gradebook: "
                     + (detail[-1] if detail else "no detail"),
                     "If the module's graded cells changed after students were graded, nbgrader "

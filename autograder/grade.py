@@ -59,8 +59,8 @@ from autograder.config import (
 from autograder.confine import bwrap_program, no_confine_requested, refusal_hint
 from autograder.confine import problem as confinement_problem
 from autograder.course import Course, Module
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, CellResult
-from tito.console import TitoError
 
 GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
 
@@ -186,12 +186,12 @@ class Hooks:
 
 def bwrap_for(options: Options) -> str | None:
     """The bwrap program that confines the kernels (None when `options` say not to confine);
-    a TitoError, before anything is collected or graded, when they cannot be confined."""
+    a CourseError, before anything is collected or graded, when they cannot be confined."""
     if not options.confine:
         return None
     why = confinement_problem()
     if why:
-        raise TitoError(f"Cannot confine student code: {why}.", refusal_hint())
+        raise CourseError(f"Cannot confine student code: {why}.", refusal_hint())
     return bwrap_program()
 
 
@@ -204,7 +204,7 @@ def gradable_modules(course: Course, root: Path, wanted: list[Module] | None) ->
     if wanted:
         for module in wanted:
             if not _release(root, module.slug).is_file():
-                raise TitoError(
+                raise CourseError(
                     f"{module.slug} has no student notebook in {root / 'release'}.", "Run `tito build`."
                 )
         return wanted
@@ -389,7 +389,7 @@ def grade(
     selected = gradable_modules(course, root, modules)
     slugs = [m.slug for m in selected]
     if not slugs:
-        raise TitoError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
+        raise CourseError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
     policy = load_policy(course)  # a mistake in course.yaml stops the run before anything is written
     tools_on_path()
     now = utc_now()
@@ -401,7 +401,7 @@ def grade(
     collected = Collected()
     if archives is not None:
         if not Path(archives).is_dir():
-            raise TitoError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
+            raise CourseError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
         hooks.step(f"collecting archives from {archives}")
         collected = import_archives(root, Path(archives), slugs, students)
     exchanged: set = set()
@@ -419,7 +419,7 @@ def grade(
         receipt.write(root)
         hooks.collected(receipt)
     if not found.submissions:
-        raise TitoError(
+        raise CourseError(
             f"No submissions of {', '.join(slugs)} in {root / 'submitted'}"
             + (f" from {', '.join(students)}" if students else "") + ".",
             "Collect them first: `tito grade --from DIR` (tito submit archives) or "

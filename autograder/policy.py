@@ -177,12 +177,12 @@ def _number(node, what: str) -> float:
 
 
 def _module(node, course) -> str:
-    from tito.console import TitoError
+    from autograder.errors import CourseError
 
     text = _scalar(node, "a module")
     try:
         return course.module(text).slug
-    except TitoError:
+    except CourseError:
         known = ", ".join(m.slug for m in course.modules)
         raise _Invalid(node, f"unknown module '{text}' (known: {known})") from None
 
@@ -239,10 +239,10 @@ def _extensions(node, course, due: dict[str, datetime]) -> dict[tuple[str, str],
 
 def load_policy(course) -> Policy:
     """The policy in `<course>/course.yaml` (an empty one when there is no file). A mistake
-    raises TitoError naming the file and line."""
+    raises CourseError naming the file and line."""
     import yaml
 
-    from tito.console import TitoError
+    from autograder.errors import CourseError
 
     path = Path(course.root) / POLICY_FILE
     if not path.is_file():
@@ -251,11 +251,11 @@ def load_policy(course) -> Policy:
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (UnicodeDecodeError, OSError) as error:
-        raise TitoError(f"{path}: cannot be read ({error}).", hint) from None
+        raise CourseError(f"{path}: cannot be read ({error}).", hint) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise TitoError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error}).", hint) from None
+        raise CourseError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error}).", hint) from None
     if root is None:
         return Policy(path)
     try:
@@ -273,7 +273,7 @@ def load_policy(course) -> Policy:
         penalty = _penalty(sections["late_penalty"]) if "late_penalty" in sections else Penalty()
         extensions = _extensions(sections["extensions"], course, due) if "extensions" in sections else {}
     except _Invalid as error:
-        raise TitoError(f"{path}:{error.line}: {error.message}.", hint) from None
+        raise CourseError(f"{path}:{error.line}: {error.message}.", hint) from None
     return Policy(path, due, penalty, extensions)
 
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import yaml
 
 from autograder.course import Course, Module
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT
-from tito.console import TitoError
 
 REFERENCE, RELEASE = "reference", "release"  # the two synthetic students of the pipeline check
 
@@ -58,25 +58,25 @@ def mutant_files(module: Module) -> list[Path]:
 
 
 def load_mutant(path: Path) -> Mutant:
-    """Read one mutant file and check its shape (a TitoError names the file otherwise)."""
+    """Read one mutant file and check its shape (a CourseError names the file otherwise)."""
     where = path.as_posix()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise TitoError(f"{where} is not valid YAML: {error}".splitlines()[0], "See source/README.md, Mutants.") from None
+        raise CourseError(f"{where} is not valid YAML: {error}".splitlines()[0], "See source/README.md, Mutants.") from None
     if not isinstance(data, dict):
-        raise TitoError(f"{where} must be a mapping with description, replace and fails.", "See source/README.md, Mutants.")
+        raise CourseError(f"{where} must be a mapping with description, replace and fails.", "See source/README.md, Mutants.")
     replace = data.get("replace")
     if not isinstance(replace, list) or not replace:
-        raise TitoError(f"{where}: 'replace' must be a non-empty list of find/with pairs.", "See source/README.md, Mutants.")
+        raise CourseError(f"{where}: 'replace' must be a non-empty list of find/with pairs.", "See source/README.md, Mutants.")
     pairs = []
     for number, item in enumerate(replace, start=1):
         if not isinstance(item, dict) or not isinstance(item.get("find"), str) or not isinstance(item.get("with"), str):
-            raise TitoError(f"{where}: replacement {number} needs a 'find' and a 'with' string.", "See source/README.md, Mutants.")
+            raise CourseError(f"{where}: replacement {number} needs a 'find' and a 'with' string.", "See source/README.md, Mutants.")
         pairs.append((item["find"], item["with"]))
     fails = data.get("fails")
     if not isinstance(fails, list) or not fails or not all(isinstance(f, str) for f in fails):
-        raise TitoError(
+        raise CourseError(
             f"{where}: 'fails' must list the graded tests that must lose points.",
             "A mutant no hidden test catches proves nothing: name the test that should catch it.",
         )
@@ -89,7 +89,7 @@ def apply_mutant(module: Module, mutant: Mutant) -> str:
     for number, (find, replacement) in enumerate(mutant.replace, start=1):
         count = text.count(find)
         if count != 1:
-            raise TitoError(
+            raise CourseError(
                 f"{mutant.path.as_posix()}: 'find' {number} occurs {count} times in "
                 f"{module.source_file.name}; it must occur exactly once.",
                 "Quote more of the line so that it is unique (and still matches after edits).",
@@ -142,7 +142,7 @@ def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int
     tests = [c.test for c in cells if c.test]
     unknown = sorted(set(mutant.fails) - set(tests))
     if unknown:
-        raise TitoError(
+        raise CourseError(
             f"{mutant.path.as_posix()}: 'fails' names {', '.join(unknown)}, not a test of {module.slug}.",
             f"Its tests: {', '.join(tests)}.",
         )
@@ -180,7 +180,7 @@ def check_pipeline(
             for kind, student in (("source", REFERENCE), ("release", RELEASE)):
                 notebook = built / kind / module.slug / f"{module.slug}.ipynb"
                 if not notebook.is_file():
-                    raise TitoError(f"{notebook} is missing.", "Run `tito build`.")
+                    raise CourseError(f"{notebook} is missing.", "Run `tito build`.")
                 for target in (root / kind / module.slug, root / "submitted" / student / module.slug):
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(notebook, target / notebook.name)

@@ -16,11 +16,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import __version__
 from autograder.course import Module
+from autograder.errors import CourseError
 from autograder.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
 from autograder.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
-from tito import __version__
-from tito.console import TitoError
 
 
 def fix_hint(module: Module) -> str:
@@ -33,7 +33,7 @@ def fix_hint(module: Module) -> str:
 def require_started(workspace: Workspace, module: Module) -> Path:
     path = workspace.notebook_path(module)
     if not path.is_file():
-        raise TitoError(
+        raise CourseError(
             f"Module {module.label} is not started: there is no notebook at {path}.",
             f"Start it with `tito module start {module.number:02d}`.",
         )
@@ -156,8 +156,8 @@ def run_tests(
     return run
 
 
-def _no_test(workspace: Workspace, module: Module) -> TitoError:
-    return TitoError(
+def _no_test(workspace: Workspace, module: Module) -> CourseError:
+    return CourseError(
         f"No test ran for module {module.label}: its notebook has no graded test cells, so "
         "nothing can say whether your code works.",
         f"Ask your instructor: the release notebook {workspace.release_notebook(module)} should "
@@ -173,7 +173,7 @@ def run_notebook(notebook, **options):
     try:
         return execute(notebook, **options)
     except Exception as error:
-        raise TitoError(
+        raise CourseError(
             f"The notebook could not be run: {type(error).__name__}: {str(error).strip() or 'no detail'}",
             "Check this machine with `tito system doctor`.",
         ) from None
@@ -239,7 +239,7 @@ def export(workspace: Workspace, module: Module, notebook) -> tuple[Path, dict]:
     try:
         compile(text, str(target), "exec")
     except SyntaxError as error:
-        raise TitoError(
+        raise CourseError(
             f"Your exported code has a syntax error (line {error.lineno}: {error.msg}). Nothing was exported.",
             f"Fix the `#| export` cells of modules/{module.slug}/{module.slug}.ipynb.",
         ) from None
@@ -250,13 +250,13 @@ def export(workspace: Workspace, module: Module, notebook) -> tuple[Path, dict]:
         probe = probe_package(workspace, module)
         where = Path(probe.get("file") or "").resolve()
         if where != target.resolve():
-            raise TitoError(f"{module.package} was imported from {where}, not from your workspace.")
-    except TitoError as error:
+            raise CourseError(f"{module.package} was imported from {where}, not from your workspace.")
+    except CourseError as error:
         if previous is None:
             target.unlink(missing_ok=True)
         else:
             atomic_write(target, previous)
-        raise TitoError(
+        raise CourseError(
             f"{error.message} Nothing was exported.",
             "Every name an `#| export` cell uses must come from an `#| export` cell or an import "
             "in one: move helpers and imports into exported cells.",
@@ -294,7 +294,7 @@ def complete(workspace: Workspace, module: Module, progress: Progress) -> Comple
             done.identity = workspace.set_identity(name, email)
         except (TypeError, KeyError):
             done.identity_problem = f"personal_info() returned {info!r}, not a dict with name and email"
-        except TitoError as error:
+        except CourseError as error:
             done.identity_problem = error.message
     record = progress.entry(module.slug)
     record["state"] = COMPLETE
@@ -399,7 +399,7 @@ def submit_exchange(
 
     course_id, root = exchange.get("course_id"), exchange.get("root")
     if not course_id or not root:
-        raise TitoError(
+        raise CourseError(
             f"The exchange in {workspace.config_file} needs both course_id and root.",
             "Set them with `tito init --course-id ID --exchange DIR`.",
         )
@@ -430,7 +430,7 @@ def submit_exchange(
         try:
             submitter.start()
         except ExchangeError as error:
-            raise TitoError(
+            raise CourseError(
                 f"nbgrader's exchange refused the submission: {error}",
                 f"Check the exchange settings in {workspace.config_file}, or ask your instructor.",
             ) from None

@@ -7,7 +7,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from autograder import build as pipeline
 from autograder.course import Course
-from tito.console import TitoError, console
+from autograder.errors import CourseError
+from tito.console import console
 
 
 def build(
@@ -35,7 +36,7 @@ def build(
         for path, why in problems:
             console.print(f"  [red]{why}[/] {path.as_posix()}")
         if problems:
-            raise TitoError(
+            raise CourseError(
                 f"{len(problems)} generated file(s) do not match source/.",
                 "Run `tito build` and commit the result.",
             )

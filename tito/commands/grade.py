@@ -11,8 +11,9 @@ from rich.table import Table
 from autograder.config import DEFAULT_MEMORY_MB
 from autograder.confine import DOCS, NO_CONFINE_ENV
 from autograder.course import Course
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT
-from tito.console import TitoError, console
+from tito.console import console
 
 
 def _score(value: float) -> str:
@@ -68,7 +69,7 @@ def _export(course: Course, modules: list[str] | None, output: Path | None) -> N
 
     root = course.assignments_dir
     if not (root / "gradebook.db").is_file():
-        raise TitoError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
+        raise CourseError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
     from nbgrader.api import Gradebook
 
     from autograder.config import db_url
@@ -78,9 +79,9 @@ def _export(course: Course, modules: list[str] | None, output: Path | None) -> N
     names = [course.module(m).slug for m in modules] if modules else None
     for name in names or []:
         if name not in known:
-            raise TitoError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
+            raise CourseError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
     if not known:
-        raise TitoError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
+        raise CourseError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
     for path in export(root, names, output):
         console.print(f"[green]✓[/] {path}")
 
@@ -116,7 +117,7 @@ def _self_test(course: Course, modules: list[str] | None, timeout: int, workers:
     console.print(table)
     failed = [c for c in results if not c.ok]
     if failed:
-        raise TitoError(
+        raise CourseError(
             f"{len(failed)} self-test check(s) failed: "
             + ", ".join(f"{c.module} {c.name}" for c in failed) + ".",
             "Fix the module's hidden tests or its mutants (source/NN_name/mutants/), then "
@@ -168,9 +169,9 @@ def grade(
     course = Course()
     if export or output is not None:
         if not export:
-            raise TitoError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
+            raise CourseError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
         if self_test or from_dir or exchange or student:
-            raise TitoError(
+            raise CourseError(
                 "--export writes what the gradebook holds; it does not grade or collect.",
                 "Grade first (`tito grade ...`), then run `tito grade --export` alone.",
             )

@@ -8,10 +8,11 @@ import typer
 from rich.text import Text
 
 from autograder import workflow
+from autograder.errors import CourseError
 from autograder.files import read_notebook
-from autograder.workspace import WORKSPACE_OPTION, Workspace
+from autograder.workspace import Workspace
 from tito import report
-from tito.console import TitoError
+from tito.options import WORKSPACE_OPTION
 from tito.report import say
 
 
@@ -32,7 +33,7 @@ def hint(
     else:
         chosen = ws.current_module(progress)
         if chosen is None:
-            raise TitoError("No module is in progress.", "Name one, e.g. `tito hint 01`.")
+            raise CourseError("No module is in progress.", "Name one, e.g. `tito hint 01`.")
     found = workflow.hints(read_notebook(ws.release_notebook(chosen)))
     record = progress.entry(chosen.slug)
     total = len(found)
@@ -84,7 +85,7 @@ def next_command(
         return
     current = ws.current_module(progress)
     if current is None:
-        raise TitoError("No module is in progress: there is no notebook to open.", "Start one first.")
+        raise CourseError("No module is in progress: there is no notebook to open.", "Start one first.")
     from tito.commands.module import _open_lab
 
     workflow.sync_pair(ws, current, progress)

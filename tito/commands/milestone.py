@@ -9,15 +9,10 @@ from pathlib import Path
 
 import typer
 
-from autograder.workspace import (
-    REFERENCE_OPTION,
-    WORKSPACE_OPTION,
-    Workspace,
-    load_milestones,
-    missing_numbers,
-    package_env,
-)
-from tito.console import TitoError, console
+from autograder.errors import CourseError
+from autograder.workspace import Workspace, load_milestones, missing_numbers, package_env
+from tito.console import console
+from tito.options import REFERENCE_OPTION, WORKSPACE_OPTION
 from tito.report import milestones_table, say
 
 
@@ -49,14 +44,14 @@ def milestone(
     if name == "list":
         table = milestones_table(ws, progress)
         if table is None:
-            raise TitoError("This course declares no milestones (milestones/milestones.yaml).")
+            raise CourseError("This course declares no milestones (milestones/milestones.yaml).")
         console.print(table)
         return
     chosen = milestones.get(name)
     if chosen is None:
-        raise TitoError(f"Unknown milestone '{name}'.", f"Known: {', '.join(milestones)}. See `tito milestone list`.")
+        raise CourseError(f"Unknown milestone '{name}'.", f"Known: {', '.join(milestones)}. See `tito milestone list`.")
     if not chosen.available:
-        raise TitoError(
+        raise CourseError(
             f"The milestone '{name}' is not part of the course yet (no {chosen.script.name}).",
             "See `tito milestone list` for the ones you can run.",
         )
@@ -65,7 +60,7 @@ def milestone(
         modules = {m.number: m for m in ws.course.modules}
         names = ", ".join(modules[n].label if n in modules else f"{n:02d}" for n in missing)
         first = f"{missing[0]:02d}"
-        raise TitoError(
+        raise CourseError(
             f"The {name} milestone needs modules 01–{chosen.after:02d} complete; missing: {names}.",
             f"Next: `tito module start {first}` (or run it on the reference: --reference).",
         )
@@ -89,7 +84,7 @@ def milestone(
     code = process.wait()
     verdict = _last_line(output, name)
     if code != 0:
-        raise TitoError(
+        raise CourseError(
             f"The {name} milestone did not reach its target (exit code {code}).",
             "Read its output above; your package's modules are what it runs.",
         )

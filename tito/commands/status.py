@@ -6,9 +6,10 @@ from pathlib import Path
 
 import typer
 
-from autograder.workspace import WORKSPACE_OPTION, Workspace
+from autograder.workspace import Workspace
 from tito import report
 from tito.console import console
+from tito.options import WORKSPACE_OPTION
 from tito.report import say
 
 

@@ -12,7 +12,8 @@ import typer
 from rich.table import Table
 
 from autograder.course import Course
-from tito.console import TitoError, console
+from autograder.errors import CourseError
+from tito.console import console
 
 app = typer.Typer(no_args_is_help=True, help="Check this machine and the course setup.")
 
@@ -72,7 +73,7 @@ def _course() -> Check:
     try:
         course = Course()
         modules = course.modules
-    except TitoError as error:
+    except CourseError as error:
         return Check("course folder", False, error.message, error.hint or "")
     missing = [
         m.slug for m in modules
@@ -92,7 +93,7 @@ def _workspace() -> Check:
 
     try:
         workspace = Workspace.locate()
-    except TitoError as error:
+    except CourseError as error:
         return Check("workspace", False, error.message, error.hint or "")
     if not workspace.exists:
         return Check(

@@ -8,9 +8,11 @@ import typer
 from rich.table import Table
 
 from autograder import workflow
-from autograder.workspace import COMPLETE, REFERENCE_OPTION, WORKSPACE_OPTION, Workspace
+from autograder.errors import CourseError
+from autograder.workspace import COMPLETE, Workspace
 from tito import report
-from tito.console import TitoError, console
+from tito.console import console
+from tito.options import REFERENCE_OPTION, WORKSPACE_OPTION
 from tito.report import say
 
 
@@ -35,7 +37,7 @@ def run(
     progress = ws.load_progress()
     if all_modules:
         if module:
-            raise TitoError("Give a module or --all, not both.")
+            raise CourseError("Give a module or --all, not both.")
         _test_all(ws, progress, timeout)
         return
     if module:
@@ -47,7 +49,7 @@ def run(
             hint = "Name one, e.g. `tito test 01`"
             if upcoming is not None:
                 hint += f", or start the next: `tito module start {upcoming.number:02d}`"
-            raise TitoError("No module is in progress.", hint + ".")
+            raise CourseError("No module is in progress.", hint + ".")
     with console.status(f"Running {chosen.slug}.ipynb in a fresh kernel…"):
         result = workflow.run_tests(ws, chosen, progress, timeout=timeout)
     report.show_run(result, ws)
@@ -75,7 +77,7 @@ def _test_all(ws: Workspace, progress, timeout: int | None) -> None:
         with console.status(f"Running {module.slug}.ipynb…"):
             try:
                 result = workflow.run_tests(ws, module, progress, timeout=timeout)
-            except TitoError as error:
+            except CourseError as error:
                 table.add_row(module.label, "", "[red]✗ not run[/]", error.message)
                 failures += 1
                 continue
