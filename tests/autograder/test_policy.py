@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from autograder.policy import Penalty, load_policy
-from tests.autograder.students import SLUG
+from autograder.samples import SLUG
 from tests.conftest import ROOT, invoke
 
 

@@ -10,7 +10,7 @@ import pytest
 from autograder import selftest
 from autograder.course import Course
 from autograder.errors import CourseError
-from tests.autograder.students import course_of_module_01
+from autograder.samples import course_of_module_01
 from tests.conftest import ROOT, invoke
 
 COURSE = Course(ROOT)
