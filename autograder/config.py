@@ -17,15 +17,14 @@ of `tito build`). Grading adds, all git-ignored:
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from autograder import tools_on_path
+from autograder.build import code_stub, quick_new_gradebooks
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, executor_settings, kernel_sockets
 
 DEFAULT_MEMORY_MB = 4096  # address space per grading process (the worker and its kernel each)
@@ -94,34 +93,6 @@ def nbgrader_config(
     return config
 
 
-@contextlib.contextmanager
-def quick_new_gradebooks() -> Iterator[None]:
-    """nbgrader stamps a new gradebook with its schema's alembic revision by running the
-    `alembic heads` command (seconds); read the same revision from nbgrader's migration
-    scripts in this process instead."""
-    import nbgrader.api
-
-    original = nbgrader.api.get_alembic_version
-
-    @functools.lru_cache(maxsize=1)
-    def head() -> str:
-        try:
-            from alembic.config import Config as AlembicConfig
-            from alembic.script import ScriptDirectory
-
-            config = AlembicConfig()
-            config.set_main_option("script_location", str(Path(nbgrader.api.__file__).parent / "alembic"))
-            return ScriptDirectory.from_config(config).get_current_head() or original()
-        except Exception:  # noqa: BLE001 - any doubt: nbgrader's own way
-            return original()
-
-    nbgrader.api.get_alembic_version = head
-    try:
-        yield
-    finally:
-        nbgrader.api.get_alembic_version = original
-
-
 def register_assignments(root: Path, modules, sources: dict[str, str] | None = None) -> None:
     """Make the gradebook at `root` know each module's assignment and its source cells
     (hidden tests included), as nbgrader's generate_assignment does, without touching the
@@ -134,9 +105,6 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
         sources: slug -> source notebook text (default: `root/source/<slug>/<slug>.ipynb`).
     """
     from nbgrader.apps import NbGraderAPI
-
-    from autograder.build import code_stub
-    from autograder.errors import CourseError
 
     tools_on_path()
     with quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:
