@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from autograder.course import Module
+from autograder.milestones import load_milestones, missing_numbers
 from autograder.workspace import (
     AVAILABLE,
     COMPLETE,
@@ -14,8 +15,6 @@ from autograder.workspace import (
     STARTED,
     Progress,
     Workspace,
-    load_milestones,
-    missing_numbers,
     timestamp_of,
 )
 from tito.console import console, err_console

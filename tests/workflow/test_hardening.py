@@ -13,8 +13,8 @@ import nbformat
 import pytest
 
 from autograder.course import Course
+from autograder.milestones import load_milestones
 from autograder.submission import read_submission
-from autograder.workspace import load_milestones
 from tests.conftest import ROOT, invoke, put_reference_solution
 
 COURSE = Course(ROOT)
