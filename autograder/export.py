@@ -26,6 +26,8 @@ from datetime import datetime
 from pathlib import Path
 
 from autograder.config import CSV_FILE, EXPORT_DIR, GRADES_DIR, db_url
+from autograder.course import Course
+from autograder.errors import CourseError
 
 COURSE_FILE = "course.csv"
 STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email"]
@@ -194,3 +196,22 @@ def export(root: Path, names: list[str] | None = None, output: Path | None = Non
             written.append(write_csv(output / f"{name}.csv", *module_table(gradebook, root, name)))
         written.append(write_csv(output / COURSE_FILE, *course_table(gradebook, root)))
     return written
+
+
+def export_course(course: Course, modules: list[str] | None = None, output: Path | None = None) -> list[Path]:
+    """`tito grade --export`: the CSVs of `modules` (default: every graded one) and of the
+    course, refusing with the next command when the gradebook holds nothing to export."""
+    from nbgrader.api import Gradebook  # heavy: nbgrader and SQLAlchemy, only when exporting
+
+    root = course.assignments_dir
+    if not (root / "gradebook.db").is_file():
+        raise CourseError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
+    with Gradebook(db_url(root)) as gradebook:
+        known = {a.name for a in gradebook.assignments}
+    names = [course.module(m).slug for m in modules] if modules else None
+    for name in names or []:
+        if name not in known:
+            raise CourseError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
+    if not known:
+        raise CourseError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
+    return export(root, names, output)

@@ -13,6 +13,7 @@ from autograder.confine import DOCS, NO_CONFINE_ENV
 from autograder.course import Course
 from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT
+from autograder.export import export_course
 from tito.console import console
 
 
@@ -65,24 +66,7 @@ def _receipt_table(receipt) -> Table:
 
 
 def _export(course: Course, modules: list[str] | None, output: Path | None) -> None:
-    from autograder.export import export
-
-    root = course.assignments_dir
-    if not (root / "gradebook.db").is_file():
-        raise CourseError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
-    from nbgrader.api import Gradebook
-
-    from autograder.config import db_url
-
-    with Gradebook(db_url(root)) as gradebook:
-        known = {a.name for a in gradebook.assignments}
-    names = [course.module(m).slug for m in modules] if modules else None
-    for name in names or []:
-        if name not in known:
-            raise CourseError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
-    if not known:
-        raise CourseError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
-    for path in export(root, names, output):
+    for path in export_course(course, modules, output):
         console.print(f"[green]✓[/] {path}")
 
 
