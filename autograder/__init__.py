@@ -5,15 +5,23 @@ workspace and workflow, notebook execution, and the grading pipeline behind `tit
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-try:
-    __version__ = version("tinytorch")  # the distribution that ships tinytorch, tito and this library
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+source"
+
+@functools.cache
+def version() -> str:
+    """The installed version of the distribution that ships tinytorch, tito and this library."""
+    # heavy: importlib.metadata takes longer to load than the rest of `tito --help`
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("tinytorch")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0.0.0+source"
 
 
 def tools_on_path() -> None:

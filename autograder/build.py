@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder import tools_on_path
 from autograder.course import Course, Module
 from autograder.errors import CourseError
 
@@ -66,7 +67,7 @@ def _directives(source: str) -> dict[str, str]:
 
 def parse_cells(text: str, where: str) -> list[Cell]:
     """Read a percent-format module source into cells and check its directives."""
-    import jupytext  # imported here: every tito command loads this file, few of them parse
+    import jupytext  # heavy: jupytext; every tito command loads this file, few of them parse
 
     notebook = jupytext.reads(text, fmt="py:percent")
     cells = []
@@ -228,7 +229,7 @@ def _nbgrader_meta(*, grade: bool, solution: bool, locked: bool, grade_id: str, 
 
 def source_notebook(module: Module, cells: list[Cell]):
     """The nbgrader source notebook (an nbformat NotebookNode) of a module."""
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     notebook = nbformat.v4.new_notebook()
     notebook.metadata = {
@@ -254,7 +255,7 @@ def source_notebook(module: Module, cells: list[Cell]):
 
 
 def notebook_text(notebook) -> str:
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     return nbformat.writes(notebook) + "\n"
 
@@ -274,10 +275,8 @@ def release_notebooks(
     modules: list[Module], sources: dict[str, str], progress: Callable[[str], None] | None = None
 ) -> dict[str, str]:
     """Run nbgrader's generate_assignment on each source notebook in a scratch course."""
-    from nbgrader.apps import NbGraderAPI
-    from traitlets.config import Config
-
-    from autograder import tools_on_path
+    from nbgrader.apps import NbGraderAPI  # heavy: nbgrader
+    from traitlets.config import Config  # heavy: traitlets
 
     tools_on_path()
     released = {}
@@ -308,15 +307,15 @@ def quick_new_gradebooks() -> Iterator[None]:
     """nbgrader stamps a new gradebook with its schema's alembic revision by running the
     `alembic heads` command (seconds); read the same revision from nbgrader's migration
     scripts in this process instead."""
-    import nbgrader.api
+    import nbgrader.api  # heavy: nbgrader
 
     original = nbgrader.api.get_alembic_version
 
     @functools.lru_cache(maxsize=1)
     def head() -> str:
         try:
-            from alembic.config import Config as AlembicConfig
-            from alembic.script import ScriptDirectory
+            from alembic.config import Config as AlembicConfig  # heavy: alembic
+            from alembic.script import ScriptDirectory  # heavy: alembic
 
             config = AlembicConfig()
             config.set_main_option("script_location", str(Path(nbgrader.api.__file__).parent / "alembic"))

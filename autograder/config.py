@@ -54,13 +54,13 @@ def nbgrader_config(
         late_penalty: the course's late-penalty rule (`autograder.policy.Penalty.to_dict()`),
             which nbgrader's AssignLatePenalties applies; None keeps nbgrader's default (none).
     """
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute, GetGrades
-    from traitlets.config import Config
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # heavy: nbconvert
+    from nbgrader.converters import Autograde  # heavy: nbgrader
+    from nbgrader.preprocessors import Execute, GetGrades  # heavy: nbgrader
+    from traitlets.config import Config  # heavy: traitlets
 
-    from autograder.feedback import GraderNotes, HideHiddenTests
-    from autograder.integrity import GradedExecute
+    from autograder.feedback import GraderNotes, HideHiddenTests  # heavy: loads nbgrader
+    from autograder.integrity import GradedExecute  # heavy: loads nbgrader
 
     config = Config()
     config.CourseDirectory.root = str(root)
@@ -84,7 +84,7 @@ def nbgrader_config(
         GetGrades, HideHiddenTests, GraderNotes, CSSHTMLHeaderPreprocessor,
     ]
     if late_penalty:
-        from autograder.policy import LatePenalty
+        from autograder.policy import LatePenalty  # heavy: loads nbgrader
 
         config.AssignLatePenalties.plugin_class = LatePenalty
         config.LatePenalty.method = late_penalty["method"]
@@ -104,7 +104,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
         modules: the tito `Module`s to register.
         sources: slug -> source notebook text (default: `root/source/<slug>/<slug>.ipynb`).
     """
-    from nbgrader.apps import NbGraderAPI
+    from nbgrader.apps import NbGraderAPI  # heavy: nbgrader
 
     tools_on_path()
     with quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:

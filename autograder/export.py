@@ -28,6 +28,7 @@ from pathlib import Path
 from autograder.config import CSV_FILE, EXPORT_DIR, GRADES_DIR, db_url
 from autograder.course import Course
 from autograder.errors import CourseError
+from autograder.files import atomic_write
 
 COURSE_FILE = "course.csv"
 STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email"]
@@ -145,7 +146,7 @@ def course_table(gradebook, root: Path, names: list[str] | None = None) -> tuple
 def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
     """nbgrader's CsvExportPlugin, row for row and value for value, but properly quoted by the
     writer (nbgrader's own joins the fields with commas, so a comma in a name breaks it)."""
-    from nbgrader.api import MissingEntry
+    from nbgrader.api import MissingEntry  # heavy: nbgrader
 
     header = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
               "raw_score", "late_submission_penalty", "score", "max_score"]
@@ -166,8 +167,6 @@ def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    from autograder.files import atomic_write
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -177,7 +176,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def write_nbgrader_csv(root: Path) -> Path:
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook  # heavy: nbgrader
 
     with Gradebook(db_url(root)) as gradebook:
         return write_csv(Path(root) / GRADES_DIR / CSV_FILE, *nbgrader_table(gradebook))
@@ -187,7 +186,7 @@ def export(root: Path, names: list[str] | None = None, output: Path | None = Non
     """Write one CSV per module (those in `names`, default: every assignment in the gradebook)
     and the course's CSV (always every assignment) into `output` (default
     `assignments/grades/export/`). Returns the paths written, the course file last."""
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook  # heavy: nbgrader
 
     output = Path(output) if output else Path(root) / GRADES_DIR / EXPORT_DIR
     written = []

@@ -91,7 +91,7 @@ def read_notebook(path: Path, fix_hint: str | None = None):
     """Read a notebook, naming its path and the fix when it is not valid JSON or not a notebook.
 
     The file itself is never touched."""
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     try:
         text = path.read_text(encoding="utf-8")

@@ -40,6 +40,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import SaveAutoGrades
+from nbgrader.utils import parse_utc
+from sqlalchemy.exc import SAWarning
+
+from autograder import tools_on_path
 from autograder.collect import (
     Collected,
     Problem,
@@ -61,6 +68,18 @@ from autograder.confine import problem as confinement_problem
 from autograder.course import Course, Module
 from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, CellResult
+from autograder.export import export, write_nbgrader_csv
+from autograder.files import atomic_write, iso, utc_now
+from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
+from autograder.policy import apply_policy, load_policy, record_late
+from autograder.pool import Pool
+from autograder.receipt import (
+    build_receipt,
+    keep_submitted,
+    notebook_bytes,
+    run_stamp,
+    sha256_bytes,
+)
 
 GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
 
@@ -224,8 +243,6 @@ def _names(full: str) -> dict:
 
 
 def _record_identities(root: Path, identities: dict[str, dict]) -> None:
-    from nbgrader.api import Gradebook
-
     with Gradebook(db_url(root)) as gradebook:
         for student, who in sorted(identities.items()):
             fields = _names(who.get("name", "")) if who.get("name") else {}
@@ -246,8 +263,6 @@ def deadline(release: Path, timeout: int) -> float:
 
 
 def _iso(timestamp: str | None) -> str | None:
-    from nbgrader.utils import parse_utc
-
     if not timestamp:
         return None
     try:
@@ -277,10 +292,6 @@ def _problem_page(row: Row) -> str:
 
 def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
     """Write one outcome into the course: the only place the real gradebook is written."""
-    import nbformat
-    from nbgrader.api import Gradebook
-    from nbgrader.preprocessors import SaveAutoGrades
-    from sqlalchemy.exc import SAWarning
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
     student, slug = job["student"], job["module"]
@@ -334,14 +345,10 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
 
 
 def _export(root: Path) -> Path:
-    from autograder.export import write_nbgrader_csv
-
     return write_nbgrader_csv(root)
 
 
 def _write_summary(root: Path, report: Report) -> None:
-    from autograder.files import atomic_write
-
     text = json.dumps(report.to_dict(), indent=2) + "\n"
     atomic_write(root / GRADES_DIR / RUNS_DIR / f"{report.run}.json", text)
     atomic_write(report.summary_path, text)
@@ -368,19 +375,6 @@ def grade(
         archives: a folder of `tito submit` archives to collect first.
         exchange: an nbgrader exchange root to collect from first (`course_id` names the course).
     """
-    from autograder import tools_on_path
-    from autograder.export import export
-    from autograder.files import iso, utc_now
-    from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
-    from autograder.policy import apply_policy, load_policy, record_late
-    from autograder.pool import Pool
-    from autograder.receipt import (
-        build_receipt,
-        keep_submitted,
-        notebook_bytes,
-        run_stamp,
-        sha256_bytes,
-    )
 
     options = options or Options()
     hooks = hooks or Hooks()

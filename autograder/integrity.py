@@ -44,6 +44,7 @@ import json
 import secrets
 import tokenize
 
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import determine_grade, is_grade, is_solution
@@ -279,8 +280,6 @@ class GradedExecute(Execute):
         return (_read_report(reply) if reply else None) or {}
 
     def preprocess_cell(self, cell, resources, index):
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
         if self._stopped is not None:
             if cell.cell_type == "code" and is_grade(cell):
                 cell.outputs = [_error(*self._stopped)]

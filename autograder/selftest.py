@@ -18,6 +18,7 @@ a test case.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from pathlib import Path
 
 import yaml
 
+from autograder.build import BEGIN_HIDDEN, END_HIDDEN, parse_cells, source_notebook
 from autograder.course import Course, Module
 from autograder.errors import CourseError
-from autograder.execute import DEFAULT_TIMEOUT
+from autograder.execute import DEFAULT_TIMEOUT, execute, results
+from autograder.grade import Options, grade
 
 REFERENCE, RELEASE = "reference", "release"  # the two synthetic students of the pipeline check
 
@@ -101,9 +104,6 @@ def apply_mutant(module: Module, mutant: Mutant) -> str:
 def _split_tests(notebook):
     """A copy of `notebook` whose test cells are each split into the visible part (graded as
     the test) and the hidden part (graded as `<test>:hidden`)."""
-    import copy
-
-    from autograder.build import BEGIN_HIDDEN, END_HIDDEN
 
     out = copy.deepcopy(notebook)
     cells = []
@@ -134,8 +134,6 @@ def _split_tests(notebook):
 
 def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int = DEFAULT_TIMEOUT) -> Check:
     """Run one mutant: visible tests all pass, and exactly `fails` lose points."""
-    from autograder.build import parse_cells, source_notebook
-    from autograder.execute import execute, results
 
     text = apply_mutant(module, mutant)
     cells = parse_cells(text, mutant.path.as_posix())
@@ -171,7 +169,6 @@ def check_pipeline(
     """Grade each module's reference and untouched release notebook through `tito grade`'s
     pipeline, all in one run, in a scratch nbgrader course (kernels confined as `tito grade`'s
     are, unless `confine` is False)."""
-    from autograder.grade import Options, grade
 
     built = course.assignments_dir
     with tempfile.TemporaryDirectory(prefix="tito-selftest-") as folder:

@@ -10,16 +10,20 @@ package first on the path, and each graded cell is scored by nbgrader's own rule
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from autograder import __version__
+from autograder import pairing, version
+from autograder.build import Cell, _directives, package_header, render_package
 from autograder.course import Module
 from autograder.errors import CourseError
+from autograder.execute import DEFAULT_TIMEOUT, execute, results
 from autograder.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
+from autograder.submission import METADATA, write_submission
 from autograder.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
 
 
@@ -56,7 +60,6 @@ def fetch(
 ) -> Fetched:
     """Copy the release notebook into the workspace. An existing notebook is never replaced,
     except with `reset`, which first backs it (and its .py twin) up."""
-    from autograder import pairing
 
     release = workspace.release_notebook(module)
     target = workspace.notebook_path(module)
@@ -113,8 +116,6 @@ class TestRun:
 
 
 def sync_pair(workspace: Workspace, module: Module, progress: Progress) -> list[str]:
-    from autograder import pairing
-
     done = pairing.sync(workspace, module, progress)
     if done:
         workspace.save_progress(progress)
@@ -125,8 +126,7 @@ def run_tests(
     workspace: Workspace, module: Module, progress: Progress, *, timeout: int | None = None
 ) -> TestRun:
     """Run the module's visible tests on the student's notebook, as the grader would."""
-    from autograder.execute import DEFAULT_TIMEOUT, results
-    from autograder.restore import is_graded, restore_graded_cells
+    from autograder.restore import is_graded, restore_graded_cells  # heavy: loads nbformat
 
     path = require_started(workspace, module)
     synced = sync_pair(workspace, module, progress)
@@ -168,7 +168,6 @@ def _no_test(workspace: Workspace, module: Module) -> CourseError:
 def run_notebook(notebook, **options):
     """The shared execution; a kernel that cannot start is a clear error, not a traceback
     (errors inside cells are recorded in the cells and never raise)."""
-    from autograder.execute import execute
 
     try:
         return execute(notebook, **options)
@@ -180,7 +179,7 @@ def run_notebook(notebook, **options):
 
 
 def _cell_errors(notebook) -> list[tuple[str, str]]:
-    from autograder.restore import grade_id, is_graded
+    from autograder.restore import grade_id, is_graded  # heavy: loads nbformat
 
     found = []
     for number, cell in enumerate(notebook.cells, start=1):
@@ -208,7 +207,6 @@ def student_header(module: Module, origin: str) -> str:
 def exported_cells(notebook) -> list[str]:
     """The code of the cells whose first lines carry `#| export`, without the directives
     (parsed by the build's own directive reader)."""
-    from autograder.build import Cell, _directives
 
     bodies = []
     for cell in notebook.cells:
@@ -221,8 +219,6 @@ def exported_cells(notebook) -> list[str]:
 
 
 def render_student_package(module: Module, notebook) -> str:
-    from autograder.build import package_header, render_package
-
     origin = f"modules/{module.slug}/{module.slug}.ipynb"
     text = render_package(module, exported_cells(notebook), origin)
     header = package_header(origin)
@@ -281,7 +277,7 @@ def complete(workspace: Workspace, module: Module, progress: Progress) -> Comple
     done = Completion(run, was_complete=was_complete)
     if not run.passed:
         return done
-    from autograder.restore import restore_graded_cells
+    from autograder.restore import restore_graded_cells  # heavy: loads nbformat
 
     # export what was tested: an unchanged copy of a stub, removed for the test, stays out
     student = read_notebook(workspace.notebook_path(module), fix_hint(module))
@@ -322,11 +318,9 @@ def validate(workspace: Workspace, module: Module, path: Path, cwd: Path | None 
     tests), with the notebook run by the shared execution against the student's package, in
     `cwd` (default: the notebook's folder). Cells that call `input()` are named: the kernel
     has no keyboard (nbclient refuses stdin), so the call fails at once instead of hanging."""
-    from nbgrader import utils
-    from nbgrader.preprocessors import CheckCellMetadata
-    from nbgrader.validator import Validator
-
-    from autograder.execute import results
+    from nbgrader import utils  # heavy: nbgrader
+    from nbgrader.preprocessors import CheckCellMetadata  # heavy: nbgrader
+    from nbgrader.validator import Validator  # heavy: nbgrader
 
     class _Validator(Validator):
         executed = None
@@ -377,11 +371,9 @@ def _quiet_logger() -> logging.Logger:
 
 
 def submit_archive(workspace: Workspace, module: Module, path: Path, identity: Identity) -> Path:
-    from autograder.submission import write_submission
-
     return write_submission(
         path, module=module.slug, student=identity.as_dict(),
-        dest_dir=workspace.submissions_dir, tito_version=__version__,
+        dest_dir=workspace.submissions_dir, tito_version=version(),
     )
 
 
@@ -389,13 +381,11 @@ def submit_exchange(
     workspace: Workspace, module: Module, path: Path, identity: Identity, exchange: dict
 ) -> str:
     """Hand the notebook (and submission.json) in through nbgrader's exchange; returns where."""
-    from nbgrader.auth import Authenticator
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.exchange import ExchangeError
-    from nbgrader.exchange.exchange_factory import ExchangeFactory
-    from traitlets.config import Config
-
-    from autograder.submission import METADATA, write_submission
+    from nbgrader.auth import Authenticator  # heavy: nbgrader
+    from nbgrader.coursedir import CourseDirectory  # heavy: nbgrader
+    from nbgrader.exchange import ExchangeError  # heavy: nbgrader
+    from nbgrader.exchange.exchange_factory import ExchangeFactory  # heavy: nbgrader
+    from traitlets.config import Config  # heavy: traitlets
 
     course_id, root = exchange.get("course_id"), exchange.get("root")
     if not course_id or not root:
@@ -410,7 +400,7 @@ def submit_exchange(
         shutil.copyfile(path, folder / f"{module.slug}.ipynb")
         archive = write_submission(
             path, module=module.slug, student=identity.as_dict(), dest_dir=staging / "archive",
-            tito_version=__version__,
+            tito_version=version(),
         )
         with zipfile.ZipFile(archive) as opened:
             (folder / METADATA).write_bytes(opened.read(METADATA))
@@ -463,8 +453,7 @@ def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
     """Bring the new release notebook in, keeping the student's solution cells (matched by
     grade id, with `autograder.restore.replace_solution_cells`); the old notebook (and its
     .py twin) is backed up first."""
-    from autograder import pairing
-    from autograder.restore import grade_id, replace_solution_cells
+    from autograder.restore import grade_id, replace_solution_cells  # heavy: loads nbformat
 
     path = require_started(workspace, module)
     sync_pair(workspace, module, progress)
@@ -489,7 +478,7 @@ def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
     if script.exists():
         backups.append(backup(script, workspace.backups_dir(module)))
         script.unlink()
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     atomic_write(path, nbformat.writes(merged) + "\n")
     record["release_sha256"] = sha
@@ -517,9 +506,8 @@ def hints(notebook) -> list[Hint]:
     """The `# HINT:` comment blocks of the release notebook, in order: the `# HINT:` line and
     the indented comment lines that continue it, with the `# TODO:` block above it, labelled
     by the function or class they sit in (else the cell's grade id)."""
-    import re
 
-    from autograder.restore import grade_id
+    from autograder.restore import grade_id  # heavy: loads nbformat
 
     def block(lines: list[str], index: int, tag: str) -> str:
         found = [lines[index].strip()[len(tag):].strip()]

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 
+from autograder.build import base_package
 from autograder.course import Course, Module
 from autograder.errors import CourseError, warn
 from autograder.files import atomic_write, compact, iso, parse_iso, utc_now
@@ -276,7 +277,6 @@ class Workspace:
         """Write what every `tinytorch` holds before a module is exported into it (the
         generated `__init__.py` files and the course's support files, e.g. dataset readers),
         where missing or stale: new modules of the course may need new sub-packages."""
-        from autograder.build import base_package
 
         for relative, content in base_package(self.course).items():
             path = self.root / relative

@@ -1,5 +1,1 @@
-"""tito: the command line of the TinyTorch course."""
-
-from autograder import __version__
-
-__all__ = ["__version__"]
+"""tito: the command line of the TinyTorch course (a thin layer over the `autograder` library)."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
+from autograder import version
 from autograder.errors import CourseError
-from tito import __version__
 from tito.commands import build, grade, hint, init, milestone, module, status, submit, system, test
 from tito.console import print_error, show_library_warnings
 
@@ -37,7 +37,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"tito {__version__}")
+        typer.echo(f"tito {version()}")
         raise typer.Exit()
 
 

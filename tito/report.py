@@ -8,6 +8,7 @@ from rich.text import Text
 
 from autograder.course import Module
 from autograder.milestones import load_milestones, missing_numbers
+from autograder.workflow import newer_release as newer
 from autograder.workspace import (
     AVAILABLE,
     COMPLETE,
@@ -93,7 +94,7 @@ def show_run(run, workspace: Workspace) -> None:
     for line in run.synced:
         say(f"[dim]sync:[/] {line}")
     if run.repairs:
-        from autograder.restore import describe
+        from autograder.restore import describe  # heavy: loads nbformat
 
         warn(
             "the tests ran on the original test cells (your notebook is not changed):\n"
@@ -155,8 +156,6 @@ def modules_table(workspace: Workspace, progress: Progress) -> Table:
 
 
 def newer_release(workspace: Workspace, module: Module, progress: Progress) -> bool:
-    from autograder.workflow import newer_release as newer
-
     return newer(workspace, module, progress)
 
 

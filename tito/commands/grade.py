@@ -22,7 +22,7 @@ def _score(value: float) -> str:
 
 
 def _late(row) -> str:
-    from autograder.policy import describe_late
+    from autograder.policy import describe_late  # heavy: loads nbgrader
 
     if row.seconds_late <= 0:
         return "-"
@@ -83,7 +83,7 @@ def _confinement_line(confined: bool) -> str:
 
 
 def _self_test(course: Course, modules: list[str] | None, timeout: int, workers: int, confine: bool) -> None:
-    from autograder import selftest
+    from autograder import selftest  # heavy: loads nbgrader
 
     selected = [course.module(m) for m in modules] if modules else course.modules
     with console.status("self-test") as status:
@@ -147,8 +147,8 @@ def grade(
     """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
     export the gradebook as CSV and print a summary (also in assignments/grades/summary.json).
     Due dates, late penalties and extensions come from course.yaml."""
-    from autograder.grade import Hooks, Options
-    from autograder.grade import grade as run_grade
+    from autograder.grade import Hooks, Options  # heavy: loads nbgrader
+    from autograder.grade import grade as run_grade  # heavy: loads nbgrader
 
     course = Course()
     if export or output is not None:

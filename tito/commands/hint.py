@@ -12,6 +12,7 @@ from autograder.errors import CourseError
 from autograder.files import read_notebook
 from autograder.workspace import Workspace
 from tito import report
+from tito.commands.module import _open_lab
 from tito.options import WORKSPACE_OPTION
 from tito.report import say
 
@@ -86,7 +87,6 @@ def next_command(
     current = ws.current_module(progress)
     if current is None:
         raise CourseError("No module is in progress: there is no notebook to open.", "Start one first.")
-    from tito.commands.module import _open_lab
 
     workflow.sync_pair(ws, current, progress)
     _open_lab(ws, workflow.require_started(ws, current))

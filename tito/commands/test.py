@@ -63,7 +63,7 @@ def run(
 
 
 def _test_all(ws: Workspace, progress, timeout: int | None) -> None:
-    from autograder.restore import describe
+    from autograder.restore import describe  # heavy: loads nbformat
 
     completed = [m for m in ws.course.modules if progress.state(m.slug) == COMPLETE]
     if not completed:
