@@ -87,11 +87,6 @@ class Course:
     def assignments_dir(self) -> Path:
         return self.root / "assignments"
 
-    @property
-    def package_root(self) -> Path:
-        """The folder that holds the reference package `tinytorch/`."""
-        return self.root
-
     @cached_property
     def modules(self) -> list[Module]:
         found = []

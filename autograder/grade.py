@@ -431,7 +431,7 @@ def grade(
 
     protected = [
         str(course.root / "source"), str(root / "source"), str(root / "release"),
-        str(course.package_root / "tinytorch"), str(course.root / "pyproject.toml"),
+        str(course.root / "tinytorch"), str(course.root / "pyproject.toml"),
     ]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
@@ -457,7 +457,7 @@ def grade(
                 "template_db": str(template),
                 "release": str(release),
                 "source": str(root / "source" / submission.module / f"{submission.module}.ipynb"),
-                "package_root": str(course.package_root),
+                "package_root": str(course.root),
                 "course_root": str(course.root),
                 "protected": protected,
                 "timeout": options.timeout,

@@ -53,7 +53,6 @@ from nbgrader.utils import determine_grade, is_grade, is_solution
 NOT_COUNTED = "NotCounted"
 TIMED_OUT = "CellTimeoutError"  # nbgrader's own name for a cell past its time limit
 KERNEL_DIED = "DeadKernelError"
-OWN_ERRORS = (NOT_COUNTED, TIMED_OUT, KERNEL_DIED)
 NOT_RUN = "not run: "
 
 # builtins a test relies on even when it does not name them: they compile and run its code

@@ -34,7 +34,6 @@ from autograder.files import atomic_write, compact
 from autograder.policy import parse_time
 
 NEW, UNCHANGED, REPLACES = "new", "unchanged", "replaces"  # the states of a graded entry
-REFUSED = "refused"
 
 
 def sha256_bytes(data: bytes) -> str:

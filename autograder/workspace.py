@@ -14,7 +14,7 @@ Layout (see README.md, "For students")::
 Which workspace: `--workspace DIR`, else `$TITO_WORKSPACE`, else `workspace/` in the course
 folder. Code runs against the student's package by putting W first on PYTHONPATH: W holds a
 regular package `tinytorch/` (with `__init__.py`), so it fully shadows the reference one.
-`package_dir()` is the one place that decides which package code imports; milestones reuse it.
+`Workspace.package_dir` is the one place that decides which package code imports; milestones reuse it.
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ WORKSPACE_ENV = "TITO_WORKSPACE"
 DEFAULT_FOLDER = "workspace"
 
 LOCKED, AVAILABLE, STARTED, COMPLETE = "locked", "available", "started", "complete"
-FORMATS = ("ipynb", "py")
 PROGRESS_VERSION = 1
 
 def package_env(package_dir: Path, base: dict | None = None) -> dict[str, str]:
@@ -47,17 +46,6 @@ def package_env(package_dir: Path, base: dict | None = None) -> dict[str, str]:
     rest = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(package_dir) + (os.pathsep + rest if rest else "")
     return env
-
-
-def package_dir(
-    workspace: Path | None = None, *, reference: bool = False, course: Course | None = None
-) -> Path:
-    """The folder whose `tinytorch/` code must import: the course folder (the reference) with
-    `reference`, else the student's workspace (which must exist)."""
-    course = course or Course()
-    if reference:
-        return course.root
-    return Workspace.open(workspace, course=course).root
 
 
 # --- identity ---------------------------------------------------------------------------------
