@@ -147,18 +147,9 @@ def grade(
     """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
     export the gradebook as CSV and print a summary (also in assignments/grades/summary.json).
     Due dates, late penalties and extensions come from course.yaml."""
-    from autograder.grade import Hooks, Options  # heavy: loads nbgrader
-    from autograder.grade import grade as run_grade  # heavy: loads nbgrader
-
     course = Course()
     if export or output is not None:
-        if not export:
-            raise CourseError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
-        if self_test or from_dir or exchange or student:
-            raise CourseError(
-                "--export writes what the gradebook holds; it does not grade or collect.",
-                "Grade first (`tito grade ...`), then run `tito grade --export` alone.",
-            )
+        _check_export_alone(export, self_test or from_dir or exchange or student)
         _export(course, modules, output)
         return
     if no_confine:
@@ -166,7 +157,31 @@ def grade(
     if self_test:
         _self_test(course, modules, timeout, workers, not no_confine)
         return
+    from autograder.grade import Options  # heavy: loads nbgrader
+
+    options = Options(timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline, confine=not no_confine)
     selected = [course.module(m) for m in modules] if modules else None
+    report = _grade_with_progress_bar(
+        course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id, options=options,
+    )
+    _print_report(course, report)
+
+
+def _check_export_alone(export: bool, grading_asked: bool) -> None:
+    if not export:
+        raise CourseError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
+    if grading_asked:
+        raise CourseError(
+            "--export writes what the gradebook holds; it does not grade or collect.",
+            "Grade first (`tito grade ...`), then run `tito grade --export` alone.",
+        )
+
+
+def _grade_with_progress_bar(course: Course, selected, students, **arguments):
+    """The library's grading run, its steps shown on a progress bar."""
+    from autograder.grade import Hooks  # heavy: loads nbgrader
+    from autograder.grade import grade as run_grade  # heavy: loads nbgrader
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
@@ -179,13 +194,10 @@ def grade(
             step=lambda what: bar.update(task, description=what),
             collected=lambda receipt: console.print(_receipt_table(receipt)),
         )
-        report = run_grade(
-            course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id,
-            options=Options(
-                timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline, confine=not no_confine,
-            ),
-            hooks=hooks,
-        )
+        return run_grade(course, selected, students, hooks=hooks, **arguments)
+
+
+def _print_report(course: Course, report) -> None:
     console.print(_summary_table(report))
     for problem in report.problems:
         console.print(f"[yellow]![/] {problem.source}: {problem.message}")
