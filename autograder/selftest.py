@@ -146,7 +146,7 @@ def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int
         )
     notebook = _split_tests(source_notebook(module, cells))
     with tempfile.TemporaryDirectory(prefix="tito-mutant-") as scratch:
-        executed = execute(notebook, cwd=Path(scratch), package_dir=course.package_root, timeout=timeout)
+        executed = execute(notebook, cwd=Path(scratch), package_dir=course.root, timeout=timeout)
     scored = results(executed)
     visible_failures = [r for r in scored if not r.grade_id.endswith(":hidden") and not r.passed]
     lost = sorted({r.grade_id.removesuffix(":hidden") for r in scored if not r.passed})
