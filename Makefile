@@ -9,9 +9,9 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make install  create .venv and install tinytorch, tito and the test tools"
 	@echo "make demo     install, then take a throwaway workspace through the first modules"
-	@echo "make test     install, then lint, check the generated files and run the whole test suite"
+	@echo "make test     install, then lint, check the layers and generated files, run the whole test suite"
 	@echo "make build    regenerate the package and notebooks from source/"
-	@echo "make check    lint and check that generated files match source/"
+	@echo "make check    lint, check the import layers (lint-imports) and that generated files match source/"
 	@echo "make bench    run the benchmarks against PyTorch CPU"
 	@echo "make mutation mechanical mutants of every module's solutions against its tests (docs/mutation/)"
 	@echo "make confinement  install bubblewrap, which tito grade confines student code with (root, apt-get)"
@@ -27,6 +27,7 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/tito build --check
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -q
 
@@ -38,6 +39,7 @@ build: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 check: lint
 	$(BIN)/tito build --check

@@ -16,6 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from nbgrader.apps import NbGraderAPI
+from nbgrader.utils import parse_utc
+
+from autograder.config import nbgrader_config
+from autograder.files import atomic_write
+from autograder.submission import SubmissionError, read_submission
+
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"  # what nbgrader's exchange writes in timestamp.txt
 
@@ -160,10 +167,6 @@ def import_archives(
     """Verify every archive in `folder` and copy the newest valid one per student and module
     into the course layout. Broken archives are reported, never fatal; every valid archive is
     listed in `versions`, with what became of it."""
-    from nbgrader.utils import parse_utc
-
-    from autograder.submission import SubmissionError, read_submission
-    from tito.files import atomic_write
 
     collected = Collected()
     newest: dict[tuple[str, str], tuple[datetime, str, object]] = {}
@@ -227,9 +230,6 @@ def import_archives(
 def collect_exchange(root: Path, exchange: Path, course_id: str, slugs: list[str]) -> Collected:
     """nbgrader's own collect: the newest submission per student from the exchange's inbound
     folder into the course layout."""
-    from nbgrader.apps import NbGraderAPI
-
-    from autograder.config import nbgrader_config
 
     collected = Collected()
     inbound = Path(exchange) / course_id / "inbound"

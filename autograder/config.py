@@ -17,15 +17,14 @@ of `tito build`). Grading adds, all git-ignored:
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from autograder import tools_on_path
+from autograder.build import code_stub, quick_new_gradebooks
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, executor_settings, kernel_sockets
 
 DEFAULT_MEMORY_MB = 4096  # address space per grading process (the worker and its kernel each)
@@ -55,13 +54,13 @@ def nbgrader_config(
         late_penalty: the course's late-penalty rule (`autograder.policy.Penalty.to_dict()`),
             which nbgrader's AssignLatePenalties applies; None keeps nbgrader's default (none).
     """
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute, GetGrades
-    from traitlets.config import Config
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # heavy: nbconvert
+    from nbgrader.converters import Autograde  # heavy: nbgrader
+    from nbgrader.preprocessors import Execute, GetGrades  # heavy: nbgrader
+    from traitlets.config import Config  # heavy: traitlets
 
-    from autograder.feedback import GraderNotes, HideHiddenTests
-    from autograder.integrity import GradedExecute
+    from autograder.feedback import GraderNotes, HideHiddenTests  # heavy: loads nbgrader
+    from autograder.integrity import GradedExecute  # heavy: loads nbgrader
 
     config = Config()
     config.CourseDirectory.root = str(root)
@@ -85,41 +84,13 @@ def nbgrader_config(
         GetGrades, HideHiddenTests, GraderNotes, CSSHTMLHeaderPreprocessor,
     ]
     if late_penalty:
-        from autograder.policy import LatePenalty
+        from autograder.policy import LatePenalty  # heavy: loads nbgrader
 
         config.AssignLatePenalties.plugin_class = LatePenalty
         config.LatePenalty.method = late_penalty["method"]
         config.LatePenalty.points = float(late_penalty.get("points") or 0.0)
         config.LatePenalty.cap = late_penalty.get("cap")
     return config
-
-
-@contextlib.contextmanager
-def quick_new_gradebooks() -> Iterator[None]:
-    """nbgrader stamps a new gradebook with its schema's alembic revision by running the
-    `alembic heads` command (seconds); read the same revision from nbgrader's migration
-    scripts in this process instead."""
-    import nbgrader.api
-
-    original = nbgrader.api.get_alembic_version
-
-    @functools.lru_cache(maxsize=1)
-    def head() -> str:
-        try:
-            from alembic.config import Config as AlembicConfig
-            from alembic.script import ScriptDirectory
-
-            config = AlembicConfig()
-            config.set_main_option("script_location", str(Path(nbgrader.api.__file__).parent / "alembic"))
-            return ScriptDirectory.from_config(config).get_current_head() or original()
-        except Exception:  # noqa: BLE001 - any doubt: nbgrader's own way
-            return original()
-
-    nbgrader.api.get_alembic_version = head
-    try:
-        yield
-    finally:
-        nbgrader.api.get_alembic_version = original
 
 
 def register_assignments(root: Path, modules, sources: dict[str, str] | None = None) -> None:
@@ -133,10 +104,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
         modules: the tito `Module`s to register.
         sources: slug -> source notebook text (default: `root/source/<slug>/<slug>.ipynb`).
     """
-    from nbgrader.apps import NbGraderAPI
-
-    from tito.build import code_stub
-    from tito.console import TitoError
+    from nbgrader.apps import NbGraderAPI  # heavy: nbgrader
 
     tools_on_path()
     with quick_new_gradebooks(), tempfile.TemporaryDirectory(prefix="tito-register-") as scratch:
@@ -149,7 +117,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
             else:
                 original = Path(root) / "source" / module.slug / f"{module.slug}.ipynb"
                 if not original.is_file():
-                    raise TitoError(
+                    raise CourseError(
                         f"{original} is missing: the grader needs the module's source notebook.",
                         "Run `tito build`.",
                     )
@@ -159,7 +127,7 @@ def register_assignments(root: Path, modules, sources: dict[str, str] | None = N
             result = NbGraderAPI(config=config).generate_assignment(module.slug, force=True)
             if not result.get("success"):
                 detail = (result.get("error") or result.get("log") or "").strip().splitlines()
-                raise TitoError(
+                raise CourseError(
                     f"nbgrader could not register {module.slug} in the gradebook: "
                     + (detail[-1] if detail else "no detail"),
                     "If the module's graded cells changed after students were graded, nbgrader "

@@ -14,6 +14,8 @@ import tempfile
 from functools import cache
 
 from jupyter_client.manager import AsyncKernelManager
+from nbgrader.converters import Autograde
+from nbgrader.preprocessors import Execute
 from traitlets import Dict
 
 from autograder.confine import Sandbox
@@ -72,8 +74,6 @@ def _confined(executor: type) -> type:
 def confine(config, sandbox: Sandbox) -> None:
     """Make nbgrader's autograde, run with `config` (a traitlets Config), start its kernel in
     `sandbox`."""
-    from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import Execute
 
     steps = config.Autograde.get("autograde_preprocessors") or Autograde.autograde_preprocessors.default()
     config.Autograde.autograde_preprocessors = [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -105,12 +106,12 @@ def execute(
         package_dir: the folder holding the `tinytorch` package the code must import.
         timeout: seconds each cell may take before it is interrupted and marked as timed out.
     """
-    from nbgrader.preprocessors import ClearOutput
+    from nbgrader.preprocessors import ClearOutput  # heavy: nbgrader
 
-    from autograder.integrity import GradedExecute
+    from autograder.integrity import GradedExecute  # heavy: loads nbgrader
 
     notebook, resources = ClearOutput().preprocess(notebook, {})
-    from traitlets.config import Config
+    from traitlets.config import Config  # heavy: traitlets
 
     executor = GradedExecute(config=Config({"KernelManager": kernel_sockets()}), **executor_settings(timeout))
     resources = {"metadata": {"path": str(cwd)}}
@@ -120,14 +121,17 @@ def execute(
 
 
 def _strip_ansi(text: str) -> str:
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", text)
 
 
 def _describe(cell: NotebookNode) -> tuple[str, str]:
     """(status, message) for a graded cell that lost points."""
-    from autograder.integrity import KERNEL_DIED, NOT_COUNTED, NOT_RUN, TIMED_OUT
+    from autograder.integrity import (  # heavy: loads nbgrader
+        KERNEL_DIED,
+        NOT_COUNTED,
+        NOT_RUN,
+        TIMED_OUT,
+    )
 
     errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
     # the grader's own verdicts: a test that does not count, a cell that never ran or in
@@ -158,9 +162,9 @@ def _describe(cell: NotebookNode) -> tuple[str, str]:
 def results(notebook: NotebookNode) -> list[CellResult]:
     """Score every graded cell of an executed notebook, as nbgrader's autograde would. A line
     of the notebook's hidden tests never appears in a message (autograder/feedback.py)."""
-    from nbgrader.utils import determine_grade, is_grade
+    from nbgrader.utils import determine_grade, is_grade  # heavy: nbgrader
 
-    from autograder.feedback import hidden_lines, redact
+    from autograder.feedback import hidden_lines, redact  # heavy: loads nbgrader
 
     hidden = hidden_lines(notebook)
     scored = []
@@ -182,7 +186,7 @@ def run(
     path: Path, *, package_dir: Path | None = None, timeout: int = DEFAULT_TIMEOUT
 ) -> tuple[NotebookNode, list[CellResult]]:
     """Read a notebook file, run it in its own folder and score it."""
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     notebook = nbformat.read(str(path), as_version=4)
     notebook = execute(notebook, cwd=path.parent, package_dir=package_dir, timeout=timeout)

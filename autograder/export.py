@@ -26,6 +26,9 @@ from datetime import datetime
 from pathlib import Path
 
 from autograder.config import CSV_FILE, EXPORT_DIR, GRADES_DIR, db_url
+from autograder.course import Course
+from autograder.errors import CourseError
+from autograder.files import atomic_write
 
 COURSE_FILE = "course.csv"
 STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email"]
@@ -143,7 +146,7 @@ def course_table(gradebook, root: Path, names: list[str] | None = None) -> tuple
 def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
     """nbgrader's CsvExportPlugin, row for row and value for value, but properly quoted by the
     writer (nbgrader's own joins the fields with commas, so a comma in a name breaks it)."""
-    from nbgrader.api import MissingEntry
+    from nbgrader.api import MissingEntry  # heavy: nbgrader
 
     header = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
               "raw_score", "late_submission_penalty", "score", "max_score"]
@@ -164,8 +167,6 @@ def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    from tito.files import atomic_write
-
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -175,7 +176,7 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 
 def write_nbgrader_csv(root: Path) -> Path:
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook  # heavy: nbgrader
 
     with Gradebook(db_url(root)) as gradebook:
         return write_csv(Path(root) / GRADES_DIR / CSV_FILE, *nbgrader_table(gradebook))
@@ -185,7 +186,7 @@ def export(root: Path, names: list[str] | None = None, output: Path | None = Non
     """Write one CSV per module (those in `names`, default: every assignment in the gradebook)
     and the course's CSV (always every assignment) into `output` (default
     `assignments/grades/export/`). Returns the paths written, the course file last."""
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook  # heavy: nbgrader
 
     output = Path(output) if output else Path(root) / GRADES_DIR / EXPORT_DIR
     written = []
@@ -194,3 +195,22 @@ def export(root: Path, names: list[str] | None = None, output: Path | None = Non
             written.append(write_csv(output / f"{name}.csv", *module_table(gradebook, root, name)))
         written.append(write_csv(output / COURSE_FILE, *course_table(gradebook, root)))
     return written
+
+
+def export_course(course: Course, modules: list[str] | None = None, output: Path | None = None) -> list[Path]:
+    """`tito grade --export`: the CSVs of `modules` (default: every graded one) and of the
+    course, refusing with the next command when the gradebook holds nothing to export."""
+    from nbgrader.api import Gradebook  # heavy: nbgrader and SQLAlchemy, only when exporting
+
+    root = course.assignments_dir
+    if not (root / "gradebook.db").is_file():
+        raise CourseError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
+    with Gradebook(db_url(root)) as gradebook:
+        known = {a.name for a in gradebook.assignments}
+    names = [course.module(m).slug for m in modules] if modules else None
+    for name in names or []:
+        if name not in known:
+            raise CourseError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
+    if not known:
+        raise CourseError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
+    return export(root, names, output)

@@ -40,6 +40,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nbformat
+from nbgrader.api import Gradebook
+from nbgrader.preprocessors import SaveAutoGrades
+from nbgrader.utils import parse_utc
+from sqlalchemy.exc import SAWarning
+
+from autograder import tools_on_path
 from autograder.collect import (
     Collected,
     Problem,
@@ -58,9 +65,21 @@ from autograder.config import (
 )
 from autograder.confine import bwrap_program, no_confine_requested, refusal_hint
 from autograder.confine import problem as confinement_problem
+from autograder.course import Course, Module
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, CellResult
-from tito.console import TitoError
-from tito.course import Course, Module
+from autograder.export import export, write_nbgrader_csv
+from autograder.files import atomic_write, iso, utc_now
+from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
+from autograder.policy import apply_policy, load_policy, record_late
+from autograder.pool import Pool
+from autograder.receipt import (
+    build_receipt,
+    keep_submitted,
+    notebook_bytes,
+    run_stamp,
+    sha256_bytes,
+)
 
 GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
 
@@ -186,12 +205,12 @@ class Hooks:
 
 def bwrap_for(options: Options) -> str | None:
     """The bwrap program that confines the kernels (None when `options` say not to confine);
-    a TitoError, before anything is collected or graded, when they cannot be confined."""
+    a CourseError, before anything is collected or graded, when they cannot be confined."""
     if not options.confine:
         return None
     why = confinement_problem()
     if why:
-        raise TitoError(f"Cannot confine student code: {why}.", refusal_hint())
+        raise CourseError(f"Cannot confine student code: {why}.", refusal_hint())
     return bwrap_program()
 
 
@@ -204,7 +223,7 @@ def gradable_modules(course: Course, root: Path, wanted: list[Module] | None) ->
     if wanted:
         for module in wanted:
             if not _release(root, module.slug).is_file():
-                raise TitoError(
+                raise CourseError(
                     f"{module.slug} has no student notebook in {root / 'release'}.", "Run `tito build`."
                 )
         return wanted
@@ -224,8 +243,6 @@ def _names(full: str) -> dict:
 
 
 def _record_identities(root: Path, identities: dict[str, dict]) -> None:
-    from nbgrader.api import Gradebook
-
     with Gradebook(db_url(root)) as gradebook:
         for student, who in sorted(identities.items()):
             fields = _names(who.get("name", "")) if who.get("name") else {}
@@ -246,8 +263,6 @@ def deadline(release: Path, timeout: int) -> float:
 
 
 def _iso(timestamp: str | None) -> str | None:
-    from nbgrader.utils import parse_utc
-
     if not timestamp:
         return None
     try:
@@ -277,10 +292,6 @@ def _problem_page(row: Row) -> str:
 
 def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
     """Write one outcome into the course: the only place the real gradebook is written."""
-    import nbformat
-    from nbgrader.api import Gradebook
-    from nbgrader.preprocessors import SaveAutoGrades
-    from sqlalchemy.exc import SAWarning
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
     student, slug = job["student"], job["module"]
@@ -334,14 +345,10 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
 
 
 def _export(root: Path) -> Path:
-    from autograder.export import write_nbgrader_csv
-
     return write_nbgrader_csv(root)
 
 
 def _write_summary(root: Path, report: Report) -> None:
-    from tito.files import atomic_write
-
     text = json.dumps(report.to_dict(), indent=2) + "\n"
     atomic_write(root / GRADES_DIR / RUNS_DIR / f"{report.run}.json", text)
     atomic_write(report.summary_path, text)
@@ -368,19 +375,6 @@ def grade(
         archives: a folder of `tito submit` archives to collect first.
         exchange: an nbgrader exchange root to collect from first (`course_id` names the course).
     """
-    from autograder import tools_on_path
-    from autograder.export import export
-    from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
-    from autograder.policy import apply_policy, load_policy, record_late
-    from autograder.pool import Pool
-    from autograder.receipt import (
-        build_receipt,
-        keep_submitted,
-        notebook_bytes,
-        run_stamp,
-        sha256_bytes,
-    )
-    from tito.files import iso, utc_now
 
     options = options or Options()
     hooks = hooks or Hooks()
@@ -389,7 +383,7 @@ def grade(
     selected = gradable_modules(course, root, modules)
     slugs = [m.slug for m in selected]
     if not slugs:
-        raise TitoError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
+        raise CourseError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
     policy = load_policy(course)  # a mistake in course.yaml stops the run before anything is written
     tools_on_path()
     now = utc_now()
@@ -401,7 +395,7 @@ def grade(
     collected = Collected()
     if archives is not None:
         if not Path(archives).is_dir():
-            raise TitoError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
+            raise CourseError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
         hooks.step(f"collecting archives from {archives}")
         collected = import_archives(root, Path(archives), slugs, students)
     exchanged: set = set()
@@ -419,7 +413,7 @@ def grade(
         receipt.write(root)
         hooks.collected(receipt)
     if not found.submissions:
-        raise TitoError(
+        raise CourseError(
             f"No submissions of {', '.join(slugs)} in {root / 'submitted'}"
             + (f" from {', '.join(students)}" if students else "") + ".",
             "Collect them first: `tito grade --from DIR` (tito submit archives) or "
@@ -437,7 +431,7 @@ def grade(
 
     protected = [
         str(course.root / "source"), str(root / "source"), str(root / "release"),
-        str(course.package_root / "tinytorch"), str(course.root / "pyproject.toml"),
+        str(course.root / "tinytorch"), str(course.root / "pyproject.toml"),
     ]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
@@ -463,7 +457,7 @@ def grade(
                 "template_db": str(template),
                 "release": str(release),
                 "source": str(root / "source" / submission.module / f"{submission.module}.ipynb"),
-                "package_root": str(course.package_root),
+                "package_root": str(course.root),
                 "course_root": str(course.root),
                 "protected": protected,
                 "timeout": options.timeout,

@@ -17,6 +17,8 @@ import re
 from pathlib import Path
 
 from autograder.config import GRADES_DIR, RUNS_DIR, SUMMARY_FILE
+from autograder.files import atomic_write
+from autograder.policy import describe_late
 
 
 def _run_key(path: Path) -> tuple[str, int]:
@@ -87,8 +89,6 @@ def feedback_note(row, started_at: str, replaced: bool, penalty_text: str) -> st
     if row.due and row.submitted_at:
         whose = "your due date (with your extension)" if row.extension else "the due date"
         if row.seconds_late > 0:
-            from autograder.policy import describe_late
-
             lines.append(
                 f"Handed in {when(row.submitted_at)}, {describe_late(row.seconds_late)} after {whose}, "
                 f"{when(row.due)}: late penalty {row.late_penalty:g} point(s) ({penalty_text})."
@@ -101,7 +101,6 @@ def feedback_note(row, started_at: str, replaced: bool, penalty_text: str) -> st
 def stamp_feedback(root: Path, row, note: str) -> None:
     """Open the student's feedback page with `note` (when it was generated, what it replaced,
     how late it was)."""
-    from tito.files import atomic_write
 
     if not row.feedback:
         return

@@ -46,6 +46,7 @@ import json
 import secrets
 import tokenize
 
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 from nbgrader.preprocessors import Execute
 from nbgrader.utils import determine_grade, is_grade, is_solution
@@ -54,7 +55,6 @@ from nbgrader.utils import determine_grade, is_grade, is_solution
 NOT_COUNTED = "NotCounted"
 TIMED_OUT = "CellTimeoutError"  # nbgrader's own name for a cell past its time limit
 KERNEL_DIED = "DeadKernelError"
-OWN_ERRORS = (NOT_COUNTED, TIMED_OUT, KERNEL_DIED)
 NOT_RUN = "not run: "
 
 # builtins a test relies on even when it does not name them: they compile and run its code
@@ -326,8 +326,6 @@ class GradedExecute(Execute):
         return (_read_report(reply) if reply else None) or {}
 
     def preprocess_cell(self, cell, resources, index):
-        from nbclient.exceptions import CellTimeoutError, DeadKernelError
-
         if self._stopped is not None:
             if cell.cell_type == "code" and is_grade(cell):
                 cell.outputs = [_error(*self._stopped)]

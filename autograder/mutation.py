@@ -48,9 +48,10 @@ from pathlib import Path
 import yaml
 
 from autograder import selftest
+from autograder.build import BEGIN_HIDDEN, END_HIDDEN, parse_cells
+from autograder.course import Course, Module
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT
-from tito.console import TitoError, print_error
-from tito.course import Course, Module
 
 KILLED, VISIBLE, SURVIVED, EQUIVALENT = "killed", "caught by visible tests", "surviving", "equivalent"
 REPORT_DIR = Path("docs", "mutation")
@@ -66,7 +67,6 @@ _COMPARE = {ast.Lt: ("<", "<="), ast.LtE: ("<=", "<"), ast.Gt: (">", ">="), ast.
             ast.Eq: ("==", "!="), ast.NotEq: ("!=", "=="), ast.Is: ("is", "is not"),
             ast.IsNot: ("is not", "is"), ast.In: ("in", "not in"), ast.NotIn: ("not in", "in")}
 _AXIS_KEYWORDS = ("axis", "dim", "axes")
-
 
 @dataclass
 class Generated:
@@ -93,7 +93,6 @@ class Generated:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
 # ---- generating mutants ------------------------------------------------------------------------
 
 def solution_lines(text: str) -> list[tuple[int, int]]:
@@ -106,7 +105,6 @@ def solution_lines(text: str) -> list[tuple[int, int]]:
             regions.append((start, number - 1))
             start = None
     return regions
-
 
 class _Source:
     """The module file's lines, and text edits addressed by ast positions."""
@@ -138,14 +136,11 @@ class _Source:
         mutated = (before + new + after)
         return first, old, mutated
 
-
 def _start(node) -> tuple[int, int]:
     return node.lineno, node.col_offset
 
-
 def _end(node) -> tuple[int, int]:
     return node.end_lineno, node.end_col_offset
-
 
 def _gap_edit(src: _Source, left, right, old: str, new: str):
     """Replace the operator `old` that sits between two nodes (`a + b`, `x < y`, `p and q`)."""
@@ -160,12 +155,10 @@ def _gap_edit(src: _Source, left, right, old: str, new: str):
     spaced = gap[: match.start()] + new + gap[match.end():]
     return src.edit((l1, c1), (l2, c2), spaced)
 
-
 def _int_changes(value: int) -> list[int]:
     if value in (0, 1):
         return [1 - value]
     return [value + 1, value - 1]
-
 
 def _scope_names(function: ast.AST, before_line: int, exclude: str) -> list[str]:
     """Parameters of `function` and names it assigned before `before_line`: the other values a
@@ -183,7 +176,6 @@ def _scope_names(function: ast.AST, before_line: int, exclude: str) -> list[str]
             seen.add(name)
             out.append(name)
     return out[:3]
-
 
 def _mutations(src: _Source, node, function) -> Iterator[tuple[str, tuple | None]]:
     """(kind, edit) for every mechanical mutation of one ast node."""
@@ -220,7 +212,6 @@ def _mutations(src: _Source, node, function) -> Iterator[tuple[str, tuple | None
         for name in _scope_names(function, node.lineno, node.value.id):
             yield "return", src.edit(_start(node.value), _end(node.value), name)
 
-
 def _call_mutations(src: _Source, node: ast.Call) -> Iterator[tuple[str, tuple | None]]:
     func = node.func
     if isinstance(func, ast.Attribute) and func.attr == "copy" and not node.args and not node.keywords:
@@ -240,7 +231,6 @@ def _call_mutations(src: _Source, node: ast.Call) -> Iterator[tuple[str, tuple |
             else:
                 yield "keepdims", _drop_argument(src, arguments, keyword)
 
-
 def _drop_argument(src: _Source, arguments: list, keyword) -> tuple | None:
     """Remove one keyword argument from a call, with its comma."""
     arguments = sorted(arguments, key=_start)
@@ -250,7 +240,6 @@ def _drop_argument(src: _Source, arguments: list, keyword) -> tuple | None:
     if len(arguments) > 1:
         return src.edit(_start(keyword), _start(arguments[1]), "")
     return src.edit(_start(keyword), _end(keyword), "")
-
 
 def generate(text: str, slug: str = "") -> list[Generated]:
     """Every mechanical mutant of the solution regions of a module source, deduplicated by the
@@ -281,7 +270,6 @@ def generate(text: str, slug: str = "") -> list[Generated]:
     out.sort(key=lambda g: (g.line, g.id))
     return out
 
-
 # ---- equivalent mutants, declared by hand --------------------------------------------------------
 
 def load_equivalent(module: Module) -> dict[str, str]:
@@ -293,30 +281,26 @@ def load_equivalent(module: Module) -> dict[str, str]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
     except yaml.YAMLError as error:
-        raise TitoError(f"{where} is not valid YAML: {error}".splitlines()[0]) from None
+        raise CourseError(f"{where} is not valid YAML: {error}".splitlines()[0]) from None
     declared = {}
     for number, item in enumerate(data if isinstance(data, list) else [None], start=1):
         if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not str(item.get("reason") or "").strip():
-            raise TitoError(f"{where}: entry {number} needs an 'id' (from the mutation report) and a 'reason'.",
+            raise CourseError(f"{where}: entry {number} needs an 'id' (from the mutation report) and a 'reason'.",
                             "Write a list of `- id: operator-1a2b3c4d5e` / `  reason: why it behaves the same`.")
         declared[item["id"]] = str(item["reason"]).strip()
     return declared
-
 
 # ---- running mutants ------------------------------------------------------------------------------
 
 Outcome = dict[str, bool]  # "<test>" (visible part) or "<test>:hidden" -> passed
 
-
 def _kernel_outcome(course: Course, module: Module, text: str, timeout: int) -> Outcome:
     """Grade the mutated source as the self-test does: a fresh kernel, every test split."""
     return {r.grade_id: r.passed for r in selftest.score_split(course, module, text, timeout=timeout)}
 
-
 def _cell_parts(text: str, where: str) -> list[tuple[str | None, str]]:
     """(grade id or None, code) for every code cell, each test cell as its visible part
     (`name`) and its hidden part (`name:hidden`), in notebook order."""
-    from tito.build import BEGIN_HIDDEN, END_HIDDEN, parse_cells
 
     parts = []
     for cell in parse_cells(text, where):
@@ -338,10 +322,8 @@ def _cell_parts(text: str, where: str) -> list[tuple[str | None, str]]:
             parts.append((cell.test + ":hidden", "\n".join(hidden)))
     return parts
 
-
 class _CellTimeout(BaseException):
     """Raised in a forked child when a cell runs past its time limit."""
-
 
 def _run_parts(parts: list[tuple[str | None, str]], timeout: int) -> Outcome:
     """In a forked child: run the cells in one fresh namespace, as a notebook does (an error
@@ -374,7 +356,6 @@ def _run_parts(parts: list[tuple[str | None, str]], timeout: int) -> Outcome:
             outcome[grade_id] = ok and not err.getvalue()  # nbgrader: stderr scores zero
     return outcome
 
-
 def _fork(parts, timeout: int) -> tuple[int, int]:
     read, write = os.pipe()
     pid = os.fork()
@@ -392,7 +373,6 @@ def _fork(parts, timeout: int) -> tuple[int, int]:
     os.close(write)
     return pid, read
 
-
 class ForkRunner:
     """Runs mutants in forked children of one process that imported NumPy and the reference
     package once; up to `jobs` at a time."""
@@ -400,7 +380,7 @@ class ForkRunner:
     def __init__(self, course: Course, module: Module, *, timeout: int, jobs: int):
         self.timeout, self.jobs, self.module = timeout, max(1, jobs), module
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-        root = str(course.package_root)
+        root = str(course.root)
         if root not in sys.path:
             sys.path.insert(0, root)
         import importlib
@@ -444,7 +424,6 @@ class ForkRunner:
                     results[index] = {}
         return [r or {} for r in results]
 
-
 def classify(outcome: Outcome, tests: list[str]) -> tuple[str, list[str]]:
     """(status, tests that lost points) of one mutant from its outcome."""
     parts = [t for t in tests if t in outcome] + [t + ":hidden" for t in tests if t + ":hidden" in outcome]
@@ -453,7 +432,6 @@ def classify(outcome: Outcome, tests: list[str]) -> tuple[str, list[str]]:
     if any(not outcome.get(t, False) for t in tests):
         return VISIBLE, lost
     return (KILLED, lost) if lost else (SURVIVED, [])
-
 
 # ---- one module ------------------------------------------------------------------------------------
 
@@ -485,14 +463,12 @@ class ModuleReport:
             "stale_equivalent": self.stale, "mutants": [m.to_dict() for m in self.mutants],
         }
 
-
 def _sample(items: list, limit: int | None) -> list:
     """`limit` items spread evenly over the list (all of them without a limit)."""
     if limit is None or limit >= len(items):
         return items
     step = len(items) / limit
     return [items[int(i * step)] for i in range(limit)]
-
 
 def run_module(course: Course, module: Module, *, limit: int | None = None, jobs: int = 2,
                runner: str = "fork", timeout: int = DEFAULT_TIMEOUT,
@@ -524,14 +500,13 @@ def run_module(course: Course, module: Module, *, limit: int | None = None, jobs
     seconds = (time.monotonic() - start) / len(texts)
     baseline = [t for t in tests if not outcomes[0].get(t) or outcomes[0].get(t + ":hidden") is False]
     if baseline or not outcomes[0]:
-        raise TitoError(f"{module.slug}: the unmutated source fails {', '.join(baseline) or 'to run'} here.",
+        raise CourseError(f"{module.slug}: the unmutated source fails {', '.join(baseline) or 'to run'} here.",
                         "Fix the module (python source/NN_name/name.py) before measuring its mutants.")
     for mutant, outcome in zip(to_run, outcomes[1:]):
         mutant.status, mutant.lost = classify(outcome, tests)
     generated_ids = {m.id for m in generated}
     stale = sorted(i for i in declared if i not in generated_ids)
     return ModuleReport(module.slug, len(generated), chosen, runner, seconds, stale)
-
 
 # ---- the report ------------------------------------------------------------------------------------
 
@@ -578,14 +553,12 @@ def render(report: ModuleReport) -> str:
     lines += [f"- `{m.id}` ({m.kind}, line {m.line}): {', '.join(m.lost)}" for m in visible]
     return "\n".join(lines).rstrip() + "\n"
 
-
 def write(report: ModuleReport, folder: Path) -> tuple[Path, Path]:
     folder.mkdir(parents=True, exist_ok=True)
     markdown, data = folder / f"{report.module}.md", folder / f"{report.module}.json"
     markdown.write_text(render(report), encoding="utf-8")
     data.write_text(json.dumps(report.to_dict(), indent=1) + "\n", encoding="utf-8")
     return markdown, data
-
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder.mutation", description=__doc__.split("\n")[0])
@@ -607,11 +580,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{module.slug}: {report.count(KILLED)} killed, {report.count(VISIBLE)} caught by visible tests, "
                   f"{report.count(SURVIVED)} surviving, {report.count(EQUIVALENT)} equivalent: {rate} caught "
                   f"({report.seconds_per_mutant:.2f} s per mutant) -> {markdown}", flush=True)
-    except TitoError as error:
-        print_error(error)
+    except CourseError as error:
+        print(f"Error: {error.message}" + (f"\n-> {error.hint}" if error.hint else ""), file=sys.stderr)
         return 1
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

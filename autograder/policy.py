@@ -34,12 +34,22 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import nbformat
+import yaml
+from nbgrader.api import Gradebook
 from nbgrader.plugins import LateSubmissionPlugin
+from nbgrader.preprocessors import AssignLatePenalties
+from sqlalchemy.exc import SAWarning
 from traitlets import Enum, Float
+
+from autograder.config import db_url, nbgrader_config
+from autograder.errors import CourseError
+from autograder.files import iso
 
 POLICY_FILE = "course.yaml"
 KEYS = ("due", "late_penalty", "extensions")
@@ -121,8 +131,6 @@ class _Invalid(Exception):
 
 
 def _mapping(node, what: str) -> list[tuple[object, object]]:
-    import yaml
-
     if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
         return []  # `due:` with nothing under it
     if not isinstance(node, yaml.MappingNode):
@@ -131,8 +139,6 @@ def _mapping(node, what: str) -> list[tuple[object, object]]:
 
 
 def _scalar(node, what: str) -> str:
-    import yaml
-
     if not isinstance(node, yaml.ScalarNode) or node.value == "":
         raise _Invalid(node, f"{what} must be a single value")
     return node.value
@@ -177,19 +183,15 @@ def _number(node, what: str) -> float:
 
 
 def _module(node, course) -> str:
-    from tito.console import TitoError
-
     text = _scalar(node, "a module")
     try:
         return course.module(text).slug
-    except TitoError:
+    except CourseError:
         known = ", ".join(m.slug for m in course.modules)
         raise _Invalid(node, f"unknown module '{text}' (known: {known})") from None
 
 
 def _penalty(node) -> Penalty:
-    import yaml
-
     if isinstance(node, yaml.ScalarNode):
         if node.value in ("none", "zero"):
             return Penalty(node.value)
@@ -239,10 +241,7 @@ def _extensions(node, course, due: dict[str, datetime]) -> dict[tuple[str, str],
 
 def load_policy(course) -> Policy:
     """The policy in `<course>/course.yaml` (an empty one when there is no file). A mistake
-    raises TitoError naming the file and line."""
-    import yaml
-
-    from tito.console import TitoError
+    raises CourseError naming the file and line."""
 
     path = Path(course.root) / POLICY_FILE
     if not path.is_file():
@@ -251,11 +250,11 @@ def load_policy(course) -> Policy:
     try:
         root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
     except (UnicodeDecodeError, OSError) as error:
-        raise TitoError(f"{path}: cannot be read ({error}).", hint) from None
+        raise CourseError(f"{path}: cannot be read ({error}).", hint) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise TitoError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error}).", hint) from None
+        raise CourseError(f"{path}{where}: not valid YAML ({getattr(error, 'problem', None) or error}).", hint) from None
     if root is None:
         return Policy(path)
     try:
@@ -273,7 +272,7 @@ def load_policy(course) -> Policy:
         penalty = _penalty(sections["late_penalty"]) if "late_penalty" in sections else Penalty()
         extensions = _extensions(sections["extensions"], course, due) if "extensions" in sections else {}
     except _Invalid as error:
-        raise TitoError(f"{path}:{error.line}: {error.message}.", hint) from None
+        raise CourseError(f"{path}:{error.line}: {error.message}.", hint) from None
     return Policy(path, due, penalty, extensions)
 
 
@@ -301,12 +300,6 @@ def apply_policy(root: Path, policy, submissions) -> None:
     """Write the course's due dates into nbgrader's assignments and its extensions into the
     students' submissions (both read by nbgrader's late-penalty step), before any grading, so
     the workers' copies of the gradebook hold them too."""
-    import warnings
-
-    from nbgrader.api import Gradebook
-    from sqlalchemy.exc import SAWarning
-
-    from autograder.config import db_url
 
     if not policy.authoritative:
         return
@@ -328,12 +321,6 @@ def apply_policy(root: Path, policy, submissions) -> None:
 def record_late(root: Path, job: dict, row) -> None:
     """nbgrader's AssignLatePenalties on the real gradebook (the course's rule as its plugin),
     then the row's raw score, penalty and final score, read back from the gradebook."""
-    import nbformat
-    from nbgrader.api import Gradebook
-    from nbgrader.preprocessors import AssignLatePenalties
-
-    from autograder.config import db_url, nbgrader_config
-    from tito.files import iso
 
     student, slug = job["student"], job["module"]
     with Gradebook(db_url(root)) as gradebook:

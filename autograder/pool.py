@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
 
 @dataclass
 class _Worker:
@@ -35,8 +37,6 @@ class _Worker:
 def _kill_tree(pid: int) -> None:
     """Kill a worker and every process it started (the kernel runs in a session of its own)."""
     try:
-        import psutil
-
         parent = psutil.Process(pid)
         family = parent.children(recursive=True) + [parent]
     except Exception:  # noqa: BLE001 - already gone, or psutil missing

@@ -27,10 +27,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from nbgrader.utils import parse_utc
+
 from autograder.config import GRADES_DIR, RECEIPTS_DIR, RUNS_DIR, STORE_DIR
+from autograder.files import atomic_write, compact
+from autograder.policy import parse_time
 
 NEW, UNCHANGED, REPLACES = "new", "unchanged", "replaces"  # the states of a graded entry
-REFUSED = "refused"
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -40,7 +43,6 @@ def sha256_bytes(data: bytes) -> str:
 def store(root: Path, student: str, module: str, data: bytes, meta: dict) -> Path:
     """Keep `data` as `collected/<student>/<module>/<sha256>.ipynb` (once: an existing copy is
     the same bytes, so it is never rewritten). Returns its path."""
-    from tito.files import atomic_write
 
     digest = sha256_bytes(data)
     folder = Path(root) / GRADES_DIR / STORE_DIR / student / module
@@ -90,8 +92,6 @@ class Receipt:
         }
 
     def write(self, root: Path) -> Path:
-        from tito.files import atomic_write
-
         self.path = Path(root) / GRADES_DIR / RECEIPTS_DIR / f"{self.run}.json"
         atomic_write(self.path, json.dumps(self.to_dict(), indent=2) + "\n")
         return self.path
@@ -100,7 +100,6 @@ class Receipt:
 def run_stamp(root: Path, now: datetime) -> str:
     """A name for this run that no earlier run or receipt has: 20260102T030405Z (-2, -3 … when
     two runs start in the same second)."""
-    from tito.files import compact
 
     base = compact(now)
     folders = [Path(root) / GRADES_DIR / RUNS_DIR, Path(root) / GRADES_DIR / RECEIPTS_DIR]
@@ -114,9 +113,6 @@ def run_stamp(root: Path, now: datetime) -> str:
 def iso_time(text: str | None) -> str | None:
     """An ISO-8601 time or an nbgrader timestamp (`2025-03-01 08:00:00.000000 UTC`) as
     ISO-8601 UTC, 2025-03-01T08:00:00Z; None when there is none or it is unreadable."""
-    from nbgrader.utils import parse_utc
-
-    from autograder.policy import parse_time
 
     if not text:
         return None

@@ -7,7 +7,7 @@ For each module:
 2. **release**: the untouched student notebook, through the same pipeline, scores zero on
    every graded cell, each with a message, and the grader reports no crash;
 3. **mutants**: each `source/NN_name/mutants/*.yaml` (a plausible wrong solution, see
-   source/README.md) is applied to the module source, built into a notebook with tito.build,
+   source/README.md) is applied to the module source, built into a notebook with autograder.build,
    and run once through the shared execution (autograder.execute) with every test cell split
    in two, its visible part and its hidden part: every visible part must pass (the student
    would see nothing wrong) and exactly the tests listed under `fails:` must lose points.
@@ -18,6 +18,7 @@ a test case.
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from pathlib import Path
 
 import yaml
 
-from autograder.execute import DEFAULT_TIMEOUT
-from tito.console import TitoError
-from tito.course import Course, Module
+from autograder.build import BEGIN_HIDDEN, END_HIDDEN, parse_cells, source_notebook
+from autograder.course import Course, Module
+from autograder.errors import CourseError
+from autograder.execute import DEFAULT_TIMEOUT, execute, results
+from autograder.grade import Options, grade
 
 REFERENCE, RELEASE = "reference", "release"  # the two synthetic students of the pipeline check
 
@@ -58,25 +61,25 @@ def mutant_files(module: Module) -> list[Path]:
 
 
 def load_mutant(path: Path) -> Mutant:
-    """Read one mutant file and check its shape (a TitoError names the file otherwise)."""
+    """Read one mutant file and check its shape (a CourseError names the file otherwise)."""
     where = path.as_posix()
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as error:
-        raise TitoError(f"{where} is not valid YAML: {error}".splitlines()[0], "See source/README.md, Mutants.") from None
+        raise CourseError(f"{where} is not valid YAML: {error}".splitlines()[0], "See source/README.md, Mutants.") from None
     if not isinstance(data, dict):
-        raise TitoError(f"{where} must be a mapping with description, replace and fails.", "See source/README.md, Mutants.")
+        raise CourseError(f"{where} must be a mapping with description, replace and fails.", "See source/README.md, Mutants.")
     replace = data.get("replace")
     if not isinstance(replace, list) or not replace:
-        raise TitoError(f"{where}: 'replace' must be a non-empty list of find/with pairs.", "See source/README.md, Mutants.")
+        raise CourseError(f"{where}: 'replace' must be a non-empty list of find/with pairs.", "See source/README.md, Mutants.")
     pairs = []
     for number, item in enumerate(replace, start=1):
         if not isinstance(item, dict) or not isinstance(item.get("find"), str) or not isinstance(item.get("with"), str):
-            raise TitoError(f"{where}: replacement {number} needs a 'find' and a 'with' string.", "See source/README.md, Mutants.")
+            raise CourseError(f"{where}: replacement {number} needs a 'find' and a 'with' string.", "See source/README.md, Mutants.")
         pairs.append((item["find"], item["with"]))
     fails = data.get("fails")
     if not isinstance(fails, list) or not fails or not all(isinstance(f, str) for f in fails):
-        raise TitoError(
+        raise CourseError(
             f"{where}: 'fails' must list the graded tests that must lose points.",
             "A mutant no hidden test catches proves nothing: name the test that should catch it.",
         )
@@ -89,7 +92,7 @@ def apply_mutant(module: Module, mutant: Mutant) -> str:
     for number, (find, replacement) in enumerate(mutant.replace, start=1):
         count = text.count(find)
         if count != 1:
-            raise TitoError(
+            raise CourseError(
                 f"{mutant.path.as_posix()}: 'find' {number} occurs {count} times in "
                 f"{module.source_file.name}; it must occur exactly once.",
                 "Quote more of the line so that it is unique (and still matches after edits).",
@@ -101,9 +104,6 @@ def apply_mutant(module: Module, mutant: Mutant) -> str:
 def _split_tests(notebook):
     """A copy of `notebook` whose test cells are each split into the visible part (graded as
     the test) and the hidden part (graded as `<test>:hidden`)."""
-    import copy
-
-    from tito.build import BEGIN_HIDDEN, END_HIDDEN
 
     out = copy.deepcopy(notebook)
     cells = []
@@ -134,21 +134,19 @@ def _split_tests(notebook):
 
 def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int = DEFAULT_TIMEOUT) -> Check:
     """Run one mutant: visible tests all pass, and exactly `fails` lose points."""
-    from autograder.execute import execute, results
-    from tito.build import parse_cells, source_notebook
 
     text = apply_mutant(module, mutant)
     cells = parse_cells(text, mutant.path.as_posix())
     tests = [c.test for c in cells if c.test]
     unknown = sorted(set(mutant.fails) - set(tests))
     if unknown:
-        raise TitoError(
+        raise CourseError(
             f"{mutant.path.as_posix()}: 'fails' names {', '.join(unknown)}, not a test of {module.slug}.",
             f"Its tests: {', '.join(tests)}.",
         )
     notebook = _split_tests(source_notebook(module, cells))
     with tempfile.TemporaryDirectory(prefix="tito-mutant-") as scratch:
-        executed = execute(notebook, cwd=Path(scratch), package_dir=course.package_root, timeout=timeout)
+        executed = execute(notebook, cwd=Path(scratch), package_dir=course.root, timeout=timeout)
     scored = results(executed)
     visible_failures = [r for r in scored if not r.grade_id.endswith(":hidden") and not r.passed]
     lost = sorted({r.grade_id.removesuffix(":hidden") for r in scored if not r.passed})
@@ -171,7 +169,6 @@ def check_pipeline(
     """Grade each module's reference and untouched release notebook through `tito grade`'s
     pipeline, all in one run, in a scratch nbgrader course (kernels confined as `tito grade`'s
     are, unless `confine` is False)."""
-    from autograder.grade import Options, grade
 
     built = course.assignments_dir
     with tempfile.TemporaryDirectory(prefix="tito-selftest-") as folder:
@@ -180,7 +177,7 @@ def check_pipeline(
             for kind, student in (("source", REFERENCE), ("release", RELEASE)):
                 notebook = built / kind / module.slug / f"{module.slug}.ipynb"
                 if not notebook.is_file():
-                    raise TitoError(f"{notebook} is missing.", "Run `tito build`.")
+                    raise CourseError(f"{notebook} is missing.", "Run `tito build`.")
                 for target in (root / kind / module.slug, root / "submitted" / student / module.slug):
                     target.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(notebook, target / notebook.name)
@@ -252,10 +249,7 @@ def score_split(course: Course, module: Module, text: str, *, timeout: int = DEF
     """Grade a module source `text` (e.g. a mutated one) as `check_mutant` does: its notebook
     run in a fresh kernel with every test cell split into its visible part (`<test>`) and its
     hidden part (`<test>:hidden`). Returns the CellResults (autograder.mutation uses it)."""
-    from autograder.execute import execute, results
-    from tito.build import parse_cells, source_notebook
-
     notebook = _split_tests(source_notebook(module, parse_cells(text, module.source_file.as_posix())))
     with tempfile.TemporaryDirectory(prefix="tito-mutant-") as scratch:
-        executed = execute(notebook, cwd=Path(scratch), package_dir=course.package_root, timeout=timeout)
+        executed = execute(notebook, cwd=Path(scratch), package_dir=course.root, timeout=timeout)
     return results(executed)

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from autograder.files import atomic_write
+
 METADATA = "submission.json"
 MODULE = re.compile(r"^\d\d_[a-z][a-z0-9_]*$")
 STUDENT_ID = re.compile(r"^[a-z0-9._-]+$")
@@ -49,7 +51,7 @@ class Submission:
         return self.student["id"]
 
     def notebook(self):
-        import nbformat
+        import nbformat  # heavy: nbformat
 
         return nbformat.reads(self.notebook_bytes.decode("utf-8"), as_version=4)
 
@@ -69,7 +71,6 @@ def write_submission(
     now: datetime | None = None,
 ) -> Path:
     """Write the archive of `notebook_path` into `dest_dir` (atomically) and return its path."""
-    from tito.files import atomic_write
 
     if not MODULE.match(module):
         raise SubmissionError(f"'{module}' is not a module name like 02_tensor.")

@@ -20,17 +20,29 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import sys
+import traceback
 from pathlib import Path
+
+import nbformat
+from nbgrader.apps import NbGraderAPI
+from nbgrader.utils import parse_utc
+
+from autograder import tools_on_path
+from autograder.collect import NotebookError, read_notebook
+from autograder.config import nbgrader_config
+from autograder.confine import Sandbox, refusals
+from autograder.confined_kernel import confine
+from autograder.execute import kernel_environment, results
+from autograder.restore import describe, normalize
 
 MAX_FILE_BYTES = 1 << 30
 PROTECTED_IGNORE = ("__pycache__", ".pyc")
 
 
 def set_limits(memory_mb: int) -> None:
-    import resource
-
     if memory_mb > 0:
         limit = memory_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -83,9 +95,6 @@ def repair_notebook(notebook, job: dict):
     cells from the nbgrader source notebook (hidden tests included), solution cells matched
     back, copies and added cells resolved (autograder/restore.py). nbgrader's own
     autograde then finds nothing to overwrite, duplicate or put back."""
-    import nbformat
-
-    from autograder.restore import describe, normalize
 
     release = nbformat.read(job["release"], as_version=4)
     source = nbformat.read(job["source"], as_version=4)
@@ -95,14 +104,6 @@ def repair_notebook(notebook, job: dict):
 
 def grade_one(job: dict) -> dict:
     """Grade one submission in a private scratch course; return the outcome (JSON-able)."""
-    import nbformat
-    from nbgrader.apps import NbGraderAPI
-    from nbgrader.utils import parse_utc
-
-    from autograder.collect import NotebookError, read_notebook
-    from autograder.config import nbgrader_config
-    from autograder.confine import Sandbox, refusals
-    from autograder.execute import kernel_environment, results
 
     student, slug = job["student"], job["module"]
     scratch = Path(job["scratch"])
@@ -147,8 +148,6 @@ def grade_one(job: dict) -> dict:
     config = nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty"))
     sandbox = Sandbox(**job["sandbox"], scratch=str(scratch), readable=[str(package)]) if job.get("sandbox") else None
     if sandbox:
-        from autograder.confined_kernel import confine
-
         confine(config, sandbox)
     outcome["confined"] = sandbox is not None
     api = NbGraderAPI(config=config)
@@ -197,8 +196,6 @@ def serve(memory_mb: int) -> None:
     os.dup2(2, 1)
     set_limits(memory_mb)
 
-    from autograder import tools_on_path
-
     tools_on_path()
     import nbgrader.apps  # noqa: F401 - import once, before the first job
 
@@ -216,7 +213,6 @@ def serve(memory_mb: int) -> None:
             outcome = {"status": "error", "cells": [], "notes": [
                 f"the grader ran out of memory (limit {memory_mb} MB)"]}
         except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
-            import traceback
 
             traceback.print_exc()
             outcome = {"status": "error", "cells": [], "notes": [

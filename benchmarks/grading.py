@@ -12,32 +12,25 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import sys
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from autograder.course import Course
+from autograder.grade import Options, grade
+from autograder.samples import course_of_module_01, notebooks, solved, write, wrong_identity
+
 STUDENTS = 8
 WORKERS = (1, 2)
 RESULTS = Path(__file__).resolve().parent / "results" / "grading.md"
 
 
 def _class(root: Path) -> None:
-    from tests.autograder.students import notebooks, solved, write, wrong_identity
-
     release, _ = notebooks(root)
     makers = [lambda: solved(root), lambda: wrong_identity(root), lambda: release]
     for number in range(STUDENTS):
         write(root, f"student-{number:02d}", makers[number % len(makers)]())
-
-
-def _copy(target: Path) -> Path:
-    sys.path.insert(0, str(ROOT))
-    from tests.autograder.students import course_of_module_01
-
-    return course_of_module_01(target)
 
 
 def _cpu() -> str:
@@ -51,12 +44,9 @@ def _cpu() -> str:
 
 
 def measure() -> list[dict]:
-    from autograder.grade import Options, grade
-    from tito.course import Course
-
     rows = []
     with tempfile.TemporaryDirectory(prefix="tito-bench-grading-") as scratch:
-        course_root = _copy(Path(scratch) / "course")
+        course_root = course_of_module_01(Path(scratch) / "course")
         root = course_root / "assignments"
         _class(root)
         course = Course(course_root)

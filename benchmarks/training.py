@@ -440,7 +440,7 @@ def run(threads: list[int], repeats: int, warmup: int, only: list[str] | None, o
     """Measure every thread count, show the tables, write the results (and the plot)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from tito.files import atomic_write
+    from autograder.files import atomic_write
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = _load()

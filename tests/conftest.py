@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
+
+from autograder.samples import copy_course
 
 ROOT = Path(__file__).resolve().parent.parent
 TITO = [sys.executable, "-m", "tito.main"]
@@ -36,33 +37,9 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def course():
-    from tito.course import Course
+    from autograder.course import Course
 
     return Course(ROOT)
-
-
-def copy_course(target: Path, only: list[str] | None = None) -> Path:
-    """A private copy of the course folder (sources, generated files, configuration).
-
-    `only` keeps just those modules (slugs) and their products: a small course builds fast."""
-    target.mkdir(parents=True, exist_ok=True)
-    for name in ("source", "assignments", "tinytorch"):
-        shutil.copytree(
-            ROOT / name, target / name,
-            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted", "autograded", "feedback", "grades"),
-        )
-    shutil.copy2(ROOT / "pyproject.toml", target / "pyproject.toml")
-    if only is not None:
-        from tito.course import Course
-
-        for module in Course(ROOT).modules:
-            if module.slug in only:
-                continue
-            shutil.rmtree(target / "source" / module.slug)
-            for kind in ("source", "release"):
-                shutil.rmtree(target / "assignments" / kind / module.slug, ignore_errors=True)
-            (target / module.package_path).unlink(missing_ok=True)
-    return target
 
 
 @pytest.fixture

@@ -1,11 +1,15 @@
-"""Shared output helpers: one console, one way to report a user's mistake."""
+"""Shared output helpers: one console, one way to show a user's mistake or a warning."""
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
+
+from autograder.errors import LOGGER, CourseError
 
 WIDE = 160  # columns of output that goes to a pipe or a file
 
@@ -24,26 +28,23 @@ console = Console(highlight=False, width=_width(sys.stdout))
 err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 
-class TitoError(Exception):
-    """A mistake the user can fix. Printed as one line plus the command that fixes it.
-
-    Raise it anywhere below a command; the root command group turns it into a clean
-    message and exit code 1, never a traceback.
-    """
-
-    def __init__(self, message: str, hint: str | None = None, code: int = 1):
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
-        self.code = code
-
-
-def print_error(error: TitoError) -> None:
-    text = f"[bold red]Error:[/] {error.message}"
+def print_error(error: CourseError) -> None:
+    """A `CourseError` as tito shows it: one line, and the command that fixes it."""
+    text = f"[bold red]Error:[/] {escape(error.message)}"
     if error.hint:
-        text += f"\n[dim]→[/] {error.hint}"
+        text += f"\n[dim]→[/] {escape(error.hint)}"
     err_console.print(text, soft_wrap=True)
 
 
-def exit_with_error(message: str, hint: str | None = None) -> None:
-    raise TitoError(message, hint)
+class _Warnings(logging.Handler):
+    """The library's warnings (autograder.errors.warn), printed on the error console."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        err_console.print(f"[yellow]Warning:[/] {escape(record.getMessage())}", soft_wrap=True)
+
+
+def show_library_warnings() -> None:
+    """Route the library's warnings to tito's error console (once; tito's entry point calls it)."""
+    if not any(isinstance(handler, _Warnings) for handler in LOGGER.handlers):
+        LOGGER.addHandler(_Warnings(logging.WARNING))
+        LOGGER.propagate = False

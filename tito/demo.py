@@ -20,9 +20,9 @@ from pathlib import Path
 import nbformat
 from rich.rule import Rule
 
+from autograder.course import Course
 from autograder.restore import replace_solution_cells
 from tito.console import console
-from tito.course import Course
 
 MODULES = 2  # how many modules the demo takes the student through
 

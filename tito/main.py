@@ -5,21 +5,24 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
-from tito import __version__
+from autograder import version
+from autograder.errors import CourseError
 from tito.commands import build, grade, hint, init, milestone, module, status, submit, system, test
-from tito.console import TitoError, print_error
+from tito.console import print_error, show_library_warnings
 
 
 class _TitoGroup(TyperGroup):
-    """Turns a TitoError raised by any sub-command into one clear line and exit code 1."""
+    """Turns a CourseError raised by any sub-command into one clear line and exit code 1."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except TitoError as error:
+        except CourseError as error:
             print_error(error)
             raise typer.Exit(error.code) from None
 
+
+show_library_warnings()
 
 app = typer.Typer(
     cls=_TitoGroup,
@@ -34,7 +37,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"tito {__version__}")
+        typer.echo(f"tito {version()}")
         raise typer.Exit()
 
 

@@ -1,24 +1,24 @@
 """How the student commands show things: the per-test table, the module table, the progress
-bar and "what next". Rendering only; the work is in tito/workflow.py."""
+bar and "what next". Rendering only; the work is in autograder/workflow.py."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
 
-from tito.console import console, err_console
-from tito.course import Module
-from tito.workspace import (
+from autograder.course import Module
+from autograder.milestones import load_milestones, missing_numbers
+from autograder.workflow import newer_release as newer
+from autograder.workspace import (
     AVAILABLE,
     COMPLETE,
     LOCKED,
     STARTED,
     Progress,
     Workspace,
-    load_milestones,
-    missing_numbers,
     timestamp_of,
 )
+from tito.console import console, err_console
 
 MESSAGE_LINES = 3
 LINE_WIDTH = 160
@@ -94,7 +94,7 @@ def show_run(run, workspace: Workspace) -> None:
     for line in run.synced:
         say(f"[dim]sync:[/] {line}")
     if run.repairs:
-        from autograder.restore import describe
+        from autograder.restore import describe  # heavy: loads nbformat
 
         warn(
             "the tests ran on the original test cells (your notebook is not changed):\n"
@@ -159,8 +159,6 @@ def modules_table(workspace: Workspace, progress: Progress) -> Table:
 
 
 def newer_release(workspace: Workspace, module: Module, progress: Progress) -> bool:
-    from tito.workflow import newer_release as newer
-
     return newer(workspace, module, progress)
 
 

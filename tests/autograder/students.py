@@ -1,16 +1,19 @@
 """Synthetic students of module 01 (setup: 3 graded tests worth 1 + 2 + 2 = 5 points), each
-a notebook as a student would hand it in, and the exact grade each must get."""
+a notebook as a student would hand it in, and the exact grade each must get. The notebooks
+are built by autograder.samples, which the grading benchmark uses too."""
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
 
-SLUG = "01_setup"
+from autograder.samples import SLUG, notebooks, solved, wrong_identity
+from autograder.samples import cell_of as _cell
+from autograder.samples import grade_id as _grade_id
+
 MAX = 5.0
 ALL_TESTS = ["setup_identity", "setup_parse_version", "setup_environment"]
 
@@ -26,40 +29,10 @@ class Expected:
     repairs: list[str] | None = None  # the row's repairs, exactly (None: not checked)
 
 
-def _grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-
-
-def _cell(notebook, grade_id: str):
-    return next(c for c in notebook.cells if _grade_id(c) == grade_id)
-
-
-def notebooks(root: Path):
-    """(release, source) notebooks of module 01 in the nbgrader course `root`."""
-    read = lambda kind: nbformat.read(str(root / kind / SLUG / f"{SLUG}.ipynb"), as_version=4)  # noqa: E731
-    return read("release"), read("source")
-
-
-def solved(root: Path):
-    """The student notebook with every solution written in (as the reference has them)."""
-    release, source = notebooks(root)
-    notebook = copy.deepcopy(release)
-    for cell in notebook.cells:
-        if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
-            cell.source = _cell(source, _grade_id(cell)).source
-    return notebook
-
-
 def _with(notebook, grade_id: str, old: str, new: str):
     cell = _cell(notebook, grade_id)
     assert old in cell.source, f"{old!r} not in {grade_id}"
     cell.source = cell.source.replace(old, new)
-    return notebook
-
-
-def wrong_identity(root: Path):
-    notebook = solved(root)
-    _cell(notebook, "personal_info").source = "#| export\ndef personal_info():\n    return {}\n"
     return notebook
 
 
@@ -90,15 +63,6 @@ def class_of_module_01(root: Path) -> dict[str, tuple[object, Expected]]:
         "invalid-json": ('{"cells": [ this is not JSON', Expected(0, status="invalid", notes=["not a valid notebook"])),
         "missing-import": (missing_import, Expected(3, errors=["setup_environment"])),
     }
-
-
-def write(root: Path, student: str, notebook, slug: str = SLUG) -> Path:
-    """Hand in `notebook` (a notebook, or raw text) in nbgrader's layout under `root`."""
-    folder = root / "submitted" / student / slug
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{slug}.ipynb"
-    path.write_text(notebook if isinstance(notebook, str) else nbformat.writes(notebook), encoding="utf-8")
-    return path
 
 
 def check_row(row: dict, expected: Expected) -> None:
@@ -182,17 +146,3 @@ def hostile_class(root: Path, course_root: Path, confined: bool) -> dict[str, tu
         "crash-at-import": (crash_at_import, Expected(3, errors=["setup_environment"])),
         "segfault": (segfault, Expected(0, errors=ALL_TESTS, notes=["kernel died"])),
     }
-
-
-def course_of_module_01(target: Path) -> Path:
-    """A private copy of the course that holds module 01 only, so that grading tests do not
-    depend on modules still being written (the self-test covers every module)."""
-    import shutil
-
-    from tests.conftest import copy_course
-
-    course = copy_course(target)
-    for folder in (course / "source").iterdir():
-        if folder.is_dir() and folder.name != SLUG:
-            shutil.rmtree(folder)
-    return course

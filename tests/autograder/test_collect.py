@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 import nbformat
 import pytest
 
+from autograder.samples import SLUG, course_of_module_01, notebooks, solved, wrong_identity
 from autograder.submission import write_submission
-from tests.autograder.students import SLUG, course_of_module_01, notebooks, solved, wrong_identity
 from tests.conftest import invoke, run_tito
 
 

@@ -17,16 +17,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.autograder.students import (
-    SLUG,
-    Expected,
-    _cell,
-    check_row,
-    course_of_module_01,
-    solved,
-    write,
-    wrong_identity,
-)
+from autograder.samples import SLUG, course_of_module_01, solved, write, wrong_identity
+from autograder.samples import cell_of as _cell
+from tests.autograder.students import Expected, check_row
 from tests.conftest import confinement_problem, run_tito
 
 pytestmark = [pytest.mark.slow]

@@ -14,18 +14,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.autograder.students import (
-    SLUG,
-    Expected,
-    _cell,
-    _with,
-    check_row,
-    course_of_module_01,
-    hidden_lines,
-    solved,
-    write,
-    wrong_identity,
-)
+from autograder.samples import SLUG, course_of_module_01, solved, write, wrong_identity
+from autograder.samples import cell_of as _cell
+from tests.autograder.students import Expected, _with, check_row, hidden_lines
 from tests.autograder.test_grade_class import _feedback_text
 from tests.conftest import invoke, put_reference_solution, run_tito
 

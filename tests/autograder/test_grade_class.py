@@ -12,15 +12,8 @@ import re
 
 import pytest
 
-from tests.autograder.students import (
-    MAX,
-    SLUG,
-    check_row,
-    class_of_module_01,
-    course_of_module_01,
-    hidden_lines,
-    write,
-)
+from autograder.samples import SLUG, course_of_module_01, write
+from tests.autograder.students import MAX, check_row, class_of_module_01, hidden_lines
 from tests.conftest import run_tito
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("grade_class")]

@@ -11,13 +11,8 @@ import json
 import pytest
 
 from autograder.confine import no_confine_requested
-from tests.autograder.students import (
-    SLUG,
-    check_row,
-    course_of_module_01,
-    hostile_class,
-    write,
-)
+from autograder.samples import SLUG, course_of_module_01, write
+from tests.autograder.students import check_row, hostile_class
 from tests.conftest import run_tito
 
 pytestmark = pytest.mark.slow

@@ -11,8 +11,8 @@ from datetime import datetime, timedelta, timezone
 import nbformat
 import pytest
 
+from autograder.samples import SLUG, course_of_module_01, solved, wrong_identity
 from autograder.submission import write_submission
-from tests.autograder.students import SLUG, course_of_module_01, solved, wrong_identity
 from tests.conftest import run_tito
 
 pytestmark = pytest.mark.slow

@@ -19,15 +19,9 @@ import nbformat
 import pytest
 
 from autograder.restore import describe, normalize, replace_solution_cells, restore_graded_cells
-from tests.autograder.students import (
-    MAX,
-    SLUG,
-    _cell,
-    course_of_module_01,
-    notebooks,
-    solved,
-    write,
-)
+from autograder.samples import SLUG, course_of_module_01, notebooks, solved, write
+from autograder.samples import cell_of as _cell
+from tests.autograder.students import MAX
 from tests.conftest import run_tito
 
 ROOT = Path(__file__).resolve().parents[2] / "assignments"

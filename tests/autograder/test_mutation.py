@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from autograder import mutation
-from tito.console import TitoError
-from tito.course import Course
+from autograder.course import Course
+from autograder.errors import CourseError
 
 TINY = textwrap.dedent('''\
     # %% [markdown]
@@ -170,14 +170,14 @@ def test_a_stderr_warning_in_a_test_fails_it_as_nbgrader_counts_it(tiny_course):
 def test_a_broken_equivalent_file_is_named(tiny_course, text, message):
     module = tiny_course.module("01")
     (module.source_dir / "equivalent.yaml").write_text(text)
-    with pytest.raises(TitoError, match=message):
+    with pytest.raises(CourseError, match=message):
         mutation.load_equivalent(module)
 
 
 def test_a_module_whose_solution_fails_its_own_tests_is_refused(tiny_course):
     module = tiny_course.module("01")
     module.source_file.write_text(TINY.replace("return x * factor", "return x + factor"))
-    with pytest.raises(TitoError, match="the unmutated source fails tiny_scale"):
+    with pytest.raises(CourseError, match="the unmutated source fails tiny_scale"):
         mutation.run_module(tiny_course, module, timeout=10)
 
 

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from autograder.policy import Penalty, load_policy
-from tests.autograder.students import SLUG
+from autograder.samples import SLUG
 from tests.conftest import ROOT, invoke
 
 
@@ -41,7 +41,7 @@ def test_the_penalty_rules(penalty, score, seconds, expected):
 
 
 def test_an_extension_is_a_duration_or_a_new_due_date(course_copy):
-    from tito.course import Course
+    from autograder.course import Course
 
     (course_copy / "course.yaml").write_text(
         "due:\n  setup: 2025-03-01T12:00:00Z\nlate_penalty: zero\n"

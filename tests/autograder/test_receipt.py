@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 import nbformat
 import pytest
 
+from autograder.samples import SLUG, course_of_module_01, solved, write, wrong_identity
 from autograder.submission import read_submission, write_submission
-from tests.autograder.students import SLUG, course_of_module_01, solved, write, wrong_identity
 from tests.conftest import run_tito
 
 pytestmark = pytest.mark.slow

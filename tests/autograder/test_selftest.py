@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 
 from autograder import selftest
-from tests.autograder.students import course_of_module_01
+from autograder.course import Course
+from autograder.errors import CourseError
+from autograder.samples import course_of_module_01
 from tests.conftest import ROOT, invoke
-from tito.console import TitoError
-from tito.course import Course
 
 COURSE = Course(ROOT)
 MUTANTS = [(module, path) for module in COURSE.modules for path in selftest.mutant_files(module)]
@@ -80,7 +80,7 @@ def _module(course_copy, mutant: str):
 )
 def test_a_broken_mutant_names_its_file(course_copy, text, message):
     course, module, path = _module(course_copy, text)
-    with pytest.raises(TitoError) as caught:
+    with pytest.raises(CourseError) as caught:
         selftest.apply_mutant(module, selftest.load_mutant(path))
     assert message in caught.value.message and "broken.yaml" in caught.value.message
 
@@ -89,7 +89,7 @@ def test_a_mutant_naming_an_unknown_test_is_refused(course_copy):
     course, module, path = _module(
         course_copy, "description: x\nreplace:\n  - find: 'return tuple(numbers)'\n    with: 'return ()'\nfails: [nope]\n"
     )
-    with pytest.raises(TitoError, match="'fails' names nope, not a test of 01_setup"):
+    with pytest.raises(CourseError, match="'fails' names nope, not a test of 01_setup"):
         selftest.check_mutant(course, module, selftest.load_mutant(path))
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from autograder import version
 from tests.conftest import invoke, run_tito
-from tito import __version__
 
 
 def test_no_arguments_shows_help():
@@ -20,7 +20,7 @@ def test_help_lists_only_working_commands():
 
 
 def test_version():
-    invoke("--version", expected_output=f"tito {__version__}")
+    invoke("--version", expected_output=f"tito {version()}")
 
 
 def test_doctor_passes_here():

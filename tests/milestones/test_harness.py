@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.course import Course
 from milestones import harness, xor
 from tests.conftest import ROOT, invoke, run_tito
-from tito.course import Course
 
 SPEC = harness.Spec("demo", after="08", claim="≥ 90% on the demo set", target=harness.Target("accuracy", ">=", 0.9))
 OFFICIAL = harness.Data(name="the demo set", checksum="sha256:abc", official=True, examples=100)

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from autograder.course import Course
 from tests.conftest import ROOT, invoke, run_tito
-from tito.course import Course
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import sys
 
 import pytest
 
+from autograder import build as pipeline
+from autograder.course import Course
+from autograder.errors import CourseError
 from tests.conftest import ROOT, run_tito
-from tito import build as pipeline
-from tito.console import TitoError
-from tito.course import Course
 
 pytestmark = pytest.mark.xdist_group("build")
 
@@ -181,7 +181,7 @@ BAD_SOURCES = {
 @pytest.mark.parametrize("case", BAD_SOURCES, ids=str)
 def test_malformed_source_gets_a_clear_error(case):
     text, message = BAD_SOURCES[case]
-    with pytest.raises(TitoError) as caught:
+    with pytest.raises(CourseError) as caught:
         pipeline.parse_cells(text, "demo.py")
     assert message in caught.value.message, caught.value.message
 

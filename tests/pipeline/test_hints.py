@@ -9,10 +9,10 @@ import textwrap
 
 import pytest
 
+from autograder import build as pipeline
+from autograder.course import Course, Module
+from autograder.errors import CourseError
 from tests.conftest import ROOT
-from tito import build as pipeline
-from tito.console import TitoError
-from tito.course import Course, Module
 
 COURSE = Course(ROOT)
 
@@ -60,7 +60,7 @@ def hints_for(**changes):
 
 
 def refusal(hints) -> str:
-    with pytest.raises(TitoError) as caught:
+    with pytest.raises(CourseError) as caught:
         pipeline.check_hints(hints, regions(), "hints.yaml")
     return caught.value.message
 
@@ -105,7 +105,7 @@ def test_a_region_without_hints_is_refused():
     ["a", "b", "c"],
 ], ids=["two rungs", "four rungs", "an empty rung", "out of order", "a list"])
 def test_a_ladder_not_of_three_rungs_is_refused(entry):
-    with pytest.raises(TitoError) as caught:
+    with pytest.raises(CourseError) as caught:
         pipeline.ladder(entry, "Box.volume", "hints.yaml")
     assert "'Box.volume' must be a ladder of exactly three rungs, nudge, idea and sketch" in caught.value.message
 
@@ -130,11 +130,11 @@ def test_a_module_with_todos_needs_a_hints_file(tmp_path):
     (tmp_path / "box.py").write_text(SOURCE)
     module = Module(99, "box", "Box", "tinytorch.box", "boxes", tmp_path)
     cells = pipeline.read_module(module)
-    with pytest.raises(TitoError) as caught:
+    with pytest.raises(CourseError) as caught:
         pipeline.module_hints(module, cells)
     assert "hints.yaml is missing: box.py has 4 TODOs without hints" in caught.value.message
     (tmp_path / "hints.yaml").write_text("Box.__init__:\n  nudge: a\n  idea: b\n")
-    with pytest.raises(TitoError) as caught:
+    with pytest.raises(CourseError) as caught:
         pipeline.module_hints(module, cells)
     assert "must be a ladder of exactly three rungs" in caught.value.message
 

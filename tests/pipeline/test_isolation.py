@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
+from autograder.build import base_package, init_files
+from autograder.course import Course
 from autograder.execute import run
 from tests.conftest import ROOT
-from tito.build import base_package, init_files
-from tito.course import Course
 
 COURSE = Course(ROOT)
 

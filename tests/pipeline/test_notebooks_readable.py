@@ -8,8 +8,8 @@ import json
 
 import pytest
 
+from autograder.course import Course
 from tests.conftest import ROOT
-from tito.course import Course
 
 COURSE = Course(ROOT)
 

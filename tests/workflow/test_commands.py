@@ -8,8 +8,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
+from autograder.course import Course
 from tests.conftest import ROOT, invoke, run_tito, snapshot
-from tito.course import Course
 
 COURSE = Course(ROOT)
 RELEASE_01 = ROOT / "assignments/release/01_setup/01_setup.ipynb"

@@ -14,10 +14,10 @@ import nbformat
 import pytest
 import yaml
 
+from autograder import pairing
+from autograder.course import Course
 from autograder.submission import ARCHIVE_NAME, read_submission
 from tests.conftest import ROOT, invoke, put_reference_solution, run_tito, snapshot
-from tito import pairing
-from tito.course import Course
 
 pytestmark = pytest.mark.slow
 

@@ -12,11 +12,11 @@ import zipfile
 import nbformat
 import pytest
 
+from autograder.build import HINTS_FILE, code_stub, load_hints
+from autograder.course import Course
+from autograder.milestones import load_milestones
 from autograder.submission import read_submission
 from tests.conftest import ROOT, invoke, put_reference_solution
-from tito.build import HINTS_FILE, code_stub, load_hints
-from tito.course import Course
-from tito.workspace import load_milestones
 
 COURSE = Course(ROOT)
 SETUP = "01_setup"

@@ -23,7 +23,7 @@ NOTEBOOK = "modules/01_setup/01_setup.ipynb"
 
 
 def _started(workspace: Path):
-    from tito.workspace import Workspace
+    from autograder.workspace import Workspace
 
     invoke("module", "start", "01")
     return Workspace.open(workspace)

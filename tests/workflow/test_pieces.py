@@ -13,14 +13,14 @@ from datetime import datetime, timezone
 import nbformat
 import pytest
 
+from autograder import pairing
+from autograder.course import Course
+from autograder.errors import CourseError
+from autograder.files import atomic_write
 from autograder.restore import replace_solution_cells, restore_graded_cells
 from autograder.submission import ARCHIVE_NAME, SubmissionError, read_submission, write_submission
+from autograder.workspace import COMPLETE, STARTED, Progress, Workspace, student_id_from_email
 from tests.conftest import ROOT, snapshot
-from tito import pairing
-from tito.console import TitoError
-from tito.course import Course
-from tito.files import atomic_write
-from tito.workspace import COMPLETE, STARTED, Progress, Workspace, student_id_from_email
 
 RELEASE = ROOT / "assignments/release/01_setup/01_setup.ipynb"
 SOURCE = ROOT / "assignments/source/01_setup/01_setup.ipynb"
@@ -203,7 +203,7 @@ def test_sync_never_overwrites_a_broken_notebook(tmp_path):
     ws.notebook_path(module).write_text("{ broken")
     ws.script_path(module).write_text(ws.script_path(module).read_text() + "\n# %%\nY = 2\n")
     before = snapshot(ws.root)
-    with pytest.raises(TitoError, match="is not a valid notebook: broken JSON"):
+    with pytest.raises(CourseError, match="is not a valid notebook: broken JSON"):
         pairing.sync(ws, module, progress)
     assert snapshot(ws.root) == before
 
@@ -254,5 +254,5 @@ def test_an_explicit_id_survives_a_new_email(tmp_path):
 
 
 def test_a_workspace_cannot_be_the_course_folder():
-    with pytest.raises(TitoError, match="holds the course itself"):
+    with pytest.raises(CourseError, match="holds the course itself"):
         Workspace(ROOT, Course(ROOT)).create()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from tito import build as pipeline
-from tito.console import TitoError, console
-from tito.course import Course
+from autograder import build as pipeline
+from autograder.course import Course
+from autograder.errors import CourseError
+from tito.console import console
 
 
 def build(
@@ -35,7 +36,7 @@ def build(
         for path, why in problems:
             console.print(f"  [red]{why}[/] {path.as_posix()}")
         if problems:
-            raise TitoError(
+            raise CourseError(
                 f"{len(problems)} generated file(s) do not match source/.",
                 "Run `tito build` and commit the result.",
             )

@@ -10,9 +10,11 @@ from rich.table import Table
 
 from autograder.config import DEFAULT_MEMORY_MB
 from autograder.confine import DOCS, NO_CONFINE_ENV
+from autograder.course import Course
+from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT
-from tito.console import TitoError, console
-from tito.course import Course
+from autograder.export import export_course
+from tito.console import console
 
 
 def _score(value: float) -> str:
@@ -20,7 +22,7 @@ def _score(value: float) -> str:
 
 
 def _late(row) -> str:
-    from autograder.policy import describe_late
+    from autograder.policy import describe_late  # heavy: loads nbgrader
 
     if row.seconds_late <= 0:
         return "-"
@@ -64,24 +66,7 @@ def _receipt_table(receipt) -> Table:
 
 
 def _export(course: Course, modules: list[str] | None, output: Path | None) -> None:
-    from autograder.export import export
-
-    root = course.assignments_dir
-    if not (root / "gradebook.db").is_file():
-        raise TitoError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
-    from nbgrader.api import Gradebook
-
-    from autograder.config import db_url
-
-    with Gradebook(db_url(root)) as gradebook:
-        known = {a.name for a in gradebook.assignments}
-    names = [course.module(m).slug for m in modules] if modules else None
-    for name in names or []:
-        if name not in known:
-            raise TitoError(f"{name} has no grades in the gradebook.", f"Grade it first: `tito grade {name}`.")
-    if not known:
-        raise TitoError("The gradebook holds no module yet.", "Grade first: `tito grade`.")
-    for path in export(root, names, output):
+    for path in export_course(course, modules, output):
         console.print(f"[green]✓[/] {path}")
 
 
@@ -98,7 +83,7 @@ def _confinement_line(confined: bool) -> str:
 
 
 def _self_test(course: Course, modules: list[str] | None, timeout: int, workers: int, confine: bool) -> None:
-    from autograder import selftest
+    from autograder import selftest  # heavy: loads nbgrader
 
     selected = [course.module(m) for m in modules] if modules else course.modules
     with console.status("self-test") as status:
@@ -116,7 +101,7 @@ def _self_test(course: Course, modules: list[str] | None, timeout: int, workers:
     console.print(table)
     failed = [c for c in results if not c.ok]
     if failed:
-        raise TitoError(
+        raise CourseError(
             f"{len(failed)} self-test check(s) failed: "
             + ", ".join(f"{c.module} {c.name}" for c in failed) + ".",
             "Fix the module's hidden tests or its mutants (source/NN_name/mutants/), then "
@@ -162,18 +147,9 @@ def grade(
     """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
     export the gradebook as CSV and print a summary (also in assignments/grades/summary.json).
     Due dates, late penalties and extensions come from course.yaml."""
-    from autograder.grade import Hooks, Options
-    from autograder.grade import grade as run_grade
-
     course = Course()
     if export or output is not None:
-        if not export:
-            raise TitoError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
-        if self_test or from_dir or exchange or student:
-            raise TitoError(
-                "--export writes what the gradebook holds; it does not grade or collect.",
-                "Grade first (`tito grade ...`), then run `tito grade --export` alone.",
-            )
+        _check_export_alone(export, self_test or from_dir or exchange or student)
         _export(course, modules, output)
         return
     if no_confine:
@@ -181,7 +157,31 @@ def grade(
     if self_test:
         _self_test(course, modules, timeout, workers, not no_confine)
         return
+    from autograder.grade import Options  # heavy: loads nbgrader
+
+    options = Options(timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline, confine=not no_confine)
     selected = [course.module(m) for m in modules] if modules else None
+    report = _grade_with_progress_bar(
+        course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id, options=options,
+    )
+    _print_report(course, report)
+
+
+def _check_export_alone(export: bool, grading_asked: bool) -> None:
+    if not export:
+        raise CourseError("--output goes with --export.", "Run `tito grade --export --output DIR`.")
+    if grading_asked:
+        raise CourseError(
+            "--export writes what the gradebook holds; it does not grade or collect.",
+            "Grade first (`tito grade ...`), then run `tito grade --export` alone.",
+        )
+
+
+def _grade_with_progress_bar(course: Course, selected, students, **arguments):
+    """The library's grading run, its steps shown on a progress bar."""
+    from autograder.grade import Hooks  # heavy: loads nbgrader
+    from autograder.grade import grade as run_grade  # heavy: loads nbgrader
+
     with Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         console=console, transient=True,
@@ -194,13 +194,10 @@ def grade(
             step=lambda what: bar.update(task, description=what),
             collected=lambda receipt: console.print(_receipt_table(receipt)),
         )
-        report = run_grade(
-            course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id,
-            options=Options(
-                timeout=timeout, memory_mb=memory_mb, workers=workers, deadline=deadline, confine=not no_confine,
-            ),
-            hooks=hooks,
-        )
+        return run_grade(course, selected, students, hooks=hooks, **arguments)
+
+
+def _print_report(course: Course, report) -> None:
     console.print(_summary_table(report))
     for problem in report.problems:
         console.print(f"[yellow]![/] {problem.source}: {problem.message}")

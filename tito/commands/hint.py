@@ -8,10 +8,14 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from tito import report, workflow
-from tito.console import TitoError, console
+from autograder import workflow
+from autograder.errors import CourseError
+from autograder.workspace import Workspace
+from tito import report
+from tito.commands.module import _open_lab
+from tito.console import console
+from tito.options import WORKSPACE_OPTION
 from tito.report import say
-from tito.workspace import WORKSPACE_OPTION, Workspace
 
 RUNG_NAMES = ("a nudge", "the idea", "a sketch")
 
@@ -38,7 +42,7 @@ def hint(
     else:
         chosen = ws.current_module(progress)
         if chosen is None:
-            raise TitoError("No module is in progress.", "Name one, e.g. `tito hint 01`.")
+            raise CourseError("No module is in progress.", "Name one, e.g. `tito hint 01`.")
     number = f"{chosen.number:02d}"
     if reset:
         done = workflow.reset_hints(ws, chosen, progress, name)
@@ -95,8 +99,7 @@ def next_command(
         return
     current = ws.current_module(progress)
     if current is None:
-        raise TitoError("No module is in progress: there is no notebook to open.", "Start one first.")
-    from tito.commands.module import _open_lab
+        raise CourseError("No module is in progress: there is no notebook to open.", "Start one first.")
 
     workflow.sync_pair(ws, current, progress)
     _open_lab(ws, workflow.require_started(ws, current))

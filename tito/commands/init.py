@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-from tito.console import TitoError
+from autograder.errors import CourseError
+from autograder.workspace import Workspace
 from tito.report import say
-from tito.workspace import Workspace
 
 
 def init(
@@ -39,7 +39,7 @@ def init(
         say(f"Workspace already at {workspace.root} (nothing in it was replaced).")
     if name is not None or email is not None or student_id is not None:
         if workspace.identity() is None and (name is None or email is None):
-            raise TitoError(
+            raise CourseError(
                 "Give both --name and --email the first time.",
                 "e.g. `tito init --name 'Ada Lovelace' --email ada@example.org`",
             )

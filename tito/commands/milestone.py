@@ -2,31 +2,30 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
 
-from tito.console import TitoError, console
-from tito.report import milestones_table, say
-from tito.workspace import (
-    REFERENCE_OPTION,
-    WORKSPACE_OPTION,
-    Workspace,
-    load_milestones,
-    missing_numbers,
-    package_env,
+from autograder.course import Course
+from autograder.errors import CourseError
+from autograder.milestones import (
+    PATH_CHECK,
+    find_milestone,
+    record,
+    require_prerequisites,
+    run_milestone,
+    verdict,
 )
+from autograder.workspace import Workspace
+from tito.console import console
+from tito.options import REFERENCE_OPTION, WORKSPACE_OPTION
+from tito.report import milestones_table, say
 
 
-def _last_line(output: list[str], name: str) -> str:
-    """The milestone's own verdict line (`MILESTONE name: PASSED (...)`), if it printed one."""
-    for line in reversed(output):
-        if line.startswith(f"MILESTONE {name}:"):
-            return line.strip()
-    return ""
+def _echo(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()
 
 
 def milestone(
@@ -34,76 +33,50 @@ def milestone(
         "list", help="The milestone to run (xor, mnist, ...), or `list` to see them all."
     ),
     args: list[str] = typer.Argument(
-        None, help="Options passed to the milestone script (after --), e.g. -- --seed 3.",
+        None, help="The milestone script's own options, e.g. --seed 3 or --data DIR (after -- too).",
         show_default=False,
     ),
     reference: bool = REFERENCE_OPTION,
     workspace: Path = WORKSPACE_OPTION,
 ) -> None:
     """Run a milestone: a script that proves what your package can do (e.g. XOR solved by
-    your layers, losses and optimizer). `tito milestone list` shows every milestone, what it
-    needs and whether you achieved it. A run that misses its target exits 1."""
-    ws = Workspace.open(workspace, reference=reference)
-    progress = ws.load_progress()
-    milestones = {m.name: m for m in load_milestones(ws.course)}
+    your layers, losses and optimizer). It is recorded in your progress only when its verdict
+    says it proved its claim; a shortened run is a path check, never recorded. `tito
+    milestone list` shows every milestone, what it needs and whether you achieved it. A run
+    that misses its target exits 1. --reference previews it on the course's package and needs
+    no workspace."""
+    course = Course()
     if name == "list":
-        table = milestones_table(ws, progress)
+        ws = Workspace.open(workspace, course=course)
+        table = milestones_table(ws, ws.load_progress())
         if table is None:
-            raise TitoError("This course declares no milestones (milestones/milestones.yaml).")
+            raise CourseError("This course declares no milestones (milestones/milestones.yaml).")
         console.print(table)
         return
-    chosen = milestones.get(name)
-    if chosen is None:
-        raise TitoError(f"Unknown milestone '{name}'.", f"Known: {', '.join(milestones)}. See `tito milestone list`.")
-    if not chosen.available:
-        raise TitoError(
-            f"The milestone '{name}' is not part of the course yet (no {chosen.script.name}).",
-            "See `tito milestone list` for the ones you can run.",
-        )
-    missing = missing_numbers(ws, chosen.after, progress)
-    if missing and not reference:
-        modules = {m.number: m for m in ws.course.modules}
-        names = ", ".join(modules[n].label if n in modules else f"{n:02d}" for n in missing)
-        first = f"{missing[0]:02d}"
-        raise TitoError(
-            f"The {name} milestone needs modules 01–{chosen.after:02d} complete; missing: {names}.",
-            f"Next: `tito module start {first}` (or run it on the reference: --reference).",
-        )
-    package = ws.package_dir
-    if not reference:
+    chosen = find_milestone(course, name)
+    if reference:  # an instructor's preview: no workspace needed, no progress read or written
+        ws = Workspace.locate(workspace, course=course, reference=True)
+        cwd, where = (ws.root if ws.exists else Path.cwd()), "the reference package"
+    else:
+        ws = Workspace.open(workspace, course=course)
+        require_prerequisites(ws, chosen, ws.load_progress())
         ws.ensure_package()
-    say(f"[bold]Milestone {name}[/]: {chosen.title} — running on "
-        + ("the reference package" if reference else f"your package in {ws.root}"))
-    env = package_env(package)
-    env["PYTHONUNBUFFERED"] = "1"
-    process = subprocess.Popen(
-        [sys.executable, str(chosen.script), *(args or [])],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ws.root,
-    )
-    output = []
-    assert process.stdout is not None
-    for line in process.stdout:  # live, so long runs show their progress
-        sys.stdout.write(line)
-        sys.stdout.flush()
-        output.append(line.rstrip("\n"))
-    code = process.wait()
-    verdict = _last_line(output, name)
-    if code != 0:
-        raise TitoError(
-            f"The {name} milestone did not reach its target (exit code {code}).",
-            "Read its output above; your package's modules are what it runs.",
-        )
-    if reference:
-        say("[dim]Run on the reference package: not recorded in your progress.[/]")
+        cwd, where = ws.root, f"your package in {ws.root}"
+    say(f"[bold]Milestone {name}[/]: {chosen.title} — running on {where}")
+    result = verdict(run_milestone(chosen, ws.package_dir, cwd, args or [], on_line=_echo))
+    if result.outcome == PATH_CHECK:
+        say(f"[yellow]A path check, not the {name} milestone:[/] {result.reason or 'its verdict says so'} "
+            "Nothing recorded.")
         return
-    progress = ws.load_progress()
-    progress.milestones[name] = {
-        "achieved_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "result": verdict,
-    }
-    ws.save_progress(progress)
+    if reference:
+        say(f"[green]✓ Milestone {name} achieved[/] on the reference package: not recorded in any progress.")
+        return
+    record(ws, result)
     say(f"[bold green]✓ Milestone {name} achieved[/] and recorded in your progress.")
 
 
 def register(app: typer.Typer) -> None:
-    app.command(rich_help_panel="Student")(milestone)
+    app.command(
+        rich_help_panel="Student",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    )(milestone)

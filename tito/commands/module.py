@@ -9,12 +9,15 @@ from pathlib import Path
 
 import typer
 
+from autograder import workflow
+from autograder.course import Course
+from autograder.errors import CourseError
 from autograder.lab import Lab, student_lab
-from tito import report, workflow
-from tito.console import TitoError, console
-from tito.course import Course
+from autograder.workspace import COMPLETE, Workspace, package_env
+from tito import report
+from tito.console import console
+from tito.options import WORKSPACE_OPTION
 from tito.report import say
-from tito.workspace import COMPLETE, WORKSPACE_OPTION, Workspace, package_env
 
 app = typer.Typer(no_args_is_help=True, help="Start, complete and reset modules.")
 
@@ -48,7 +51,7 @@ def start(
 ) -> None:
     """Fetch a module's notebook into your workspace (never over your work) and say what next."""
     if fmt not in (None, "ipynb", "py"):
-        raise TitoError(f"Unknown format '{fmt}'.", "Use --format ipynb or --format py.")
+        raise CourseError(f"Unknown format '{fmt}'.", "Use --format ipynb or --format py.")
     course = Course()
     chosen = course.module(module)
     ws = Workspace.locate(workspace, course=course)
@@ -60,7 +63,7 @@ def start(
     if missing and not force and not already:
         names = ", ".join(m.label for m in missing)
         first = missing[0]
-        raise TitoError(
+        raise CourseError(
             f"Module {chosen.label} needs {names} complete first.",
             f"Complete {first.label} with `tito module complete {first.number:02d}` (or start it "
             f"with `tito module start {first.number:02d}`), or go on anyway with "
@@ -111,7 +114,7 @@ def jupyter_command(ws: Workspace, notebook: Path) -> Lab:
 
 def _open_lab(ws: Workspace, notebook: Path) -> None:
     if importlib.util.find_spec("jupyterlab") is None:
-        raise TitoError(
+        raise CourseError(
             "Jupyter Lab is not installed in tito's environment.",
             f"Install it with `{sys.executable} -m pip install jupyterlab`, or open {notebook} in "
             "your own editor.",

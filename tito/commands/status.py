@@ -6,10 +6,11 @@ from pathlib import Path
 
 import typer
 
+from autograder.workspace import Workspace
 from tito import report
 from tito.console import console
+from tito.options import WORKSPACE_OPTION
 from tito.report import say
-from tito.workspace import WORKSPACE_OPTION, Workspace
 
 
 def status(workspace: Path = WORKSPACE_OPTION) -> None:

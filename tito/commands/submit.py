@@ -7,11 +7,14 @@ from pathlib import Path
 
 import typer
 
-from tito import report, workflow
-from tito.console import TitoError, console
-from tito.files import read_notebook, sha256_file
+from autograder import workflow
+from autograder.errors import CourseError
+from autograder.files import read_notebook, sha256_file
+from autograder.workspace import Workspace
+from tito import report
+from tito.console import console
+from tito.options import WORKSPACE_OPTION
 from tito.report import say
-from tito.workspace import WORKSPACE_OPTION, Workspace
 
 
 def submit(module: str = typer.Argument(..., help="The module: 02, 2, tensor or 02_tensor.", show_default=False),
@@ -30,7 +33,7 @@ def submit(module: str = typer.Argument(..., help="The module: 02, 2, tensor or 
     config = ws.load_config()
     identity = ws.identity(config)
     if identity is None:
-        raise TitoError(
+        raise CourseError(
             "Your submission needs your name and email, and this workspace has none yet.",
             "Complete module 01 (`tito module complete 01`), or run "
             "`tito init --name 'Your Name' --email you@example.org`.",
@@ -67,7 +70,7 @@ def submit(module: str = typer.Argument(..., help="The module: 02, 2, tensor or 
 def _hand_in(ws: Workspace, chosen, path: Path, identity, config: dict) -> None:
     exchange = config.get("exchange")
     if exchange and not isinstance(exchange, dict):
-        raise TitoError(
+        raise CourseError(
             f"The exchange setting in {ws.config_file} is not a table with course_id and root.",
             "Set it with `tito init --course-id ID --exchange DIR`.",
         )

@@ -11,8 +11,11 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tito.console import TitoError, console
-from tito.course import Course
+from autograder.confine import DOCS, bwrap_program, problem, version
+from autograder.course import Course
+from autograder.errors import CourseError
+from autograder.workspace import Progress, Workspace
+from tito.console import console
 
 app = typer.Typer(no_args_is_help=True, help="Check this machine and the course setup.")
 
@@ -44,7 +47,10 @@ def _kernel() -> Check:
     """nbgrader runs notebooks in the `python3` kernel: it must be this Python, with NumPy."""
     fix = f"Run `{sys.executable} -m ipykernel install --sys-prefix --name python3`."
     try:
-        from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+        from jupyter_client.kernelspec import (  # heavy: jupyter_client
+            KernelSpecManager,
+            NoSuchKernel,
+        )
 
         spec = KernelSpecManager().get_kernel_spec("python3")
     except NoSuchKernel:
@@ -72,7 +78,7 @@ def _course() -> Check:
     try:
         course = Course()
         modules = course.modules
-    except TitoError as error:
+    except CourseError as error:
         return Check("course folder", False, error.message, error.hint or "")
     missing = [
         m.slug for m in modules
@@ -88,11 +94,10 @@ def _course() -> Check:
 
 def _workspace() -> Check:
     """The student's workspace: found where tito looks, with readable progress and identity."""
-    from tito.workspace import Progress, Workspace
 
     try:
         workspace = Workspace.locate()
-    except TitoError as error:
+    except CourseError as error:
         return Check("workspace", False, error.message, error.hint or "")
     if not workspace.exists:
         return Check(
@@ -113,7 +118,6 @@ def _workspace() -> Check:
 
 def _confinement() -> Check:
     """`tito grade` runs student code in a bubblewrap sandbox; students never need it."""
-    from autograder.confine import DOCS, bwrap_program, problem, version
 
     why = problem()
     if why:

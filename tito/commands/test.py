@@ -7,10 +7,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from tito import report, workflow
-from tito.console import TitoError, console
+from autograder import workflow
+from autograder.errors import CourseError
+from autograder.workspace import COMPLETE, Workspace
+from tito import report
+from tito.console import console
+from tito.options import REFERENCE_OPTION, WORKSPACE_OPTION
 from tito.report import say
-from tito.workspace import COMPLETE, REFERENCE_OPTION, WORKSPACE_OPTION, Workspace
 
 
 def run(
@@ -34,7 +37,7 @@ def run(
     progress = ws.load_progress()
     if all_modules:
         if module:
-            raise TitoError("Give a module or --all, not both.")
+            raise CourseError("Give a module or --all, not both.")
         _test_all(ws, progress, timeout)
         return
     if module:
@@ -46,7 +49,7 @@ def run(
             hint = "Name one, e.g. `tito test 01`"
             if upcoming is not None:
                 hint += f", or start the next: `tito module start {upcoming.number:02d}`"
-            raise TitoError("No module is in progress.", hint + ".")
+            raise CourseError("No module is in progress.", hint + ".")
     with console.status(f"Running {chosen.slug}.ipynb in a fresh kernel…"):
         result = workflow.run_tests(ws, chosen, progress, timeout=timeout)
     report.show_run(result, ws)
@@ -60,7 +63,7 @@ def run(
 
 
 def _test_all(ws: Workspace, progress, timeout: int | None) -> None:
-    from autograder.restore import describe
+    from autograder.restore import describe  # heavy: loads nbformat
 
     completed = [m for m in ws.course.modules if progress.state(m.slug) == COMPLETE]
     if not completed:
@@ -74,7 +77,7 @@ def _test_all(ws: Workspace, progress, timeout: int | None) -> None:
         with console.status(f"Running {module.slug}.ipynb…"):
             try:
                 result = workflow.run_tests(ws, module, progress, timeout=timeout)
-            except TitoError as error:
+            except CourseError as error:
                 table.add_row(module.label, "", "[red]✗ not run[/]", error.message)
                 failures += 1
                 continue

@@ -18,7 +18,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tito.console import TitoError
+from autograder.errors import CourseError
 
 
 def atomic_write(path: Path, data: str | bytes) -> None:
@@ -91,25 +91,25 @@ def read_notebook(path: Path, fix_hint: str | None = None):
     """Read a notebook, naming its path and the fix when it is not valid JSON or not a notebook.
 
     The file itself is never touched."""
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise TitoError(f"{path} does not exist.", fix_hint) from None
+        raise CourseError(f"{path} does not exist.", fix_hint) from None
     except UnicodeDecodeError as error:
-        raise TitoError(f"{path} is not a valid notebook: not UTF-8 text ({error.reason}).", fix_hint) from None
+        raise CourseError(f"{path} is not a valid notebook: not UTF-8 text ({error.reason}).", fix_hint) from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as error:
-        raise TitoError(
+        raise CourseError(
             f"{path} is not a valid notebook: broken JSON at line {error.lineno}, column {error.colno} "
             f"({error.msg}). tito leaves the file as it is.",
             fix_hint,
         ) from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
-        raise TitoError(f"{path} is not a valid notebook: it has no list of cells.", fix_hint)
+        raise CourseError(f"{path} is not a valid notebook: it has no list of cells.", fix_hint)
     try:
         return nbformat.reads(text, as_version=4)
     except Exception as error:  # nbformat raises a variety of validation errors
-        raise TitoError(f"{path} is not a valid notebook: {error}", fix_hint) from None
+        raise CourseError(f"{path} is not a valid notebook: {error}", fix_hint) from None

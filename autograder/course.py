@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tito.console import TitoError
+from autograder.errors import CourseError
 
 _MODULE_DIR = re.compile(r"^(\d\d)_([a-z][a-z0-9_]*)$")
 
@@ -55,7 +55,7 @@ def find_course_root(start: Path | None = None) -> Path:
     if env:
         root = Path(env).expanduser().resolve()
         if not _looks_like_course(root):
-            raise TitoError(
+            raise CourseError(
                 f"TITO_COURSE={env} is not a TinyTorch course folder (no source/ or pyproject.toml).",
                 "Point TITO_COURSE at the folder you cloned, or unset it.",
             )
@@ -67,7 +67,7 @@ def find_course_root(start: Path | None = None) -> Path:
     installed = Path(__file__).resolve().parent.parent
     if _looks_like_course(installed):
         return installed
-    raise TitoError(
+    raise CourseError(
         "No TinyTorch course folder found here or above.",
         "cd into the folder you cloned, or set TITO_COURSE to it.",
     )
@@ -87,11 +87,6 @@ class Course:
     def assignments_dir(self) -> Path:
         return self.root / "assignments"
 
-    @property
-    def package_root(self) -> Path:
-        """The folder that holds the reference package `tinytorch/`."""
-        return self.root
-
     @cached_property
     def modules(self) -> list[Module]:
         found = []
@@ -103,12 +98,12 @@ class Course:
             try:
                 meta = yaml.safe_load(meta_file.read_text(encoding="utf-8")) or {}
             except FileNotFoundError:
-                raise TitoError(
+                raise CourseError(
                     f"{meta_file} is missing.", "Every module folder needs a module.yaml: see source/README.md."
                 ) from None
             missing = [key for key in ("title", "package") if not meta.get(key)]
             if missing:
-                raise TitoError(f"{meta_file} lacks {', '.join(missing)}.", "See source/README.md.")
+                raise CourseError(f"{meta_file} lacks {', '.join(missing)}.", "See source/README.md.")
             found.append(
                 Module(
                     number=int(match.group(1)),
@@ -128,4 +123,4 @@ class Course:
             if text in (module.slug, module.name) or (text.isdigit() and int(text) == module.number):
                 return module
         known = ", ".join(m.slug for m in self.modules) or "none"
-        raise TitoError(f"Unknown module '{query}'.", f"Known modules: {known}.")
+        raise CourseError(f"Unknown module '{query}'.", f"Known modules: {known}.")

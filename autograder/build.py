@@ -7,15 +7,18 @@ same sources give byte-for-byte the same files, so `tito build --check` can dete
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tito.console import TitoError
-from tito.course import Course, Module
+from autograder import tools_on_path
+from autograder.course import Course, Module
+from autograder.errors import CourseError
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
@@ -64,7 +67,7 @@ def _directives(source: str) -> dict[str, str]:
 
 def parse_cells(text: str, where: str) -> list[Cell]:
     """Read a percent-format module source into cells and check its directives."""
-    import jupytext  # imported here: every tito command loads this file, few of them parse
+    import jupytext  # heavy: jupytext; every tito command loads this file, few of them parse
 
     notebook = jupytext.reads(text, fmt="py:percent")
     cells = []
@@ -83,7 +86,7 @@ def parse_cells(text: str, where: str) -> list[Cell]:
             elif key == "test":
                 match = _TEST_SPEC.match(value)
                 if not match:
-                    raise TitoError(
+                    raise CourseError(
                         f"{where}, cell {index}: '#| test: {value}' is not 'NAME (N points)'.",
                         "Write e.g. '#| test: tensor_sum (2 points)'. See source/README.md.",
                     )
@@ -91,7 +94,7 @@ def parse_cells(text: str, where: str) -> list[Cell]:
             elif key == "id":
                 cell.solution = value
             else:
-                raise TitoError(
+                raise CourseError(
                     f"{where}, cell {index}: unknown directive '#| {key}'.",
                     "Known directives: export, test, id. See source/README.md.",
                 )
@@ -100,20 +103,20 @@ def parse_cells(text: str, where: str) -> list[Cell]:
             _check_regions(source, BEGIN_SOLUTION, END_SOLUTION, f"{where}, cell {index}")
             _check_todos(source, f"{where}, cell {index}")
             if cell.test:
-                raise TitoError(f"{where}, cell {index}: a test cell cannot hold a solution region.")
+                raise CourseError(f"{where}, cell {index}: a test cell cannot hold a solution region.")
             if not cell.solution:
                 match = _FIRST_DEF.search(cell.body)
                 if not match:
-                    raise TitoError(
+                    raise CourseError(
                         f"{where}, cell {index}: a solution cell needs a def/class or a '#| id: NAME' line."
                     )
                 cell.solution = match.group(1)
         elif "id" in directives:
-            raise TitoError(f"{where}, cell {index}: '#| id:' names solution cells only.")
+            raise CourseError(f"{where}, cell {index}: '#| id:' names solution cells only.")
         if BEGIN_HIDDEN in source:
             _check_regions(source, BEGIN_HIDDEN, END_HIDDEN, f"{where}, cell {index}")
             if not cell.test:
-                raise TitoError(f"{where}, cell {index}: hidden tests belong in a '#| test:' cell.")
+                raise CourseError(f"{where}, cell {index}: hidden tests belong in a '#| test:' cell.")
         cells.append(cell)
     _check_ids(cells, where)
     return cells
@@ -124,14 +127,14 @@ def _check_regions(source: str, begin: str, end: str, where: str) -> None:
     for line in source.split("\n"):
         if begin in line:
             if inside:
-                raise TitoError(f"{where}: nested '{begin}'.")
+                raise CourseError(f"{where}: nested '{begin}'.")
             inside = True
         elif end in line:
             if not inside:
-                raise TitoError(f"{where}: '{end}' without '{begin}'.")
+                raise CourseError(f"{where}: '{end}' without '{begin}'.")
             inside = False
     if inside:
-        raise TitoError(f"{where}: '{begin}' is never closed by '{end}'.")
+        raise CourseError(f"{where}: '{begin}' is never closed by '{end}'.")
 
 
 def _todo_block_start(lines: list[str], begin_index: int) -> int | None:
@@ -179,12 +182,12 @@ def _check_todos(source: str, where: str) -> None:
     lines = source.split("\n")
     for number, line in enumerate(lines):
         if BEGIN_SOLUTION in line and _todo_block_start(lines, number) is None:
-            raise TitoError(
+            raise CourseError(
                 f"{where}: the solution region at line {number + 1} has no '# TODO:' comment above it.",
                 "Tell the student what to write (# TODO: …); hints go in the module's hints.yaml.",
             )
         if line.strip().startswith("# HINT"):
-            raise TitoError(
+            raise CourseError(
                 f"{where}: line {number + 1} is a '# HINT:' comment, which students would see at once.",
                 f"Move it into the module's {HINTS_FILE} as a ladder (see source/README.md, Hints).",
             )
@@ -195,16 +198,16 @@ def _check_ids(cells: list[Cell], where: str) -> None:
     for cell in cells:
         for grade_id in filter(None, (cell.test, cell.solution)):
             if not _GRADE_ID.match(grade_id):
-                raise TitoError(f"{where}: '{grade_id}' is not a valid id (letters, digits, _ and -).")
+                raise CourseError(f"{where}: '{grade_id}' is not a valid id (letters, digits, _ and -).")
             if grade_id in seen:
-                raise TitoError(f"{where}: the id '{grade_id}' is used twice.", "Give one with '#| id: NAME'.")
+                raise CourseError(f"{where}: the id '{grade_id}' is used twice.", "Give one with '#| id: NAME'.")
             seen.add(grade_id)
 
 
 def read_module(module: Module) -> list[Cell]:
     path = module.source_file
     if not path.is_file():
-        raise TitoError(f"{path} is missing.", f"Each module folder needs {module.name}.py.")
+        raise CourseError(f"{path} is missing.", f"Each module folder needs {module.name}.py.")
     return parse_cells(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -270,7 +273,7 @@ def ladder(entry, name: str, where: str) -> tuple[str, str, str]:
         isinstance(entry[rung], str) and entry[rung].strip() for rung in RUNGS
     ):
         got = ", ".join(map(str, entry)) if isinstance(entry, dict) else type(entry).__name__
-        raise TitoError(
+        raise CourseError(
             f"{where}: '{name}' must be a ladder of exactly three rungs, nudge, idea and sketch, "
             f"each a non-empty text (it has: {got or 'nothing'}).",
             "Write nudge: (where to look), idea: (the concept), sketch: (the shape, no solution line).",
@@ -285,9 +288,9 @@ def load_hints(path: Path) -> dict[str, tuple[str, str, str]]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as error:
-        raise TitoError(f"{path} cannot be read: {str(error).splitlines()[0]}") from None
+        raise CourseError(f"{path} cannot be read: {str(error).splitlines()[0]}") from None
     if not isinstance(data, dict):
-        raise TitoError(f"{path} must map each TODO's name to its ladder of hints.", "See source/README.md, Hints.")
+        raise CourseError(f"{path} must map each TODO's name to its ladder of hints.", "See source/README.md, Hints.")
     return {str(name): ladder(entry, str(name), str(path)) for name, entry in data.items()}
 
 
@@ -296,20 +299,20 @@ def check_hints(hints: dict[str, tuple[str, str, str]], regions: list[Region], w
     names = [region.name for region in regions]
     for name in hints:
         if name not in names:
-            raise TitoError(
+            raise CourseError(
                 f"{where}: '{name}' matches no solution region.",
                 f"The regions are named after the def they sit in: {', '.join(names) or 'none'}.",
             )
     for region in regions:
         if region.name not in hints:
-            raise TitoError(
+            raise CourseError(
                 f"{where} has no hints for '{region.name}' (in cell {region.cell}).",
                 "Every TODO gets a ladder: nudge, idea, sketch (see source/README.md, Hints).",
             )
         for rung, text in zip(RUNGS, hints[region.name]):
             leaked = leaked_lines(text, region.code)
             if leaked:
-                raise TitoError(
+                raise CourseError(
                     f"{where}: the {rung} of '{region.name}' repeats a line of its solution: {leaked[0]}",
                     "A hint leads to the line without giving it: say it in words or pseudo-code.",
                 )
@@ -321,7 +324,7 @@ def module_hints(module: Module, cells: list[Cell]) -> str | None:
     regions = solution_regions(cells)
     if not path.is_file():
         if regions:
-            raise TitoError(
+            raise CourseError(
                 f"{path} is missing: {module.source_file.name} has {len(regions)} TODOs without hints.",
                 "Write a ladder (nudge, idea, sketch) for each: see source/README.md, Hints.",
             )
@@ -384,7 +387,7 @@ def _nbgrader_meta(*, grade: bool, solution: bool, locked: bool, grade_id: str, 
 
 def source_notebook(module: Module, cells: list[Cell]):
     """The nbgrader source notebook (an nbformat NotebookNode) of a module."""
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     notebook = nbformat.v4.new_notebook()
     notebook.metadata = {
@@ -410,7 +413,7 @@ def source_notebook(module: Module, cells: list[Cell]):
 
 
 def notebook_text(notebook) -> str:
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     return nbformat.writes(notebook) + "\n"
 
@@ -428,11 +431,8 @@ def release_notebooks(
     modules: list[Module], sources: dict[str, str], progress: Callable[[str], None] | None = None
 ) -> dict[str, str]:
     """Run nbgrader's generate_assignment on each source notebook in a scratch course."""
-    from nbgrader.apps import NbGraderAPI
-    from traitlets.config import Config
-
-    from autograder import tools_on_path
-    from autograder.config import quick_new_gradebooks
+    from nbgrader.apps import NbGraderAPI  # heavy: nbgrader
+    from traitlets.config import Config  # heavy: traitlets
 
     tools_on_path()
     released = {}
@@ -451,11 +451,40 @@ def release_notebooks(
             target = root / "release" / module.slug / f"{module.slug}.ipynb"
             if not result.get("success") or not target.is_file():
                 log = (result.get("error") or result.get("log") or "").strip().splitlines()[-5:]
-                raise TitoError(f"nbgrader could not generate {module.slug}: " + " | ".join(log))
+                raise CourseError(f"nbgrader could not generate {module.slug}: " + " | ".join(log))
             released[module.slug] = target.read_text(encoding="utf-8")
             if progress:
                 progress(f"released {module.slug}")
     return released
+
+
+@contextlib.contextmanager
+def quick_new_gradebooks() -> Iterator[None]:
+    """nbgrader stamps a new gradebook with its schema's alembic revision by running the
+    `alembic heads` command (seconds); read the same revision from nbgrader's migration
+    scripts in this process instead."""
+    import nbgrader.api  # heavy: nbgrader
+
+    original = nbgrader.api.get_alembic_version
+
+    @functools.lru_cache(maxsize=1)
+    def head() -> str:
+        try:
+            from alembic.config import Config as AlembicConfig  # heavy: alembic
+            from alembic.script import ScriptDirectory  # heavy: alembic
+
+            config = AlembicConfig()
+            config.set_main_option("script_location", str(Path(nbgrader.api.__file__).parent / "alembic"))
+            return ScriptDirectory.from_config(config).get_current_head() or original()
+        except Exception:  # noqa: BLE001 - any doubt: nbgrader's own way
+            return original()
+
+    nbgrader.api.get_alembic_version = head
+    try:
+        yield
+    finally:
+        nbgrader.api.get_alembic_version = original
+
 
 
 # --- everything together ---------------------------------------------------------------------

@@ -20,9 +20,9 @@ import copy
 import hashlib
 from pathlib import Path
 
-from tito.course import Module
-from tito.files import atomic_write, backup, read_notebook
-from tito.workspace import Progress, Workspace
+from autograder.course import Module
+from autograder.files import atomic_write, backup, read_notebook
+from autograder.workspace import Progress, Workspace
 
 _FORMAT = "py:percent"
 
@@ -33,7 +33,7 @@ def _grade_id(cell) -> str | None:
 
 def script_text(notebook) -> str:
     """The notebook as a percent-format script, each nbgrader cell titled with its id."""
-    import jupytext
+    import jupytext  # heavy: jupytext
 
     plain = copy.deepcopy(notebook)
     plain.metadata = {"jupytext": {"notebook_metadata_filter": "-all"}}
@@ -49,9 +49,9 @@ def merge_script(notebook, text: str):
     """A copy of `notebook` whose cells are those of the script `text`. Cells keep their id,
     metadata (nbgrader's included) and outputs when matched: by the title (the grade id) for
     nbgrader cells, by content and position for the others."""
-    import jupytext
-    import nbformat
-    from jupytext.combine import map_outputs_to_inputs
+    import jupytext  # heavy: jupytext
+    import nbformat  # heavy: nbformat
+    from jupytext.combine import map_outputs_to_inputs  # heavy: jupytext
 
     parsed = jupytext.reads(text, fmt=_FORMAT)
     by_id = {_grade_id(c): c for c in notebook.cells if _grade_id(c)}
@@ -136,7 +136,7 @@ def sync(workspace: Workspace, module: Module, progress: Progress) -> list[str]:
         if nb_changed:
             kept = backup(notebook, workspace.backups_dir(module))
             done.append(f"both files changed; the .py is newer, the notebook was kept as {rel(kept)}")
-        import nbformat
+        import nbformat  # heavy: nbformat
 
         atomic_write(notebook, nbformat.writes(merge_script(nb, text)) + "\n")
         done.append(f"merged {rel(script)} into {rel(notebook)}")

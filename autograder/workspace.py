@@ -6,7 +6,7 @@ Layout (see README.md, "For students")::
     W/modules/NN_name/NN_name.py      its jupytext twin, with `tito module start NN --format py`
     W/modules/NN_name/backups/        timestamped copies made before anything is replaced
     W/tinytorch/                      the student's package: one file per completed module, plus
-                                      what every tinytorch holds (tito.build.base_package)
+                                      what every tinytorch holds (autograder.build.base_package)
     W/.tito/progress.json             which module is started/complete, last test results
     W/.tito/config.yaml               the student's identity (and an optional nbgrader exchange)
     W/submissions/                    archives written by `tito submit`
@@ -14,7 +14,7 @@ Layout (see README.md, "For students")::
 Which workspace: `--workspace DIR`, else `$TITO_WORKSPACE`, else `workspace/` in the course
 folder. Code runs against the student's package by putting W first on PYTHONPATH: W holds a
 regular package `tinytorch/` (with `__init__.py`), so it fully shadows the reference one.
-`package_dir()` is the one place that decides which package code imports; milestones reuse it.
+`Workspace.package_dir` is the one place that decides which package code imports; milestones reuse it.
 """
 
 from __future__ import annotations
@@ -27,34 +27,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import typer
 import yaml
 
-from tito.console import TitoError, err_console
-from tito.course import Course, Module
-from tito.files import atomic_write, compact, iso, parse_iso, utc_now
+from autograder.build import base_package
+from autograder.course import Course, Module
+from autograder.errors import CourseError, warn
+from autograder.files import atomic_write, compact, iso, parse_iso, utc_now
 
 WORKSPACE_ENV = "TITO_WORKSPACE"
 DEFAULT_FOLDER = "workspace"
 
 LOCKED, AVAILABLE, STARTED, COMPLETE = "locked", "available", "started", "complete"
-FORMATS = ("ipynb", "py")
 PROGRESS_VERSION = 1
-
-# Options shared by the student commands (one definition, same help everywhere).
-WORKSPACE_OPTION = typer.Option(
-    None,
-    "--workspace",
-    "-w",
-    help=f"The workspace folder. Default: ${WORKSPACE_ENV}, else workspace/ in the course folder.",
-    show_default=False,
-)
-REFERENCE_OPTION = typer.Option(
-    False,
-    "--reference",
-    help="Import the course's reference tinytorch instead of your own package (instructor preview).",
-)
-
 
 def package_env(package_dir: Path, base: dict | None = None) -> dict[str, str]:
     """An environment in which `import tinytorch` finds the package under `package_dir` first."""
@@ -62,17 +46,6 @@ def package_env(package_dir: Path, base: dict | None = None) -> dict[str, str]:
     rest = env.get("PYTHONPATH")
     env["PYTHONPATH"] = str(package_dir) + (os.pathsep + rest if rest else "")
     return env
-
-
-def package_dir(
-    workspace: Path | None = None, *, reference: bool = False, course: Course | None = None
-) -> Path:
-    """The folder whose `tinytorch/` code must import: the course folder (the reference) with
-    `reference`, else the student's workspace (which must exist)."""
-    course = course or Course()
-    if reference:
-        return course.root
-    return Workspace.open(workspace, course=course).root
 
 
 # --- identity ---------------------------------------------------------------------------------
@@ -88,11 +61,11 @@ def student_id_from_email(email: str) -> str:
 
 def check_identity(name: str | None, email: str | None, student_id: str | None = None) -> None:
     if name is not None and not name.strip():
-        raise TitoError("The name is empty.", "Give your full name, e.g. --name 'Ada Lovelace'.")
+        raise CourseError("The name is empty.", "Give your full name, e.g. --name 'Ada Lovelace'.")
     if email is not None and not _EMAIL.match(email.strip()):
-        raise TitoError(f"'{email}' does not look like an email address.", "Use name@domain.tld.")
+        raise CourseError(f"'{email}' does not look like an email address.", "Use name@domain.tld.")
     if student_id is not None and not re.fullmatch(r"[a-z0-9._-]+", student_id):
-        raise TitoError(
+        raise CourseError(
             f"'{student_id}' is not a valid student id.", "Use lowercase letters, digits, '.', '_' and '-'."
         )
 
@@ -191,7 +164,7 @@ class Workspace:
         workspace = cls.locate(path, course=course, reference=reference)
         if not workspace.exists:
             where = workspace.root
-            raise TitoError(
+            raise CourseError(
                 f"No TinyTorch workspace at {where} (it has no .tito/ folder).",
                 f"Make one with `tito init {where}` (or `tito module start 01`, which makes it on "
                 f"first use); choose another folder with --workspace or ${WORKSPACE_ENV}.",
@@ -250,7 +223,7 @@ class Workspace:
         """The student notebook the course ships (what `tito module start` copies)."""
         path = self.course.assignments_dir / "release" / module.slug / f"{module.slug}.ipynb"
         if not path.is_file():
-            raise TitoError(
+            raise CourseError(
                 f"The course has no student notebook for {module.label} yet ({path}).",
                 f"Ask your instructor, or run `tito build {module.number:02d}` in the course folder.",
             )
@@ -271,12 +244,12 @@ class Workspace:
         root = self.root
         course_root = self.course.root
         if root == course_root or root in course_root.parents:
-            raise TitoError(
+            raise CourseError(
                 f"{root} holds the course itself; a workspace must be a folder of its own.",
                 f"Use e.g. `tito init {course_root / DEFAULT_FOLDER}`.",
             )
         if (root / "tinytorch").exists() and not self.exists:
-            raise TitoError(
+            raise CourseError(
                 f"{root} already holds a tinytorch/ folder that tito did not make.",
                 "Choose an empty folder for your workspace.",
             )
@@ -292,7 +265,6 @@ class Workspace:
         """Write what every `tinytorch` holds before a module is exported into it (the
         generated `__init__.py` files and the course's support files, e.g. dataset readers),
         where missing or stale: new modules of the course may need new sub-packages."""
-        from tito.build import base_package
 
         for relative, content in base_package(self.course).items():
             path = self.root / relative
@@ -314,10 +286,9 @@ class Workspace:
             kept = path.with_name(f"{path.name}.corrupt-{compact(utc_now())}")
             os.replace(path, kept)
             progress = self.rebuild_progress()
-            err_console.print(
-                f"[yellow]Warning:[/] {path} was corrupted ({_short(error)}); rebuilt it from the "
-                f"workspace ({_summary(progress)}). The damaged file is kept as {kept.name}.",
-                soft_wrap=True,
+            warn(
+                f"{path} was corrupted ({_short(error)}); rebuilt it from the "
+                f"workspace ({_summary(progress)}). The damaged file is kept as {kept.name}."
             )
         self.save_progress(progress)
         return progress
@@ -398,10 +369,9 @@ class Workspace:
         config = self._rebuild_config()
         self.save_config(config)
         found = "your identity recovered from your package" if config else "nothing to recover"
-        err_console.print(
-            f"[yellow]Warning:[/] {path} was corrupted ({reason}); rebuilt it ({found}). "
-            f"The damaged file is kept as {kept.name}.",
-            soft_wrap=True,
+        warn(
+            f"{path} was corrupted ({reason}); rebuilt it ({found}). "
+            f"The damaged file is kept as {kept.name}."
         )
         return config
 
@@ -414,7 +384,7 @@ class Workspace:
                     try:
                         info = probe_package(self, module).get("identity")
                         name, email = info["name"], info["email"]
-                    except (TitoError, KeyError, TypeError):
+                    except (CourseError, KeyError, TypeError):
                         continue
                     return {"student": {"name": name, "email": email, "id": student_id_from_email(email)}}
         return {}
@@ -474,14 +444,14 @@ def probe_package(workspace: Workspace, module: Module, timeout: int = 120) -> d
             capture_output=True, text=True, timeout=timeout,
         )
     except subprocess.TimeoutExpired:
-        raise TitoError(f"Importing {module.package} took longer than {timeout} s.") from None
+        raise CourseError(f"Importing {module.package} took longer than {timeout} s.") from None
     if done.returncode != 0:
         last = [line for line in done.stderr.strip().splitlines() if line.strip()][-3:]
-        raise TitoError(f"Your package does not import: {' | '.join(last) or 'no error message'}.")
+        raise CourseError(f"Your package does not import: {' | '.join(last) or 'no error message'}.")
     try:
         return json.loads(done.stdout.strip().splitlines()[-1])
     except (IndexError, json.JSONDecodeError):
-        raise TitoError(f"Importing {module.package} printed no result.") from None
+        raise CourseError(f"Importing {module.package} printed no result.") from None
 
 
 def _short(error: object) -> str:
@@ -498,46 +468,3 @@ def timestamp_of(record: dict, key: str) -> str:
     """A recorded UTC time, shown in local time as YYYY-MM-DD HH:MM (or '')."""
     moment = parse_iso(record.get(key) or "")
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else ""
-
-
-# --- milestones (data only: milestones/milestones.yaml; `tito milestone` runs them) -----------
-
-
-@dataclass(frozen=True)
-class Milestone:
-    name: str
-    after: int  # needs modules 1..after complete
-    title: str
-    target: str
-    script: Path  # milestones/<name>.py: it may not exist yet for milestones of later modules
-
-    @property
-    def available(self) -> bool:
-        return self.script.is_file()
-
-
-def load_milestones(course: Course) -> list[Milestone]:
-    """The milestones declared in milestones/milestones.yaml (none when the file is absent)."""
-    path = course.root / "milestones" / "milestones.yaml"
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    except FileNotFoundError:
-        return []
-    except yaml.YAMLError as error:
-        raise TitoError(f"{path} is not valid YAML: {_short(error)}") from None
-    found = []
-    for item in data if isinstance(data, list) else []:
-        try:
-            found.append(
-                Milestone(str(item["name"]), int(str(item["after"])), str(item.get("title", "")),
-                          str(item.get("target", "")), path.parent / f"{item['name']}.py")
-            )
-        except (KeyError, TypeError, ValueError):
-            raise TitoError(f"{path}: each milestone needs a name and an 'after' module number.") from None
-    return found
-
-
-def missing_numbers(workspace: Workspace, after: int, progress: Progress) -> list[int]:
-    """Module numbers 1..after that are not complete, including ones the course lacks yet."""
-    complete = {m.number for m in workspace.course.modules if progress.state(m.slug) == COMPLETE}
-    return [n for n in range(1, after + 1) if n not in complete]

@@ -16,11 +16,25 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tito import __version__
-from tito.console import TitoError
-from tito.course import Module
-from tito.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
-from tito.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
+from autograder import execute as execution
+from autograder import pairing, version
+from autograder.build import (
+    HINTS_FILE,
+    Cell,
+    _directives,
+    _todo_block_start,
+    code_stub,
+    load_hints,
+    package_header,
+    region_names,
+    render_package,
+)
+from autograder.course import Module
+from autograder.errors import CourseError
+from autograder.execute import DEFAULT_TIMEOUT, results
+from autograder.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
+from autograder.submission import METADATA, write_submission
+from autograder.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
 
 
 def fix_hint(module: Module) -> str:
@@ -33,7 +47,7 @@ def fix_hint(module: Module) -> str:
 def require_started(workspace: Workspace, module: Module) -> Path:
     path = workspace.notebook_path(module)
     if not path.is_file():
-        raise TitoError(
+        raise CourseError(
             f"Module {module.label} is not started: there is no notebook at {path}.",
             f"Start it with `tito module start {module.number:02d}`.",
         )
@@ -56,7 +70,6 @@ def fetch(
 ) -> Fetched:
     """Copy the release notebook into the workspace. An existing notebook is never replaced,
     except with `reset`, which first backs it (and its .py twin) up."""
-    from tito import pairing
 
     release = workspace.release_notebook(module)
     target = workspace.notebook_path(module)
@@ -113,8 +126,6 @@ class TestRun:
 
 
 def sync_pair(workspace: Workspace, module: Module, progress: Progress) -> list[str]:
-    from tito import pairing
-
     done = pairing.sync(workspace, module, progress)
     if done:
         workspace.save_progress(progress)
@@ -125,8 +136,7 @@ def run_tests(
     workspace: Workspace, module: Module, progress: Progress, *, timeout: int | None = None
 ) -> TestRun:
     """Run the module's visible tests on the student's notebook, as the grader would."""
-    from autograder.execute import DEFAULT_TIMEOUT, results
-    from autograder.restore import is_graded, restore_graded_cells
+    from autograder.restore import is_graded, restore_graded_cells  # heavy: loads nbformat
 
     path = require_started(workspace, module)
     synced = sync_pair(workspace, module, progress)
@@ -156,8 +166,8 @@ def run_tests(
     return run
 
 
-def _no_test(workspace: Workspace, module: Module) -> TitoError:
-    return TitoError(
+def _no_test(workspace: Workspace, module: Module) -> CourseError:
+    return CourseError(
         f"No test ran for module {module.label}: its notebook has no graded test cells, so "
         "nothing can say whether your code works.",
         f"Ask your instructor: the release notebook {workspace.release_notebook(module)} should "
@@ -168,19 +178,18 @@ def _no_test(workspace: Workspace, module: Module) -> TitoError:
 def run_notebook(notebook, **options):
     """The shared execution; a kernel that cannot start is a clear error, not a traceback
     (errors inside cells are recorded in the cells and never raise)."""
-    from autograder.execute import execute
 
     try:
-        return execute(notebook, **options)
+        return execution.execute(notebook, **options)  # looked up at call time: tests replace it
     except Exception as error:
-        raise TitoError(
+        raise CourseError(
             f"The notebook could not be run: {type(error).__name__}: {str(error).strip() or 'no detail'}",
             "Check this machine with `tito system doctor`.",
         ) from None
 
 
 def _cell_errors(notebook) -> list[tuple[str, str]]:
-    from autograder.restore import grade_id, is_graded
+    from autograder.restore import grade_id, is_graded  # heavy: loads nbformat
 
     found = []
     for number, cell in enumerate(notebook.cells, start=1):
@@ -208,7 +217,6 @@ def student_header(module: Module, origin: str) -> str:
 def exported_cells(notebook) -> list[str]:
     """The code of the cells whose first lines carry `#| export`, without the directives
     (parsed by the build's own directive reader)."""
-    from tito.build import Cell, _directives
 
     bodies = []
     for cell in notebook.cells:
@@ -221,8 +229,6 @@ def exported_cells(notebook) -> list[str]:
 
 
 def render_student_package(module: Module, notebook) -> str:
-    from tito.build import package_header, render_package
-
     origin = f"modules/{module.slug}/{module.slug}.ipynb"
     text = render_package(module, exported_cells(notebook), origin)
     header = package_header(origin)
@@ -239,7 +245,7 @@ def export(workspace: Workspace, module: Module, notebook) -> tuple[Path, dict]:
     try:
         compile(text, str(target), "exec")
     except SyntaxError as error:
-        raise TitoError(
+        raise CourseError(
             f"Your exported code has a syntax error (line {error.lineno}: {error.msg}). Nothing was exported.",
             f"Fix the `#| export` cells of modules/{module.slug}/{module.slug}.ipynb.",
         ) from None
@@ -250,13 +256,13 @@ def export(workspace: Workspace, module: Module, notebook) -> tuple[Path, dict]:
         probe = probe_package(workspace, module)
         where = Path(probe.get("file") or "").resolve()
         if where != target.resolve():
-            raise TitoError(f"{module.package} was imported from {where}, not from your workspace.")
-    except TitoError as error:
+            raise CourseError(f"{module.package} was imported from {where}, not from your workspace.")
+    except CourseError as error:
         if previous is None:
             target.unlink(missing_ok=True)
         else:
             atomic_write(target, previous)
-        raise TitoError(
+        raise CourseError(
             f"{error.message} Nothing was exported.",
             "Every name an `#| export` cell uses must come from an `#| export` cell or an import "
             "in one: move helpers and imports into exported cells.",
@@ -281,7 +287,7 @@ def complete(workspace: Workspace, module: Module, progress: Progress) -> Comple
     done = Completion(run, was_complete=was_complete)
     if not run.passed:
         return done
-    from autograder.restore import restore_graded_cells
+    from autograder.restore import restore_graded_cells  # heavy: loads nbformat
 
     # export what was tested: an unchanged copy of a stub, removed for the test, stays out
     student = read_notebook(workspace.notebook_path(module), fix_hint(module))
@@ -294,7 +300,7 @@ def complete(workspace: Workspace, module: Module, progress: Progress) -> Comple
             done.identity = workspace.set_identity(name, email)
         except (TypeError, KeyError):
             done.identity_problem = f"personal_info() returned {info!r}, not a dict with name and email"
-        except TitoError as error:
+        except CourseError as error:
             done.identity_problem = error.message
     record = progress.entry(module.slug)
     record["state"] = COMPLETE
@@ -322,11 +328,9 @@ def validate(workspace: Workspace, module: Module, path: Path, cwd: Path | None 
     tests), with the notebook run by the shared execution against the student's package, in
     `cwd` (default: the notebook's folder). Cells that call `input()` are named: the kernel
     has no keyboard (nbclient refuses stdin), so the call fails at once instead of hanging."""
-    from nbgrader import utils
-    from nbgrader.preprocessors import CheckCellMetadata
-    from nbgrader.validator import Validator
-
-    from autograder.execute import results
+    from nbgrader import utils  # heavy: nbgrader
+    from nbgrader.preprocessors import CheckCellMetadata  # heavy: nbgrader
+    from nbgrader.validator import Validator  # heavy: nbgrader
 
     class _Validator(Validator):
         executed = None
@@ -377,11 +381,9 @@ def _quiet_logger() -> logging.Logger:
 
 
 def submit_archive(workspace: Workspace, module: Module, path: Path, identity: Identity) -> Path:
-    from autograder.submission import write_submission
-
     return write_submission(
         path, module=module.slug, student=identity.as_dict(),
-        dest_dir=workspace.submissions_dir, tito_version=__version__,
+        dest_dir=workspace.submissions_dir, tito_version=version(),
     )
 
 
@@ -389,17 +391,15 @@ def submit_exchange(
     workspace: Workspace, module: Module, path: Path, identity: Identity, exchange: dict
 ) -> str:
     """Hand the notebook (and submission.json) in through nbgrader's exchange; returns where."""
-    from nbgrader.auth import Authenticator
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.exchange import ExchangeError
-    from nbgrader.exchange.exchange_factory import ExchangeFactory
-    from traitlets.config import Config
-
-    from autograder.submission import METADATA, write_submission
+    from nbgrader.auth import Authenticator  # heavy: nbgrader
+    from nbgrader.coursedir import CourseDirectory  # heavy: nbgrader
+    from nbgrader.exchange import ExchangeError  # heavy: nbgrader
+    from nbgrader.exchange.exchange_factory import ExchangeFactory  # heavy: nbgrader
+    from traitlets.config import Config  # heavy: traitlets
 
     course_id, root = exchange.get("course_id"), exchange.get("root")
     if not course_id or not root:
-        raise TitoError(
+        raise CourseError(
             f"The exchange in {workspace.config_file} needs both course_id and root.",
             "Set them with `tito init --course-id ID --exchange DIR`.",
         )
@@ -410,7 +410,7 @@ def submit_exchange(
         shutil.copyfile(path, folder / f"{module.slug}.ipynb")
         archive = write_submission(
             path, module=module.slug, student=identity.as_dict(), dest_dir=staging / "archive",
-            tito_version=__version__,
+            tito_version=version(),
         )
         with zipfile.ZipFile(archive) as opened:
             (folder / METADATA).write_bytes(opened.read(METADATA))
@@ -430,7 +430,7 @@ def submit_exchange(
         try:
             submitter.start()
         except ExchangeError as error:
-            raise TitoError(
+            raise CourseError(
                 f"nbgrader's exchange refused the submission: {error}",
                 f"Check the exchange settings in {workspace.config_file}, or ask your instructor.",
             ) from None
@@ -463,8 +463,7 @@ def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
     """Bring the new release notebook in, keeping the student's solution cells (matched by
     grade id, with `autograder.restore.replace_solution_cells`); the old notebook (and its
     .py twin) is backed up first."""
-    from autograder.restore import grade_id, replace_solution_cells
-    from tito import pairing
+    from autograder.restore import grade_id, replace_solution_cells  # heavy: loads nbformat
 
     path = require_started(workspace, module)
     sync_pair(workspace, module, progress)
@@ -489,7 +488,7 @@ def update(workspace: Workspace, module: Module, progress: Progress) -> Updated:
     if script.exists():
         backups.append(backup(script, workspace.backups_dir(module)))
         script.unlink()
-    import nbformat
+    import nbformat  # heavy: nbformat
 
     atomic_write(path, nbformat.writes(merged) + "\n")
     record["release_sha256"] = sha
@@ -517,8 +516,7 @@ class Hint:
 
 def _stubs(notebook, module: Module) -> list[tuple[str, str]]:
     """(name, TODO text) of every stub still in a notebook's solution cells, in order."""
-    from autograder.restore import grade_id
-    from tito.build import _todo_block_start, code_stub, region_names
+    from autograder.restore import grade_id  # heavy: loads nbformat
 
     stub = code_stub(module)
     found = []
@@ -540,12 +538,10 @@ def _stubs(notebook, module: Module) -> list[tuple[str, str]]:
 def hints(workspace: Workspace, module: Module) -> list[Hint]:
     """Every TODO of the module's release notebook with its ladder, in notebook order. The
     ladders come from the hints file the build writes next to the release notebook."""
-    from tito.build import HINTS_FILE, load_hints
-
     release = workspace.release_notebook(module)
     path = release.parent / HINTS_FILE
     if not path.is_file():
-        raise TitoError(
+        raise CourseError(
             f"Module {module.label} has no hints: {path} is missing.",
             "Ask your instructor: `tito build` writes it next to the release notebook.",
         )
@@ -568,7 +564,7 @@ def find_hint(found: list[Hint], name: str, module: Module) -> Hint:
     close = exact or [hint for hint in found if hint.name.lower().split(".")[-1] == name.lower()]
     if len(close) == 1:
         return close[0]
-    raise TitoError(
+    raise CourseError(
         f"Module {module.label} has no TODO named '{name}'"
         + (" (several end so: give the whole name)." if close else "."),
         f"Its TODOs: {', '.join(hint.name for hint in found)}.",

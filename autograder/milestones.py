@@ -1,0 +1,230 @@
+"""Milestones: which exist (milestones/milestones.yaml), running one on a package, and
+recording it in the student's progress only when its own verdict says it proved its claim.
+
+The contract between tito and a milestone script (docs/contributors.md, "Milestone results"):
+tito runs the script with `TITO_MILESTONE_RESULT` set to the path of a file that does not
+exist yet; the script writes its verdict there as JSON::
+
+    {"version": 1, "milestone": "cifar10", "outcome": "achieved" | "missed" | "path-check",
+     "claim": "...", "metric": {"name", "value"}, "target": {"name", "op", "value"},
+     "data": {"name", "checksum", "official", "examples"},
+     "reason": "one sentence: why this run is (not) the milestone", "line": "MILESTONE ..."}
+
+Only an `achieved` verdict of this milestone from a run that exited 0 is recorded. A
+`path-check` run (a shortened run, unofficial data) shows that the path works and is never
+recorded; `missed`, a non-zero exit, or no readable verdict is an error and records nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from autograder.course import Course
+from autograder.errors import CourseError
+from autograder.files import iso, utc_now
+from autograder.workspace import COMPLETE, Progress, Workspace, package_env
+
+RESULT_ENV = "TITO_MILESTONE_RESULT"
+RESULT_VERSION = 1
+ACHIEVED, MISSED, PATH_CHECK = "achieved", "missed", "path-check"
+CONTRACT = "docs/contributors.md, \"Milestone results\""
+
+
+# --- which milestones exist -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Milestone:
+    name: str
+    after: int  # needs modules 1..after complete
+    title: str
+    target: str
+    script: Path  # milestones/<name>.py: it may not exist yet for milestones of later modules
+
+    @property
+    def available(self) -> bool:
+        return self.script.is_file()
+
+
+def load_milestones(course: Course) -> list[Milestone]:
+    """The milestones declared in milestones/milestones.yaml (none when the file is absent)."""
+    path = course.root / "milestones" / "milestones.yaml"
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    except FileNotFoundError:
+        return []
+    except yaml.YAMLError as error:
+        first = str(error).strip().splitlines()
+        raise CourseError(f"{path} is not valid YAML: {first[0] if first else type(error).__name__}") from None
+    found = []
+    for item in data if isinstance(data, list) else []:
+        try:
+            found.append(
+                Milestone(str(item["name"]), int(str(item["after"])), str(item.get("title", "")),
+                          str(item.get("target", "")), path.parent / f"{item['name']}.py")
+            )
+        except (KeyError, TypeError, ValueError):
+            raise CourseError(f"{path}: each milestone needs a name and an 'after' module number.") from None
+    return found
+
+
+def find_milestone(course: Course, name: str) -> Milestone:
+    """The milestone called `name`, which must have its script; else a clear error."""
+    milestones = {m.name: m for m in load_milestones(course)}
+    chosen = milestones.get(name)
+    if chosen is None:
+        raise CourseError(
+            f"Unknown milestone '{name}'.", f"Known: {', '.join(milestones)}. See `tito milestone list`."
+        )
+    if not chosen.available:
+        raise CourseError(
+            f"The milestone '{name}' is not part of the course yet (no {chosen.script.name}).",
+            "See `tito milestone list` for the ones you can run.",
+        )
+    return chosen
+
+
+def missing_numbers(workspace: Workspace, after: int, progress: Progress) -> list[int]:
+    """Module numbers 1..after that are not complete, including ones the course lacks yet."""
+    complete = {m.number for m in workspace.course.modules if progress.state(m.slug) == COMPLETE}
+    return [n for n in range(1, after + 1) if n not in complete]
+
+
+def require_prerequisites(workspace: Workspace, milestone: Milestone, progress: Progress) -> None:
+    """Refuse, naming the missing modules and the next command, unless 01..after are complete."""
+    missing = missing_numbers(workspace, milestone.after, progress)
+    if not missing:
+        return
+    modules = {m.number: m for m in workspace.course.modules}
+    names = ", ".join(modules[n].label if n in modules else f"{n:02d}" for n in missing)
+    raise CourseError(
+        f"The {milestone.name} milestone needs modules 01–{milestone.after:02d} complete; missing: {names}.",
+        f"Next: `tito module start {missing[0]:02d}` (or run it on the reference: --reference).",
+    )
+
+
+# --- the verdict a run writes -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MilestoneResult:
+    """A milestone script's verdict on one run (the JSON it wrote to $TITO_MILESTONE_RESULT)."""
+
+    milestone: str
+    outcome: str  # achieved | missed | path-check
+    reason: str = ""
+    line: str = ""
+    claim: str = ""
+    metric: dict = field(default_factory=dict)
+    target: dict = field(default_factory=dict)
+    data: dict = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str, name: str) -> MilestoneResult:
+        """Read and check a verdict of the milestone `name`; raises ValueError saying what is wrong."""
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"it is not JSON ({error.msg} at line {error.lineno})") from None
+        if not isinstance(raw, dict):
+            raise ValueError("it is not a JSON object")
+        if raw.get("version") != RESULT_VERSION:
+            raise ValueError(f"its version is {raw.get('version')!r}, not {RESULT_VERSION}")
+        if raw.get("milestone") != name:
+            raise ValueError(f"it names the milestone {raw.get('milestone')!r}, not '{name}'")
+        if raw.get("outcome") not in (ACHIEVED, MISSED, PATH_CHECK):
+            raise ValueError(f"its outcome is {raw.get('outcome')!r}, not achieved, missed or path-check")
+        for key in ("reason", "line", "claim"):
+            if not isinstance(raw.get(key, ""), str):
+                raise ValueError(f"its {key} is not text")
+        for key in ("metric", "target", "data"):
+            if not isinstance(raw.get(key) or {}, dict):
+                raise ValueError(f"its {key} is not an object")
+        return cls(
+            milestone=name, outcome=raw["outcome"], reason=raw.get("reason", ""), line=raw.get("line", ""),
+            claim=raw.get("claim", ""), metric=raw.get("metric") or {}, target=raw.get("target") or {},
+            data=raw.get("data") or {},
+        )
+
+    def record(self) -> dict:
+        """What progress keeps of an achieved milestone (`result` is the script's verdict line)."""
+        return {
+            "achieved_at": iso(utc_now()), "result": self.line, "outcome": self.outcome,
+            "claim": self.claim, "metric": self.metric, "target": self.target, "data": self.data,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True)
+class MilestoneRun:
+    """How a run ended: the exit code, and the verdict or why there is none."""
+
+    milestone: Milestone
+    code: int
+    result: MilestoneResult | None
+    problem: str = ""  # why `result` is None
+
+
+def run_milestone(
+    milestone: Milestone, package_dir: Path, cwd: Path, args: list[str], on_line: Callable[[str], None]
+) -> MilestoneRun:
+    """Run the milestone's script in a fresh Python with `package_dir`'s tinytorch first on the
+    path, passing `args` to it and every line it prints to `on_line` as it comes (a long run
+    shows its progress); then read the verdict it wrote."""
+    with tempfile.TemporaryDirectory(prefix="tito-milestone-") as scratch:
+        result_file = Path(scratch) / "result.json"
+        env = package_env(package_dir)
+        env["PYTHONUNBUFFERED"] = "1"
+        env[RESULT_ENV] = str(result_file)
+        process = subprocess.Popen(
+            [sys.executable, str(milestone.script), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
+        )
+        assert process.stdout is not None
+        for line in process.stdout:
+            on_line(line)
+        code = process.wait()
+        if not result_file.is_file():
+            return MilestoneRun(milestone, code, None, "it wrote no result file")
+        try:
+            result = MilestoneResult.parse(result_file.read_text(encoding="utf-8"), milestone.name)
+        except (ValueError, UnicodeDecodeError) as error:
+            return MilestoneRun(milestone, code, None, f"its result file is unusable: {error}")
+    return MilestoneRun(milestone, code, result)
+
+
+def verdict(run: MilestoneRun) -> MilestoneResult:
+    """The run's verdict when it is `achieved` or a `path-check` that exited 0; any other run
+    raises a one-line error (nothing is recorded)."""
+    name, result = run.milestone.name, run.result
+    hint = "Read its output above; your package's modules are what it runs."
+    if run.code != 0:
+        why = f": {result.reason}" if result is not None and result.reason else ""
+        raise CourseError(f"The {name} milestone did not reach its target (exit code {run.code}){why}", hint)
+    if result is None:
+        raise CourseError(
+            f"The {name} milestone wrote no result: nothing recorded ({run.problem}).",
+            f"{run.milestone.script.name} must write its verdict to ${RESULT_ENV} ({CONTRACT}).",
+        )
+    if result.outcome == MISSED:
+        raise CourseError(
+            f"The {name} milestone did not reach its target: {result.reason or 'its verdict says missed'}", hint
+        )
+    return result
+
+
+def record(workspace: Workspace, result: MilestoneResult) -> None:
+    """Keep an achieved milestone in the student's progress (re-read: the run may have been long)."""
+    if result.outcome != ACHIEVED:
+        raise ValueError(f"only an achieved milestone is recorded, not {result.outcome}")
+    progress = workspace.load_progress()
+    progress.milestones[result.milestone] = result.record()
+    workspace.save_progress(progress)
