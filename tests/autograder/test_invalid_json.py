@@ -9,7 +9,8 @@ import json
 import nbformat
 import pytest
 
-from tests.autograder.students import MAX, SLUG, course_of_module_01, solved, write
+from autograder.samples import SLUG, course_of_module_01, solved, write
+from tests.autograder.students import MAX
 from tests.autograder.test_grade_class import _feedback_text
 from tests.conftest import run_tito
 
