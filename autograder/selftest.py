@@ -132,27 +132,23 @@ def _split_tests(notebook):
     return out
 
 
-def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int = DEFAULT_TIMEOUT) -> Check:
-    """Run one mutant: visible tests all pass, and exactly `fails` lose points."""
-
-    text = apply_mutant(module, mutant)
-    cells = parse_cells(text, mutant.path.as_posix())
-    tests = [c.test for c in cells if c.test]
+def known_tests(module: Module, mutant: Mutant, text: str) -> list[str]:
+    """The graded tests of the mutated source; a CourseError when `fails` names another."""
+    tests = [c.test for c in parse_cells(text, mutant.path.as_posix()) if c.test]
     unknown = sorted(set(mutant.fails) - set(tests))
     if unknown:
         raise CourseError(
             f"{mutant.path.as_posix()}: 'fails' names {', '.join(unknown)}, not a test of {module.slug}.",
             f"Its tests: {', '.join(tests)}.",
         )
-    notebook = _split_tests(source_notebook(module, cells))
-    with tempfile.TemporaryDirectory(prefix="tito-mutant-") as scratch:
-        executed = execute(notebook, cwd=Path(scratch), package_dir=course.root, timeout=timeout)
-    scored = results(executed)
-    visible_failures = [r for r in scored if not r.grade_id.endswith(":hidden") and not r.passed]
-    lost = sorted({r.grade_id.removesuffix(":hidden") for r in scored if not r.passed})
+    return tests
+
+
+def judge(module: Module, mutant: Mutant, visible_failures: list[str], lost: list[str]) -> Check:
+    """The verdict on one mutant: every visible test passes, and exactly `fails` lose points."""
     name = f"mutant {mutant.name}"
     if visible_failures:
-        shown = "; ".join(f"{r.grade_id}: {r.message}" for r in visible_failures)
+        shown = "; ".join(visible_failures)
         return Check(module.slug, name, False, f"the visible tests catch it, so it proves nothing about the hidden ones ({shown})")
     if lost != sorted(set(mutant.fails)):
         return Check(
@@ -160,6 +156,17 @@ def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int
             f"expected exactly {sorted(set(mutant.fails))} to lose points, got {lost or 'none'}",
         )
     return Check(module.slug, name, True, f"loses points on {', '.join(lost)}; visible tests pass")
+
+
+def check_mutant(course: Course, module: Module, mutant: Mutant, *, timeout: int = DEFAULT_TIMEOUT) -> Check:
+    """Run one mutant in a fresh kernel: visible tests all pass, and exactly `fails` lose points."""
+
+    text = apply_mutant(module, mutant)
+    known_tests(module, mutant, text)
+    scored = score_split(course, module, text, timeout=timeout)
+    visible_failures = [f"{r.grade_id}: {r.message}" for r in scored if not r.grade_id.endswith(":hidden") and not r.passed]
+    lost = sorted({r.grade_id.removesuffix(":hidden") for r in scored if not r.passed})
+    return judge(module, mutant, visible_failures, lost)
 
 
 def check_pipeline(
