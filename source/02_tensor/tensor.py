@@ -603,6 +603,31 @@ assert Tensor([[[1], [2]]]).shape == (1, 2, 1)
 assert Tensor([1.0], requires_grad=True).requires_grad is True
 assert repr(Tensor([1.0], requires_grad=True)) == "Tensor([1.], shape=(1,), dtype=float32, requires_grad=True)"
 assert np.allclose(Tensor(np.array([[1, 2], [3, 4]])).numpy(), [[1, 2], [3, 4]])
+# Every way in gives a copy, whatever the dtype: never an alias of what the caller holds.
+for _label, _source, _dtype in [
+        ("a float32 array", np.zeros((2, 3), np.float32), None),
+        ("a float64 array, dtype=np.float64", np.zeros((2, 3)), np.float64),
+        ("a float32 array, dtype=np.float32", np.zeros((3, 2), np.float32), np.float32),
+        ("a bool array", np.zeros((2, 3), bool), None),
+        ("an int64 array, dtype=np.int64", np.zeros(4, np.int64), np.int64)]:
+    _t = Tensor(_source, dtype=_dtype)
+    assert not np.shares_memory(_t.data, _source), (
+        f"Tensor({_label}) shares memory with the array it was given: changing one "
+        "changes the other. Copy in every case: np.array(data, dtype=dtype).")
+_t64 = Tensor(np.ones(3), dtype=np.float64)
+for _dtype in (None, np.float64):
+    assert not np.shares_memory(Tensor(_t64, dtype=_dtype).data, _t64.data), (
+        f"Tensor(tensor, dtype={_dtype}) shares the other Tensor's array: copy it.")
+for _data, _dtype, _want in [([1, 2], None, np.float32), (np.float32(2.0), None, np.float32),
+                             (np.arange(3, dtype=np.int32), None, np.float32),
+                             ([[True], [False]], None, np.bool_),
+                             (np.ones(2, np.float32), np.float64, np.float64),
+                             (Tensor([1.0, 2.0]), np.float64, np.float64),
+                             ([1.0, 2.0], np.int32, np.int32)]:
+    _got = Tensor(_data, dtype=_dtype).dtype
+    assert _got == _want, (
+        f"Tensor({_data!r}, dtype={_dtype}) has dtype {_got}, expected {np.dtype(_want)}: "
+        "float32 by default, bool stays bool, an explicit dtype wins.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -652,6 +677,37 @@ assert np.allclose((_m * _m - _m / _m).data, [[0, 3], [8, 15]])
 assert np.allclose((_m - _m.data).data, 0), "an array operand must work too"
 assert (_m + 1) is not _m and (-_m) is not _m, "operations must return new Tensors"
 assert np.allclose((Tensor([True, False]) * -10.0).data, [-10, 0]), "a bool mask times a number"
+# The same operations over generated inputs: non-square shapes, tiny, huge and
+# row-scaled values, float32 and float64; a float64 Tensor stays float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+
+def _named(name, fn):
+    fn.__name__ = name
+    return fn
+
+
+_pairs = cases([(3, 5), (2, 3, 4, 6), (1,)], inputs=2)
+for _name, _fn, _oracle in [("a + b", lambda a, b: a + b, np.add),
+                            ("a - b", lambda a, b: a - b, np.subtract),
+                            ("a * b", lambda a, b: a * b, np.multiply),
+                            ("a / b", lambda a, b: a / b, np.divide)]:
+    check_against(_named(_name, _fn), _oracle, _pairs, name=_name, tensor=Tensor)
+    assert_dtype_kept(_named(_name, _fn), [(3, 5), (3, 5)], grad=False, tensor=Tensor)
+_singles = cases([(3, 5), (2, 3, 4, 6)])
+_positives = cases([(3, 5), (2, 3, 4, 6)], positive=True)
+for _name, _fn, _oracle, _cases in [
+        ("-a", lambda a: -a, np.negative, _singles),
+        ("a ** 2", lambda a: a ** 2, np.square, _singles),
+        ("a ** 3", lambda a: a ** 3, lambda a: a ** 3, _singles),
+        ("a ** 0.5", lambda a: a ** 0.5, np.sqrt, _positives),
+        ("a ** -1", lambda a: a ** -1, np.reciprocal, _positives),
+        ("a + 1", lambda a: a + 1, lambda a: a + 1, _singles),
+        ("a - 1.5", lambda a: a - 1.5, lambda a: a - 1.5, _singles),
+        ("a * 0.5", lambda a: a * 0.5, lambda a: a * 0.5, _singles),
+        ("a / 4", lambda a: a / 4, lambda a: a / 4, _singles)]:
+    check_against(_named(_name, _fn), _oracle, _cases, name=_name, tensor=Tensor)
+    assert_dtype_kept(_named(_name, _fn), [(3, 5)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -694,6 +750,17 @@ try:
     raise AssertionError("(2, 3) + (2,) cannot broadcast and must raise")
 except ValueError:
     pass
+# Both operands may stretch, on either side, in any of + - * /.
+from tinytorch.testing import cases, check_against
+
+_stretch = cases([((3, 1), (1, 4)), ((1, 4), (3, 1)), ((5,), (2, 3, 5)), ((2, 3, 5), (5,)),
+                  ((4, 1, 3), (2, 1)), ((2, 1), (4, 1, 3)), ((2, 3), ())],
+                 magnitudes=("ordinary", "rows"))
+for _name, _fn, _oracle in [("a + b", lambda a, b: a + b, np.add),
+                            ("a - b", lambda a, b: a - b, np.subtract),
+                            ("a * b", lambda a, b: a * b, np.multiply),
+                            ("a / b", lambda a, b: a / b, np.divide)]:
+    check_against(_fn, _oracle, _stretch, name=_name, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -728,6 +795,22 @@ assert np.allclose((np.float64(8.0) / _t).data, [8, 4, 2]) and (np.float64(8.0) 
 assert (np.float64(1.0) - _t).dtype == np.float32, "a np.float64 on the left must not make the result float64"
 assert np.allclose((np.array([10.0, 10.0, 10.0]) - _t).data, [9, 8, 6])
 assert np.allclose((1 / (1 + _t)).data, [0.5, 1 / 3, 0.2])
+# Numbers on the left over generated inputs, float32 and float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+for _name, _fn, _oracle, _positive in [
+        ("2 - a", lambda a: 2 - a, lambda a: 2 - a, False),
+        ("-1.5 - a", lambda a: -1.5 - a, lambda a: -1.5 - a, False),
+        ("2 / a", lambda a: 2 / a, lambda a: 2 / a, True),
+        ("0.5 / a", lambda a: 0.5 / a, lambda a: 0.5 / a, True),
+        ("3 + a", lambda a: 3 + a, lambda a: 3 + a, False),
+        ("3 * a", lambda a: 3 * a, lambda a: 3 * a, False),
+        ("np.float64(2) - a", lambda a: np.float64(2) - a, lambda a: 2 - a, False),
+        ("np.float64(2) / a", lambda a: np.float64(2) / a, lambda a: 2 / a, True)]:
+    _fn.__name__ = _name
+    check_against(_fn, _oracle, cases([(3, 5), (2, 3, 4)], positive=_positive),
+                  name=_name, tensor=Tensor)
+    assert_dtype_kept(_fn, [(3, 5)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -779,6 +862,24 @@ for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4
     assert np.allclose(_got.data, np.matmul(_x, _y), atol=1e-5), f"{_sa} @ {_sb}: wrong values"
     assert _got.dtype == np.float32
 assert np.allclose((Tensor([[1.0, 2.0]]) @ [[1.0], [1.0]]).data, [[3.0]]), "a list operand must work too"
+# The product over generated operands: 1-D on either side, batched, non-square.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_products = cases([((4, 3), (3, 5)), ((3,), (3, 4)), ((2, 3), (3,)), ((7,), (7,)),
+                   ((5, 2, 3), (3, 4)), ((5, 2, 3), (5, 3, 1)), ((2, 3), (2, 3, 4)),
+                   ((1, 6), (6, 1))])
+check_against(lambda a, b: a @ b, np.matmul, _products, name="a @ b", tensor=Tensor)
+check_against(lambda a, b: a.matmul(b), np.matmul, _products[:8], name="a.matmul(b)",
+              tensor=Tensor)
+assert_dtype_kept(lambda a, b: a @ b, [(4, 3), (3, 5)], grad=False, tensor=Tensor)
+for _sa, _sb in [((5, 2, 3), (5, 4, 1)), ((3,), (2, 3)), ((4, 2), (4,)), ((1, 3), (1, 3))]:
+    try:
+        Tensor(np.ones(_sa)) @ Tensor(np.ones(_sb))
+    except ValueError as _e:
+        assert str(_sa) in str(_e) and str(_sb) in str(_e), (
+            f"{_sa} @ {_sb}: the ValueError should name both shapes, got {_e}")
+    else:
+        raise AssertionError(f"{_sa} @ {_sb} should raise ValueError: the inner sizes differ")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -820,6 +921,22 @@ assert np.allclose(_c.mean(axis=(0, 2), keepdims=True).data, np.arange(24).resha
 assert _c.max(axis=(1, 2), keepdims=True).shape == (2, 1, 1)
 for _r in (_x.sum(), _x.mean(axis=0), _x.max(axis=1)):
     assert _r.dtype == np.float32, "reductions keep float32"
+# Every reduction, over every kind of axis, with and without keepdims, on generated
+# non-square inputs whose rows have different scales (a mean over the wrong axis shows).
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_blocks = cases([(2, 3, 4), (3, 5, 2, 2)], magnitudes=("ordinary", "huge", "rows"))
+for _method, _oracle in [("sum", np.sum), ("mean", np.mean), ("max", np.max)]:
+    for _axis in (None, 0, 1, -1, (0, 2), (1, -1)):
+        for _keep in (False, True):
+            _call = f"x.{_method}(axis={_axis}, keepdims={_keep})"
+            check_against(
+                lambda a, m=_method, ax=_axis, k=_keep: getattr(a, m)(axis=ax, keepdims=k),
+                lambda a, o=_oracle, ax=_axis, k=_keep: o(a, axis=ax, keepdims=k),
+                _blocks, name=_call, tensor=Tensor)
+    _fn = lambda a, m=_method: getattr(a, m)(axis=1)  # noqa: E731
+    _fn.__name__ = f"x.{_method}(axis=1)"
+    assert_dtype_kept(_fn, [(3, 4, 2)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -857,6 +974,23 @@ assert Tensor(_a).T.shape == (4, 3, 2), ".T reverses all the axes"
 assert Tensor(_a).transpose().shape == (4, 3, 2)
 assert Tensor([1.0, 2.0]).T.shape == (2,)
 assert Tensor(_a).reshape(4, 6).dtype == np.float32 and Tensor(_a).T.dtype == np.float32
+# reshape and transpose over generated inputs, every call style, float32 and float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_blocks = cases([(2, 3, 4), (4, 3, 2)], magnitudes=("ordinary",))
+for _name, _fn, _oracle in [
+        ("x.reshape(4, -1)", lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1)),
+        ("x.reshape((-1,))", lambda a: a.reshape((-1,)), lambda a: a.reshape(-1)),
+        ("x.reshape([6, 4])", lambda a: a.reshape([6, 4]), lambda a: a.reshape(6, 4)),
+        ("x.transpose()", lambda a: a.transpose(), lambda a: a.transpose()),
+        ("x.T", lambda a: a.T, lambda a: a.T),
+        ("x.transpose(1, 0, 2)", lambda a: a.transpose(1, 0, 2),
+         lambda a: a.transpose(1, 0, 2)),
+        ("x.transpose((2, 0, 1))", lambda a: a.transpose((2, 0, 1)),
+         lambda a: a.transpose(2, 0, 1))]:
+    _fn.__name__ = _name
+    check_against(_fn, _oracle, _blocks, name=_name, tensor=Tensor)
+    assert_dtype_kept(_fn, [(2, 3, 4)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -893,6 +1027,21 @@ assert (_t != _t).data.sum() == 0 and (_t <= 3).data.sum() == 3 and (_t >= 3).da
 assert (_t < Tensor([2.0, 5.0, 9.0])).data.tolist() == [[True, True, True], [False, False, True]]
 _a, _b = Tensor([1.0]), Tensor([1.0])
 assert len({_a, _b}) == 2 and {_a: 1}[_a] == 1, "Tensors must stay usable in sets and as dict keys"
+# NumPy's indexing over generated non-square inputs, float32 and float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_grid = cases([(4, 6), (3, 5)], magnitudes=("ordinary",))
+for _name, _fn, _oracle in [
+        ("x[1]", lambda a: a[1], lambda a: a[1]),
+        ("x[:, 1:]", lambda a: a[:, 1:], lambda a: a[:, 1:]),
+        ("x[[0, 0, 2]]", lambda a: a[[0, 0, 2]], lambda a: a[[0, 0, 2]]),
+        ("x[..., -1]", lambda a: a[..., -1], lambda a: a[..., -1]),
+        ("x[Tensor([2, 0])]", lambda a: a[Tensor([2, 0], dtype=np.int64)],
+         lambda a: a[[2, 0]]),
+        ("x[x > 0]", lambda a: a[a > 0], lambda a: a[a > 0])]:
+    _fn.__name__ = _name
+    check_against(_fn, _oracle, _grid, name=_name, tensor=Tensor)
+    assert_dtype_kept(_fn, [(4, 6)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -923,6 +1072,29 @@ for _name, _op in _ops:
     assert np.array_equal(_a.data, _before[0]) and np.array_equal(_b.data, _before[1]), f"{_name} changed an operand"
     _out.data[...] = -1.0
     assert np.array_equal(_a.data, _before[0]) and np.array_equal(_b.data, _before[1]), f"{_name} shares memory with an operand"
+# Every operation, on float32 and float64 operands of different shapes: no operand
+# changes, and the result shares no memory with one.
+from tinytorch.testing import assert_untouched
+
+_rng = np.random.default_rng(20)
+for _dtype in (np.float32, np.float64):
+    _a = Tensor(_rng.standard_normal((3, 4)), dtype=_dtype)
+    _b = Tensor(_rng.standard_normal(4) + 3.0, dtype=_dtype)
+    _m = Tensor(_rng.standard_normal((4, 2)), dtype=_dtype)
+    for _name, _fn, _args in [
+            ("a + b", lambda a, b: a + b, (_a, _b)), ("b - a", lambda a, b: b - a, (_a, _b)),
+            ("a * b", lambda a, b: a * b, (_a, _b)), ("a / b", lambda a, b: a / b, (_a, _b)),
+            ("-a", lambda a: -a, (_a,)), ("a ** 3", lambda a: a ** 3, (_a,)),
+            ("2 - a", lambda a: 2 - a, (_a,)), ("2 / b", lambda b: 2 / b, (_b,)),
+            ("a @ m", lambda a, m: a @ m, (_a, _m)), ("a.sum(1)", lambda a: a.sum(axis=1), (_a,)),
+            ("a.mean(0)", lambda a: a.mean(axis=0), (_a,)),
+            ("a.max()", lambda a: a.max(), (_a,)),
+            ("a.reshape(2, 6)", lambda a: a.reshape(2, 6), (_a,)),
+            ("a.reshape(-1)", lambda a: a.reshape(-1), (_a,)),
+            ("a.transpose()", lambda a: a.transpose(), (_a,)), ("a.T", lambda a: a.T, (_a,)),
+            ("a[1]", lambda a: a[1], (_a,)), ("a[:, ::2]", lambda a: a[:, ::2], (_a,))]:
+        _fn.__name__ = f"{_name} ({np.dtype(_dtype).name})"
+        assert_untouched(_fn, *_args, no_view=True)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -984,6 +1156,50 @@ assert _saved.get("axis") == 1 and _saved.get("keepdims") is True, "sum must sav
 _saved = watch_result(lambda: _a.max(axis=0))[-1][2]
 assert _saved.get("axis") == 0 and _saved.get("keepdims") is False, "max must save axis and keepdims"
 assert watch_result(lambda: _a ** 3)[-1][2].get("exponent") == 3, "pow must save the exponent"
+# The contract with module 07: backward() through the course's engine, over what each
+# operation recorded, gives every input the gradient of central differences.
+from tinytorch.testing import check_graph
+
+try:        # module 07's engine: the grader imports the whole reference package
+    from tinytorch.core.autograd import backward as _engine
+except ModuleNotFoundError:     # a package of modules 01-02 alone has no engine yet
+    _engine = None
+if _engine is not None:
+    _rng = np.random.default_rng(21)
+    _x, _y = _rng.standard_normal((3, 4)), _rng.standard_normal((3, 4))
+    _row, _col = _rng.standard_normal(4), _rng.standard_normal((3, 1))
+    _pos = np.abs(_rng.standard_normal((3, 4))) + 0.5
+    _cube = _rng.standard_normal((2, 3, 4))
+    for _name, _fn, _inputs in [
+            ("a + b", lambda a, b: a + b, [_x, _row]), ("a + b", lambda a, b: a + b, [_col, _x]),
+            ("a - b", lambda a, b: a - b, [_x, _col]), ("a - b", lambda a, b: a - b, [_row, _x]),
+            ("a * b", lambda a, b: a * b, [_x, _row]), ("a / b", lambda a, b: a / b, [_x, _pos]),
+            ("a / b", lambda a, b: a / b, [_row, _pos]), ("-a", lambda a: -a, [_x]),
+            ("a ** 3", lambda a: a ** 3, [_x]), ("a ** 0.5", lambda a: a ** 0.5, [_pos]),
+            ("a ** -2", lambda a: a ** -2, [_pos]), ("a * 3", lambda a: a * 3, [_x]),
+            ("a - 1", lambda a: a - 1, [_x]), ("a / 4", lambda a: a / 4, [_x]),
+            ("2 - a", lambda a: 2 - a, [_x]), ("2 / a", lambda a: 2 / a, [_pos]),
+            ("3 + a", lambda a: 3 + a, [_x]), ("3 * a", lambda a: 3 * a, [_x]),
+            ("a @ b", lambda a, b: a @ b, [_x, _y.T]), ("a @ b", lambda a, b: a @ b, [_row, _y.T]),
+            ("a @ b", lambda a, b: a @ b, [_x, _row]), ("a @ b", lambda a, b: a @ b, [_cube, _y.T]),
+            ("a.sum()", lambda a: a.sum(), [_cube]),
+            ("a.sum(axis=1)", lambda a: a.sum(axis=1), [_cube]),
+            ("a.sum(axis=(0, 2), keepdims=True)", lambda a: a.sum(axis=(0, 2), keepdims=True),
+             [_cube]),
+            ("a.mean()", lambda a: a.mean(), [_cube]),
+            ("a.mean(axis=-1)", lambda a: a.mean(axis=-1), [_cube]),
+            ("a.mean(axis=0, keepdims=True)", lambda a: a.mean(axis=0, keepdims=True), [_cube]),
+            ("a.max(axis=1)", lambda a: a.max(axis=1), [_cube]),
+            ("a.max(axis=-1, keepdims=True)", lambda a: a.max(axis=-1, keepdims=True), [_cube]),
+            ("a.reshape(4, -1)", lambda a: a.reshape(4, -1), [_cube]),
+            ("a.reshape((24,))", lambda a: a.reshape((24,)), [_cube]),
+            ("a.transpose()", lambda a: a.transpose(), [_cube]), ("a.T", lambda a: a.T, [_x]),
+            ("a.transpose(1, 0, 2)", lambda a: a.transpose(1, 0, 2), [_cube]),
+            ("a.transpose((2, 0, 1))", lambda a: a.transpose((2, 0, 1)), [_cube]),
+            ("a[1]", lambda a: a[1], [_cube]), ("a[:, 1:]", lambda a: a[:, 1:], [_x]),
+            ("a[[0, 0, 2]]", lambda a: a[[0, 0, 2]], [_x]),
+            ("a[a > 0]", lambda a: a[a > 0], [_x])]:
+        check_graph(_fn, _inputs, name=_name, backward=_engine, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
