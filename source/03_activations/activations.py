@@ -284,6 +284,60 @@ def test_activations_relu():
 
 test_activations_relu()
 ### BEGIN HIDDEN TESTS
+# The checks every activation gets, over generated inputs (tinytorch.testing): forward and
+# backward against NumPy formulas, the input and the incoming gradient left untouched,
+# float32 and float64 kept, and the graph forward records (module 07's contract).
+from tinytorch.testing import (
+    assert_dtype_kept,
+    assert_untouched,
+    cases,
+    check_against,
+    check_graph,
+)
+
+try:        # module 07's engine: the grader imports the whole reference package
+    from tinytorch.core.autograd import backward as _engine
+except ModuleNotFoundError:     # a package of modules 01-02 alone has no engine yet
+    _engine = None
+
+
+def _check_activation(make, forward, slope, magnitudes=("ordinary", "tiny", "huge", "rows")):
+    """make() builds the activation; forward(x) and slope(x) are its NumPy formulas."""
+    name = repr(make())
+
+    def run_forward(x):
+        return make()(x)
+
+    def run_backward(x, g):
+        activation = make()
+        activation(x)
+        return activation.backward(g)
+
+    run_forward.__name__, run_backward.__name__ = name, f"{name}.backward"
+    shapes = [(1,), (7,), (3, 5), (5, 3), (2, 3, 4, 6)]
+    check_against(run_forward, forward, cases(shapes, magnitudes=magnitudes), name=name)
+    # Near saturation float32 keeps few digits of 1 - s or 1 - t**2 (an error of about
+    # 1e-7 times grad_output), so backward is judged in float64 on every magnitude, and in
+    # float32 on ordinary values with a looser tolerance.
+    check_against(run_backward, lambda x, g: g * slope(x),
+                  cases(shapes, inputs=2, magnitudes=magnitudes, dtypes=("float64",)),
+                  name=f"{name}.backward")
+    check_against(run_backward, lambda x, g: g * slope(x),
+                  cases(shapes, inputs=2, magnitudes=("ordinary",), dtypes=("float32",)),
+                  name=f"{name}.backward", rtol=1e-3, atol=1e-4)
+    assert_dtype_kept(run_forward, [(3, 5)], grad=False)
+    assert_dtype_kept(run_backward, [(3, 5), (3, 5)], grad=False)
+    rng = np.random.default_rng(30)
+    for dtype in (np.float32, np.float64):
+        activation = make()
+        assert_untouched(run_forward, Tensor(rng.standard_normal((3, 5)), dtype=dtype))
+        activation(Tensor(rng.standard_normal((3, 5)), dtype=dtype))
+        assert_untouched(activation.backward, Tensor(rng.standard_normal((3, 5)), dtype=dtype))
+    if _engine is not None:
+        check_graph(make(), [rng.standard_normal((3, 4))], name=name, backward=_engine)
+        check_graph(make(), [rng.standard_normal((2, 3, 2))], name=name, backward=_engine)
+
+
 _x = Tensor([-1.0, 0.0, 2.0])
 _relu = ReLU()
 _relu(_x)
@@ -305,6 +359,7 @@ _y = _relu(Tensor(_a, dtype=np.float64))
 assert _y.dtype == np.float64, "a float64 input must give a float64 output"
 assert _relu.backward(Tensor(np.ones((2, 3, 4)), dtype=np.float64)).dtype == np.float64, (
     "a float64 grad_output must give a float64 gradient: Tensor(grad, dtype=grad.dtype)")
+_check_activation(ReLU, lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -409,6 +464,8 @@ assert np.allclose(_s.backward(Tensor(_g, dtype=np.float64)).data, numerical_gra
 _x = Tensor([-3.0, 3.0])
 Sigmoid()(_x)
 assert np.array_equal(_x.data, [-3, 3]), "sigmoid must not change its input"
+_check_activation(Sigmoid, lambda x: 0.5 * (1 + np.tanh(x / 2)),
+                  lambda x: 0.25 * (1 - np.tanh(x / 2) ** 2))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -478,6 +535,7 @@ assert _t(Tensor(_a, dtype=np.float64)).shape == (3, 2, 2), "tanh keeps the shap
 assert np.allclose(_t.backward(Tensor(_g, dtype=np.float64)).data, numerical_gradient(Tanh, _a, _g), atol=1e-6), (
     "tanh backward on a (3, 2, 2) batch disagrees with the numerical gradient")
 assert _t.backward(Tensor(_g)).shape == (3, 2, 2), "the gradient is shaped like the input"
+_check_activation(Tanh, np.tanh, lambda x: 1 - np.tanh(x) ** 2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -576,6 +634,11 @@ assert np.allclose(_gelu.backward(Tensor(_g, dtype=np.float64)).data, numerical_
 _x = Tensor([-1.0, 1.0])
 GELU()(_x)
 assert np.array_equal(_x.data, [-1, 1]), "GELU must not change its input"
+_c, _k = math.sqrt(2 / math.pi), 0.044715
+_check_activation(
+    GELU, lambda x: 0.5 * x * (1 + np.tanh(_c * (x + _k * x ** 3))),
+    lambda x: (0.5 * (1 + np.tanh(_c * (x + _k * x ** 3)))
+               + 0.5 * x * (1 - np.tanh(_c * (x + _k * x ** 3)) ** 2) * _c * (1 + 3 * _k * x ** 2)))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -713,6 +776,24 @@ assert np.allclose(_y.data, [[0.5, 0, 0.5]]), "a score of -inf gets probability 
 _x = Tensor([[1.0, 2.0]])
 Softmax()(_x)
 assert np.array_equal(_x.data, [[1, 2]]), "softmax must not change its input"
+# Every dim, over generated inputs whose rows have very different scales (a maximum taken
+# over the whole Tensor instead of along dim underflows the small rows to 0 / 0).
+def _softmax(x, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+for _dim in (0, 1, -1):
+    _make = lambda d=_dim: Softmax(dim=d)  # noqa: E731
+    _run = lambda x, d=_dim: Softmax(dim=d)(x)  # noqa: E731
+    _run.__name__ = f"Softmax(dim={_dim})"
+    check_against(_run, lambda x, d=_dim: _softmax(x, d), cases([(3, 5), (2, 3, 4, 6)]),
+                  name=f"Softmax(dim={_dim})")
+    assert_dtype_kept(_run, [(3, 5)], grad=False)
+    assert_untouched(_run, Tensor(np.random.default_rng(31).standard_normal((3, 5))))
+    if _engine is not None:
+        check_graph(_make(), [np.random.default_rng(32).standard_normal((3, 4, 2))],
+                    name=f"Softmax(dim={_dim})", backward=_engine)
 ### END HIDDEN TESTS
 
 # %%
@@ -758,6 +839,32 @@ for _dim in (0, 1, -1):
 _s = Softmax()
 _s(Tensor([[1000.0, -1000.0, 999.0]]))
 assert np.all(np.isfinite(_s.backward(Tensor([[1.0, 2.0, 3.0]])).data)), "a finite gradient for logits of +-1000"
+# Backward along every dim over generated inputs; the incoming gradient stays as it was.
+def _softmax_grad(x, g, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    s = e / e.sum(axis=dim, keepdims=True)
+    return s * (g - (g * s).sum(axis=dim, keepdims=True))
+
+
+for _dim in (0, 1, -1):
+    def _run(x, g, d=_dim):
+        softmax = Softmax(dim=d)
+        softmax(x)
+        return softmax.backward(g)
+
+    _run.__name__ = f"Softmax(dim={_dim}).backward"
+    # as for the elementwise ones: g - sum(g * s) cancels, so float32 on ordinary values
+    _shapes = [(3, 5), (5, 3), (2, 3, 4, 6)]
+    check_against(_run, lambda x, g, d=_dim: _softmax_grad(x, g, d),
+                  cases(_shapes, inputs=2, dtypes=("float64",)),
+                  name=f"Softmax(dim={_dim}).backward")
+    check_against(_run, lambda x, g, d=_dim: _softmax_grad(x, g, d),
+                  cases(_shapes, inputs=2, magnitudes=("ordinary",), dtypes=("float32",)),
+                  name=f"Softmax(dim={_dim}).backward", rtol=1e-3, atol=1e-4)
+    assert_dtype_kept(_run, [(3, 5), (3, 5)], grad=False)
+    _s = Softmax(dim=_dim)
+    _s(Tensor(np.random.default_rng(33).standard_normal((4, 3))))
+    assert_untouched(_s.backward, Tensor(np.random.default_rng(34).standard_normal((4, 3))))
 ### END HIDDEN TESTS
 
 # %% [markdown]
