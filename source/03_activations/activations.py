@@ -47,7 +47,8 @@ W, b = W1 @ W2, b1 @ W2 + b2                  # the single layer the two collaps
 for x in (Tensor([[1.0, 2.0]]), Tensor([[-1.0, 0.0]]), Tensor([[3.0, -7.0]])):
     two_layers = (x @ W1 + b1) @ W2 + b2
     one_layer = x @ W + b
-    print(f"x = {x.data}: two layers give {two_layers.data}, one layer gives {one_layer.data}")
+    print(f"x = {x.data}: two layers give {two_layers.data}, "
+          f"one layer gives {one_layer.data}")
 
 # %% [markdown]
 # ## The fix: bend between the layers
@@ -90,7 +91,7 @@ for x in (Tensor([[1.0, 2.0]]), Tensor([[-1.0, 0.0]]), Tensor([[3.0, -7.0]])):
 # %%
 XOR_IN = Tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 hidden = XOR_IN @ Tensor([[1.0, 1.0], [1.0, 1.0]]) + Tensor([0.0, -1.0])
-hidden = Tensor(np.maximum(hidden.data, 0))                    # the bend: ReLU, by hand for now
+hidden = Tensor(np.maximum(hidden.data, 0))            # the bend: ReLU, by hand for now
 print("XOR:", (hidden @ Tensor([[1.0], [-2.0]])).data.ravel())  # [0, 1, 1, 0]
 
 # %% [markdown]
@@ -175,7 +176,8 @@ print("XOR:", (hidden @ Tensor([[1.0], [-2.0]])).data.ravel())  # [0, 1, 1, 0]
 def numerical_gradient(make, x, grad_output, h=1e-6):
     """d/dx of sum(f(x) * grad_output) by central differences, in float64.
 
-    make: builds a fresh activation (e.g. `Sigmoid`), so the one being tested keeps its cache.
+    make: builds a fresh activation (e.g. `Sigmoid`), so the one being tested keeps its
+    cache.
     """
     x = np.array(x, dtype=np.float64)
     g = np.asarray(grad_output, dtype=np.float64)
@@ -207,8 +209,9 @@ print(numerical_gradient(lambda: square, [3.0], [1.0]))
 # %%
 #| export
 class Activation:
-    """A nonlinear function between layers: `forward` computes it and saves what `backward`
-    needs; `backward(grad_output)` returns the gradient with respect to the input."""
+    """A nonlinear function between layers: `forward` computes it and saves what
+    `backward` needs; `backward(grad_output)` returns the gradient with respect to the
+    input."""
 
     def __call__(self, x):
         return self.forward(x)
@@ -217,7 +220,8 @@ class Activation:
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
     def backward(self, grad_output):
-        raise NotImplementedError(f"{type(self).__name__} must define backward(grad_output)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must define backward(grad_output)")
 
     def parameters(self):
         """An activation learns nothing: no parameters."""
@@ -242,8 +246,8 @@ class ReLU(Activation):
     """max(0, x), elementwise."""
 
     def forward(self, x):
-        # TODO: save the mask x > 0 (as a NumPy bool array) in self.mask for backward; return
-        #       max(0, x) as a new Tensor through x._result with op "relu".
+        # TODO: save the mask x > 0 (as a NumPy bool array) in self.mask for backward;
+        #       return max(0, x) as a new Tensor through x._result with op "relu".
         ### BEGIN SOLUTION
         self.mask = x.data > 0
         out = np.maximum(x.data, 0)
@@ -270,7 +274,8 @@ def test_activations_relu():
     relu = ReLU()
     x = Tensor([-2.0, -0.5, 1.0, 3.0])
     y = relu(x)
-    assert isinstance(y, Tensor), f"ReLU()(x) should return a Tensor, got {type(y).__name__}."
+    assert isinstance(y, Tensor), (
+        f"ReLU()(x) should return a Tensor, got {type(y).__name__}.")
     assert y.shape == (4,) and np.allclose(y.data, [0, 0, 1, 3]), (
         f"ReLU of [-2, -0.5, 1, 3]: expected [0, 0, 1, 3], got {y.data}. "
         "Hint: np.maximum(x.data, 0).")
@@ -391,9 +396,10 @@ _check_activation(ReLU, lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(flo
 # the side it throws away. With $z = e^{-|x|}$ neither side can.
 
 # %%
-with np.errstate(over="ignore", invalid="ignore"):    # silence the warnings for this demo only
+with np.errstate(over="ignore", invalid="ignore"):    # no warnings, for this demo only
     x = np.array([-1000.0, 1000.0], dtype=np.float32)
-    print("1 / (1 + e^-x):", 1 / (1 + np.exp(-x)), "   e^x / (1 + e^x):", np.exp(x) / (1 + np.exp(x)))
+    print("1 / (1 + e^-x):", 1 / (1 + np.exp(-x)),
+          "   e^x / (1 + e^x):", np.exp(x) / (1 + np.exp(x)))
 
 # %%
 #| export
@@ -410,7 +416,8 @@ class Sigmoid(Activation):
         ### END SOLUTION
 
     def backward(self, grad_output):
-        # TODO: the chain rule with sigma'(x) = sigma(x) * (1 - sigma(x)), from the saved output.
+        # TODO: the chain rule with sigma'(x) = sigma(x) * (1 - sigma(x)), from the
+        #       saved output.
         ### BEGIN SOLUTION
         s = self.output
         grad = grad_output.data * s * (1 - s)
@@ -422,7 +429,8 @@ class Sigmoid(Activation):
 def test_activations_sigmoid():
     sigmoid = Sigmoid()
     y = sigmoid(Tensor([-2.0, 0.0, 2.0]))
-    assert isinstance(y, Tensor) and y.shape == (3,), f"expected a Tensor of shape (3,), got {y!r}."
+    assert isinstance(y, Tensor) and y.shape == (3,), (
+        f"expected a Tensor of shape (3,), got {y!r}.")
     assert np.allclose(y.data, [0.1192, 0.5, 0.8808], atol=1e-4), (
         f"sigmoid([-2, 0, 2]): expected [0.1192, 0.5, 0.8808], got {y.data}. "
         "Hint: 1 / (1 + e^-x), computed with z = e^-|x| on each side.")
@@ -440,7 +448,8 @@ def test_activations_sigmoid():
         "Hint: return Tensor(grad, dtype=grad.dtype).")
     want = numerical_gradient(Sigmoid, x, out)
     assert np.allclose(got.data, want, atol=1e-6), (
-        f"sigmoid backward disagrees with the numerical gradient: expected {want}, got {got.data}.")
+        "sigmoid backward disagrees with the numerical gradient: "
+        f"expected {want}, got {got.data}.")
 
 test_activations_sigmoid()
 ### BEGIN HIDDEN TESTS
@@ -488,7 +497,8 @@ class Tanh(Activation):
     """tanh(x), elementwise."""
 
     def forward(self, x):
-        # TODO: compute tanh(x), save it in self.output, return it through x._result, op "tanh".
+        # TODO: compute tanh(x), save it in self.output, return it through x._result,
+        #       op "tanh".
         ### BEGIN SOLUTION
         self.output = np.tanh(x.data)
         return x._result(self.output, "tanh", x)
@@ -507,8 +517,9 @@ class Tanh(Activation):
 def test_activations_tanh():
     tanh = Tanh()
     y = tanh(Tensor([-1.0, 0.0, 1.0]))
-    assert isinstance(y, Tensor) and np.allclose(y.data, [-0.7616, 0, 0.7616], atol=1e-4), (
-        f"tanh([-1, 0, 1]): expected [-0.7616, 0, 0.7616], got {y if not isinstance(y, Tensor) else y.data}.")
+    shown, want = (y.data if isinstance(y, Tensor) else y), [-0.7616, 0, 0.7616]
+    assert isinstance(y, Tensor) and np.allclose(y.data, want, atol=1e-4), (
+        f"tanh([-1, 0, 1]): expected {want}, got {shown}.")
     g = tanh.backward(Tensor([1.0, 1.0, 1.0]))
     assert np.allclose(g.data, [0.42, 1.0, 0.42], atol=1e-4), (
         f"tanh backward at [-1, 0, 1] with grad_output 1: expected [0.42, 1, 0.42] "
@@ -519,7 +530,8 @@ def test_activations_tanh():
     got = t.backward(Tensor(out, dtype=np.float64))
     want = numerical_gradient(Tanh, x, out)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"tanh backward disagrees with the numerical gradient: expected {want} (float64), "
+        "tanh backward disagrees with the numerical gradient: "
+        f"expected {want} (float64), "
         f"got {got.data} ({got.dtype}).")
 
 test_activations_tanh()
@@ -575,8 +587,8 @@ class GELU(Activation):
 
     def forward(self, x):
         # TODO: compute 0.5 * x * (1 + tanh(c * (x + a * x^3))) with c = sqrt(2 / pi) and
-        #       a = 0.044715; save the input in self.input (and tanh(u) in self.t if you like);
-        #       return it through x._result, op "gelu".
+        #       a = 0.044715; save the input in self.input (and tanh(u) in self.t if
+        #       you like); return it through x._result, op "gelu".
         ### BEGIN SOLUTION
         c, a = math.sqrt(2 / math.pi), 0.044715
         self.input = x.data
@@ -586,7 +598,8 @@ class GELU(Activation):
         ### END SOLUTION
 
     def backward(self, grad_output):
-        # TODO: the chain rule with GELU'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
+        # TODO: the chain rule with
+        #       GELU'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
         ### BEGIN SOLUTION
         c, a = math.sqrt(2 / math.pi), 0.044715
         x, t = self.input, self.t
@@ -600,9 +613,11 @@ class GELU(Activation):
 def test_activations_gelu():
     gelu = GELU()
     y = gelu(Tensor([-1.0, 0.0, 1.0, 2.0]))
-    assert isinstance(y, Tensor) and np.allclose(y.data, [-0.1588, 0, 0.8412, 1.9546], atol=1e-4), (
-        f"GELU([-1, 0, 1, 2]): expected [-0.1588, 0, 0.8412, 1.9546], got "
-        f"{y.data if isinstance(y, Tensor) else y}. Hint: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).")
+    want = [-0.1588, 0, 0.8412, 1.9546]
+    assert isinstance(y, Tensor) and np.allclose(y.data, want, atol=1e-4), (
+        f"GELU([-1, 0, 1, 2]): expected {want}, got "
+        f"{y.data if isinstance(y, Tensor) else y}. "
+        "Hint: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).")
     g = gelu.backward(Tensor([1.0, 1.0, 1.0, 1.0]))
     assert isinstance(g, Tensor) and g.shape == (4,) and abs(g.data[1] - 0.5) < 1e-6, (
         f"GELU'(0) should be 0.5, got {g.data[1] if isinstance(g, Tensor) else g}. "
@@ -613,8 +628,9 @@ def test_activations_gelu():
     got = gl.backward(Tensor(out, dtype=np.float64))
     want = numerical_gradient(GELU, x, out)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"GELU backward disagrees with the numerical gradient: expected {want} (float64), "
-        f"got {got.data} ({got.dtype}). Hint: product rule, then the chain rule through tanh.")
+        "GELU backward disagrees with the numerical gradient: "
+        f"expected {want} (float64), got {got.data} ({got.dtype}). "
+        "Hint: product rule, then the chain rule through tanh.")
 
 test_activations_gelu()
 ### BEGIN HIDDEN TESTS
@@ -671,7 +687,7 @@ x = np.array([1000.0, 1001.0, 1002.0], dtype=np.float32)
 with np.errstate(over="ignore", invalid="ignore"):
     print("naive:  ", np.exp(x) / np.exp(x).sum())        # [nan nan nan]
 shifted = np.exp(x - x.max())
-print("shifted:", shifted / shifted.sum())                 # the [1, 2, 3] answer: [0.09 0.24 0.67]
+print("shifted:", shifted / shifted.sum())   # the [1, 2, 3] answer: [0.09 0.24 0.67]
 
 # %% [markdown]
 # ### Softmax backward
@@ -712,8 +728,8 @@ class Softmax(Activation):
 
     def forward(self, x):
         # TODO: subtract the maximum along self.dim, exponentiate, divide by the sum along
-        #       self.dim; save the result in self.output; return it through x._result with op
-        #       "softmax" and save dim=self.dim.
+        #       self.dim; save the result in self.output; return it through x._result
+        #       with op "softmax" and save dim=self.dim.
         ### BEGIN SOLUTION
         shifted = x.data - x.data.max(axis=self.dim, keepdims=True)   # every exponent <= 0
         e = np.exp(shifted)
@@ -734,14 +750,16 @@ class Softmax(Activation):
 #| test: activations_softmax (2 points)
 def test_activations_softmax():
     y = Softmax()(Tensor([1.0, 2.0, 3.0]))
-    assert isinstance(y, Tensor) and y.shape == (3,), f"expected a Tensor of shape (3,), got {y!r}."
+    assert isinstance(y, Tensor) and y.shape == (3,), (
+        f"expected a Tensor of shape (3,), got {y!r}.")
     assert np.allclose(y.data, [0.0900, 0.2447, 0.6652], atol=1e-4), (
         f"softmax([1, 2, 3]): expected [0.0900, 0.2447, 0.6652], got {y.data}.")
     batch = Tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
     y = Softmax()(batch)
     assert y.shape == (2, 3) and np.allclose(y.data.sum(axis=1), [1, 1]), (
         f"softmax of a (2, 3) batch: each row must sum to 1, got row sums "
-        f"{y.data.sum(axis=-1) if y.ndim == 2 else y.data}. Hint: sum along dim with keepdims=True.")
+        f"{y.data.sum(axis=-1) if y.ndim == 2 else y.data}. "
+        "Hint: sum along dim with keepdims=True.")
     assert np.allclose(y.data[1], [1 / 3, 1 / 3, 1 / 3]), (
         f"softmax([1, 1, 1]): expected [1/3, 1/3, 1/3], got {y.data[1]}.")
     shifted = Softmax()(Tensor([[11.0, 12.0, 13.0], [6.0, 6.0, 6.0]]))
@@ -805,11 +823,13 @@ def test_activations_softmax_backward():
     assert isinstance(g, Tensor) and g.shape == (2,), (
         f"backward should return a Tensor shaped like the input (2,), got {g!r}.")
     assert np.allclose(g.data, [0.1875, -0.1875], atol=1e-6), (
-        f"softmax [0.25, 0.75] with grad_output [1, 0]: expected [0.1875, -0.1875], got {g.data}. "
+        "softmax [0.25, 0.75] with grad_output [1, 0]: expected [0.1875, -0.1875], "
+        f"got {g.data}. "
         "Hint: s * (g - sum(g * s)).")
     ones = softmax.backward(Tensor([1.0, 1.0]))
     assert np.allclose(ones.data, 0, atol=1e-6), (
-        f"grad_output of all ones must give a zero gradient (softmax ignores a common shift), "
+        "grad_output of all ones must give a zero gradient (softmax ignores a common "
+        "shift), "
         f"got {ones.data}.")
     x, out = np.array([0.5, -1.0, 2.0, 0.1]), np.array([1.0, -2.0, 0.5, 3.0])
     s = Softmax()
@@ -817,7 +837,8 @@ def test_activations_softmax_backward():
     got = s.backward(Tensor(out, dtype=np.float64))
     want = numerical_gradient(Softmax, x, out)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"softmax backward disagrees with the numerical gradient: expected {want} (float64), "
+        "softmax backward disagrees with the numerical gradient: "
+        f"expected {want} (float64), "
         f"got {got.data} ({got.dtype}).")
 
 test_activations_softmax_backward()
@@ -909,8 +930,9 @@ def test_activations_chain():
         grad = step.backward(grad)
     want = numerical_gradient(make, x, g)
     assert grad.shape == x.shape and np.allclose(grad.data, want, atol=1e-6), (
-        "GELU -> Sigmoid -> Tanh -> Softmax -> Sigmoid, backward in reverse: expected the "
-        f"numerical gradient {want}, got {grad.data}. Hint: check each activation's test above.")
+        "GELU -> Sigmoid -> Tanh -> Softmax -> Sigmoid, backward in reverse: expected "
+        f"the numerical gradient {want}, got {grad.data}. "
+        "Hint: check each activation's test above.")
 
 test_activations_chain()
 ### BEGIN HIDDEN TESTS
@@ -939,7 +961,8 @@ assert np.array_equal(_x.data, _a), "a chain of activations must leave its input
 relu = ReLU()
 for x in (Tensor([[1.0, 2.0]]), Tensor([[-1.0, 0.0]])):
     two_layers = relu(x @ W1 + b1) @ W2 + b2
-    print(f"x = {x.data}: with ReLU {two_layers.data}, the single linear map says {(x @ W + b).data}")
+    print(f"x = {x.data}: with ReLU {two_layers.data}, "
+          f"the single linear map says {(x @ W + b).data}")
 
 # %% [markdown]
 # ## What you built, and what comes next
