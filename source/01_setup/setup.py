@@ -59,10 +59,12 @@ def personal_info():
 #| test: setup_identity (1 point)
 def test_setup_identity():
     info = personal_info()
-    assert isinstance(info, dict), f"personal_info() should return a dict, got {type(info).__name__}."
+    assert isinstance(info, dict), (
+        f"personal_info() should return a dict, got {type(info).__name__}.")
     for key in ("name", "email"):
         assert isinstance(info.get(key), str) and info[key].strip(), (
-            f"personal_info() needs a non-empty string under '{key}', got {info.get(key)!r}."
+            f"personal_info() needs a non-empty string under '{key}', "
+            f"got {info.get(key)!r}."
         )
     user, _, domain = info["email"].partition("@")
     assert user and "." in domain, (
@@ -123,16 +125,29 @@ def test_setup_parse_version():
     cases = {"1.26.4": (1, 26, 4), "3.11": (3, 11), "10.2.1": (10, 2, 1)}
     for text, expected in cases.items():
         got = parse_version(text)
-        assert got == expected, f"parse_version({text!r}) should be {expected}, got {got!r}."
+        assert got == expected, (
+            f"parse_version({text!r}) should be {expected}, got {got!r}.")
     assert parse_version("1.9.0") < parse_version("1.26.0"), (
         "1.9.0 is older than 1.26.0: compare numbers, not characters."
     )
 test_setup_parse_version()
 ### BEGIN HIDDEN TESTS
-assert parse_version("2.0.0rc1") == (2, 0, 0), "a release-candidate suffix must be dropped"
-assert parse_version("2.13.0+cpu") == (2, 13, 0), "a '+build' suffix must be dropped"
-assert parse_version("10.2") > parse_version("9.12"), "10 > 9 numerically"
-assert all(isinstance(n, int) for n in parse_version("1.2.3")), "parts must be ints"
+# Real version strings: pre-releases, builds, multi-digit parts; only leading digits count.
+for _text, _want in {"2.0.0rc1": (2, 0, 0), "2.13.0+cpu": (2, 13, 0),
+                     "1.26.4+cu118": (1, 26, 4), "3.12.0b4": (3, 12, 0),
+                     "1.10.0a12": (1, 10, 0), "10.2": (10, 2), "0.9": (0, 9),
+                     "2024.10.15": (2024, 10, 15)}.items():
+    _got = parse_version(_text)
+    assert _got == _want and type(_got) is tuple, (
+        f"parse_version({_text!r}) should be the tuple {_want}, got {_got!r}: keep the "
+        "leading digits of each dotted part and drop the rest of that part.")
+    assert all(type(_n) is int for _n in _got), (
+        f"parse_version({_text!r}) = {_got!r}: every part must be an int.")
+for _older, _newer in [("9.12", "10.2"), ("1.9.12", "1.26.4"), ("2.0.0rc1", "2.0.1"),
+                       ("1.26", "1.26.1")]:
+    assert parse_version(_older) < parse_version(_newer), (
+        f"{_older} is older than {_newer}, but parse_version gives {parse_version(_older)} "
+        f"and {parse_version(_newer)}.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -157,7 +172,8 @@ def system_info():
     """What a bug report needs: versions and the machine.
 
     Returns:
-        dict with "python" and "numpy" (version strings), "platform" (str) and "cpus" (int).
+        dict with "python" and "numpy" (version strings), "platform" (str) and
+        "cpus" (int).
     """
     import os
 
@@ -179,8 +195,9 @@ def check_environment(info=None):
     """
     info = info if info is not None else system_info()
     problems = []
-    # TODO: append a problem when info["python"] is older than MIN_PYTHON or info["numpy"]
-    #       is older than MIN_NUMPY, and when a float32 2x2 matmul does not give the product above.
+    # TODO: append a problem when info["python"] is older than MIN_PYTHON or
+    #       info["numpy"] is older than MIN_NUMPY, and when a float32 2x2 matmul does
+    #       not give the product above.
     ### BEGIN SOLUTION
     if parse_version(info["python"])[:2] < MIN_PYTHON:
         problems.append(f"Python {info['python']} is older than {'.'.join(map(str, MIN_PYTHON))}")
@@ -201,19 +218,37 @@ print(check_environment() or "Your environment is ready.")
 #| test: setup_environment (2 points)
 def test_setup_environment():
     problems = check_environment()
-    assert problems == [], f"This machine should pass, but check_environment() reported {problems}."
+    assert problems == [], (
+        f"This machine should pass, but check_environment() reported {problems}.")
     old = dict(system_info(), python="3.8.10")
     assert len(check_environment(old)) == 1, (
-        "Python 3.8.10 is older than 3.10: check_environment should report exactly one problem, "
-        f"got {check_environment(old)}."
+        "Python 3.8.10 is older than 3.10: check_environment should report exactly one "
+        f"problem, got {check_environment(old)}."
     )
 test_setup_environment()
 ### BEGIN HIDDEN TESTS
-old_numpy = dict(system_info(), numpy="1.9.3")
-assert len(check_environment(old_numpy)) == 1, "NumPy 1.9.3 < 1.26: compare versions as numbers"
-both = dict(system_info(), python="2.7.18", numpy="1.21.0")
-assert len(check_environment(both)) == 2, "both an old Python and an old NumPy must be reported"
-assert check_environment(dict(system_info(), numpy="2.0.0rc1")) == []
+# Each case: the versions that replace this machine's, and how many problems they are.
+# The minimum versions themselves (3.10, 1.26) are fine; one step below is not.
+for _versions, _count in [({"numpy": "1.9.3"}, 1), ({"numpy": "1.25.2"}, 1),
+                          ({"numpy": "0.99.0"}, 1), ({"python": "3.9.18"}, 1),
+                          ({"python": "2.7.18", "numpy": "1.21.0"}, 2),
+                          ({"python": "3.10.0"}, 0), ({"python": "3.10"}, 0),
+                          ({"python": "3.10.14+local"}, 0), ({"numpy": "1.26.0"}, 0),
+                          ({"numpy": "1.26.4"}, 0), ({"numpy": "2.0.0rc1"}, 0),
+                          ({"python": "3.10.0", "numpy": "1.26.0"}, 0)]:
+    _info = dict(system_info(), **_versions)
+    _before = dict(_info)
+    _got = check_environment(_info)
+    assert isinstance(_got, list) and len(_got) == _count, (
+        f"check_environment with {_versions}: expected {_count} problem(s), got {_got!r}. "
+        "Compare parse_version(...)[:2] with the minimum, as tuples of numbers; report "
+        "every problem, not only the first.")
+    assert all(isinstance(_p, str) and "\n" not in _p for _p in _got), (
+        f"check_environment with {_versions}: each problem is a one-line string, "
+        f"got {_got!r}.")
+    assert _info == _before, (
+        f"check_environment changed the dict it was given: {_before} became {_info}. "
+        "Read info; never write into it.")
 ### END HIDDEN TESTS
 
 # %% [markdown]

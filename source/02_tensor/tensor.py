@@ -55,7 +55,8 @@ def set_grad_enabled(mode):
 # %%
 print([1, 2, 3] + [10, 20, 30])                        # lists concatenate
 print(np.array([1, 2, 3]) + np.array([10, 20, 30]))    # arrays add, elementwise
-print(np.array([1, 2]).dtype, np.array([1.0]).dtype)   # int64 float64: not what a network wants
+# int64 float64: not what a network wants
+print(np.array([1, 2]).dtype, np.array([1.0]).dtype)
 
 # %% [markdown]
 # ## Why float32
@@ -78,7 +79,8 @@ print(np.array([1, 2]).dtype, np.array([1.0]).dtype)   # int64 float64: not what
 # %%
 x = np.ones(3, dtype=np.float32)
 print((x * 2.0).dtype)              # float32: a Python float adapts to the array
-print((x * np.sqrt(2.0)).dtype)     # float64: np.sqrt(2.0) returns a np.float64, which does not
+# float64: np.sqrt(2.0) returns a np.float64, which does not adapt
+print((x * np.sqrt(2.0)).dtype)
 
 # %% [markdown]
 # That is why the Tensor has a small given helper, `_lift(other)`: it turns a number (or a
@@ -242,7 +244,8 @@ print((x * np.sqrt(2.0)).dtype)     # float64: np.sqrt(2.0) returns a np.float64
 # %%
 #| export
 class Tensor:
-    """An n-dimensional array of numbers, float32 by default, that later modules teach to learn.
+    """An n-dimensional array of numbers, float32 by default, that later modules teach to
+    learn.
 
     `.data` is the NumPy array; `.requires_grad` and `.grad` are where module 07 works.
 
@@ -255,8 +258,8 @@ class Tensor:
     # __hash__ to None, and Tensors could no longer be set members or dict keys (module 07
     # keeps the Tensors it has visited in a set). Hash by identity, as PyTorch does.
     __hash__ = object.__hash__
-    # Make NumPy step aside in `np.float64(2) * t` or `array - t`, so that Python calls our
-    # reflected methods instead of NumPy building an array of Tensor objects.
+    # Make NumPy step aside in `np.float64(2) * t` or `array - t`, so that Python calls
+    # our reflected methods instead of NumPy building an array of Tensor objects.
     __array_ufunc__ = None
 
     def __init__(self, data, dtype=None, requires_grad=False):
@@ -271,10 +274,11 @@ class Tensor:
         self.data = array
         ### END SOLUTION
         self.requires_grad = bool(requires_grad)
-        self.grad = None                                     # module 07 stores gradients here
-        self._op, self._parents, self._saved = None, (), {}  # how it was made: a leaf, for now
+        self.grad = None                          # module 07 stores gradients here
+        # how it was made: nothing yet, a leaf
+        self._op, self._parents, self._saved = None, (), {}
 
-    # ---- given: what a Tensor looks like from outside -------------------------------------
+    # ---- given: what a Tensor looks like from outside ---------------------------------
     @property
     def shape(self):
         return self.data.shape
@@ -295,8 +299,8 @@ class Tensor:
         return len(self.data)
 
     def __bool__(self):
-        # Only a one-element Tensor has a truth value, as in NumPy. Without this, `if t == 0:`
-        # would fall back to len(t) and be true for any non-empty t.
+        # Only a one-element Tensor has a truth value, as in NumPy. Without this,
+        # `if t == 0:` would fall back to len(t) and be true for any non-empty t.
         return bool(self.data)
 
     def item(self):
@@ -312,20 +316,23 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({body}, shape={self.shape}, dtype={self.dtype}{grad})"
 
-    # ---- given: where every operation's result is born ------------------------------------
+    # ---- given: where every operation's result is born --------------------------------
     def _result(self, data, op, *parents, **saved):
-        """Every operation builds its output here, and here the computation graph is recorded.
+        """Every operation builds its output here, and here the computation graph is
+        recorded.
 
-        data: the NumPy result; op: a short name ("add", "matmul", "sum", ...); parents: the
-        Tensors it was computed from; saved: what a derivative rule will need (axis, ...).
-        When recording is on and a parent requires a gradient, the output requires one too and
-        keeps (op, parents, saved) for module 07's backward(); a bool or int result never does.
+        data: the NumPy result; op: a short name ("add", "matmul", "sum", ...); parents:
+        the Tensors it was computed from; saved: what a derivative rule will need (axis,
+        ...). When recording is on and a parent requires a gradient, the output requires
+        one too and keeps (op, parents, saved) for module 07's backward(); a bool or int
+        result never does.
         """
         data = np.asarray(data)
-        if any(isinstance(p, Tensor) and np.may_share_memory(data, p.data) for p in parents):
-            data = data.copy(order="K")              # a view of an operand (reshape, slicing...)
-        out = Tensor((), dtype=data.dtype)           # the result itself, not a copy: a fresh
-        out.data = data                              # array that no operand shares
+        if any(isinstance(p, Tensor) and np.may_share_memory(data, p.data)
+               for p in parents):
+            data = data.copy(order="K")         # a view of an operand (reshape, ...)
+        out = Tensor((), dtype=data.dtype)      # the result itself, not a copy: a fresh
+        out.data = data                         # array that no operand shares
         if (_grad_enabled and data.dtype.kind == "f"
                 and any(isinstance(p, Tensor) and p.requires_grad for p in parents)):
             out.requires_grad = True
@@ -333,32 +340,37 @@ class Tensor:
         return out
 
     def backward(self, grad=None):
-        """Compute d(self)/d(leaf) for every leaf Tensor that requires a gradient, into its
-        .grad (module 07's engine; `grad` is d(loss)/d(self), default 1 for a scalar)."""
+        """Compute d(self)/d(leaf) for every leaf Tensor that requires a gradient, into
+        its .grad (module 07's engine; `grad` is d(loss)/d(self), default 1 for a
+        scalar)."""
         try:
             from tinytorch.core.autograd import backward
         except ModuleNotFoundError as error:
-            if error.name not in ("tinytorch.core.autograd", "tinytorch.core", "tinytorch"):
+            if error.name not in ("tinytorch.core.autograd", "tinytorch.core",
+                                  "tinytorch"):
                 raise
-            raise RuntimeError("backward() arrives in module 07 (autograd): run `tito module start 07`, "
-                               "and `tito module complete 07` once its tests pass") from None
+            raise RuntimeError(
+                "backward() arrives in module 07 (autograd): run `tito module start 07`, "
+                "and `tito module complete 07` once its tests pass") from None
         backward(self, grad)
 
     def detach(self):
-        """The same numbers outside the graph: requires_grad False, no history (the array is
-        shared, as in PyTorch)."""
+        """The same numbers outside the graph: requires_grad False, no history (the array
+        is shared, as in PyTorch)."""
         out = Tensor((), dtype=self.dtype)          # a new leaf, with no history...
         out.data = self.data                         # ...holding the very same array
         return out
 
     def _lift(self, other):
-        """`other` as a Tensor: a Tensor passes through; a number or a list becomes a Tensor
-        of our float dtype, so that no np.float64 number turns a float32 result into float64."""
+        """`other` as a Tensor: a Tensor passes through; a number or a list becomes a
+        Tensor of our float dtype, so that no np.float64 number turns a float32 result
+        into float64."""
         if isinstance(other, Tensor):
             return other
         return Tensor(other, dtype=self.dtype if self.dtype.kind == "f" else None)
 
-    # ---- given: comparisons, elementwise, as bool Tensors. Every operation looks like this.
+    # ---- given: comparisons, elementwise, as bool Tensors. Every operation looks like
+    # this.
     def __eq__(self, other):
         other = self._lift(other)
         return self._result(self.data == other.data, "eq", self, other)
@@ -383,10 +395,11 @@ class Tensor:
         other = self._lift(other)
         return self._result(self.data >= other.data, "ge", self, other)
 
-    # ---- arithmetic ------------------------------------------------------------------------
+    # ---- arithmetic --------------------------------------------------------------------
     def __add__(self, other):
         """a + b, elementwise; shapes broadcast and `other` may be a number."""
-        # TODO: lift `other` to a Tensor, add the two arrays, return the sum through _result.
+        # TODO: lift `other` to a Tensor, add the two arrays, return the sum through
+        #       _result.
         ### BEGIN SOLUTION
         other = self._lift(other)
         return self._result(self.data + other.data, "add", self, other)
@@ -418,7 +431,8 @@ class Tensor:
 
     def __neg__(self):
         """-a."""
-        # TODO: return the negated Tensor through _result, op "neg", with self as the parent.
+        # TODO: return the negated Tensor through _result, op "neg", with self as the
+        #       parent.
         ### BEGIN SOLUTION
         return self._result(-self.data, "neg", self)
         ### END SOLUTION
@@ -427,7 +441,8 @@ class Tensor:
         """aᵖ for a number p."""
         if isinstance(exponent, Tensor):
             raise TypeError("pow: the exponent must be a number, not a Tensor")
-        # TODO: raise every element to `exponent`; op "pow", parent self, save exponent=exponent.
+        # TODO: raise every element to `exponent`; op "pow", parent self, save
+        #       exponent=exponent.
         ### BEGIN SOLUTION
         return self._result(self.data ** float(exponent), "pow", self, exponent=exponent)
         ### END SOLUTION
@@ -435,12 +450,13 @@ class Tensor:
     def __radd__(self, other):                       # 2 + t is t + 2: addition commutes
         return self + other
 
-    def __rmul__(self, other):                       # 2 * t is t * 2: so does multiplication
+    def __rmul__(self, other):                       # 2 * t is t * 2: so does mul
         return self * other
 
     def __rsub__(self, other):
         """`other - self`, for `2 - t`."""
-        # TODO: Python calls t.__rsub__(2) for 2 - t. Compute other - self (not self - other).
+        # TODO: Python calls t.__rsub__(2) for 2 - t. Compute other - self (not
+        #       self - other).
         ### BEGIN SOLUTION
         return self._lift(other) - self
         ### END SOLUTION
@@ -452,17 +468,20 @@ class Tensor:
         return self._lift(other) / self
         ### END SOLUTION
 
-    # ---- matrix product ---------------------------------------------------------------------
+    # ---- matrix product ----------------------------------------------------------------
     def matmul(self, other):
-        """The matrix product a @ b, with np.matmul's rules for 1-D and batched operands."""
+        """The matrix product a @ b, with np.matmul's rules for 1-D and batched
+        operands."""
         other = self._lift(other)
         if self.ndim == 0 or other.ndim == 0:
-            raise ValueError(f"matmul: cannot multiply shapes {self.shape} and {other.shape}: "
-                             "both need at least one dimension (use * for numbers)")
-        # TODO: compare the inner sizes (self's last axis; other's second-to-last axis, or its
-        #       only axis if other is 1-D). If they differ, raise ValueError("matmul: cannot
-        #       multiply shapes (2, 3) and (4, 5): the inner dimensions 3 and 4 must match")
-        #       with the real shapes and sizes. Otherwise return the product, op "matmul".
+            raise ValueError(f"matmul: cannot multiply shapes {self.shape} and "
+                             f"{other.shape}: both need at least one dimension "
+                             "(use * for numbers)")
+        # TODO: compare the inner sizes (self's last axis; other's second-to-last axis,
+        #       or its only axis if other is 1-D). If they differ, raise
+        #       ValueError("matmul: cannot multiply shapes (2, 3) and (4, 5): the inner
+        #       dimensions 3 and 4 must match") with the real shapes and sizes.
+        #       Otherwise return the product, op "matmul".
         ### BEGIN SOLUTION
         inner_a = self.shape[-1]
         inner_b = other.shape[-2] if other.ndim >= 2 else other.shape[0]
@@ -475,7 +494,7 @@ class Tensor:
     def __matmul__(self, other):
         return self.matmul(other)
 
-    # ---- reductions -------------------------------------------------------------------------
+    # ---- reductions --------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
         """Sum over `axis` (an int, a tuple of ints, or None for all axes)."""
         # TODO: sum the data over axis, keeping the reduced axes as size 1 if keepdims; op
@@ -501,9 +520,10 @@ class Tensor:
         return self._result(data, "max", self, axis=axis, keepdims=keepdims)
         ### END SOLUTION
 
-    # ---- shapes and indexing ---------------------------------------------------------------
+    # ---- shapes and indexing -----------------------------------------------------------
     def reshape(self, *shape):
-        """The same numbers in a new shape: t.reshape(3, 2) or t.reshape((3, 2)); -1 fits."""
+        """The same numbers in a new shape: t.reshape(3, 2) or t.reshape((3, 2)); -1
+        fits."""
         # TODO: accept both call styles, then reshape; op "reshape", save shape=shape.
         ### BEGIN SOLUTION
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -512,9 +532,11 @@ class Tensor:
         ### END SOLUTION
 
     def transpose(self, *axes):
-        """Permute the axes: t.transpose(1, 0, 2) or t.transpose((1, 0, 2)); none: reverse."""
-        # TODO: accept both call styles as in reshape; with no axes, use the reversed order
-        #       (ndim-1, ..., 1, 0). Permute the data; op "transpose", save axes=axes.
+        """Permute the axes: t.transpose(1, 0, 2) or t.transpose((1, 0, 2)); none:
+        reverse."""
+        # TODO: accept both call styles as in reshape; with no axes, use the reversed
+        #       order (ndim-1, ..., 1, 0). Permute the data; op "transpose", save
+        #       axes=axes.
         ### BEGIN SOLUTION
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
@@ -528,9 +550,9 @@ class Tensor:
         return self.transpose()
 
     def __getitem__(self, key):
-        """t[0], t[:, 1], t[[0, 2]], t[t > 0]: NumPy indexing, as a Tensor. An index Tensor
-        needs an integer or bool dtype: Tensor([0, 2], dtype=np.int64)."""
-        if isinstance(key, tuple):                   # index Tensors inside a tuple -> arrays
+        """t[0], t[:, 1], t[[0, 2]], t[t > 0]: NumPy indexing, as a Tensor. An index
+        Tensor needs an integer or bool dtype: Tensor([0, 2], dtype=np.int64)."""
+        if isinstance(key, tuple):              # index Tensors inside a tuple -> arrays
             key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
         elif isinstance(key, Tensor):
             key = key.data
@@ -603,6 +625,31 @@ assert Tensor([[[1], [2]]]).shape == (1, 2, 1)
 assert Tensor([1.0], requires_grad=True).requires_grad is True
 assert repr(Tensor([1.0], requires_grad=True)) == "Tensor([1.], shape=(1,), dtype=float32, requires_grad=True)"
 assert np.allclose(Tensor(np.array([[1, 2], [3, 4]])).numpy(), [[1, 2], [3, 4]])
+# Every way in gives a copy, whatever the dtype: never an alias of what the caller holds.
+for _label, _source, _dtype in [
+        ("a float32 array", np.zeros((2, 3), np.float32), None),
+        ("a float64 array, dtype=np.float64", np.zeros((2, 3)), np.float64),
+        ("a float32 array, dtype=np.float32", np.zeros((3, 2), np.float32), np.float32),
+        ("a bool array", np.zeros((2, 3), bool), None),
+        ("an int64 array, dtype=np.int64", np.zeros(4, np.int64), np.int64)]:
+    _t = Tensor(_source, dtype=_dtype)
+    assert not np.shares_memory(_t.data, _source), (
+        f"Tensor({_label}) shares memory with the array it was given: changing one "
+        "changes the other. Copy in every case: np.array(data, dtype=dtype).")
+_t64 = Tensor(np.ones(3), dtype=np.float64)
+for _dtype in (None, np.float64):
+    assert not np.shares_memory(Tensor(_t64, dtype=_dtype).data, _t64.data), (
+        f"Tensor(tensor, dtype={_dtype}) shares the other Tensor's array: copy it.")
+for _data, _dtype, _want in [([1, 2], None, np.float32), (np.float32(2.0), None, np.float32),
+                             (np.arange(3, dtype=np.int32), None, np.float32),
+                             ([[True], [False]], None, np.bool_),
+                             (np.ones(2, np.float32), np.float64, np.float64),
+                             (Tensor([1.0, 2.0]), np.float64, np.float64),
+                             ([1.0, 2.0], np.int32, np.int32)]:
+    _got = Tensor(_data, dtype=_dtype).dtype
+    assert _got == _want, (
+        f"Tensor({_data!r}, dtype={_dtype}) has dtype {_got}, expected {np.dtype(_want)}: "
+        "float32 by default, bool stays bool, an explicit dtype wins.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -652,6 +699,37 @@ assert np.allclose((_m * _m - _m / _m).data, [[0, 3], [8, 15]])
 assert np.allclose((_m - _m.data).data, 0), "an array operand must work too"
 assert (_m + 1) is not _m and (-_m) is not _m, "operations must return new Tensors"
 assert np.allclose((Tensor([True, False]) * -10.0).data, [-10, 0]), "a bool mask times a number"
+# The same operations over generated inputs: non-square shapes, tiny, huge and
+# row-scaled values, float32 and float64; a float64 Tensor stays float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+
+def _named(name, fn):
+    fn.__name__ = name
+    return fn
+
+
+_pairs = cases([(3, 5), (2, 3, 4, 6), (1,)], inputs=2)
+for _name, _fn, _oracle in [("a + b", lambda a, b: a + b, np.add),
+                            ("a - b", lambda a, b: a - b, np.subtract),
+                            ("a * b", lambda a, b: a * b, np.multiply),
+                            ("a / b", lambda a, b: a / b, np.divide)]:
+    check_against(_named(_name, _fn), _oracle, _pairs, name=_name, tensor=Tensor)
+    assert_dtype_kept(_named(_name, _fn), [(3, 5), (3, 5)], grad=False, tensor=Tensor)
+_singles = cases([(3, 5), (2, 3, 4, 6)])
+_positives = cases([(3, 5), (2, 3, 4, 6)], positive=True)
+for _name, _fn, _oracle, _cases in [
+        ("-a", lambda a: -a, np.negative, _singles),
+        ("a ** 2", lambda a: a ** 2, np.square, _singles),
+        ("a ** 3", lambda a: a ** 3, lambda a: a ** 3, _singles),
+        ("a ** 0.5", lambda a: a ** 0.5, np.sqrt, _positives),
+        ("a ** -1", lambda a: a ** -1, np.reciprocal, _positives),
+        ("a + 1", lambda a: a + 1, lambda a: a + 1, _singles),
+        ("a - 1.5", lambda a: a - 1.5, lambda a: a - 1.5, _singles),
+        ("a * 0.5", lambda a: a * 0.5, lambda a: a * 0.5, _singles),
+        ("a / 4", lambda a: a / 4, lambda a: a / 4, _singles)]:
+    check_against(_named(_name, _fn), _oracle, _cases, name=_name, tensor=Tensor)
+    assert_dtype_kept(_named(_name, _fn), [(3, 5)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -666,7 +744,8 @@ def test_tensor_broadcasting():
     bias = Tensor([10.0, 20.0, 30.0])                    # (3,)
     out = batch + bias
     assert out.shape == (2, 3), (
-        f"(2, 3) + (3,): expected shape (2, 3), got {out.shape}. Hint: NumPy's + broadcasts.")
+        f"(2, 3) + (3,): expected shape (2, 3), got {out.shape}. "
+        "Hint: NumPy's + broadcasts.")
     assert np.allclose(out.data, [[11, 22, 33], [14, 25, 36]]), (
         f"batch + bias: expected [[11, 22, 33], [14, 25, 36]], got {out.data}.")
     scaled = batch * 2
@@ -694,6 +773,17 @@ try:
     raise AssertionError("(2, 3) + (2,) cannot broadcast and must raise")
 except ValueError:
     pass
+# Both operands may stretch, on either side, in any of + - * /.
+from tinytorch.testing import cases, check_against
+
+_stretch = cases([((3, 1), (1, 4)), ((1, 4), (3, 1)), ((5,), (2, 3, 5)), ((2, 3, 5), (5,)),
+                  ((4, 1, 3), (2, 1)), ((2, 1), (4, 1, 3)), ((2, 3), ())],
+                 magnitudes=("ordinary", "rows"))
+for _name, _fn, _oracle in [("a + b", lambda a, b: a + b, np.add),
+                            ("a - b", lambda a, b: a - b, np.subtract),
+                            ("a * b", lambda a, b: a * b, np.multiply),
+                            ("a / b", lambda a, b: a / b, np.divide)]:
+    check_against(_fn, _oracle, _stretch, name=_name, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -711,12 +801,16 @@ def test_tensor_reflected():
             got = fn()
         except TypeError as error:
             raise AssertionError(
-                f"{name} raised TypeError ({error}). Hint: Python calls t.__rsub__(2) for "
-                "2 - t and t.__rtruediv__(2) for 2 / t: define them.") from None
-        assert isinstance(got, Tensor) and got.shape == (3,) and got.dtype == np.float32, (
+                f"{name} raised TypeError ({error}). Hint: Python calls "
+                "t.__rsub__(2) for 2 - t and t.__rtruediv__(2) for 2 / t: define "
+                "them.") from None
+        assert (isinstance(got, Tensor) and got.shape == (3,)
+                and got.dtype == np.float32), (
             f"{name}: expected a float32 Tensor of shape (3,), got {got!r}.")
-    assert np.allclose((2 + t).data, [3, 4, 6]), f"2 + t: expected [3, 4, 6], got {(2 + t).data}."
-    assert np.allclose((2 * t).data, [2, 4, 8]), f"2 * t: expected [2, 4, 8], got {(2 * t).data}."
+    assert np.allclose((2 + t).data, [3, 4, 6]), (
+        f"2 + t: expected [3, 4, 6], got {(2 + t).data}.")
+    assert np.allclose((2 * t).data, [2, 4, 8]), (
+        f"2 * t: expected [2, 4, 8], got {(2 * t).data}.")
 
 test_tensor_reflected()
 ### BEGIN HIDDEN TESTS
@@ -728,6 +822,22 @@ assert np.allclose((np.float64(8.0) / _t).data, [8, 4, 2]) and (np.float64(8.0) 
 assert (np.float64(1.0) - _t).dtype == np.float32, "a np.float64 on the left must not make the result float64"
 assert np.allclose((np.array([10.0, 10.0, 10.0]) - _t).data, [9, 8, 6])
 assert np.allclose((1 / (1 + _t)).data, [0.5, 1 / 3, 0.2])
+# Numbers on the left over generated inputs, float32 and float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+for _name, _fn, _oracle, _positive in [
+        ("2 - a", lambda a: 2 - a, lambda a: 2 - a, False),
+        ("-1.5 - a", lambda a: -1.5 - a, lambda a: -1.5 - a, False),
+        ("2 / a", lambda a: 2 / a, lambda a: 2 / a, True),
+        ("0.5 / a", lambda a: 0.5 / a, lambda a: 0.5 / a, True),
+        ("3 + a", lambda a: 3 + a, lambda a: 3 + a, False),
+        ("3 * a", lambda a: 3 * a, lambda a: 3 * a, False),
+        ("np.float64(2) - a", lambda a: np.float64(2) - a, lambda a: 2 - a, False),
+        ("np.float64(2) / a", lambda a: np.float64(2) / a, lambda a: 2 / a, True)]:
+    _fn.__name__ = _name
+    check_against(_fn, _oracle, cases([(3, 5), (2, 3, 4)], positive=_positive),
+                  name=_name, tensor=Tensor)
+    assert_dtype_kept(_fn, [(3, 5)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -779,6 +889,24 @@ for _sa, _sb in [((3,), (3, 4)), ((2, 3), (3,)), ((3,), (3,)), ((5, 2, 3), (3, 4
     assert np.allclose(_got.data, np.matmul(_x, _y), atol=1e-5), f"{_sa} @ {_sb}: wrong values"
     assert _got.dtype == np.float32
 assert np.allclose((Tensor([[1.0, 2.0]]) @ [[1.0], [1.0]]).data, [[3.0]]), "a list operand must work too"
+# The product over generated operands: 1-D on either side, batched, non-square.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_products = cases([((4, 3), (3, 5)), ((3,), (3, 4)), ((2, 3), (3,)), ((7,), (7,)),
+                   ((5, 2, 3), (3, 4)), ((5, 2, 3), (5, 3, 1)), ((2, 3), (2, 3, 4)),
+                   ((1, 6), (6, 1))])
+check_against(lambda a, b: a @ b, np.matmul, _products, name="a @ b", tensor=Tensor)
+check_against(lambda a, b: a.matmul(b), np.matmul, _products[:8], name="a.matmul(b)",
+              tensor=Tensor)
+assert_dtype_kept(lambda a, b: a @ b, [(4, 3), (3, 5)], grad=False, tensor=Tensor)
+for _sa, _sb in [((5, 2, 3), (5, 4, 1)), ((3,), (2, 3)), ((4, 2), (4,)), ((1, 3), (1, 3))]:
+    try:
+        Tensor(np.ones(_sa)) @ Tensor(np.ones(_sb))
+    except ValueError as _e:
+        assert str(_sa) in str(_e) and str(_sb) in str(_e), (
+            f"{_sa} @ {_sb}: the ValueError should name both shapes, got {_e}")
+    else:
+        raise AssertionError(f"{_sa} @ {_sb} should raise ValueError: the inner sizes differ")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -796,10 +924,12 @@ def test_tensor_reductions():
         ("x.mean()", x.mean(), 3.5, ()),
         ("x.max()", x.max(), 6, ()),
     ]:
-        assert isinstance(got, Tensor), f"{name} should return a Tensor, got {type(got).__name__}."
+        assert isinstance(got, Tensor), (
+            f"{name} should return a Tensor, got {type(got).__name__}.")
         assert got.shape == shape and np.allclose(got.data, expected), (
-            f"{name} with x = [[1, 2, 3], [4, 5, 6]]: expected {expected} of shape {shape}, "
-            f"got {got.data} of shape {got.shape}. Hint: np.sum/np.mean/np.max with axis.")
+            f"{name} with x = [[1, 2, 3], [4, 5, 6]]: expected {expected} of shape "
+            f"{shape}, got {got.data} of shape {got.shape}. "
+            "Hint: np.sum/np.mean/np.max with axis.")
 
 test_tensor_reductions()
 ### BEGIN HIDDEN TESTS
@@ -820,6 +950,22 @@ assert np.allclose(_c.mean(axis=(0, 2), keepdims=True).data, np.arange(24).resha
 assert _c.max(axis=(1, 2), keepdims=True).shape == (2, 1, 1)
 for _r in (_x.sum(), _x.mean(axis=0), _x.max(axis=1)):
     assert _r.dtype == np.float32, "reductions keep float32"
+# Every reduction, over every kind of axis, with and without keepdims, on generated
+# non-square inputs whose rows have different scales (a mean over the wrong axis shows).
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_blocks = cases([(2, 3, 4), (3, 5, 2, 2)], magnitudes=("ordinary", "huge", "rows"))
+for _method, _oracle in [("sum", np.sum), ("mean", np.mean), ("max", np.max)]:
+    for _axis in (None, 0, 1, -1, (0, 2), (1, -1)):
+        for _keep in (False, True):
+            _call = f"x.{_method}(axis={_axis}, keepdims={_keep})"
+            check_against(
+                lambda a, m=_method, ax=_axis, k=_keep: getattr(a, m)(axis=ax, keepdims=k),
+                lambda a, o=_oracle, ax=_axis, k=_keep: o(a, axis=ax, keepdims=k),
+                _blocks, name=_call, tensor=Tensor)
+    _fn = lambda a, m=_method: getattr(a, m)(axis=1)  # noqa: E731
+    _fn.__name__ = f"x.{_method}(axis=1)"
+    assert_dtype_kept(_fn, [(3, 4, 2)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -835,7 +981,8 @@ def test_tensor_shape_ops():
     assert isinstance(r, Tensor) and r.shape == (3, 2), (
         f"t.reshape(3, 2) of a (2, 3) Tensor: expected shape (3, 2), got {r!r}.")
     assert np.allclose(r.data, [[1, 2], [3, 4], [5, 6]]), (
-        f"reshape keeps the order of the numbers: expected [[1, 2], [3, 4], [5, 6]], got {r.data}.")
+        "reshape keeps the order of the numbers: expected [[1, 2], [3, 4], [5, 6]], "
+        f"got {r.data}.")
     tt = t.transpose()
     assert tt.shape == (3, 2) and np.allclose(tt.data, [[1, 4], [2, 5], [3, 6]]), (
         f"t.transpose() of [[1, 2, 3], [4, 5, 6]]: expected [[1, 4], [2, 5], [3, 6]], "
@@ -857,6 +1004,23 @@ assert Tensor(_a).T.shape == (4, 3, 2), ".T reverses all the axes"
 assert Tensor(_a).transpose().shape == (4, 3, 2)
 assert Tensor([1.0, 2.0]).T.shape == (2,)
 assert Tensor(_a).reshape(4, 6).dtype == np.float32 and Tensor(_a).T.dtype == np.float32
+# reshape and transpose over generated inputs, every call style, float32 and float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_blocks = cases([(2, 3, 4), (4, 3, 2)], magnitudes=("ordinary",))
+for _name, _fn, _oracle in [
+        ("x.reshape(4, -1)", lambda a: a.reshape(4, -1), lambda a: a.reshape(4, -1)),
+        ("x.reshape((-1,))", lambda a: a.reshape((-1,)), lambda a: a.reshape(-1)),
+        ("x.reshape([6, 4])", lambda a: a.reshape([6, 4]), lambda a: a.reshape(6, 4)),
+        ("x.transpose()", lambda a: a.transpose(), lambda a: a.transpose()),
+        ("x.T", lambda a: a.T, lambda a: a.T),
+        ("x.transpose(1, 0, 2)", lambda a: a.transpose(1, 0, 2),
+         lambda a: a.transpose(1, 0, 2)),
+        ("x.transpose((2, 0, 1))", lambda a: a.transpose((2, 0, 1)),
+         lambda a: a.transpose(2, 0, 1))]:
+    _fn.__name__ = _name
+    check_against(_fn, _oracle, _blocks, name=_name, tensor=Tensor)
+    assert_dtype_kept(_fn, [(2, 3, 4)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -869,11 +1033,15 @@ assert Tensor(_a).reshape(4, 6).dtype == np.float32 and Tensor(_a).T.dtype == np
 def test_tensor_indexing():
     t = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     for name, got, expected in [("t[0]", t[0], [1, 2, 3]), ("t[:, 1]", t[:, 1], [2, 5]),
-                                ("t[1, 2]", t[1, 2], 6), ("t[:, 1:]", t[:, 1:], [[2, 3], [5, 6]])]:
-        assert isinstance(got, Tensor), f"{name} should return a Tensor, got {type(got).__name__}."
-        assert np.allclose(got.data, expected), f"{name}: expected {expected}, got {got.data}."
+                                ("t[1, 2]", t[1, 2], 6),
+                                ("t[:, 1:]", t[:, 1:], [[2, 3], [5, 6]])]:
+        assert isinstance(got, Tensor), (
+            f"{name} should return a Tensor, got {type(got).__name__}.")
+        assert np.allclose(got.data, expected), (
+            f"{name}: expected {expected}, got {got.data}.")
     mask = t > 2.5
-    assert mask.dtype == np.bool_ and mask.data.tolist() == [[False, False, True], [True, True, True]], (
+    want = [[False, False, True], [True, True, True]]
+    assert mask.dtype == np.bool_ and mask.data.tolist() == want, (
         f"t > 2.5: expected a bool Tensor [[F, F, T], [T, T, T]], got {mask!r}.")
 
 test_tensor_indexing()
@@ -893,6 +1061,21 @@ assert (_t != _t).data.sum() == 0 and (_t <= 3).data.sum() == 3 and (_t >= 3).da
 assert (_t < Tensor([2.0, 5.0, 9.0])).data.tolist() == [[True, True, True], [False, False, True]]
 _a, _b = Tensor([1.0]), Tensor([1.0])
 assert len({_a, _b}) == 2 and {_a: 1}[_a] == 1, "Tensors must stay usable in sets and as dict keys"
+# NumPy's indexing over generated non-square inputs, float32 and float64.
+from tinytorch.testing import assert_dtype_kept, cases, check_against
+
+_grid = cases([(4, 6), (3, 5)], magnitudes=("ordinary",))
+for _name, _fn, _oracle in [
+        ("x[1]", lambda a: a[1], lambda a: a[1]),
+        ("x[:, 1:]", lambda a: a[:, 1:], lambda a: a[:, 1:]),
+        ("x[[0, 0, 2]]", lambda a: a[[0, 0, 2]], lambda a: a[[0, 0, 2]]),
+        ("x[..., -1]", lambda a: a[..., -1], lambda a: a[..., -1]),
+        ("x[Tensor([2, 0])]", lambda a: a[Tensor([2, 0], dtype=np.int64)],
+         lambda a: a[[2, 0]]),
+        ("x[x > 0]", lambda a: a[a > 0], lambda a: a[a > 0])]:
+    _fn.__name__ = _name
+    check_against(_fn, _oracle, _grid, name=_name, tensor=Tensor)
+    assert_dtype_kept(_fn, [(4, 6)], grad=False, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -905,7 +1088,8 @@ def test_tensor_no_mutation():
     b = Tensor([4.0, 5.0, 6.0])
     a + b
     assert np.array_equal(a.data, [1, 2, 3]) and np.array_equal(b.data, [4, 5, 6]), (
-        f"a + b changed its operands: a = {a.data}, b = {b.data}. Hint: build a new array "
+        f"a + b changed its operands: a = {a.data}, b = {b.data}. "
+        "Hint: build a new array "
         "(self.data + other.data); never use += or out= on an operand.")
 
 test_tensor_no_mutation()
@@ -923,6 +1107,29 @@ for _name, _op in _ops:
     assert np.array_equal(_a.data, _before[0]) and np.array_equal(_b.data, _before[1]), f"{_name} changed an operand"
     _out.data[...] = -1.0
     assert np.array_equal(_a.data, _before[0]) and np.array_equal(_b.data, _before[1]), f"{_name} shares memory with an operand"
+# Every operation, on float32 and float64 operands of different shapes: no operand
+# changes, and the result shares no memory with one.
+from tinytorch.testing import assert_untouched
+
+_rng = np.random.default_rng(20)
+for _dtype in (np.float32, np.float64):
+    _a = Tensor(_rng.standard_normal((3, 4)), dtype=_dtype)
+    _b = Tensor(_rng.standard_normal(4) + 3.0, dtype=_dtype)
+    _m = Tensor(_rng.standard_normal((4, 2)), dtype=_dtype)
+    for _name, _fn, _args in [
+            ("a + b", lambda a, b: a + b, (_a, _b)), ("b - a", lambda a, b: b - a, (_a, _b)),
+            ("a * b", lambda a, b: a * b, (_a, _b)), ("a / b", lambda a, b: a / b, (_a, _b)),
+            ("-a", lambda a: -a, (_a,)), ("a ** 3", lambda a: a ** 3, (_a,)),
+            ("2 - a", lambda a: 2 - a, (_a,)), ("2 / b", lambda b: 2 / b, (_b,)),
+            ("a @ m", lambda a, m: a @ m, (_a, _m)), ("a.sum(1)", lambda a: a.sum(axis=1), (_a,)),
+            ("a.mean(0)", lambda a: a.mean(axis=0), (_a,)),
+            ("a.max()", lambda a: a.max(), (_a,)),
+            ("a.reshape(2, 6)", lambda a: a.reshape(2, 6), (_a,)),
+            ("a.reshape(-1)", lambda a: a.reshape(-1), (_a,)),
+            ("a.transpose()", lambda a: a.transpose(), (_a,)), ("a.T", lambda a: a.T, (_a,)),
+            ("a[1]", lambda a: a[1], (_a,)), ("a[:, ::2]", lambda a: a[:, ::2], (_a,))]:
+        _fn.__name__ = f"{_name} ({np.dtype(_dtype).name})"
+        assert_untouched(_fn, *_args, no_view=True)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -934,7 +1141,8 @@ for _name, _op in _ops:
 # %%
 #| test: tensor_result_hook (2 points)
 def watch_result(run):
-    """Run `run()` while recording every call to Tensor._result as (op, parents, saved)."""
+    """Run `run()` while recording every call to Tensor._result as (op, parents,
+    saved)."""
     calls, original = [], Tensor._result
 
     def recording(self, data, op, *parents, **saved):
@@ -957,11 +1165,14 @@ def test_tensor_result_hook():
                                    ("a @ b", lambda: a @ b, "matmul", (a, b)),
                                    ("a.sum()", lambda: a.sum(), "sum", (a,))]:
         calls = watch_result(run)
-        assert calls, f"{name} did not call self._result. Hint: end with return self._result(...)."
+        assert calls, (
+            f"{name} did not call self._result. Hint: end with return self._result(...).")
         got_op, got_parents, _ = calls[-1]
         assert got_op == op, f"{name}: expected op {op!r} in _result, got {got_op!r}."
-        assert len(got_parents) == len(parents) and all(g is p for g, p in zip(got_parents, parents)), (
-            f"{name}: expected the parents to be exactly the operand Tensor(s), got {got_parents}.")
+        same = all(g is p for g, p in zip(got_parents, parents))
+        assert len(got_parents) == len(parents) and same, (
+            f"{name}: expected the parents to be exactly the operand Tensor(s), "
+            f"got {got_parents}.")
 
 test_tensor_result_hook()
 ### BEGIN HIDDEN TESTS
@@ -984,6 +1195,50 @@ assert _saved.get("axis") == 1 and _saved.get("keepdims") is True, "sum must sav
 _saved = watch_result(lambda: _a.max(axis=0))[-1][2]
 assert _saved.get("axis") == 0 and _saved.get("keepdims") is False, "max must save axis and keepdims"
 assert watch_result(lambda: _a ** 3)[-1][2].get("exponent") == 3, "pow must save the exponent"
+# The contract with module 07: backward() through the course's engine, over what each
+# operation recorded, gives every input the gradient of central differences.
+from tinytorch.testing import check_graph
+
+try:        # module 07's engine: the grader imports the whole reference package
+    from tinytorch.core.autograd import backward as _engine
+except ModuleNotFoundError:     # a package of modules 01-02 alone has no engine yet
+    _engine = None
+if _engine is not None:
+    _rng = np.random.default_rng(21)
+    _x, _y = _rng.standard_normal((3, 4)), _rng.standard_normal((3, 4))
+    _row, _col = _rng.standard_normal(4), _rng.standard_normal((3, 1))
+    _pos = np.abs(_rng.standard_normal((3, 4))) + 0.5
+    _cube = _rng.standard_normal((2, 3, 4))
+    for _name, _fn, _inputs in [
+            ("a + b", lambda a, b: a + b, [_x, _row]), ("a + b", lambda a, b: a + b, [_col, _x]),
+            ("a - b", lambda a, b: a - b, [_x, _col]), ("a - b", lambda a, b: a - b, [_row, _x]),
+            ("a * b", lambda a, b: a * b, [_x, _row]), ("a / b", lambda a, b: a / b, [_x, _pos]),
+            ("a / b", lambda a, b: a / b, [_row, _pos]), ("-a", lambda a: -a, [_x]),
+            ("a ** 3", lambda a: a ** 3, [_x]), ("a ** 0.5", lambda a: a ** 0.5, [_pos]),
+            ("a ** -2", lambda a: a ** -2, [_pos]), ("a * 3", lambda a: a * 3, [_x]),
+            ("a - 1", lambda a: a - 1, [_x]), ("a / 4", lambda a: a / 4, [_x]),
+            ("2 - a", lambda a: 2 - a, [_x]), ("2 / a", lambda a: 2 / a, [_pos]),
+            ("3 + a", lambda a: 3 + a, [_x]), ("3 * a", lambda a: 3 * a, [_x]),
+            ("a @ b", lambda a, b: a @ b, [_x, _y.T]), ("a @ b", lambda a, b: a @ b, [_row, _y.T]),
+            ("a @ b", lambda a, b: a @ b, [_x, _row]), ("a @ b", lambda a, b: a @ b, [_cube, _y.T]),
+            ("a.sum()", lambda a: a.sum(), [_cube]),
+            ("a.sum(axis=1)", lambda a: a.sum(axis=1), [_cube]),
+            ("a.sum(axis=(0, 2), keepdims=True)", lambda a: a.sum(axis=(0, 2), keepdims=True),
+             [_cube]),
+            ("a.mean()", lambda a: a.mean(), [_cube]),
+            ("a.mean(axis=-1)", lambda a: a.mean(axis=-1), [_cube]),
+            ("a.mean(axis=0, keepdims=True)", lambda a: a.mean(axis=0, keepdims=True), [_cube]),
+            ("a.max(axis=1)", lambda a: a.max(axis=1), [_cube]),
+            ("a.max(axis=-1, keepdims=True)", lambda a: a.max(axis=-1, keepdims=True), [_cube]),
+            ("a.reshape(4, -1)", lambda a: a.reshape(4, -1), [_cube]),
+            ("a.reshape((24,))", lambda a: a.reshape((24,)), [_cube]),
+            ("a.transpose()", lambda a: a.transpose(), [_cube]), ("a.T", lambda a: a.T, [_x]),
+            ("a.transpose(1, 0, 2)", lambda a: a.transpose(1, 0, 2), [_cube]),
+            ("a.transpose((2, 0, 1))", lambda a: a.transpose((2, 0, 1)), [_cube]),
+            ("a[1]", lambda a: a[1], [_cube]), ("a[:, 1:]", lambda a: a[:, 1:], [_x]),
+            ("a[[0, 0, 2]]", lambda a: a[[0, 0, 2]], [_x]),
+            ("a[a > 0]", lambda a: a[a > 0], [_x])]:
+        check_graph(_fn, _inputs, name=_name, backward=_engine, tensor=Tensor)
 ### END HIDDEN TESTS
 
 # %% [markdown]

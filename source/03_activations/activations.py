@@ -47,7 +47,8 @@ W, b = W1 @ W2, b1 @ W2 + b2                  # the single layer the two collaps
 for x in (Tensor([[1.0, 2.0]]), Tensor([[-1.0, 0.0]]), Tensor([[3.0, -7.0]])):
     two_layers = (x @ W1 + b1) @ W2 + b2
     one_layer = x @ W + b
-    print(f"x = {x.data}: two layers give {two_layers.data}, one layer gives {one_layer.data}")
+    print(f"x = {x.data}: two layers give {two_layers.data}, "
+          f"one layer gives {one_layer.data}")
 
 # %% [markdown]
 # ## The fix: bend between the layers
@@ -90,7 +91,7 @@ for x in (Tensor([[1.0, 2.0]]), Tensor([[-1.0, 0.0]]), Tensor([[3.0, -7.0]])):
 # %%
 XOR_IN = Tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
 hidden = XOR_IN @ Tensor([[1.0, 1.0], [1.0, 1.0]]) + Tensor([0.0, -1.0])
-hidden = Tensor(np.maximum(hidden.data, 0))                    # the bend: ReLU, by hand for now
+hidden = Tensor(np.maximum(hidden.data, 0))            # the bend: ReLU, by hand for now
 print("XOR:", (hidden @ Tensor([[1.0], [-2.0]])).data.ravel())  # [0, 1, 1, 0]
 
 # %% [markdown]
@@ -175,7 +176,8 @@ print("XOR:", (hidden @ Tensor([[1.0], [-2.0]])).data.ravel())  # [0, 1, 1, 0]
 def numerical_gradient(make, x, grad_output, h=1e-6):
     """d/dx of sum(f(x) * grad_output) by central differences, in float64.
 
-    make: builds a fresh activation (e.g. `Sigmoid`), so the one being tested keeps its cache.
+    make: builds a fresh activation (e.g. `Sigmoid`), so the one being tested keeps its
+    cache.
     """
     x = np.array(x, dtype=np.float64)
     g = np.asarray(grad_output, dtype=np.float64)
@@ -207,8 +209,9 @@ print(numerical_gradient(lambda: square, [3.0], [1.0]))
 # %%
 #| export
 class Activation:
-    """A nonlinear function between layers: `forward` computes it and saves what `backward`
-    needs; `backward(grad_output)` returns the gradient with respect to the input."""
+    """A nonlinear function between layers: `forward` computes it and saves what
+    `backward` needs; `backward(grad_output)` returns the gradient with respect to the
+    input."""
 
     def __call__(self, x):
         return self.forward(x)
@@ -217,7 +220,8 @@ class Activation:
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
     def backward(self, grad_output):
-        raise NotImplementedError(f"{type(self).__name__} must define backward(grad_output)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must define backward(grad_output)")
 
     def parameters(self):
         """An activation learns nothing: no parameters."""
@@ -242,8 +246,8 @@ class ReLU(Activation):
     """max(0, x), elementwise."""
 
     def forward(self, x):
-        # TODO: save the mask x > 0 (as a NumPy bool array) in self.mask for backward; return
-        #       max(0, x) as a new Tensor through x._result with op "relu".
+        # TODO: save the mask x > 0 (as a NumPy bool array) in self.mask for backward;
+        #       return max(0, x) as a new Tensor through x._result with op "relu".
         ### BEGIN SOLUTION
         self.mask = x.data > 0
         out = np.maximum(x.data, 0)
@@ -270,7 +274,8 @@ def test_activations_relu():
     relu = ReLU()
     x = Tensor([-2.0, -0.5, 1.0, 3.0])
     y = relu(x)
-    assert isinstance(y, Tensor), f"ReLU()(x) should return a Tensor, got {type(y).__name__}."
+    assert isinstance(y, Tensor), (
+        f"ReLU()(x) should return a Tensor, got {type(y).__name__}.")
     assert y.shape == (4,) and np.allclose(y.data, [0, 0, 1, 3]), (
         f"ReLU of [-2, -0.5, 1, 3]: expected [0, 0, 1, 3], got {y.data}. "
         "Hint: np.maximum(x.data, 0).")
@@ -284,6 +289,60 @@ def test_activations_relu():
 
 test_activations_relu()
 ### BEGIN HIDDEN TESTS
+# The checks every activation gets, over generated inputs (tinytorch.testing): forward and
+# backward against NumPy formulas, the input and the incoming gradient left untouched,
+# float32 and float64 kept, and the graph forward records (module 07's contract).
+from tinytorch.testing import (
+    assert_dtype_kept,
+    assert_untouched,
+    cases,
+    check_against,
+    check_graph,
+)
+
+try:        # module 07's engine: the grader imports the whole reference package
+    from tinytorch.core.autograd import backward as _engine
+except ModuleNotFoundError:     # a package of modules 01-02 alone has no engine yet
+    _engine = None
+
+
+def _check_activation(make, forward, slope, magnitudes=("ordinary", "tiny", "huge", "rows")):
+    """make() builds the activation; forward(x) and slope(x) are its NumPy formulas."""
+    name = repr(make())
+
+    def run_forward(x):
+        return make()(x)
+
+    def run_backward(x, g):
+        activation = make()
+        activation(x)
+        return activation.backward(g)
+
+    run_forward.__name__, run_backward.__name__ = name, f"{name}.backward"
+    shapes = [(1,), (7,), (3, 5), (5, 3), (2, 3, 4, 6)]
+    check_against(run_forward, forward, cases(shapes, magnitudes=magnitudes), name=name)
+    # Near saturation float32 keeps few digits of 1 - s or 1 - t**2 (an error of about
+    # 1e-7 times grad_output), so backward is judged in float64 on every magnitude, and in
+    # float32 on ordinary values with a looser tolerance.
+    check_against(run_backward, lambda x, g: g * slope(x),
+                  cases(shapes, inputs=2, magnitudes=magnitudes, dtypes=("float64",)),
+                  name=f"{name}.backward")
+    check_against(run_backward, lambda x, g: g * slope(x),
+                  cases(shapes, inputs=2, magnitudes=("ordinary",), dtypes=("float32",)),
+                  name=f"{name}.backward", rtol=1e-3, atol=1e-4)
+    assert_dtype_kept(run_forward, [(3, 5)], grad=False)
+    assert_dtype_kept(run_backward, [(3, 5), (3, 5)], grad=False)
+    rng = np.random.default_rng(30)
+    for dtype in (np.float32, np.float64):
+        activation = make()
+        assert_untouched(run_forward, Tensor(rng.standard_normal((3, 5)), dtype=dtype))
+        activation(Tensor(rng.standard_normal((3, 5)), dtype=dtype))
+        assert_untouched(activation.backward, Tensor(rng.standard_normal((3, 5)), dtype=dtype))
+    if _engine is not None:
+        check_graph(make(), [rng.standard_normal((3, 4))], name=name, backward=_engine)
+        check_graph(make(), [rng.standard_normal((2, 3, 2))], name=name, backward=_engine)
+
+
 _x = Tensor([-1.0, 0.0, 2.0])
 _relu = ReLU()
 _relu(_x)
@@ -305,6 +364,7 @@ _y = _relu(Tensor(_a, dtype=np.float64))
 assert _y.dtype == np.float64, "a float64 input must give a float64 output"
 assert _relu.backward(Tensor(np.ones((2, 3, 4)), dtype=np.float64)).dtype == np.float64, (
     "a float64 grad_output must give a float64 gradient: Tensor(grad, dtype=grad.dtype)")
+_check_activation(ReLU, lambda x: np.maximum(x, 0), lambda x: (x > 0).astype(float))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -336,9 +396,10 @@ assert _relu.backward(Tensor(np.ones((2, 3, 4)), dtype=np.float64)).dtype == np.
 # the side it throws away. With $z = e^{-|x|}$ neither side can.
 
 # %%
-with np.errstate(over="ignore", invalid="ignore"):    # silence the warnings for this demo only
+with np.errstate(over="ignore", invalid="ignore"):    # no warnings, for this demo only
     x = np.array([-1000.0, 1000.0], dtype=np.float32)
-    print("1 / (1 + e^-x):", 1 / (1 + np.exp(-x)), "   e^x / (1 + e^x):", np.exp(x) / (1 + np.exp(x)))
+    print("1 / (1 + e^-x):", 1 / (1 + np.exp(-x)),
+          "   e^x / (1 + e^x):", np.exp(x) / (1 + np.exp(x)))
 
 # %%
 #| export
@@ -355,7 +416,8 @@ class Sigmoid(Activation):
         ### END SOLUTION
 
     def backward(self, grad_output):
-        # TODO: the chain rule with sigma'(x) = sigma(x) * (1 - sigma(x)), from the saved output.
+        # TODO: the chain rule with sigma'(x) = sigma(x) * (1 - sigma(x)), from the
+        #       saved output.
         ### BEGIN SOLUTION
         s = self.output
         grad = grad_output.data * s * (1 - s)
@@ -367,7 +429,8 @@ class Sigmoid(Activation):
 def test_activations_sigmoid():
     sigmoid = Sigmoid()
     y = sigmoid(Tensor([-2.0, 0.0, 2.0]))
-    assert isinstance(y, Tensor) and y.shape == (3,), f"expected a Tensor of shape (3,), got {y!r}."
+    assert isinstance(y, Tensor) and y.shape == (3,), (
+        f"expected a Tensor of shape (3,), got {y!r}.")
     assert np.allclose(y.data, [0.1192, 0.5, 0.8808], atol=1e-4), (
         f"sigmoid([-2, 0, 2]): expected [0.1192, 0.5, 0.8808], got {y.data}. "
         "Hint: 1 / (1 + e^-x), computed with z = e^-|x| on each side.")
@@ -385,7 +448,8 @@ def test_activations_sigmoid():
         "Hint: return Tensor(grad, dtype=grad.dtype).")
     want = numerical_gradient(Sigmoid, x, out)
     assert np.allclose(got.data, want, atol=1e-6), (
-        f"sigmoid backward disagrees with the numerical gradient: expected {want}, got {got.data}.")
+        "sigmoid backward disagrees with the numerical gradient: "
+        f"expected {want}, got {got.data}.")
 
 test_activations_sigmoid()
 ### BEGIN HIDDEN TESTS
@@ -409,6 +473,8 @@ assert np.allclose(_s.backward(Tensor(_g, dtype=np.float64)).data, numerical_gra
 _x = Tensor([-3.0, 3.0])
 Sigmoid()(_x)
 assert np.array_equal(_x.data, [-3, 3]), "sigmoid must not change its input"
+_check_activation(Sigmoid, lambda x: 0.5 * (1 + np.tanh(x / 2)),
+                  lambda x: 0.25 * (1 - np.tanh(x / 2) ** 2))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -431,7 +497,8 @@ class Tanh(Activation):
     """tanh(x), elementwise."""
 
     def forward(self, x):
-        # TODO: compute tanh(x), save it in self.output, return it through x._result, op "tanh".
+        # TODO: compute tanh(x), save it in self.output, return it through x._result,
+        #       op "tanh".
         ### BEGIN SOLUTION
         self.output = np.tanh(x.data)
         return x._result(self.output, "tanh", x)
@@ -450,8 +517,9 @@ class Tanh(Activation):
 def test_activations_tanh():
     tanh = Tanh()
     y = tanh(Tensor([-1.0, 0.0, 1.0]))
-    assert isinstance(y, Tensor) and np.allclose(y.data, [-0.7616, 0, 0.7616], atol=1e-4), (
-        f"tanh([-1, 0, 1]): expected [-0.7616, 0, 0.7616], got {y if not isinstance(y, Tensor) else y.data}.")
+    shown, want = (y.data if isinstance(y, Tensor) else y), [-0.7616, 0, 0.7616]
+    assert isinstance(y, Tensor) and np.allclose(y.data, want, atol=1e-4), (
+        f"tanh([-1, 0, 1]): expected {want}, got {shown}.")
     g = tanh.backward(Tensor([1.0, 1.0, 1.0]))
     assert np.allclose(g.data, [0.42, 1.0, 0.42], atol=1e-4), (
         f"tanh backward at [-1, 0, 1] with grad_output 1: expected [0.42, 1, 0.42] "
@@ -462,7 +530,8 @@ def test_activations_tanh():
     got = t.backward(Tensor(out, dtype=np.float64))
     want = numerical_gradient(Tanh, x, out)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"tanh backward disagrees with the numerical gradient: expected {want} (float64), "
+        "tanh backward disagrees with the numerical gradient: "
+        f"expected {want} (float64), "
         f"got {got.data} ({got.dtype}).")
 
 test_activations_tanh()
@@ -478,6 +547,7 @@ assert _t(Tensor(_a, dtype=np.float64)).shape == (3, 2, 2), "tanh keeps the shap
 assert np.allclose(_t.backward(Tensor(_g, dtype=np.float64)).data, numerical_gradient(Tanh, _a, _g), atol=1e-6), (
     "tanh backward on a (3, 2, 2) batch disagrees with the numerical gradient")
 assert _t.backward(Tensor(_g)).shape == (3, 2, 2), "the gradient is shaped like the input"
+_check_activation(Tanh, np.tanh, lambda x: 1 - np.tanh(x) ** 2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -517,8 +587,8 @@ class GELU(Activation):
 
     def forward(self, x):
         # TODO: compute 0.5 * x * (1 + tanh(c * (x + a * x^3))) with c = sqrt(2 / pi) and
-        #       a = 0.044715; save the input in self.input (and tanh(u) in self.t if you like);
-        #       return it through x._result, op "gelu".
+        #       a = 0.044715; save the input in self.input (and tanh(u) in self.t if
+        #       you like); return it through x._result, op "gelu".
         ### BEGIN SOLUTION
         c, a = math.sqrt(2 / math.pi), 0.044715
         self.input = x.data
@@ -528,7 +598,8 @@ class GELU(Activation):
         ### END SOLUTION
 
     def backward(self, grad_output):
-        # TODO: the chain rule with GELU'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
+        # TODO: the chain rule with
+        #       GELU'(x) = 0.5 (1 + t) + 0.5 x (1 - t^2) c (1 + 3 a x^2).
         ### BEGIN SOLUTION
         c, a = math.sqrt(2 / math.pi), 0.044715
         x, t = self.input, self.t
@@ -542,9 +613,11 @@ class GELU(Activation):
 def test_activations_gelu():
     gelu = GELU()
     y = gelu(Tensor([-1.0, 0.0, 1.0, 2.0]))
-    assert isinstance(y, Tensor) and np.allclose(y.data, [-0.1588, 0, 0.8412, 1.9546], atol=1e-4), (
-        f"GELU([-1, 0, 1, 2]): expected [-0.1588, 0, 0.8412, 1.9546], got "
-        f"{y.data if isinstance(y, Tensor) else y}. Hint: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).")
+    want = [-0.1588, 0, 0.8412, 1.9546]
+    assert isinstance(y, Tensor) and np.allclose(y.data, want, atol=1e-4), (
+        f"GELU([-1, 0, 1, 2]): expected {want}, got "
+        f"{y.data if isinstance(y, Tensor) else y}. "
+        "Hint: 0.5 x (1 + tanh(c (x + 0.044715 x^3))).")
     g = gelu.backward(Tensor([1.0, 1.0, 1.0, 1.0]))
     assert isinstance(g, Tensor) and g.shape == (4,) and abs(g.data[1] - 0.5) < 1e-6, (
         f"GELU'(0) should be 0.5, got {g.data[1] if isinstance(g, Tensor) else g}. "
@@ -555,8 +628,9 @@ def test_activations_gelu():
     got = gl.backward(Tensor(out, dtype=np.float64))
     want = numerical_gradient(GELU, x, out)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"GELU backward disagrees with the numerical gradient: expected {want} (float64), "
-        f"got {got.data} ({got.dtype}). Hint: product rule, then the chain rule through tanh.")
+        "GELU backward disagrees with the numerical gradient: "
+        f"expected {want} (float64), got {got.data} ({got.dtype}). "
+        "Hint: product rule, then the chain rule through tanh.")
 
 test_activations_gelu()
 ### BEGIN HIDDEN TESTS
@@ -576,6 +650,11 @@ assert np.allclose(_gelu.backward(Tensor(_g, dtype=np.float64)).data, numerical_
 _x = Tensor([-1.0, 1.0])
 GELU()(_x)
 assert np.array_equal(_x.data, [-1, 1]), "GELU must not change its input"
+_c, _k = math.sqrt(2 / math.pi), 0.044715
+_check_activation(
+    GELU, lambda x: 0.5 * x * (1 + np.tanh(_c * (x + _k * x ** 3))),
+    lambda x: (0.5 * (1 + np.tanh(_c * (x + _k * x ** 3)))
+               + 0.5 * x * (1 - np.tanh(_c * (x + _k * x ** 3)) ** 2) * _c * (1 + 3 * _k * x ** 2)))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -608,7 +687,7 @@ x = np.array([1000.0, 1001.0, 1002.0], dtype=np.float32)
 with np.errstate(over="ignore", invalid="ignore"):
     print("naive:  ", np.exp(x) / np.exp(x).sum())        # [nan nan nan]
 shifted = np.exp(x - x.max())
-print("shifted:", shifted / shifted.sum())                 # the [1, 2, 3] answer: [0.09 0.24 0.67]
+print("shifted:", shifted / shifted.sum())   # the [1, 2, 3] answer: [0.09 0.24 0.67]
 
 # %% [markdown]
 # ### Softmax backward
@@ -649,8 +728,8 @@ class Softmax(Activation):
 
     def forward(self, x):
         # TODO: subtract the maximum along self.dim, exponentiate, divide by the sum along
-        #       self.dim; save the result in self.output; return it through x._result with op
-        #       "softmax" and save dim=self.dim.
+        #       self.dim; save the result in self.output; return it through x._result
+        #       with op "softmax" and save dim=self.dim.
         ### BEGIN SOLUTION
         shifted = x.data - x.data.max(axis=self.dim, keepdims=True)   # every exponent <= 0
         e = np.exp(shifted)
@@ -671,14 +750,16 @@ class Softmax(Activation):
 #| test: activations_softmax (2 points)
 def test_activations_softmax():
     y = Softmax()(Tensor([1.0, 2.0, 3.0]))
-    assert isinstance(y, Tensor) and y.shape == (3,), f"expected a Tensor of shape (3,), got {y!r}."
+    assert isinstance(y, Tensor) and y.shape == (3,), (
+        f"expected a Tensor of shape (3,), got {y!r}.")
     assert np.allclose(y.data, [0.0900, 0.2447, 0.6652], atol=1e-4), (
         f"softmax([1, 2, 3]): expected [0.0900, 0.2447, 0.6652], got {y.data}.")
     batch = Tensor([[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]])
     y = Softmax()(batch)
     assert y.shape == (2, 3) and np.allclose(y.data.sum(axis=1), [1, 1]), (
         f"softmax of a (2, 3) batch: each row must sum to 1, got row sums "
-        f"{y.data.sum(axis=-1) if y.ndim == 2 else y.data}. Hint: sum along dim with keepdims=True.")
+        f"{y.data.sum(axis=-1) if y.ndim == 2 else y.data}. "
+        "Hint: sum along dim with keepdims=True.")
     assert np.allclose(y.data[1], [1 / 3, 1 / 3, 1 / 3]), (
         f"softmax([1, 1, 1]): expected [1/3, 1/3, 1/3], got {y.data[1]}.")
     shifted = Softmax()(Tensor([[11.0, 12.0, 13.0], [6.0, 6.0, 6.0]]))
@@ -713,6 +794,24 @@ assert np.allclose(_y.data, [[0.5, 0, 0.5]]), "a score of -inf gets probability 
 _x = Tensor([[1.0, 2.0]])
 Softmax()(_x)
 assert np.array_equal(_x.data, [[1, 2]]), "softmax must not change its input"
+# Every dim, over generated inputs whose rows have very different scales (a maximum taken
+# over the whole Tensor instead of along dim underflows the small rows to 0 / 0).
+def _softmax(x, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    return e / e.sum(axis=dim, keepdims=True)
+
+
+for _dim in (0, 1, -1):
+    _make = lambda d=_dim: Softmax(dim=d)  # noqa: E731
+    _run = lambda x, d=_dim: Softmax(dim=d)(x)  # noqa: E731
+    _run.__name__ = f"Softmax(dim={_dim})"
+    check_against(_run, lambda x, d=_dim: _softmax(x, d), cases([(3, 5), (2, 3, 4, 6)]),
+                  name=f"Softmax(dim={_dim})")
+    assert_dtype_kept(_run, [(3, 5)], grad=False)
+    assert_untouched(_run, Tensor(np.random.default_rng(31).standard_normal((3, 5))))
+    if _engine is not None:
+        check_graph(_make(), [np.random.default_rng(32).standard_normal((3, 4, 2))],
+                    name=f"Softmax(dim={_dim})", backward=_engine)
 ### END HIDDEN TESTS
 
 # %%
@@ -724,11 +823,13 @@ def test_activations_softmax_backward():
     assert isinstance(g, Tensor) and g.shape == (2,), (
         f"backward should return a Tensor shaped like the input (2,), got {g!r}.")
     assert np.allclose(g.data, [0.1875, -0.1875], atol=1e-6), (
-        f"softmax [0.25, 0.75] with grad_output [1, 0]: expected [0.1875, -0.1875], got {g.data}. "
+        "softmax [0.25, 0.75] with grad_output [1, 0]: expected [0.1875, -0.1875], "
+        f"got {g.data}. "
         "Hint: s * (g - sum(g * s)).")
     ones = softmax.backward(Tensor([1.0, 1.0]))
     assert np.allclose(ones.data, 0, atol=1e-6), (
-        f"grad_output of all ones must give a zero gradient (softmax ignores a common shift), "
+        "grad_output of all ones must give a zero gradient (softmax ignores a common "
+        "shift), "
         f"got {ones.data}.")
     x, out = np.array([0.5, -1.0, 2.0, 0.1]), np.array([1.0, -2.0, 0.5, 3.0])
     s = Softmax()
@@ -736,7 +837,8 @@ def test_activations_softmax_backward():
     got = s.backward(Tensor(out, dtype=np.float64))
     want = numerical_gradient(Softmax, x, out)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"softmax backward disagrees with the numerical gradient: expected {want} (float64), "
+        "softmax backward disagrees with the numerical gradient: "
+        f"expected {want} (float64), "
         f"got {got.data} ({got.dtype}).")
 
 test_activations_softmax_backward()
@@ -758,6 +860,32 @@ for _dim in (0, 1, -1):
 _s = Softmax()
 _s(Tensor([[1000.0, -1000.0, 999.0]]))
 assert np.all(np.isfinite(_s.backward(Tensor([[1.0, 2.0, 3.0]])).data)), "a finite gradient for logits of +-1000"
+# Backward along every dim over generated inputs; the incoming gradient stays as it was.
+def _softmax_grad(x, g, dim):
+    e = np.exp(x - x.max(axis=dim, keepdims=True))
+    s = e / e.sum(axis=dim, keepdims=True)
+    return s * (g - (g * s).sum(axis=dim, keepdims=True))
+
+
+for _dim in (0, 1, -1):
+    def _run(x, g, d=_dim):
+        softmax = Softmax(dim=d)
+        softmax(x)
+        return softmax.backward(g)
+
+    _run.__name__ = f"Softmax(dim={_dim}).backward"
+    # as for the elementwise ones: g - sum(g * s) cancels, so float32 on ordinary values
+    _shapes = [(3, 5), (5, 3), (2, 3, 4, 6)]
+    check_against(_run, lambda x, g, d=_dim: _softmax_grad(x, g, d),
+                  cases(_shapes, inputs=2, dtypes=("float64",)),
+                  name=f"Softmax(dim={_dim}).backward")
+    check_against(_run, lambda x, g, d=_dim: _softmax_grad(x, g, d),
+                  cases(_shapes, inputs=2, magnitudes=("ordinary",), dtypes=("float32",)),
+                  name=f"Softmax(dim={_dim}).backward", rtol=1e-3, atol=1e-4)
+    assert_dtype_kept(_run, [(3, 5), (3, 5)], grad=False)
+    _s = Softmax(dim=_dim)
+    _s(Tensor(np.random.default_rng(33).standard_normal((4, 3))))
+    assert_untouched(_s.backward, Tensor(np.random.default_rng(34).standard_normal((4, 3))))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -802,8 +930,9 @@ def test_activations_chain():
         grad = step.backward(grad)
     want = numerical_gradient(make, x, g)
     assert grad.shape == x.shape and np.allclose(grad.data, want, atol=1e-6), (
-        "GELU -> Sigmoid -> Tanh -> Softmax -> Sigmoid, backward in reverse: expected the "
-        f"numerical gradient {want}, got {grad.data}. Hint: check each activation's test above.")
+        "GELU -> Sigmoid -> Tanh -> Softmax -> Sigmoid, backward in reverse: expected "
+        f"the numerical gradient {want}, got {grad.data}. "
+        "Hint: check each activation's test above.")
 
 test_activations_chain()
 ### BEGIN HIDDEN TESTS
@@ -832,7 +961,8 @@ assert np.array_equal(_x.data, _a), "a chain of activations must leave its input
 relu = ReLU()
 for x in (Tensor([[1.0, 2.0]]), Tensor([[-1.0, 0.0]])):
     two_layers = relu(x @ W1 + b1) @ W2 + b2
-    print(f"x = {x.data}: with ReLU {two_layers.data}, the single linear map says {(x @ W + b).data}")
+    print(f"x = {x.data}: with ReLU {two_layers.data}, "
+          f"the single linear map says {(x @ W + b).data}")
 
 # %% [markdown]
 # ## What you built, and what comes next

@@ -10,8 +10,9 @@ from tinytorch.core.tensor import Tensor
 
 
 class Activation:
-    """A nonlinear function between layers: `forward` computes it and saves what `backward`
-    needs; `backward(grad_output)` returns the gradient with respect to the input."""
+    """A nonlinear function between layers: `forward` computes it and saves what
+    `backward` needs; `backward(grad_output)` returns the gradient with respect to the
+    input."""
 
     def __call__(self, x):
         return self.forward(x)
@@ -20,7 +21,8 @@ class Activation:
         raise NotImplementedError(f"{type(self).__name__} must define forward(x)")
 
     def backward(self, grad_output):
-        raise NotImplementedError(f"{type(self).__name__} must define backward(grad_output)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must define backward(grad_output)")
 
     def parameters(self):
         """An activation learns nothing: no parameters."""

@@ -45,7 +45,8 @@ def system_info():
     """What a bug report needs: versions and the machine.
 
     Returns:
-        dict with "python" and "numpy" (version strings), "platform" (str) and "cpus" (int).
+        dict with "python" and "numpy" (version strings), "platform" (str) and
+        "cpus" (int).
     """
     import os
 

@@ -21,7 +21,8 @@ def set_grad_enabled(mode):
 
 
 class Tensor:
-    """An n-dimensional array of numbers, float32 by default, that later modules teach to learn.
+    """An n-dimensional array of numbers, float32 by default, that later modules teach to
+    learn.
 
     `.data` is the NumPy array; `.requires_grad` and `.grad` are where module 07 works.
 
@@ -34,8 +35,8 @@ class Tensor:
     # __hash__ to None, and Tensors could no longer be set members or dict keys (module 07
     # keeps the Tensors it has visited in a set). Hash by identity, as PyTorch does.
     __hash__ = object.__hash__
-    # Make NumPy step aside in `np.float64(2) * t` or `array - t`, so that Python calls our
-    # reflected methods instead of NumPy building an array of Tensor objects.
+    # Make NumPy step aside in `np.float64(2) * t` or `array - t`, so that Python calls
+    # our reflected methods instead of NumPy building an array of Tensor objects.
     __array_ufunc__ = None
 
     def __init__(self, data, dtype=None, requires_grad=False):
@@ -46,10 +47,11 @@ class Tensor:
             array = array.astype(np.float32, copy=False)     # ints, float64, lists -> float32
         self.data = array
         self.requires_grad = bool(requires_grad)
-        self.grad = None                                     # module 07 stores gradients here
-        self._op, self._parents, self._saved = None, (), {}  # how it was made: a leaf, for now
+        self.grad = None                          # module 07 stores gradients here
+        # how it was made: nothing yet, a leaf
+        self._op, self._parents, self._saved = None, (), {}
 
-    # ---- given: what a Tensor looks like from outside -------------------------------------
+    # ---- given: what a Tensor looks like from outside ---------------------------------
     @property
     def shape(self):
         return self.data.shape
@@ -70,8 +72,8 @@ class Tensor:
         return len(self.data)
 
     def __bool__(self):
-        # Only a one-element Tensor has a truth value, as in NumPy. Without this, `if t == 0:`
-        # would fall back to len(t) and be true for any non-empty t.
+        # Only a one-element Tensor has a truth value, as in NumPy. Without this,
+        # `if t == 0:` would fall back to len(t) and be true for any non-empty t.
         return bool(self.data)
 
     def item(self):
@@ -87,20 +89,23 @@ class Tensor:
         grad = ", requires_grad=True" if self.requires_grad else ""
         return f"Tensor({body}, shape={self.shape}, dtype={self.dtype}{grad})"
 
-    # ---- given: where every operation's result is born ------------------------------------
+    # ---- given: where every operation's result is born --------------------------------
     def _result(self, data, op, *parents, **saved):
-        """Every operation builds its output here, and here the computation graph is recorded.
+        """Every operation builds its output here, and here the computation graph is
+        recorded.
 
-        data: the NumPy result; op: a short name ("add", "matmul", "sum", ...); parents: the
-        Tensors it was computed from; saved: what a derivative rule will need (axis, ...).
-        When recording is on and a parent requires a gradient, the output requires one too and
-        keeps (op, parents, saved) for module 07's backward(); a bool or int result never does.
+        data: the NumPy result; op: a short name ("add", "matmul", "sum", ...); parents:
+        the Tensors it was computed from; saved: what a derivative rule will need (axis,
+        ...). When recording is on and a parent requires a gradient, the output requires
+        one too and keeps (op, parents, saved) for module 07's backward(); a bool or int
+        result never does.
         """
         data = np.asarray(data)
-        if any(isinstance(p, Tensor) and np.may_share_memory(data, p.data) for p in parents):
-            data = data.copy(order="K")              # a view of an operand (reshape, slicing...)
-        out = Tensor((), dtype=data.dtype)           # the result itself, not a copy: a fresh
-        out.data = data                              # array that no operand shares
+        if any(isinstance(p, Tensor) and np.may_share_memory(data, p.data)
+               for p in parents):
+            data = data.copy(order="K")         # a view of an operand (reshape, ...)
+        out = Tensor((), dtype=data.dtype)      # the result itself, not a copy: a fresh
+        out.data = data                         # array that no operand shares
         if (_grad_enabled and data.dtype.kind == "f"
                 and any(isinstance(p, Tensor) and p.requires_grad for p in parents)):
             out.requires_grad = True
@@ -108,32 +113,37 @@ class Tensor:
         return out
 
     def backward(self, grad=None):
-        """Compute d(self)/d(leaf) for every leaf Tensor that requires a gradient, into its
-        .grad (module 07's engine; `grad` is d(loss)/d(self), default 1 for a scalar)."""
+        """Compute d(self)/d(leaf) for every leaf Tensor that requires a gradient, into
+        its .grad (module 07's engine; `grad` is d(loss)/d(self), default 1 for a
+        scalar)."""
         try:
             from tinytorch.core.autograd import backward
         except ModuleNotFoundError as error:
-            if error.name not in ("tinytorch.core.autograd", "tinytorch.core", "tinytorch"):
+            if error.name not in ("tinytorch.core.autograd", "tinytorch.core",
+                                  "tinytorch"):
                 raise
-            raise RuntimeError("backward() arrives in module 07 (autograd): run `tito module start 07`, "
-                               "and `tito module complete 07` once its tests pass") from None
+            raise RuntimeError(
+                "backward() arrives in module 07 (autograd): run `tito module start 07`, "
+                "and `tito module complete 07` once its tests pass") from None
         backward(self, grad)
 
     def detach(self):
-        """The same numbers outside the graph: requires_grad False, no history (the array is
-        shared, as in PyTorch)."""
+        """The same numbers outside the graph: requires_grad False, no history (the array
+        is shared, as in PyTorch)."""
         out = Tensor((), dtype=self.dtype)          # a new leaf, with no history...
         out.data = self.data                         # ...holding the very same array
         return out
 
     def _lift(self, other):
-        """`other` as a Tensor: a Tensor passes through; a number or a list becomes a Tensor
-        of our float dtype, so that no np.float64 number turns a float32 result into float64."""
+        """`other` as a Tensor: a Tensor passes through; a number or a list becomes a
+        Tensor of our float dtype, so that no np.float64 number turns a float32 result
+        into float64."""
         if isinstance(other, Tensor):
             return other
         return Tensor(other, dtype=self.dtype if self.dtype.kind == "f" else None)
 
-    # ---- given: comparisons, elementwise, as bool Tensors. Every operation looks like this.
+    # ---- given: comparisons, elementwise, as bool Tensors. Every operation looks like
+    # this.
     def __eq__(self, other):
         other = self._lift(other)
         return self._result(self.data == other.data, "eq", self, other)
@@ -158,7 +168,7 @@ class Tensor:
         other = self._lift(other)
         return self._result(self.data >= other.data, "ge", self, other)
 
-    # ---- arithmetic ------------------------------------------------------------------------
+    # ---- arithmetic --------------------------------------------------------------------
     def __add__(self, other):
         """a + b, elementwise; shapes broadcast and `other` may be a number."""
         other = self._lift(other)
@@ -192,7 +202,7 @@ class Tensor:
     def __radd__(self, other):                       # 2 + t is t + 2: addition commutes
         return self + other
 
-    def __rmul__(self, other):                       # 2 * t is t * 2: so does multiplication
+    def __rmul__(self, other):                       # 2 * t is t * 2: so does mul
         return self * other
 
     def __rsub__(self, other):
@@ -203,13 +213,15 @@ class Tensor:
         """`other / self`, for `2 / t`."""
         return self._lift(other) / self
 
-    # ---- matrix product ---------------------------------------------------------------------
+    # ---- matrix product ----------------------------------------------------------------
     def matmul(self, other):
-        """The matrix product a @ b, with np.matmul's rules for 1-D and batched operands."""
+        """The matrix product a @ b, with np.matmul's rules for 1-D and batched
+        operands."""
         other = self._lift(other)
         if self.ndim == 0 or other.ndim == 0:
-            raise ValueError(f"matmul: cannot multiply shapes {self.shape} and {other.shape}: "
-                             "both need at least one dimension (use * for numbers)")
+            raise ValueError(f"matmul: cannot multiply shapes {self.shape} and "
+                             f"{other.shape}: both need at least one dimension "
+                             "(use * for numbers)")
         inner_a = self.shape[-1]
         inner_b = other.shape[-2] if other.ndim >= 2 else other.shape[0]
         if inner_a != inner_b:
@@ -220,7 +232,7 @@ class Tensor:
     def __matmul__(self, other):
         return self.matmul(other)
 
-    # ---- reductions -------------------------------------------------------------------------
+    # ---- reductions --------------------------------------------------------------------
     def sum(self, axis=None, keepdims=False):
         """Sum over `axis` (an int, a tuple of ints, or None for all axes)."""
         data = np.sum(self.data, axis=axis, keepdims=keepdims)
@@ -236,15 +248,17 @@ class Tensor:
         data = np.max(self.data, axis=axis, keepdims=keepdims)
         return self._result(data, "max", self, axis=axis, keepdims=keepdims)
 
-    # ---- shapes and indexing ---------------------------------------------------------------
+    # ---- shapes and indexing -----------------------------------------------------------
     def reshape(self, *shape):
-        """The same numbers in a new shape: t.reshape(3, 2) or t.reshape((3, 2)); -1 fits."""
+        """The same numbers in a new shape: t.reshape(3, 2) or t.reshape((3, 2)); -1
+        fits."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         return self._result(self.data.reshape(shape), "reshape", self, shape=shape)
 
     def transpose(self, *axes):
-        """Permute the axes: t.transpose(1, 0, 2) or t.transpose((1, 0, 2)); none: reverse."""
+        """Permute the axes: t.transpose(1, 0, 2) or t.transpose((1, 0, 2)); none:
+        reverse."""
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
         axes = axes or tuple(reversed(range(self.ndim)))
@@ -256,9 +270,9 @@ class Tensor:
         return self.transpose()
 
     def __getitem__(self, key):
-        """t[0], t[:, 1], t[[0, 2]], t[t > 0]: NumPy indexing, as a Tensor. An index Tensor
-        needs an integer or bool dtype: Tensor([0, 2], dtype=np.int64)."""
-        if isinstance(key, tuple):                   # index Tensors inside a tuple -> arrays
+        """t[0], t[:, 1], t[[0, 2]], t[t > 0]: NumPy indexing, as a Tensor. An index
+        Tensor needs an integer or bool dtype: Tensor([0, 2], dtype=np.int64)."""
+        if isinstance(key, tuple):              # index Tensors inside a tuple -> arrays
             key = tuple(k.data if isinstance(k, Tensor) else k for k in key)
         elif isinstance(key, Tensor):
             key = key.data
