@@ -187,6 +187,32 @@ assert np.allclose(unbroadcast(_sq, (3, 1)), _sq.sum(axis=1, keepdims=True)), "a
 _g33 = np.arange(18.0).reshape(2, 3, 3)
 assert np.allclose(unbroadcast(_g33, (3, 1)), _g33.sum(axis=(0, 2))[:, None]), \
     "(2, 3, 3) -> (3, 1): drop the leading axis first, then sum axis 2 (not axis 1 of the original)"
+# every kind of broadcasting, square and not, an empty batch, both float dtypes; the
+# oracle adds each element of grad into the element of `shape` it was copied from
+from tinytorch.testing import assert_close, assert_untouched  # noqa: E402
+
+
+def _summed_back(grad, shape):
+    size = int(np.prod(shape))
+    source = np.broadcast_to(np.arange(size).reshape(shape), grad.shape).ravel()
+    total = np.bincount(source, weights=grad.astype(np.float64).ravel(), minlength=size)
+    return total.reshape(shape)
+
+
+_rng = np.random.default_rng(11)
+for _from, _to in [((3, 4), (3, 1)), ((3, 4), (1, 4)), ((4, 3), (4, 1)), ((3, 3), (1, 3)),
+                   ((3, 3), (3, 1)), ((2, 3, 4), (4,)), ((2, 3, 4), (1, 1, 4)),
+                   ((2, 3, 3), (3, 1)), ((2, 3, 3), (1, 3)), ((4, 1, 3), (1, 3)),
+                   ((2, 5, 3, 4), (5, 1, 1)), ((6,), (1,)), ((3, 2), ()), ((3, 2), (3, 2)),
+                   ((0, 3), (1, 3)), ((0, 3), (3,)), ((2, 0), (2, 1))]:
+    for _dtype in (np.float32, np.float64):
+        _grad = _rng.standard_normal(_from).astype(_dtype)
+        _got = assert_untouched(unbroadcast, _grad, _to)
+        _what = f"unbroadcast of a {_from} {np.dtype(_dtype)} gradient to shape {_to}"
+        assert_close(_got, _summed_back(_grad, _to), what=_what)
+        assert np.asarray(_got).dtype == _dtype, (
+            f"{_what}: expected dtype {np.dtype(_dtype)}, got {np.asarray(_got).dtype}; "
+            "sum the array you are given, do not build a new one of another dtype.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -445,6 +471,59 @@ assert np.allclose(_gm, [[0, 0.5, 0.5], [0, 0, 0]]), "max ties: the two maxima s
 (_gm,) = max_grad(np.array([1.0, 3.0]), _t, axis=1, keepdims=False)
 assert np.allclose(_gm, [[0, 0.5, 0.5], [1, 1, 1]]), "max ties along an axis: each row's maxima share its gradient"
 assert np.isclose(_gm.sum(), 4.0), "the gradients of a max must sum to the incoming gradient"
+# each rule, called directly, against central differences of sum(g * op(a, b)): broadcast,
+# square and batched operands, every reduction axis, negative axes, keepdims both ways. A
+# rule must leave g and its parents as they were.
+from tinytorch.testing import assert_close, assert_untouched, numerical_grads  # noqa: E402
+
+
+def _rule_check(rule, op, arrays, what, **saved):
+    leaves = [Tensor(a, dtype=np.float64) for a in arrays]
+    out = op(*leaves)
+    g = np.linspace(0.5, 1.5, out.size).reshape(out.shape)       # every element its own weight
+    shares = assert_untouched(rule, g, *leaves, **saved)
+    for i, want in enumerate(numerical_grads(op, arrays, g)):
+        assert_close(shares[i], want, rtol=1e-6, atol=1e-8, dtype=np.float64,
+                     what=f"{what}: the gradient of operand {i} (shape {arrays[i].shape})")
+
+
+_rng = np.random.default_rng(17)
+_away = lambda shape: _rng.uniform(0.5, 2.0, shape) * _rng.choice([-1.0, 1.0], shape)  # noqa: E731
+for _sa, _sb in [((3, 4), (3, 4)), ((3, 4), (4,)), ((4, 1), (1, 3)), ((3, 3), (3, 1)),
+                 ((2, 3, 4), (3, 1)), ((5,), ()), ((), (2, 3))]:
+    _A, _B = _rng.standard_normal(_sa), _away(_sb)
+    _rule_check(mul_grad, lambda a, b: a * b, [_A, _B], f"mul_grad for {_sa} * {_sb}")
+    _rule_check(div_grad, lambda a, b: a / b, [_A, _B], f"div_grad for {_sa} / {_sb}")
+for _sa, _sb in [((3, 3), (3, 3)), ((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)),
+                 ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4,), (2, 4, 3)),
+                 ((2, 3, 4), (4,)), ((1, 2, 3), (4, 3, 2)), ((4, 2, 3), (4, 3, 2))]:
+    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
+    _rule_check(matmul_grad, lambda a, b: a @ b, [_A, _B], f"matmul_grad for {_sa} @ {_sb}")
+for _shape, _axis in [((2, 3, 4), None), ((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), -1),
+                      ((2, 3, 4), (0, 2)), ((2, 3, 4), (-1, 0)), ((3, 3), 0), ((3, 3), 1),
+                      ((4, 3), -2), ((5,), 0)]:
+    _A = _rng.permutation(np.prod(_shape)).reshape(_shape) * 0.1   # distinct: no ties
+    for _keep in (False, True):
+        _saved = {"axis": _axis, "keepdims": _keep}
+        _call = f"(axis={_axis}, keepdims={_keep}) of a {_shape} input"
+        _rule_check(sum_grad, lambda a, s=_saved: a.sum(**s), [_A], f"sum_grad{_call}", **_saved)
+        _rule_check(max_grad, lambda a, s=_saved: a.max(**s), [_A], f"max_grad{_call}", **_saved)
+# ties along every axis: the maxima of each reduction share its gradient evenly
+_t = np.array([[2.0, 5.0, 5.0, 1.0], [3.0, 3.0, 3.0, 0.0], [4.0, 0.0, 5.0, 5.0]])
+for _axis, _g, _want in [
+        (0, np.array([1.0, 2.0, 4.0, 8.0]),
+         [[0, 2, 2, 0], [0, 0, 0, 0], [1, 0, 2, 8]]),
+        (1, np.array([3.0, 6.0, 4.0]),
+         [[0, 1.5, 1.5, 0], [2, 2, 2, 0], [0, 0, 2, 2]]),
+        (None, np.array(6.0),
+         [[0, 1.5, 1.5, 0], [0, 0, 0, 0], [0, 0, 1.5, 1.5]])]:
+    for _keep in (False, True):
+        _gk = np.expand_dims(_g, _axis) if _keep and _axis is not None else _g
+        _gk = _gk.reshape(1, 1) if _keep and _axis is None else _gk
+        (_got,) = max_grad(_gk, Tensor(_t, dtype=np.float64), axis=_axis, keepdims=_keep)
+        assert_close(_got, np.array(_want, dtype=np.float64), dtype=np.float64,
+                     what=f"max_grad with tied maxima, axis={_axis}, keepdims={_keep}, "
+                          f"of {_t.tolist()} and g = {_g.tolist()}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -723,6 +802,67 @@ try:
     raise AssertionError("backward() of a Tensor that requires no gradient must raise")
 except RuntimeError:
     pass
+# the order: every node that requires a gradient, once, after its parents; no constants
+from tinytorch.testing import assert_dtype_kept, assert_untouched, check_graph  # noqa: E402
+
+_x = Tensor([1.0, 2.0], requires_grad=True)
+_c = Tensor([3.0, 4.0])
+_h = _x * _c
+_s = _h + _x
+_p = _s * _h
+_y = _p.sum()
+_order = topological_order(_y)
+_ids = [id(node) for node in _order]
+_names = {id(_x): "x", id(_c): "c", id(_h): "h = x * c", id(_s): "s = h + x",
+          id(_p): "p = s * h", id(_y): "y = p.sum()"}
+assert sorted(_ids) == sorted({id(_x), id(_h), id(_s), id(_p), id(_y)}), (
+    "topological_order(y) with h = x * c, s = h + x, p = s * h, y = p.sum() and c a "
+    f"constant: expected x, h, s, p and y once each, got {[_names.get(i, '?') for i in _ids]}. "
+    "List only the Tensors that require a gradient, each once.")
+_at = [_ids.index(id(t)) for t in (_x, _h, _s, _p, _y)]
+assert _at == sorted(_at), f"every node must come after its parents, got {[_names[i] for i in _ids]}."
+# only leaves keep a .grad; an incoming gradient is left as it was
+_g = np.array([[1.0, -2.0], [0.5, 3.0]])
+_w = Tensor(np.ones((2, 2)), requires_grad=True)
+_mid = _w * 3.0
+_out = _mid * _mid + _mid
+assert_untouched(backward, _out, _g)
+assert _mid.grad is None and _out.grad is None, (
+    "backward() gave an intermediate Tensor a .grad: only leaves keep their gradient; the "
+    "others live in the engine's grads dict and are dropped, as in PyTorch.")
+assert np.allclose(_w.grad.data, _g * (18 * np.ones((2, 2)) + 3)), "d(m*m + m)/dw with m = 3w"
+# a float64 leaf gets a float64 gradient, a float32 leaf a float32 one, through every rule
+for _fn in (lambda a, b: (a * b + a / (b * b + 1.0)).sum(axis=0),
+            lambda a, b: (a @ b.T).max(axis=1),
+            lambda a, b: (a - b).mean() * (a.sum(axis=1, keepdims=True) * b).sum()):
+    assert_dtype_kept(_fn, shapes=((3, 4), (3, 4)), backward=backward)
+# the chain rule through shared weights, residual paths, broadcasting and every reduction,
+# against central differences (float64)
+_rng = np.random.default_rng(19)
+
+
+def _residual(x, w, b):
+    h = x @ w + b
+    return (h + (h * h) @ w / 4.0).max(axis=1)
+
+
+def _shared(x, w):
+    return ((x @ w) @ w - x * x.sum(axis=0, keepdims=True)).mean(axis=0)
+
+
+def _reused(x, v):
+    y = x * v
+    for _ in range(3):
+        y = y + y * x / (v * v + 1.0)
+    return y.sum(axis=-1)
+
+
+check_graph(_residual, [_rng.standard_normal((5, 3)), _rng.standard_normal((3, 3)),
+                        _rng.standard_normal(3)], backward=backward, name="h + (h*h) @ w / 4")
+check_graph(_shared, [_rng.standard_normal((4, 3)), _rng.standard_normal((3, 3))],
+            backward=backward, name="(x @ w) @ w - x * x.sum(axis=0)")
+check_graph(_reused, [_rng.standard_normal((2, 3)), _rng.standard_normal((1, 3))],
+            backward=backward, name="y = y + y * x / (v*v + 1), three times")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -787,6 +927,29 @@ try:
 except KeyError:
     pass
 assert (_w * 2).requires_grad, "an exception inside no_grad must still restore recording"
+# the exception comes out of the block unchanged (an __exit__ that returns True would
+# swallow it), and no_grad restores what it found, even when that was "off"
+from tinytorch.core.tensor import is_grad_enabled  # noqa: E402
+from tinytorch.testing import assert_passes_through  # noqa: E402
+
+assert_passes_through(no_grad())
+set_grad_enabled(False)
+try:
+    with no_grad():
+        pass
+    _after = is_grad_enabled()
+finally:
+    set_grad_enabled(True)
+assert _after is False, (
+    "recording was off before `with no_grad():`, and no_grad switched it on when the block "
+    "ended: restore the setting __enter__ found, do not switch it on.")
+_outer = no_grad()
+with _outer:
+    with no_grad():
+        pass
+    with no_grad():
+        pass
+assert is_grad_enabled(), "after nested no_grad blocks, recording is on again"
 ### END HIDDEN TESTS
 
 # %% [markdown]
