@@ -206,6 +206,20 @@ assert abs(accuracy(_z, _l) - np.mean(_z.argmax(1) == _l)) < 1e-12
 assert accuracy(Tensor(_z), Tensor(_l, dtype=np.int64)) == accuracy(_z, _l), "Tensor labels work"
 assert accuracy(np.array([[0.0, 1.0]]), np.array([0])) == 0.0
 assert type(accuracy(_z[:3, :3], _l[:3] % 3)) is float
+# more rows than classes and fewer, one row, one class, rows of very different scales,
+# float32 and float64, arrays and Tensors; the inputs stay as they were
+from tinytorch.testing import assert_untouched  # noqa: E402
+
+for _n, _c in [(1, 1), (1, 5), (6, 1), (7, 3), (3, 7), (4, 4), (300, 10)]:
+    for _dtype in (np.float32, np.float64):
+        _z = _rng.standard_normal((_n, _c)) * np.logspace(-3, 3, _n)[:, None]
+        _z, _l = _z.astype(_dtype), _rng.integers(0, _c, _n)
+        _want = float(np.mean(_z.argmax(axis=1) == _l))
+        for _args in ((_z, _l), (Tensor(_z, dtype=_dtype), Tensor(_l, dtype=np.int64))):
+            _got = assert_untouched(accuracy, *_args)
+            assert type(_got) is float and _got == _want, (
+                f"accuracy of {_n} rows of {_c} {np.dtype(_dtype)} logits "
+                f"({type(_args[0]).__name__}s): expected {_want}, got {_got!r}.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -291,6 +305,25 @@ for _bad in (0, -1, 2.5):
         pass
     else:
         raise AssertionError(f"batch_size={_bad} must raise ValueError")
+# shuffled epochs: every example appears once per epoch, and the batches are made of
+# different examples each epoch (shuffle the examples, not only the order of fixed slices)
+from tinytorch.testing import assert_every_example_appears  # noqa: E402
+
+
+class _Epochs:
+    def __init__(self, n, size, seed):
+        self.n, self.size, self.generator = n, size, np.random.default_rng(seed)
+
+    def __iter__(self):
+        return iter(batch_indices(self.n, self.size, self.generator))
+
+
+assert_every_example_appears(_Epochs(23, 5, 2), 23, ids=lambda batch: batch.tolist())
+_firsts = {tuple(sorted(batch_indices(30, 10, np.random.default_rng(_seed))[0].tolist()))
+           for _seed in range(4)}
+assert not _firsts & {tuple(range(0, 10)), tuple(range(10, 20)), tuple(range(20, 30))}, (
+    "with a generator, the first batch of 30 examples in batches of 10 was one of the fixed "
+    "slices 0-9, 10-19, 20-29: shuffle the examples (generator.permutation(n)), then cut.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -336,8 +369,10 @@ class History:
 #
 # - it **improved** when it beats the best so far by more than `min_delta` (below
 #   `best - min_delta` for a loss, mode `"min"`; above `best + min_delta` for an accuracy,
-#   mode `"max"`). The first value always improves. On an improvement remember the value
-#   and its epoch and reset the count of epochs waited to 0; otherwise count one more;
+#   mode `"max"`). The first value improves, unless it is NaN: a loss that diverged to NaN
+#   is never an improvement (and every comparison with NaN is False, so a NaN kept as the
+#   best would block every later improvement). On an improvement remember the value and
+#   its epoch and reset the count of epochs waited to 0; otherwise count one more;
 # - **stop** when `patience` epochs in a row brought no improvement.
 #
 # With `patience=2`, `min_delta=0`, validation losses `1.0, 0.8, 0.85, 0.81, 0.9`:
@@ -374,10 +409,11 @@ class EarlyStopping:
         """Record one epoch's value of the monitored metric; True when training should stop."""
         value = float(value)
         self.epoch += 1
-        # TODO: set self.improved: True when self.best is None, or value beats self.best by
-        #       more than min_delta (mode "min": below best - min_delta; "max": above
-        #       best + min_delta). If improved, remember best, best_epoch (self.epoch) and
-        #       reset wait to 0; otherwise add 1 to wait. Return whether wait reached patience.
+        # TODO: set self.improved: when self.best is None, True unless value is NaN
+        #       (math.isnan); else True when value beats self.best by more than min_delta
+        #       (mode "min": below best - min_delta; "max": above best + min_delta). If
+        #       improved, remember best, best_epoch (self.epoch) and reset wait to 0;
+        #       otherwise add 1 to wait. Return whether wait reached patience.
         ### BEGIN SOLUTION
         if self.best is None:
             self.improved = not math.isnan(value)
@@ -433,6 +469,20 @@ assert _s.best == 0.6 and _s.best_epoch == 3
 _s = EarlyStopping(patience=2)
 assert [_s.step(v) for v in [1.0, 1.0, 1.0]] == [False, False, True], "an equal value is no improvement"
 assert EarlyStopping(monitor="loss").mode == "min" and EarlyStopping(monitor="accuracy", mode="min").mode == "min"
+_s = EarlyStopping(patience=2, monitor="val_accuracy")
+_got = [_s.step(v) for v in [0.5, 0.5, 0.5]]
+assert _got == [False, False, True], (
+    f"val_accuracy 0.5, 0.5, 0.5 with patience 2: an equal accuracy is no improvement either "
+    f"(mode 'max'); expected [False, False, True], got {_got}.")
+_s = EarlyStopping(patience=2)
+_got = [_s.step(v) for v in [float("nan"), 1.0, 0.9, 0.95]]
+assert _got == [False] * 4 and _s.best == 0.9 and _s.best_epoch == 3, (
+    "val_loss NaN, 1.0, 0.9, 0.95 with patience 2: a NaN is never an improvement, so 1.0 is "
+    f"the first best and 0.9 the best (epoch 3); got {_got}, best {_s.best} at epoch "
+    f"{_s.best_epoch}.")
+_s = EarlyStopping(patience=2)
+assert [_s.step(v) for v in [1.0, float("nan"), float("nan")]] == [False, False, True], \
+    "a loss that became NaN does not improve: stop after patience epochs"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -945,6 +995,46 @@ _t.train_epoch(x_blobs[:50], y_blobs[:50], batch_size=20, transform=lambda a: (_
 assert _shapes == [(20, 4), (20, 4), (10, 4)], "transform(inputs) is applied to every training batch's inputs"
 assert np.array_equal(_m.layers[0].weight.data, _w) and not np.array_equal(_m.layers[0].bias.data, _b), \
     "the model must train on the transformed inputs"
+# a model that earlier code left in evaluation mode trains in training mode: Dropout drops
+from tinytorch.testing import assert_every_example_appears, modes  # noqa: E402
+
+_m, _ref = small_model(6, dropout=0.5), small_model(6, dropout=0.5)
+_m.eval()
+_t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.1), seed=2)
+manual_seed(40)
+_t.train_epoch(x_blobs[:60], y_blobs[:60], batch_size=16)
+assert all(modes(_m).values()), (
+    f"train_epoch on a model left in eval mode: expected every layer in training mode, got "
+    f"{modes(_m)}. Call model.train() at the start of the epoch.")
+manual_seed(40)
+_opt, _rng = SGD(_ref.parameters(), lr=0.1), np.random.default_rng(2)
+for _idx in batch_indices(60, 16, _rng):
+    _loss = CrossEntropyLoss()(_ref(Tensor(x_blobs[_idx])), y_blobs[_idx])
+    _opt.zero_grad()
+    _loss.backward()
+    _opt.step()
+assert same_parameters(_m, _ref), (
+    "train_epoch on a model left in eval mode must train as in training mode (Dropout "
+    "active), as a hand-written loop after model.train() does.")
+# every example in every epoch, in a new order each epoch: x's rows hold their own index
+_ids_x = np.repeat(np.arange(23, dtype=np.float32)[:, None], 4, axis=1)
+_m = small_model(0)
+_t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.0), seed=5)
+
+
+class _TrainerEpochs:
+    def __iter__(self):
+        seen = []
+        _t.train_epoch(_ids_x, np.arange(23) % 3, batch_size=5,
+                       transform=lambda inputs: (seen.append(inputs.copy()), inputs)[1])
+        return iter(seen)
+
+
+assert_every_example_appears(_TrainerEpochs(), 23)
+_orders = [np.concatenate(list(_TrainerEpochs()))[:, 0].tolist() for _ in range(2)]
+assert _orders[0] != _orders[1], (
+    f"two epochs showed the examples in the same order {_orders[0]}: draw every epoch's order "
+    "from self.generator, which moves on (do not make a new generator each epoch).")
 ### END HIDDEN TESTS
 
 # %%
@@ -1008,6 +1098,30 @@ try:
 finally:
     Tensor._result = _original
 assert _made and not any(_made), "evaluate runs under no_grad(): no result requires a gradient"
+# evaluating never changes the next training order: it does not draw from the generator
+_before = _trainer.generator.bit_generator.state
+_trainer.evaluate(x_blobs, y_blobs, batch_size=64)
+assert _trainer.generator.bit_generator.state == _before, (
+    "evaluate drew numbers from trainer.generator, so validating changes the next epoch's "
+    "batch order: evaluate in order, batch_indices(len(x), batch_size) without a generator.")
+# an error inside evaluate comes out, and the model is back in the mode it was in
+from tinytorch.testing import assert_mode_restored, assert_raises, modes  # noqa: E402
+
+
+def _diverged(logits, targets):
+    raise FloatingPointError("the loss diverged")
+
+
+assert_mode_restored(_model, _trainer.evaluate, x_blobs[:30], y_blobs[:30])
+_broken = Trainer(_model, _diverged, SGD(_model.parameters(), lr=0.1))
+for _start in (True, False):
+    _model.train(_start)
+    assert_raises(FloatingPointError, _broken.evaluate, x_blobs[:20], y_blobs[:20],
+                  match="diverged")
+    assert set(modes(_model).values()) == {_start}, (
+        f"evaluate raised (the loss failed) with the model in {'training' if _start else 'eval'} "
+        f"mode and left it as {modes(_model)}: restore the mode in a finally: block.")
+_model.train()
 ### END HIDDEN TESTS
 
 # %%
@@ -1078,6 +1192,64 @@ except ValueError:
     pass
 else:
     raise AssertionError("a checkpoint without optimizer state cannot restore an optimizer: ValueError")
+# an optimizer over part of the model (the last layer only): its state is numbered by its
+# own parameters, optimizer.params, not by the model's
+_m = small_model(0)
+_o = SGD(_m.layers[2].parameters(), lr=0.1, momentum=0.9)
+Trainer(_m, CrossEntropyLoss(), _o, seed=1).train_epoch(x_blobs, y_blobs, batch_size=100)
+save_checkpoint(_folder / "d.npz", _m, _o)
+_m2 = small_model(3)
+_o2 = SGD(_m2.layers[2].parameters(), lr=0.5, momentum=0.9)
+try:
+    load_checkpoint(_folder / "d.npz", _m2, _o2)
+except (ValueError, IndexError, KeyError) as _error:
+    raise AssertionError(
+        "a checkpoint of SGD over the last layer's 2 parameters could not be loaded into the "
+        f"same optimizer ({type(_error).__name__}: {_error}). Number the state by "
+        "optimizer.params, the parameters the optimizer holds.") from None
+for _p, _q in zip(_o.params, _o2.params, strict=True):
+    assert _q in _o2.state and np.array_equal(_o2.state[_q]["momentum_buffer"],
+                                              _o.state[_p]["momentum_buffer"]), \
+        "optimizer over part of the model: each of its parameters gets its own buffer back"
+# a float64 model: its momentum buffers come back float64, bit for bit
+from tinytorch.core.layers import Parameter  # noqa: E402
+
+
+def _float64_model(seed):
+    model = small_model(seed)
+    for layer in (model.layers[0], model.layers[2]):
+        layer.weight = Parameter(layer.weight.data, dtype=np.float64)
+        layer.bias = Parameter(layer.bias.data, dtype=np.float64)
+    return model
+
+
+_m = _float64_model(0)
+_o = SGD(_m.parameters(), lr=0.1, momentum=0.9)
+Trainer(_m, CrossEntropyLoss(), _o, seed=1).train_epoch(x_blobs, y_blobs, batch_size=100)
+save_checkpoint(_folder / "e.npz", _m, _o)
+_m2 = _float64_model(4)
+_o2 = SGD(_m2.parameters(), lr=0.5, momentum=0.9)
+load_checkpoint(_folder / "e.npz", _m2, _o2)
+for _p, _q in zip(_o.params, _o2.params, strict=True):
+    _b1, _b2 = _o.state[_p]["momentum_buffer"], _o2.state[_q]["momentum_buffer"]
+    assert _b2.dtype == _b1.dtype == np.float64 and np.array_equal(_b1, _b2), (
+        f"a float64 model's momentum buffer ({_b1.dtype}) came back as {_b2.dtype}: keep each "
+        "saved array as it is, dtype included.")
+# state entries of any kind: a key with a slash, a 0-d float, an int, an array
+_m = small_model(0)
+_o = SGD(_m.parameters(), lr=0.1)
+_o.state[_o.params[1]] = {"ema/slow": np.arange(3.0), "scale": np.float64(0.5), "count": 7}
+save_checkpoint(_folder / "f.npz", _m, _o)
+_o2 = SGD(small_model(0).parameters(), lr=0.1)
+load_checkpoint(_folder / "f.npz", small_model(0), _o2)
+_state = _o2.state.get(_o2.params[1], {})
+assert sorted(_state) == ["count", "ema/slow", "scale"], (
+    f"state keys ema/slow, scale and count should come back, got {sorted(_state)}: the key "
+    "is everything after optimizer/<i>/ (name.split('/', 2)).")
+assert np.array_equal(_state["ema/slow"], np.arange(3.0)) and float(_state["scale"]) == 0.5, (
+    f"a 0-d float (0.5) must stay a float, got {_state['scale']!r}; only 0-d integers become "
+    "Python ints.")
+assert _state["count"] == 7 and type(_state["count"]) is int
 shutil.rmtree(_folder)
 ### END HIDDEN TESTS
 
