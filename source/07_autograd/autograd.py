@@ -79,7 +79,7 @@ w = Tensor([1.0, 2.0], requires_grad=True)
 x = Tensor([3.0, 4.0])
 z = (x * w).sum()
 print(z._op, z._parents[0]._op, z._parents[0]._parents[0] is x)    # sum mul True
-print(z.requires_grad, x.requires_grad)                              # True False: x needs nothing
+print(z.requires_grad, x.requires_grad)            # True False: x needs nothing
 
 # %% [markdown]
 # Modules 03–05 route their outputs through `_result` as well (`"relu"`, `"sigmoid"`,
@@ -136,8 +136,8 @@ def unbroadcast(grad, shape):
     """Sum `grad` (a NumPy array) down to `shape`: the gradient of an operand that
     broadcasting stretched. unbroadcast(ones((2, 3)), (3,)) -> [2, 2, 2]."""
     shape = tuple(shape)
-    # TODO: sum over the extra leading axes, then (keepdims=True) over every axis where shape
-    #       has size 1 and grad does not. Return an array of exactly `shape`.
+    # TODO: sum over the extra leading axes, then (keepdims=True) over every axis where
+    #       shape has size 1 and grad does not. Return an array of exactly `shape`.
     ### BEGIN SOLUTION
     extra = grad.ndim - len(shape)
     if extra > 0:
@@ -161,8 +161,9 @@ def test_unbroadcast():
     g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
     got = unbroadcast(g, (3,))
     assert got.shape == (3,) and np.allclose(got, [5, 7, 9]), (
-        f"unbroadcast of [[1, 2, 3], [4, 5, 6]] to shape (3,): expected [5, 7, 9] (the bias "
-        f"was copied to both rows, so its gradient sums them), got {got}. Hint: sum axis 0.")
+        f"unbroadcast of [[1, 2, 3], [4, 5, 6]] to shape (3,): expected [5, 7, 9] (the "
+        f"bias was copied to both rows, so its gradient sums them), got {got}. "
+        "Hint: sum axis 0.")
     got = unbroadcast(g, (2, 3))
     assert got.shape == (2, 3) and np.allclose(got, g), (
         f"unbroadcast to the same shape must return the gradient unchanged, got {got}.")
@@ -187,6 +188,32 @@ assert np.allclose(unbroadcast(_sq, (3, 1)), _sq.sum(axis=1, keepdims=True)), "a
 _g33 = np.arange(18.0).reshape(2, 3, 3)
 assert np.allclose(unbroadcast(_g33, (3, 1)), _g33.sum(axis=(0, 2))[:, None]), \
     "(2, 3, 3) -> (3, 1): drop the leading axis first, then sum axis 2 (not axis 1 of the original)"
+# every kind of broadcasting, square and not, an empty batch, both float dtypes; the
+# oracle adds each element of grad into the element of `shape` it was copied from
+from tinytorch.testing import assert_close, assert_untouched  # noqa: E402
+
+
+def _summed_back(grad, shape):
+    size = int(np.prod(shape))
+    source = np.broadcast_to(np.arange(size).reshape(shape), grad.shape).ravel()
+    total = np.bincount(source, weights=grad.astype(np.float64).ravel(), minlength=size)
+    return total.reshape(shape)
+
+
+_rng = np.random.default_rng(11)
+for _from, _to in [((3, 4), (3, 1)), ((3, 4), (1, 4)), ((4, 3), (4, 1)), ((3, 3), (1, 3)),
+                   ((3, 3), (3, 1)), ((2, 3, 4), (4,)), ((2, 3, 4), (1, 1, 4)),
+                   ((2, 3, 3), (3, 1)), ((2, 3, 3), (1, 3)), ((4, 1, 3), (1, 3)),
+                   ((2, 5, 3, 4), (5, 1, 1)), ((6,), (1,)), ((3, 2), ()), ((3, 2), (3, 2)),
+                   ((0, 3), (1, 3)), ((0, 3), (3,)), ((2, 0), (2, 1))]:
+    for _dtype in (np.float32, np.float64):
+        _grad = _rng.standard_normal(_from).astype(_dtype)
+        _got = assert_untouched(unbroadcast, _grad, _to)
+        _what = f"unbroadcast of a {_from} {np.dtype(_dtype)} gradient to shape {_to}"
+        assert_close(_got, _summed_back(_grad, _to), what=_what)
+        assert np.asarray(_got).dtype == _dtype, (
+            f"{_what}: expected dtype {np.dtype(_dtype)}, got {np.asarray(_got).dtype}; "
+            "sum the array you are given, do not build a new one of another dtype.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -226,11 +253,13 @@ def register_gradient(op, rule=None):
     A different rule for an op that has one raises ValueError; the same function again
     (a re-run notebook cell, a reloaded module) replaces its old version."""
     if not isinstance(op, str) or not op:
-        raise TypeError(f"register_gradient: op must be the op's name, a string, got {op!r}")
+        raise TypeError(
+            f"register_gradient: op must be the op's name, a string, got {op!r}")
 
     def register(rule):
         if not callable(rule):
-            raise TypeError(f"register_gradient({op!r}): a rule is a function, got {rule!r}")
+            raise TypeError(
+                f"register_gradient({op!r}): a rule is a function, got {rule!r}")
         source = f"{rule.__module__}.{rule.__qualname__}"
         if op in GRADIENTS and GRADIENT_SOURCES.get(op) != source:
             raise ValueError(
@@ -299,7 +328,7 @@ def transpose_grad(g, a, axes):
 @register_gradient("getitem")
 def getitem_grad(g, a, key):
     grad = np.zeros_like(a.data)
-    np.add.at(grad, key, g)                          # a repeated index receives every gradient
+    np.add.at(grad, key, g)             # a repeated index receives every gradient
     return (grad,)
 
 # %% [markdown]
@@ -327,7 +356,8 @@ def getitem_grad(g, a, key):
 @register_gradient("mul")
 def mul_grad(g, a, b):
     """d(ab) = b·da + a·db."""
-    # TODO: return (gradient for a, gradient for b), each unbroadcast to its operand's shape.
+    # TODO: return (gradient for a, gradient for b), each unbroadcast to its operand's
+    #       shape.
     ### BEGIN SOLUTION
     return unbroadcast(g * b.data, a.shape), unbroadcast(g * a.data, b.shape)
     ### END SOLUTION
@@ -345,8 +375,9 @@ def div_grad(g, a, b):
 @register_gradient("matmul")
 def matmul_grad(g, a, b):
     """d(AB) = dA·B + A·dB: grad_A = g Bᵀ, grad_B = Aᵀ g, for 1-D and batched operands."""
-    # TODO: lift 1-D operands (and g) to 2-D, compute g @ Bᵀ and Aᵀ @ g with the last two axes
-    #       swapped, drop the added axes, and unbroadcast each to its operand's shape.
+    # TODO: lift 1-D operands (and g) to 2-D, compute g @ Bᵀ and Aᵀ @ g with the last two
+    #       axes swapped, drop the added axes, and unbroadcast each to its operand's
+    #       shape.
     ### BEGIN SOLUTION
     A = a.data[None, :] if a.ndim == 1 else a.data               # (1, k) or (..., m, k)
     B = b.data[:, None] if b.ndim == 1 else b.data               # (k, 1) or (..., k, n)
@@ -392,7 +423,8 @@ def mean_grad(g, a, axis, keepdims):
 
 @register_gradient("max")
 def max_grad(g, a, axis, keepdims):
-    """Only the maxima receive the gradient; tied maxima share it evenly (as torch.amax)."""
+    """Only the maxima receive the gradient; tied maxima share it evenly (as
+    torch.amax)."""
     # TODO: a mask of the elements equal to their maximum, divided by how many maxima each
     #       reduction had, times g broadcast back (as in sum_grad).
     ### BEGIN SOLUTION
@@ -421,15 +453,17 @@ def test_rules():
         f"div_grad with g = 1: expected (1/b, -a/b^2), got ({ga}, {gb}).")
     ga, gb = matmul_grad(g, a, b)
     assert np.allclose(ga, g @ b.data.T) and np.allclose(gb, a.data.T @ g), (
-        f"matmul_grad for (2, 2) @ (2, 2): expected (g @ b.T, a.T @ g), got ({ga}, {gb}).")
+        f"matmul_grad for (2, 2) @ (2, 2): expected (g @ b.T, a.T @ g), "
+        f"got ({ga}, {gb}).")
     x = Tensor([[1.0, 5.0, 3.0], [4.0, 2.0, 6.0]])
     (gs,) = sum_grad(np.array([10.0, 20.0]), x, axis=1, keepdims=False)
     assert gs.shape == (2, 3) and np.allclose(gs, [[10, 10, 10], [20, 20, 20]]), (
-        f"sum_grad for x.sum(axis=1) of a (2, 3) x with g = [10, 20]: expected [[10, 10, 10], "
-        f"[20, 20, 20]], got {gs}. Hint: put axis 1 back, then broadcast.")
+        f"sum_grad for x.sum(axis=1) of a (2, 3) x with g = [10, 20]: expected "
+        f"[[10, 10, 10], [20, 20, 20]], got {gs}. Hint: put axis 1 back, then broadcast.")
     (gm,) = max_grad(np.array(1.0), x, axis=None, keepdims=False)
     assert np.allclose(gm, [[0, 0, 0], [0, 0, 1]]), (
-        f"max_grad for x.max() with x = [[1, 5, 3], [4, 2, 6]]: expected 1 at the 6 only, got {gm}.")
+        f"max_grad for x.max() with x = [[1, 5, 3], [4, 2, 6]]: expected 1 at the 6 "
+        f"only, got {gm}.")
 
 test_rules()
 ### BEGIN HIDDEN TESTS
@@ -445,6 +479,59 @@ assert np.allclose(_gm, [[0, 0.5, 0.5], [0, 0, 0]]), "max ties: the two maxima s
 (_gm,) = max_grad(np.array([1.0, 3.0]), _t, axis=1, keepdims=False)
 assert np.allclose(_gm, [[0, 0.5, 0.5], [1, 1, 1]]), "max ties along an axis: each row's maxima share its gradient"
 assert np.isclose(_gm.sum(), 4.0), "the gradients of a max must sum to the incoming gradient"
+# each rule, called directly, against central differences of sum(g * op(a, b)): broadcast,
+# square and batched operands, every reduction axis, negative axes, keepdims both ways. A
+# rule must leave g and its parents as they were.
+from tinytorch.testing import assert_close, assert_untouched, numerical_grads  # noqa: E402
+
+
+def _rule_check(rule, op, arrays, what, **saved):
+    leaves = [Tensor(a, dtype=np.float64) for a in arrays]
+    out = op(*leaves)
+    g = np.linspace(0.5, 1.5, out.size).reshape(out.shape)       # every element its own weight
+    shares = assert_untouched(rule, g, *leaves, **saved)
+    for i, want in enumerate(numerical_grads(op, arrays, g)):
+        assert_close(shares[i], want, rtol=1e-6, atol=1e-8, dtype=np.float64,
+                     what=f"{what}: the gradient of operand {i} (shape {arrays[i].shape})")
+
+
+_rng = np.random.default_rng(17)
+_away = lambda shape: _rng.uniform(0.5, 2.0, shape) * _rng.choice([-1.0, 1.0], shape)  # noqa: E731
+for _sa, _sb in [((3, 4), (3, 4)), ((3, 4), (4,)), ((4, 1), (1, 3)), ((3, 3), (3, 1)),
+                 ((2, 3, 4), (3, 1)), ((5,), ()), ((), (2, 3))]:
+    _A, _B = _rng.standard_normal(_sa), _away(_sb)
+    _rule_check(mul_grad, lambda a, b: a * b, [_A, _B], f"mul_grad for {_sa} * {_sb}")
+    _rule_check(div_grad, lambda a, b: a / b, [_A, _B], f"div_grad for {_sa} / {_sb}")
+for _sa, _sb in [((3, 3), (3, 3)), ((2, 3), (3, 4)), ((3,), (3, 4)), ((2, 3), (3,)),
+                 ((3,), (3,)), ((5, 2, 3), (3, 4)), ((2, 3), (4, 3, 5)), ((4,), (2, 4, 3)),
+                 ((2, 3, 4), (4,)), ((1, 2, 3), (4, 3, 2)), ((4, 2, 3), (4, 3, 2))]:
+    _A, _B = _rng.standard_normal(_sa), _rng.standard_normal(_sb)
+    _rule_check(matmul_grad, lambda a, b: a @ b, [_A, _B], f"matmul_grad for {_sa} @ {_sb}")
+for _shape, _axis in [((2, 3, 4), None), ((2, 3, 4), 0), ((2, 3, 4), 1), ((2, 3, 4), -1),
+                      ((2, 3, 4), (0, 2)), ((2, 3, 4), (-1, 0)), ((3, 3), 0), ((3, 3), 1),
+                      ((4, 3), -2), ((5,), 0)]:
+    _A = _rng.permutation(np.prod(_shape)).reshape(_shape) * 0.1   # distinct: no ties
+    for _keep in (False, True):
+        _saved = {"axis": _axis, "keepdims": _keep}
+        _call = f"(axis={_axis}, keepdims={_keep}) of a {_shape} input"
+        _rule_check(sum_grad, lambda a, s=_saved: a.sum(**s), [_A], f"sum_grad{_call}", **_saved)
+        _rule_check(max_grad, lambda a, s=_saved: a.max(**s), [_A], f"max_grad{_call}", **_saved)
+# ties along every axis: the maxima of each reduction share its gradient evenly
+_t = np.array([[2.0, 5.0, 5.0, 1.0], [3.0, 3.0, 3.0, 0.0], [4.0, 0.0, 5.0, 5.0]])
+for _axis, _g, _want in [
+        (0, np.array([1.0, 2.0, 4.0, 8.0]),
+         [[0, 2, 2, 0], [0, 0, 0, 0], [1, 0, 2, 8]]),
+        (1, np.array([3.0, 6.0, 4.0]),
+         [[0, 1.5, 1.5, 0], [2, 2, 2, 0], [0, 0, 2, 2]]),
+        (None, np.array(6.0),
+         [[0, 1.5, 1.5, 0], [0, 0, 0, 0], [0, 0, 1.5, 1.5]])]:
+    for _keep in (False, True):
+        _gk = np.expand_dims(_g, _axis) if _keep and _axis is not None else _g
+        _gk = _gk.reshape(1, 1) if _keep and _axis is None else _gk
+        (_got,) = max_grad(_gk, Tensor(_t, dtype=np.float64), axis=_axis, keepdims=_keep)
+        assert_close(_got, np.array(_want, dtype=np.float64), dtype=np.float64,
+                     what=f"max_grad with tied maxima, axis={_axis}, keepdims={_keep}, "
+                          f"of {_t.tolist()} and g = {_g.tolist()}")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -584,24 +671,29 @@ def backward(tensor, grad=None):
     """Accumulate d(tensor)/d(leaf) into the .grad of every leaf Tensor that requires a
     gradient. `grad` is d(loss)/d(tensor); it defaults to 1 for a one-element tensor."""
     if not tensor.requires_grad:
-        raise RuntimeError("backward(): this Tensor does not require a gradient: nothing it was "
-                           "computed from has requires_grad=True (or it was computed under no_grad())")
+        raise RuntimeError(
+            "backward(): this Tensor does not require a gradient: nothing it was "
+            "computed from has requires_grad=True (or it was computed under no_grad())")
     if grad is None:
         if tensor.size != 1:
-            raise ValueError(f"backward(): grad can be omitted only for a one-element Tensor (a "
-                             f"loss), this one has shape {tensor.shape}: pass grad=dL/d(tensor), "
-                             "or reduce it first, e.g. tensor.sum().backward()")
+            raise ValueError(
+                f"backward(): grad can be omitted only for a one-element Tensor (a "
+                f"loss), this one has shape {tensor.shape}: pass grad=dL/d(tensor), or "
+                "reduce it first, e.g. tensor.sum().backward()")
         grad = np.ones_like(tensor.data)
     else:
-        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=tensor.dtype)
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        grad = np.array(grad, dtype=tensor.dtype)
         if grad.shape != tensor.shape:
-            raise ValueError(f"backward(): grad has shape {grad.shape}, the Tensor {tensor.shape}")
-    # TODO: walk topological_order(tensor) backwards with grads = {tensor: grad}, taking each
-    #       node's gradient out with grads.pop(node, None) (None: nothing reached it, skip it).
-    #       For a leaf (node._op is None), add the gradient into node.grad (a Tensor of the
-    #       node's dtype, created when None). Otherwise call _rule(node._op)(g, *node._parents,
-    #       **node._saved) (the GRADIENTS entry) and add each parent's share into grads (skip a
-    #       share that is None and a parent that does not require a gradient).
+            raise ValueError(
+                f"backward(): grad has shape {grad.shape}, the Tensor {tensor.shape}")
+    # TODO: walk topological_order(tensor) backwards with grads = {tensor: grad}, taking
+    #       each node's gradient out with grads.pop(node, None) (None: nothing reached it,
+    #       skip it). For a leaf (node._op is None), add the gradient into node.grad (a
+    #       Tensor of the node's dtype, created when None). Otherwise call
+    #       _rule(node._op)(g, *node._parents, **node._saved) (the GRADIENTS entry) and
+    #       add each parent's share into grads (skip a share that is None and a parent
+    #       that does not require a gradient).
     ### BEGIN SOLUTION
     grads = {tensor: grad}
     for node in reversed(topological_order(tensor)):
@@ -652,10 +744,12 @@ def test_backward_engine():
     loss = ((x * w).sum() + b) * 2
     backward(loss)
     assert x.grad is not None and np.allclose(x.grad.data, [8, 10, 12]), (
-        f"loss = ((x * w).sum() + b) * 2: expected x.grad = 2w = [8, 10, 12], got {x.grad}.")
+        f"loss = ((x * w).sum() + b) * 2: expected x.grad = 2w = [8, 10, 12], "
+        f"got {x.grad}.")
     assert np.allclose(w.grad.data, [2, 4, 6]) and np.allclose(b.grad.data, 2), (
         f"expected w.grad = 2x = [2, 4, 6] and b.grad = 2, got {w.grad} and {b.grad}.")
-    assert isinstance(x.grad, Tensor) and x.grad.shape == x.shape, "a leaf's .grad is a Tensor of its shape."
+    assert isinstance(x.grad, Tensor) and x.grad.shape == x.shape, (
+        "a leaf's .grad is a Tensor of its shape.")
     c = Tensor([1.0, 2.0])
     backward((c * Tensor([1.0, 1.0], requires_grad=True)).sum())
     assert c.grad is None, "a Tensor without requires_grad gets no .grad."
@@ -664,7 +758,8 @@ def test_backward_engine():
     except ValueError:
         pass
     else:
-        raise AssertionError("backward() of a non-scalar without grad should raise ValueError, as PyTorch does.")
+        raise AssertionError("backward() of a non-scalar without grad should raise "
+                             "ValueError, as PyTorch does.")
 
 test_backward_engine()
 ### BEGIN HIDDEN TESTS
@@ -723,6 +818,67 @@ try:
     raise AssertionError("backward() of a Tensor that requires no gradient must raise")
 except RuntimeError:
     pass
+# the order: every node that requires a gradient, once, after its parents; no constants
+from tinytorch.testing import assert_dtype_kept, assert_untouched, check_graph  # noqa: E402
+
+_x = Tensor([1.0, 2.0], requires_grad=True)
+_c = Tensor([3.0, 4.0])
+_h = _x * _c
+_s = _h + _x
+_p = _s * _h
+_y = _p.sum()
+_order = topological_order(_y)
+_ids = [id(node) for node in _order]
+_names = {id(_x): "x", id(_c): "c", id(_h): "h = x * c", id(_s): "s = h + x",
+          id(_p): "p = s * h", id(_y): "y = p.sum()"}
+assert sorted(_ids) == sorted({id(_x), id(_h), id(_s), id(_p), id(_y)}), (
+    "topological_order(y) with h = x * c, s = h + x, p = s * h, y = p.sum() and c a "
+    f"constant: expected x, h, s, p and y once each, got {[_names.get(i, '?') for i in _ids]}. "
+    "List only the Tensors that require a gradient, each once.")
+_at = [_ids.index(id(t)) for t in (_x, _h, _s, _p, _y)]
+assert _at == sorted(_at), f"every node must come after its parents, got {[_names[i] for i in _ids]}."
+# only leaves keep a .grad; an incoming gradient is left as it was
+_g = np.array([[1.0, -2.0], [0.5, 3.0]])
+_w = Tensor(np.ones((2, 2)), requires_grad=True)
+_mid = _w * 3.0
+_out = _mid * _mid + _mid
+assert_untouched(backward, _out, _g)
+assert _mid.grad is None and _out.grad is None, (
+    "backward() gave an intermediate Tensor a .grad: only leaves keep their gradient; the "
+    "others live in the engine's grads dict and are dropped, as in PyTorch.")
+assert np.allclose(_w.grad.data, _g * (18 * np.ones((2, 2)) + 3)), "d(m*m + m)/dw with m = 3w"
+# a float64 leaf gets a float64 gradient, a float32 leaf a float32 one, through every rule
+for _fn in (lambda a, b: (a * b + a / (b * b + 1.0)).sum(axis=0),
+            lambda a, b: (a @ b.T).max(axis=1),
+            lambda a, b: (a - b).mean() * (a.sum(axis=1, keepdims=True) * b).sum()):
+    assert_dtype_kept(_fn, shapes=((3, 4), (3, 4)), backward=backward)
+# the chain rule through shared weights, residual paths, broadcasting and every reduction,
+# against central differences (float64)
+_rng = np.random.default_rng(19)
+
+
+def _residual(x, w, b):
+    h = x @ w + b
+    return (h + (h * h) @ w / 4.0).max(axis=1)
+
+
+def _shared(x, w):
+    return ((x @ w) @ w - x * x.sum(axis=0, keepdims=True)).mean(axis=0)
+
+
+def _reused(x, v):
+    y = x * v
+    for _ in range(3):
+        y = y + y * x / (v * v + 1.0)
+    return y.sum(axis=-1)
+
+
+check_graph(_residual, [_rng.standard_normal((5, 3)), _rng.standard_normal((3, 3)),
+                        _rng.standard_normal(3)], backward=backward, name="h + (h*h) @ w / 4")
+check_graph(_shared, [_rng.standard_normal((4, 3)), _rng.standard_normal((3, 3))],
+            backward=backward, name="(x @ w) @ w - x * x.sum(axis=0)")
+check_graph(_reused, [_rng.standard_normal((2, 3)), _rng.standard_normal((1, 3))],
+            backward=backward, name="y = y + y * x / (v*v + 1), three times")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -787,6 +943,29 @@ try:
 except KeyError:
     pass
 assert (_w * 2).requires_grad, "an exception inside no_grad must still restore recording"
+# the exception comes out of the block unchanged (an __exit__ that returns True would
+# swallow it), and no_grad restores what it found, even when that was "off"
+from tinytorch.core.tensor import is_grad_enabled  # noqa: E402
+from tinytorch.testing import assert_passes_through  # noqa: E402
+
+assert_passes_through(no_grad())
+set_grad_enabled(False)
+try:
+    with no_grad():
+        pass
+    _after = is_grad_enabled()
+finally:
+    set_grad_enabled(True)
+assert _after is False, (
+    "recording was off before `with no_grad():`, and no_grad switched it on when the block "
+    "ended: restore the setting __enter__ found, do not switch it on.")
+_outer = no_grad()
+with _outer:
+    with no_grad():
+        pass
+    with no_grad():
+        pass
+assert is_grad_enabled(), "after nested no_grad blocks, recording is on again"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -807,20 +986,24 @@ assert (_w * 2).requires_grad, "an exception inside no_grad must still restore r
 # %%
 #| export
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
-    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in float64.
+    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in
+    float64.
 
-    inputs: the Tensors (or arrays) to differentiate with respect to. Raises AssertionError
-    naming the input index and element of the first gradient that disagrees; returns True.
+    inputs: the Tensors (or arrays) to differentiate with respect to. Raises
+    AssertionError naming the input index and element of the first gradient that
+    disagrees; returns True.
 
     >>> gradcheck(lambda a, b: a * b, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
     True
     """
-    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
+    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64)
+              for t in inputs]
     leaves = [Tensor(v, dtype=np.float64, requires_grad=True) for v in values]
     out = fn(*leaves)
     if not isinstance(out, Tensor) or not out.requires_grad:
-        raise AssertionError("gradcheck: fn must return a Tensor computed from its inputs")
-    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)   # every element counts
+        raise AssertionError(
+            "gradcheck: fn must return a Tensor computed from its inputs")
+    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)  # all count
     backward(out, weights)
 
     def f(index, value):
@@ -838,9 +1021,9 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
             numeric = (f(i, plus) - f(i, minus)) / (2 * eps)
             if not abs(analytic[element] - numeric) <= atol + rtol * abs(numeric):
                 raise AssertionError(
-                    f"gradcheck: input {i}, element {element}: backward gives {analytic[element]:.6g} "
-                    f"but finite differences give {numeric:.6g} (check the rule of the op that "
-                    "uses this input)")
+                    f"gradcheck: input {i}, element {element}: backward gives "
+                    f"{analytic[element]:.6g} but finite differences give {numeric:.6g} "
+                    "(check the rule of the op that uses this input)")
     return True
 
 # %% [markdown]
@@ -852,7 +1035,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
 #| test: gradcheck_catches (2 points)
 def test_gradcheck():
     rng = np.random.default_rng(0)
-    inputs = [rng.uniform(1, 2, (2, 3)), rng.uniform(1, 2, (2, 3)), rng.uniform(1, 2, (3,))]
+    inputs = [rng.uniform(1, 2, (2, 3)), rng.uniform(1, 2, (2, 3)),
+              rng.uniform(1, 2, (3,))]
     assert gradcheck(lambda a, b, c: (a * b - c) ** 2 / 3, inputs), (
         "gradcheck of (a * b - c) ** 2 / 3 should pass with correct rules.")
     saved = GRADIENTS["neg"]
@@ -866,7 +1050,8 @@ def test_gradcheck():
     finally:
         GRADIENTS["neg"] = saved
     assert message and "input 0" in message, (
-        f"gradcheck should reject a wrong rule for neg and name input 0, got {message!r}.")
+        f"gradcheck should reject a wrong rule for neg and name input 0, "
+        f"got {message!r}.")
 
 test_gradcheck()
 ### BEGIN HIDDEN TESTS
@@ -902,9 +1087,12 @@ assert _msg and "input 1" in _msg and "(0, 0)" in _msg, "gradcheck must name the
 def test_rules_gradcheck():
     rng = np.random.default_rng(1)
     cases = [
-        ("a * b", lambda a, b: a * b, [rng.standard_normal((2, 3)), rng.standard_normal((1, 3))]),
-        ("a / b", lambda a, b: a / b, [rng.standard_normal((2, 3)), rng.uniform(1, 2, (3,))]),
-        ("a @ b", lambda a, b: a @ b, [rng.standard_normal((2, 3)), rng.standard_normal((3, 4))]),
+        ("a * b", lambda a, b: a * b,
+         [rng.standard_normal((2, 3)), rng.standard_normal((1, 3))]),
+        ("a / b", lambda a, b: a / b,
+         [rng.standard_normal((2, 3)), rng.uniform(1, 2, (3,))]),
+        ("a @ b", lambda a, b: a @ b,
+         [rng.standard_normal((2, 3)), rng.standard_normal((3, 4))]),
         ("a.sum(axis=1)", lambda a: a.sum(axis=1), [rng.standard_normal((2, 3))]),
         ("a.max(axis=0)", lambda a: a.max(axis=0), [rng.standard_normal((4, 3))]),
     ]
@@ -972,7 +1160,8 @@ print(f"XOR with autograd: loss {xor_loss:.4f}, accuracy {100 * xor_accuracy:.0f
 def test_autograd_trains():
     manual_seed(1)
     model = Sequential(Linear(3, 4), Tanh(), Linear(4, 2), Sigmoid())
-    x, y = Tensor(np.random.default_rng(0).standard_normal((5, 3))), Tensor(np.full((5, 2), 0.25))
+    x = Tensor(np.random.default_rng(0).standard_normal((5, 3)))
+    y = Tensor(np.full((5, 2), 0.25))
     loss_fn = BCELoss()
     loss = loss_fn(model(x), y)
     model.zero_grad()
@@ -982,10 +1171,11 @@ def test_autograd_trains():
     backward(loss)
     for (name, p), expected in zip(model.named_parameters(), by_hand):
         assert p.grad is not None and np.allclose(p.grad.data, expected, atol=1e-6), (
-            f"{name}: backward(loss) gives {None if p.grad is None else p.grad.data}, the "
-            f"hand-written backward {expected}. Every rule in the chain must match.")
+            f"{name}: backward(loss) gives {None if p.grad is None else p.grad.data}, "
+            f"the hand-written backward {expected}. Every rule in the chain must match.")
     loss, accuracy = train_xor()
-    assert accuracy == 1.0, f"XOR trained with backward(loss) should reach 100%, got {100 * accuracy:.0f}%."
+    assert accuracy == 1.0, (
+        f"XOR trained with backward(loss) should reach 100%, got {100 * accuracy:.0f}%.")
 
 test_autograd_trains()
 ### BEGIN HIDDEN TESTS

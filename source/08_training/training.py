@@ -35,7 +35,8 @@ def blobs(n_per_class=100, seed=0):
     sorted by class (all 0s, then all 1s, then all 2s)."""
     rng = np.random.default_rng(seed)
     centres = np.array([[3.0, 0, 0, 0], [0, 3.0, 0, 0], [0, 0, 3.0, 0]])
-    x = np.concatenate([centre + rng.standard_normal((n_per_class, 4)) for centre in centres])
+    x = np.concatenate([centre + rng.standard_normal((n_per_class, 4))
+                        for centre in centres])
     y = np.repeat(np.arange(3), n_per_class)
     return x.astype(np.float32), y
 
@@ -62,7 +63,8 @@ def ad_hoc(shuffle, epochs=1, batch_size=10, dropout=0.0):
 
 for shuffle in (False, True):
     acc, counts, _ = ad_hoc(shuffle)
-    print(f"shuffle={shuffle!s:5}: accuracy {100 * acc:5.1f}%   predictions per class {counts.tolist()}")
+    print(f"shuffle={shuffle!s:5}: accuracy {100 * acc:5.1f}%   "
+          f"predictions per class {counts.tolist()}")
 
 # %% [markdown]
 # Without shuffling, the epoch is ten batches of class 0, then ten of class 1, then ten of
@@ -95,7 +97,8 @@ _, _, dropout_model = ad_hoc(shuffle=True, dropout=0.5)
 for mode in ("train", "eval"):
     getattr(dropout_model, mode)()
     with no_grad():
-        accs = [np.mean(dropout_model(Tensor(x_blobs)).data.argmax(axis=1) == y_blobs) for _ in range(5)]
+        accs = [np.mean(dropout_model(Tensor(x_blobs)).data.argmax(axis=1) == y_blobs)
+                for _ in range(5)]
     print(f"model.{mode}():", " ".join(f"{100 * a:.1f}%" for a in accs))
 dropout_model.train()
 
@@ -135,7 +138,7 @@ from tinytorch.core import layers
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
 
-EVAL_BATCH_SIZE = 256            # evaluation keeps no graph, so it can take bigger batches
+EVAL_BATCH_SIZE = 256      # evaluation keeps no graph, so it can take bigger batches
 
 # %% [markdown]
 # ## Accuracy
@@ -162,15 +165,16 @@ def _array(values):
 
 
 def accuracy(logits, labels):
-    """The fraction of rows whose largest logit sits at the row's label, a float in [0, 1].
+    """The fraction of rows whose largest logit sits at the row's label, a float in
+    [0, 1].
 
     >>> accuracy(Tensor([[2.0, 1.0], [0.0, 3.0]]), [0, 0])
     0.5
     """
     logits, labels = _array(logits), _array(labels)
     if logits.ndim != 2 or labels.shape != (len(logits),) or len(logits) == 0:
-        raise ValueError(f"accuracy: expected logits of shape (N, C) and N labels, N > 0; got "
-                         f"shapes {logits.shape} and {labels.shape}")
+        raise ValueError(f"accuracy: expected logits of shape (N, C) and N labels, "
+                         f"N > 0; got shapes {logits.shape} and {labels.shape}")
     # TODO: the predicted class of each row is the index of its largest logit; return the
     #       fraction of rows where it equals the label, as a Python float.
     ### BEGIN SOLUTION
@@ -193,9 +197,11 @@ def test_accuracy():
     logits = Tensor([[2.0, 1.0, 0.1], [0.5, 0.2, 3.0], [0.0, 4.0, 1.0]])
     got = accuracy(logits, np.array([0, 1, 1]))
     assert isinstance(got, float) and abs(got - 2 / 3) < 1e-12, (
-        f"accuracy of the table's example should be 2/3 (rows 1 and 3 right), got {got!r}. "
+        f"accuracy of the table's example should be 2/3 (rows 1 and 3 right), "
+        f"got {got!r}. "
         "Hint: compare np.argmax(logits, axis=1) with the labels, and return a float.")
-    assert accuracy(np.eye(4), [0, 1, 2, 3]) == 1.0, "arrays work too: np.eye(4) predicts 0, 1, 2, 3"
+    assert accuracy(np.eye(4), [0, 1, 2, 3]) == 1.0, (
+        "arrays work too: np.eye(4) predicts 0, 1, 2, 3")
 
 test_accuracy()
 ### BEGIN HIDDEN TESTS
@@ -206,6 +212,20 @@ assert abs(accuracy(_z, _l) - np.mean(_z.argmax(1) == _l)) < 1e-12
 assert accuracy(Tensor(_z), Tensor(_l, dtype=np.int64)) == accuracy(_z, _l), "Tensor labels work"
 assert accuracy(np.array([[0.0, 1.0]]), np.array([0])) == 0.0
 assert type(accuracy(_z[:3, :3], _l[:3] % 3)) is float
+# more rows than classes and fewer, one row, one class, rows of very different scales,
+# float32 and float64, arrays and Tensors; the inputs stay as they were
+from tinytorch.testing import assert_untouched  # noqa: E402
+
+for _n, _c in [(1, 1), (1, 5), (6, 1), (7, 3), (3, 7), (4, 4), (300, 10)]:
+    for _dtype in (np.float32, np.float64):
+        _z = _rng.standard_normal((_n, _c)) * np.logspace(-3, 3, _n)[:, None]
+        _z, _l = _z.astype(_dtype), _rng.integers(0, _c, _n)
+        _want = float(np.mean(_z.argmax(axis=1) == _l))
+        for _args in ((_z, _l), (Tensor(_z, dtype=_dtype), Tensor(_l, dtype=np.int64))):
+            _got = assert_untouched(accuracy, *_args)
+            assert type(_got) is float and _got == _want, (
+                f"accuracy of {_n} rows of {_c} {np.dtype(_dtype)} logits "
+                f"({type(_args[0]).__name__}s): expected {_want}, got {_got!r}.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -228,8 +248,9 @@ assert type(accuracy(_z[:3, :3], _l[:3] % 3)) is float
 # %%
 #| export
 def batch_indices(n, batch_size, generator=None):
-    """The indices 0..n-1 cut into batches of `batch_size` (the last one may be smaller): in a
-    shuffled order drawn from `generator` (a np.random.Generator), or in order without one.
+    """The indices 0..n-1 cut into batches of `batch_size` (the last one may be
+    smaller): in a shuffled order drawn from `generator` (a np.random.Generator), or in
+    order without one.
 
     >>> [b.tolist() for b in batch_indices(5, 2)]
     [[0, 1], [2, 3], [4]]
@@ -237,8 +258,9 @@ def batch_indices(n, batch_size, generator=None):
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     batch_size = int(batch_size)
-    # TODO: an order of 0..n-1 (generator.permutation(n) with a generator, else np.arange(n)),
-    #       cut into consecutive slices of batch_size; keep the last, smaller slice.
+    # TODO: an order of 0..n-1 (generator.permutation(n) with a generator, else
+    #       np.arange(n)), cut into consecutive slices of batch_size; keep the last,
+    #       smaller slice.
     ### BEGIN SOLUTION
     order = np.arange(n) if generator is None else generator.permutation(n)
     return [order[start:start + batch_size] for start in range(0, n, batch_size)]
@@ -251,8 +273,9 @@ def train_validation_split(x, y, fraction, seed=0):
     x, y = _array(x), _array(y)
     n_val = int(round(len(x) * fraction))
     if not 0 < n_val < len(x):
-        raise ValueError(f"validation_split={fraction} of {len(x)} examples leaves no training or "
-                         "no validation examples: use a fraction between 0 and 1")
+        raise ValueError(f"validation_split={fraction} of {len(x)} examples leaves no "
+                         "training or no validation examples: use a fraction between 0 "
+                         "and 1")
     order = np.random.default_rng((seed, 1)).permutation(len(x))   # a stream of its own
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], (x[val], y[val])
@@ -261,14 +284,17 @@ def train_validation_split(x, y, fraction, seed=0):
 #| test: batches (2 points)
 def test_batches():
     batches = batch_indices(12, 4)
-    assert [b.tolist() for b in batches] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], (
-        f"batch_indices(12, 4) without a generator should be [0..3], [4..7], [8..11], got "
-        f"{[b.tolist() for b in batches]}.")
+    got = [b.tolist() for b in batches]
+    assert got == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], (
+        f"batch_indices(12, 4) without a generator should be [0..3], [4..7], [8..11], "
+        f"got {got}.")
     shuffled = batch_indices(12, 4, np.random.default_rng(0))
     flat = np.concatenate(shuffled)
     assert len(shuffled) == 3 and sorted(flat.tolist()) == list(range(12)), (
-        f"with a generator, the batches hold every index once, in a shuffled order; got {flat.tolist()}.")
-    assert flat.tolist() != list(range(12)), "with a generator the order should be shuffled (generator.permutation)."
+        f"with a generator, the batches hold every index once, in a shuffled order; "
+        f"got {flat.tolist()}.")
+    assert flat.tolist() != list(range(12)), (
+        "with a generator the order should be shuffled (generator.permutation).")
 
 test_batches()
 ### BEGIN HIDDEN TESTS
@@ -291,6 +317,25 @@ for _bad in (0, -1, 2.5):
         pass
     else:
         raise AssertionError(f"batch_size={_bad} must raise ValueError")
+# shuffled epochs: every example appears once per epoch, and the batches are made of
+# different examples each epoch (shuffle the examples, not only the order of fixed slices)
+from tinytorch.testing import assert_every_example_appears  # noqa: E402
+
+
+class _Epochs:
+    def __init__(self, n, size, seed):
+        self.n, self.size, self.generator = n, size, np.random.default_rng(seed)
+
+    def __iter__(self):
+        return iter(batch_indices(self.n, self.size, self.generator))
+
+
+assert_every_example_appears(_Epochs(23, 5, 2), 23, ids=lambda batch: batch.tolist())
+_firsts = {tuple(sorted(batch_indices(30, 10, np.random.default_rng(_seed))[0].tolist()))
+           for _seed in range(4)}
+assert not _firsts & {tuple(range(0, 10)), tuple(range(10, 20)), tuple(range(20, 30))}, (
+    "with a generator, the first batch of 30 examples in batches of 10 was one of the fixed "
+    "slices 0-9, 10-19, 20-29: shuffle the examples (generator.permutation(n)), then cut.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -336,8 +381,10 @@ class History:
 #
 # - it **improved** when it beats the best so far by more than `min_delta` (below
 #   `best - min_delta` for a loss, mode `"min"`; above `best + min_delta` for an accuracy,
-#   mode `"max"`). The first value always improves. On an improvement remember the value
-#   and its epoch and reset the count of epochs waited to 0; otherwise count one more;
+#   mode `"max"`). The first value improves, unless it is NaN: a loss that diverged to NaN
+#   is never an improvement (and every comparison with NaN is False, so a NaN kept as the
+#   best would block every later improvement). On an improvement remember the value and
+#   its epoch and reset the count of epochs waited to 0; otherwise count one more;
 # - **stop** when `patience` epochs in a row brought no improvement.
 #
 # With `patience=2`, `min_delta=0`, validation losses `1.0, 0.8, 0.85, 0.81, 0.9`:
@@ -356,28 +403,34 @@ class History:
 # %%
 #| export
 class EarlyStopping:
-    """Stop training when `monitor` has not improved by more than `min_delta` for `patience`
-    epochs in a row. `step(value)` is called once per epoch and returns True to stop."""
+    """Stop training when `monitor` has not improved by more than `min_delta` for
+    `patience` epochs in a row. `step(value)` is called once per epoch and returns True
+    to stop."""
 
     def __init__(self, patience=5, min_delta=0.0, monitor="val_loss", mode="auto"):
         if not patience >= 1:
-            raise ValueError(f"EarlyStopping: patience must be at least 1, got {patience}")
+            raise ValueError(
+                f"EarlyStopping: patience must be at least 1, got {patience}")
         if min_delta < 0:
             raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+            raise ValueError(
+                f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.best, self.best_epoch, self.wait, self.epoch, self.improved = None, 0, 0, 0, False
+        self.best, self.best_epoch, self.wait = None, 0, 0
+        self.epoch, self.improved = 0, False
 
     def step(self, value):
-        """Record one epoch's value of the monitored metric; True when training should stop."""
+        """Record one epoch's value of the monitored metric; True when training should
+        stop."""
         value = float(value)
         self.epoch += 1
-        # TODO: set self.improved: True when self.best is None, or value beats self.best by
-        #       more than min_delta (mode "min": below best - min_delta; "max": above
-        #       best + min_delta). If improved, remember best, best_epoch (self.epoch) and
-        #       reset wait to 0; otherwise add 1 to wait. Return whether wait reached patience.
+        # TODO: set self.improved: when self.best is None, True unless value is NaN
+        #       (math.isnan); else True when value beats self.best by more than min_delta
+        #       (mode "min": below best - min_delta; "max": above best + min_delta). If
+        #       improved, remember best, best_epoch (self.epoch) and reset wait to 0;
+        #       otherwise add 1 to wait. Return whether wait reached patience.
         ### BEGIN SOLUTION
         if self.best is None:
             self.improved = not math.isnan(value)
@@ -397,7 +450,8 @@ class EarlyStopping:
         return self.wait >= self.patience
 
     def state_dict(self):
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "epoch": self.epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "epoch": self.epoch}
 
     def load_state_dict(self, state):
         self.best, self.best_epoch, self.wait, self.epoch = (
@@ -409,10 +463,11 @@ def test_early_stopping():
     stopper = EarlyStopping(patience=2)
     decisions = [stopper.step(v) for v in [1.0, 0.8, 0.85, 0.81]]
     assert decisions == [False, False, False, True], (
-        f"patience 2, val_loss 1.0, 0.8, 0.85, 0.81: stop after the 4th epoch (two epochs without "
-        f"beating 0.8); got {decisions}.")
+        f"patience 2, val_loss 1.0, 0.8, 0.85, 0.81: stop after the 4th epoch (two "
+        f"epochs without beating 0.8); got {decisions}.")
     assert stopper.best == 0.8 and stopper.best_epoch == 2, (
-        f"the best was 0.8 at epoch 2; got best={stopper.best}, best_epoch={stopper.best_epoch}.")
+        f"the best was 0.8 at epoch 2; got best={stopper.best}, "
+        f"best_epoch={stopper.best_epoch}.")
     accuracy_stopper = EarlyStopping(patience=1, monitor="val_accuracy")
     assert accuracy_stopper.mode == "max"
     assert [accuracy_stopper.step(v) for v in [0.5, 0.7, 0.6]] == [False, False, True], (
@@ -433,6 +488,20 @@ assert _s.best == 0.6 and _s.best_epoch == 3
 _s = EarlyStopping(patience=2)
 assert [_s.step(v) for v in [1.0, 1.0, 1.0]] == [False, False, True], "an equal value is no improvement"
 assert EarlyStopping(monitor="loss").mode == "min" and EarlyStopping(monitor="accuracy", mode="min").mode == "min"
+_s = EarlyStopping(patience=2, monitor="val_accuracy")
+_got = [_s.step(v) for v in [0.5, 0.5, 0.5]]
+assert _got == [False, False, True], (
+    f"val_accuracy 0.5, 0.5, 0.5 with patience 2: an equal accuracy is no improvement either "
+    f"(mode 'max'); expected [False, False, True], got {_got}.")
+_s = EarlyStopping(patience=2)
+_got = [_s.step(v) for v in [float("nan"), 1.0, 0.9, 0.95]]
+assert _got == [False] * 4 and _s.best == 0.9 and _s.best_epoch == 3, (
+    "val_loss NaN, 1.0, 0.9, 0.95 with patience 2: a NaN is never an improvement, so 1.0 is "
+    f"the first best and 0.9 the best (epoch 3); got {_got}, best {_s.best} at epoch "
+    f"{_s.best_epoch}.")
+_s = EarlyStopping(patience=2)
+assert [_s.step(v) for v in [1.0, float("nan"), float("nan")]] == [False, False, True], \
+    "a loss that became NaN does not improve: stop after patience epochs"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -484,17 +553,20 @@ def _atomic_savez(path, arrays):
         raise
 
 
-def save_checkpoint(path, model, optimizer=None, *, epoch=0, history=None, rng_state=None, extra=None):
-    """Write the model's weights, the optimizer's state and lr, the epoch, the history, the
-    generators' states and `extra` (JSON-able) to one .npz file at `path`, atomically."""
+def save_checkpoint(path, model, optimizer=None, *, epoch=0, history=None, rng_state=None,
+                    extra=None):
+    """Write the model's weights, the optimizer's state and lr, the epoch, the history,
+    the generators' states and `extra` (JSON-able) to one .npz file at `path`,
+    atomically."""
     arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
-    meta = {"format": 1, "epoch": int(epoch), "history": history.records if history else [],
+    meta = {"format": 1, "epoch": int(epoch),
+            "history": history.records if history else [],
             "rng_state": rng_state, "extra": extra or {}}
     if optimizer is not None:
-        # TODO: meta["optimizer"] = {"type": the optimizer's class name, "lr": optimizer.lr,
-        #       "params": how many parameters it has}; and every entry of its per-parameter
-        #       state as an array: optimizer.state[p][key] under "optimizer/<i>/<key>", where
-        #       i is p's index in optimizer.params.
+        # TODO: meta["optimizer"] = {"type": the optimizer's class name,
+        #       "lr": optimizer.lr, "params": how many parameters it has}; and every entry
+        #       of its per-parameter state as an array: optimizer.state[p][key] under
+        #       "optimizer/<i>/<key>", where i is p's index in optimizer.params.
         ### BEGIN SOLUTION
         meta["optimizer"] = {"type": type(optimizer).__name__, "lr": optimizer.lr,
                              "params": len(optimizer.params)}
@@ -518,13 +590,17 @@ def load_checkpoint(path, model, optimizer=None):
     if optimizer is not None:
         saved = meta.get("optimizer")
         if saved is None:
-            raise ValueError(f"{path} holds no optimizer state (it was saved without an optimizer)")
-        if saved["type"] != type(optimizer).__name__ or saved["params"] != len(optimizer.params):
-            raise ValueError(f"{path} holds the state of a {saved['type']} over {saved['params']} parameters, "
-                             f"not of this {type(optimizer).__name__} over {len(optimizer.params)}")
+            raise ValueError(
+                f"{path} holds no optimizer state (it was saved without an optimizer)")
+        kind, count = type(optimizer).__name__, len(optimizer.params)
+        if saved["type"] != kind or saved["params"] != count:
+            raise ValueError(f"{path} holds the state of a {saved['type']} over "
+                             f"{saved['params']} parameters, not of this {kind} over "
+                             f"{count}")
         # TODO: set optimizer.lr to the saved lr, and rebuild optimizer.state, a new dict
-        #       {parameter: {key: value}}, from the arrays named "optimizer/<i>/<key>" (the
-        #       parameter is optimizer.params[i]). A 0-d integer array becomes a Python int.
+        #       {parameter: {key: value}}, from the arrays named "optimizer/<i>/<key>"
+        #       (the parameter is optimizer.params[i]). A 0-d integer array becomes a
+        #       Python int.
         ### BEGIN SOLUTION
         optimizer.lr = saved["lr"]
         state = {}
@@ -555,14 +631,15 @@ def _describe_epoch(record, epochs):
     parts = [f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}"]
     for key, value in record.items():
         if key not in ("epoch", "lr", "seconds"):
-            parts.append(f"{key} {100 * value:6.2f}%" if "acc" in key else f"{key} {value:.4f}")
+            shown = f"{100 * value:6.2f}%" if "acc" in key else f"{value:.4f}"
+            parts.append(f"{key} {shown}")
     parts.append(f"lr {record['lr']:.3g}  {record['seconds']:.1f} s")
     return "  ".join(parts)
 
 
 class _Display:
-    """fit's progress: a rich bar per epoch on a terminal, else one printed line per epoch;
-    nothing at all when disabled."""
+    """fit's progress: a rich bar per epoch on a terminal, else one printed line per
+    epoch; nothing at all when disabled."""
 
     def __init__(self, enabled):
         self.enabled, self.bar, self.task = enabled, None, None
@@ -575,7 +652,8 @@ class _Display:
             return
         console = Console()
         if console.is_terminal and not console.is_jupyter:
-            self.bar = Progress(*Progress.get_default_columns(), console=console, transient=True)
+            self.bar = Progress(*Progress.get_default_columns(), console=console,
+                                transient=True)
             self.bar.start()
 
     def on_batch(self, title, batches):
@@ -583,7 +661,8 @@ class _Display:
         if self.bar is None:
             return None
         self.task = self.bar.add_task(title, total=batches)
-        return lambda loss: self.bar.update(self.task, advance=1, description=f"{title}  loss {loss:.4f}")
+        return lambda loss: self.bar.update(self.task, advance=1,
+                                            description=f"{title}  loss {loss:.4f}")
 
     def say(self, line):
         if not self.enabled:
@@ -657,45 +736,53 @@ class _Display:
 # %%
 #| export
 class Trainer:
-    """Trains `model` with `loss_fn` and `optimizer` on arrays (or Tensors) held in memory.
+    """Trains `model` with `loss_fn` and `optimizer` on arrays (or Tensors) held in
+    memory.
 
-    >>> trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), seed=0)
+    >>> optimizer = SGD(model.parameters(), lr=0.1)
+    >>> trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=0)
     >>> history = trainer.fit(x, y, epochs=10, batch_size=64, validation_split=0.1)
     >>> trainer.evaluate(x_test, y_test)
     {'loss': 0.21, 'accuracy': 0.94}
     """
 
-    def __init__(self, model, loss_fn, optimizer, *, metrics=("accuracy",), scheduler=None, seed=0):
-        self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
+    def __init__(self, model, loss_fn, optimizer, *, metrics=("accuracy",),
+                 scheduler=None, seed=0):
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizer, self.scheduler = optimizer, scheduler
         unknown = [m for m in metrics if isinstance(m, str) and m not in METRICS]
         if unknown:
-            raise ValueError(f"Trainer: unknown metric {unknown[0]!r}; known: {sorted(METRICS)}, or pass a function")
-        self.metrics = {m if isinstance(m, str) else m.__name__: METRICS[m] if isinstance(m, str) else m
-                        for m in metrics}
+            raise ValueError(f"Trainer: unknown metric {unknown[0]!r}; known: "
+                             f"{sorted(METRICS)}, or pass a function")
+        self.metrics = {(m if isinstance(m, str) else m.__name__):
+                        (METRICS[m] if isinstance(m, str) else m) for m in metrics}
         self.seed = int(seed)
         self.generator = np.random.default_rng(self.seed)     # the order of the batches
         self.history = History()
 
     @staticmethod
     def _batch(x, y, indices, transform=None):
-        """The examples at `indices` as Tensors (integer labels keep their dtype); `transform`,
-        if given, changes the inputs (a NumPy array) first: augmentation."""
+        """The examples at `indices` as Tensors (integer labels keep their dtype);
+        `transform`, if given, changes the inputs (a NumPy array) first: augmentation."""
         inputs, targets = x[indices], y[indices]
         if transform is not None:
             inputs = transform(inputs)
-        return Tensor(inputs), Tensor(targets, dtype=targets.dtype if targets.dtype.kind in "iub" else None)
+        keep = targets.dtype if targets.dtype.kind in "iub" else None   # integer labels
+        return Tensor(inputs), Tensor(targets, dtype=keep)
 
     def train_epoch(self, x, y, batch_size=32, on_batch=None, transform=None):
-        """One epoch over (x, y) in shuffled mini-batches, one optimizer step per batch. Returns
-        {"loss": ..., metric: ...}, each the mean over examples. on_batch(loss), if given, is
-        called after each step; transform(inputs), if given, augments each batch's inputs."""
+        """One epoch over (x, y) in shuffled mini-batches, one optimizer step per batch.
+        Returns {"loss": ..., metric: ...}, each the mean over examples. on_batch(loss),
+        if given, is called after each step; transform(inputs), if given, augments each
+        batch's inputs."""
         x, y = _array(x), _array(y)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         # TODO: model.train(); then for each batch of batch_indices(len(x), batch_size,
-        #       self.generator): the training step (forward, loss, zero_grad, backward, step);
-        #       add loss.item() * batch size to totals["loss"] and metric(logits.data, y[indices])
-        #       * batch size to totals[name] for each name, metric in self.metrics.items();
-        #       call on_batch(loss.item()) when on_batch is given.
+        #       self.generator): the training step (forward, loss, zero_grad, backward,
+        #       step); add loss.item() * batch size to totals["loss"] and
+        #       metric(logits.data, y[indices]) * batch size to totals[name] for each
+        #       name, metric in self.metrics.items(); call on_batch(loss.item()) when
+        #       on_batch is given.
         ### BEGIN SOLUTION
         self.model.train()
         for indices in batch_indices(len(x), batch_size, self.generator):
@@ -714,15 +801,15 @@ class Trainer:
         return {name: total / len(x) for name, total in totals.items()}
 
     def evaluate(self, x, y, batch_size=EVAL_BATCH_SIZE):
-        """{"loss": ..., metric: ...} on (x, y), each the mean over examples, in evaluation
-        mode and without a graph; the model's mode is restored afterwards."""
+        """{"loss": ..., metric: ...} on (x, y), each the mean over examples, in
+        evaluation mode and without a graph; the model's mode is restored afterwards."""
         x, y = _array(x), _array(y)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         was_training = self.model.training
         # TODO: model.eval(); under no_grad(), for each batch of batch_indices(len(x),
-        #       batch_size) (no generator: in order), add loss and metrics times the batch size
-        #       to totals, as in train_epoch (no optimizer here). Finally, whatever happened,
-        #       self.model.train(was_training).
+        #       batch_size) (no generator: in order), add loss and metrics times the batch
+        #       size to totals, as in train_epoch (no optimizer here). Finally, whatever
+        #       happened, self.model.train(was_training).
         ### BEGIN SOLUTION
         self.model.eval()
         try:
@@ -745,7 +832,8 @@ class Trainer:
         self.model.eval()
         try:
             with no_grad():
-                outputs = [self.model(Tensor(x[indices])).data for indices in batch_indices(len(x), batch_size)]
+                batches = batch_indices(len(x), batch_size)
+                outputs = [self.model(Tensor(x[indices])).data for indices in batches]
         finally:
             self.model.train(was_training)
         return np.concatenate(outputs)
@@ -771,12 +859,15 @@ class Trainer:
         """A checkpoint of the run after `epoch` (see save_checkpoint)."""
         extra = {"tracker": tracker.state_dict() if tracker else None}
         if self.scheduler is not None:
-            extra["scheduler"] = {"last_epoch": self.scheduler.last_epoch, "base_lr": self.scheduler.base_lr}
-        return save_checkpoint(path, self.model, self.optimizer, epoch=epoch, history=self.history,
-                               rng_state=self.rng_state(), extra=extra)
+            extra["scheduler"] = {"last_epoch": self.scheduler.last_epoch,
+                                  "base_lr": self.scheduler.base_lr}
+        return save_checkpoint(path, self.model, self.optimizer, epoch=epoch,
+                               history=self.history, rng_state=self.rng_state(),
+                               extra=extra)
 
     def load(self, path, tracker=None):
-        """Restore a run from a checkpoint (a file, or a folder holding last.npz); returns its epoch."""
+        """Restore a run from a checkpoint (a file, or a folder holding last.npz);
+        returns its epoch."""
         if os.path.isdir(path):
             path = os.path.join(path, "last.npz")
         saved = load_checkpoint(path, self.model, self.optimizer)
@@ -791,9 +882,10 @@ class Trainer:
         return saved["epoch"]
 
     def fit(self, x, y, *, epochs, batch_size=32, validation=None, validation_split=0.0,
-            early_stopping=None, checkpoint_dir=None, resume=None, progress=True, transform=None):
-        """Train for `epochs` epochs in total (a resumed run continues after its saved epoch);
-        returns the History. See the module text for every option."""
+            early_stopping=None, checkpoint_dir=None, resume=None, progress=True,
+            transform=None):
+        """Train for `epochs` epochs in total (a resumed run continues after its saved
+        epoch); returns the History. See the module text for every option."""
         x, y = _array(x), _array(y)
         if validation is None and validation_split:
             x, y, validation = train_validation_split(x, y, validation_split, self.seed)
@@ -802,21 +894,24 @@ class Trainer:
         monitor = "val_loss" if validation is not None else "loss"
         tracker = early_stopping or EarlyStopping(patience=math.inf, monitor=monitor)
         if tracker.monitor not in measured:
-            raise ValueError(f"EarlyStopping monitors {tracker.monitor!r}, which this run does not "
-                             f"measure: it measures {measured} (validation data gives the val_ ones)")
+            raise ValueError(f"EarlyStopping monitors {tracker.monitor!r}, which this "
+                             f"run does not measure: it measures {measured} (validation "
+                             "data gives the val_ ones)")
         start = self.load(resume, tracker) if resume is not None else 0
         display = _Display(progress)
         try:
             for epoch in range(start + 1, epochs + 1):
-                if tracker.stopped:                      # a resumed run that had stopped early
+                if tracker.stopped:               # a resumed run that had stopped early
                     break
                 began = time.perf_counter()
                 record = {"epoch": epoch, "lr": self.optimizer.lr}
-                hook = display.on_batch(f"epoch {epoch}/{epochs}", math.ceil(len(x) / batch_size))
-                record.update(self.train_epoch(x, y, batch_size, on_batch=hook, transform=transform))
+                hook = display.on_batch(f"epoch {epoch}/{epochs}",
+                                        math.ceil(len(x) / batch_size))
+                record.update(self.train_epoch(x, y, batch_size, on_batch=hook,
+                                               transform=transform))
                 if validation is not None:
                     scores = self.evaluate(*validation)
-                    record.update({f"val_{name}": value for name, value in scores.items()})
+                    record.update({f"val_{key}": value for key, value in scores.items()})
                 if self.scheduler is not None:
                     self.scheduler.step()
                 record["seconds"] = time.perf_counter() - began
@@ -825,11 +920,13 @@ class Trainer:
                 if checkpoint_dir is not None:
                     self.save(os.path.join(checkpoint_dir, "last.npz"), epoch, tracker)
                     if tracker.improved:
-                        self.save(os.path.join(checkpoint_dir, "best.npz"), epoch, tracker)
+                        best = os.path.join(checkpoint_dir, "best.npz")
+                        self.save(best, epoch, tracker)
                 display.say(_describe_epoch(record, epochs))
                 if stop:
                     display.say(f"early stopping: {tracker.monitor} has not improved for "
-                                f"{tracker.wait} epochs; the best was epoch {tracker.best_epoch}")
+                                f"{tracker.wait} epochs; the best was epoch "
+                                f"{tracker.best_epoch}")
                     break
         finally:
             display.close()
@@ -844,7 +941,8 @@ class Trainer:
 # %%
 manual_seed(0)
 model = Sequential(Linear(4, 32), ReLU(), Dropout(0.2), Linear(32, 3))
-trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1, momentum=0.9), seed=0)
+optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=0)
 history = trainer.fit(x_blobs, y_blobs, epochs=15, batch_size=32, validation_split=0.2,
                       early_stopping=EarlyStopping(patience=3, min_delta=1e-3))
 print(history, "\nval_accuracy:", [round(a, 3) for a in history["val_accuracy"]])
@@ -862,9 +960,10 @@ import tempfile  # noqa: E402
 def run(epochs, checkpoint_dir=None, resume=None):
     manual_seed(0)
     model = Sequential(Linear(4, 16), ReLU(), Dropout(0.1), Linear(16, 3))
-    trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.05, momentum=0.9), seed=0)
-    trainer.fit(x_blobs, y_blobs, epochs=epochs, batch_size=32, checkpoint_dir=checkpoint_dir,
-                resume=resume, progress=False)
+    optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+    trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=0)
+    trainer.fit(x_blobs, y_blobs, epochs=epochs, batch_size=32,
+                checkpoint_dir=checkpoint_dir, resume=resume, progress=False)
     return model
 
 
@@ -873,7 +972,8 @@ run(2, checkpoint_dir=folder)                          # "crashes" after epoch 2
 resumed = run(4, resume=f"{folder}/last.npz")         # a new process: build, then resume
 straight = run(4)
 print("bitwise equal:", all(np.array_equal(a.data, b.data)
-                            for a, b in zip(resumed.parameters(), straight.parameters(), strict=True)))
+                            for a, b in zip(resumed.parameters(), straight.parameters(),
+                                            strict=True)))
 shutil.rmtree(folder)
 
 # %% [markdown]
@@ -886,25 +986,30 @@ shutil.rmtree(folder)
 # %%
 def small_model(seed=0, dropout=0.0):
     manual_seed(seed)
-    stack = [Linear(4, 16), ReLU()] + ([Dropout(dropout)] if dropout else []) + [Linear(16, 3)]
+    dropped = [Dropout(dropout)] if dropout else []
+    stack = [Linear(4, 16), ReLU()] + dropped + [Linear(16, 3)]
     return Sequential(*stack)
 
 
 def same_parameters(a, b):
-    return all(np.array_equal(p.data, q.data) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    pairs = zip(a.parameters(), b.parameters(), strict=True)
+    return all(np.array_equal(p.data, q.data) for p, q in pairs)
 
 # %%
 #| test: train_epoch (2 points)
 def test_train_epoch():
     model = small_model()
-    trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1, momentum=0.9), seed=0)
+    optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+    trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=0)
     before = trainer.evaluate(x_blobs, y_blobs)["loss"]
     scores = [trainer.train_epoch(x_blobs, y_blobs, batch_size=30) for _ in range(3)]
-    assert set(scores[0]) == {"loss", "accuracy"}, f"train_epoch returns loss and accuracy, got {scores[0]}."
+    assert set(scores[0]) == {"loss", "accuracy"}, (
+        f"train_epoch returns loss and accuracy, got {scores[0]}.")
     after = trainer.evaluate(x_blobs, y_blobs)
     assert after["loss"] < before / 2 and after["accuracy"] > 0.9, (
-        f"three epochs of SGD on the blobs should at least halve the loss ({before:.3f}) and reach 90% "
-        f"accuracy; got {after}. Hint: zero_grad, backward, step for every batch.")
+        f"three epochs of SGD on the blobs should at least halve the loss ({before:.3f}) "
+        f"and reach 90% accuracy; got {after}. Hint: zero_grad, backward, step for every "
+        "batch.")
     assert model.training, "train_epoch leaves the model in training mode"
 
 test_train_epoch()
@@ -945,6 +1050,46 @@ _t.train_epoch(x_blobs[:50], y_blobs[:50], batch_size=20, transform=lambda a: (_
 assert _shapes == [(20, 4), (20, 4), (10, 4)], "transform(inputs) is applied to every training batch's inputs"
 assert np.array_equal(_m.layers[0].weight.data, _w) and not np.array_equal(_m.layers[0].bias.data, _b), \
     "the model must train on the transformed inputs"
+# a model that earlier code left in evaluation mode trains in training mode: Dropout drops
+from tinytorch.testing import assert_every_example_appears, modes  # noqa: E402
+
+_m, _ref = small_model(6, dropout=0.5), small_model(6, dropout=0.5)
+_m.eval()
+_t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.1), seed=2)
+manual_seed(40)
+_t.train_epoch(x_blobs[:60], y_blobs[:60], batch_size=16)
+assert all(modes(_m).values()), (
+    f"train_epoch on a model left in eval mode: expected every layer in training mode, got "
+    f"{modes(_m)}. Call model.train() at the start of the epoch.")
+manual_seed(40)
+_opt, _rng = SGD(_ref.parameters(), lr=0.1), np.random.default_rng(2)
+for _idx in batch_indices(60, 16, _rng):
+    _loss = CrossEntropyLoss()(_ref(Tensor(x_blobs[_idx])), y_blobs[_idx])
+    _opt.zero_grad()
+    _loss.backward()
+    _opt.step()
+assert same_parameters(_m, _ref), (
+    "train_epoch on a model left in eval mode must train as in training mode (Dropout "
+    "active), as a hand-written loop after model.train() does.")
+# every example in every epoch, in a new order each epoch: x's rows hold their own index
+_ids_x = np.repeat(np.arange(23, dtype=np.float32)[:, None], 4, axis=1)
+_m = small_model(0)
+_t = Trainer(_m, CrossEntropyLoss(), SGD(_m.parameters(), lr=0.0), seed=5)
+
+
+class _TrainerEpochs:
+    def __iter__(self):
+        seen = []
+        _t.train_epoch(_ids_x, np.arange(23) % 3, batch_size=5,
+                       transform=lambda inputs: (seen.append(inputs.copy()), inputs)[1])
+        return iter(seen)
+
+
+assert_every_example_appears(_TrainerEpochs(), 23)
+_orders = [np.concatenate(list(_TrainerEpochs()))[:, 0].tolist() for _ in range(2)]
+assert _orders[0] != _orders[1], (
+    f"two epochs showed the examples in the same order {_orders[0]}: draw every epoch's order "
+    "from self.generator, which moves on (do not make a new generator each epoch).")
 ### END HIDDEN TESTS
 
 # %%
@@ -958,12 +1103,18 @@ def test_evaluate():
     expected_accuracy = accuracy(logits, y_blobs)
     before = [p.data.copy() for p in model.parameters()]
     scores = trainer.evaluate(x_blobs, y_blobs, batch_size=100)
-    assert abs(scores["loss"] - expected_loss) < 1e-5 and abs(scores["accuracy"] - expected_accuracy) < 1e-9, (
-        f"evaluate on the blobs in batches of 100 should give loss {expected_loss:.5f} and accuracy "
-        f"{expected_accuracy:.4f} (the whole set at once), got {scores}.")
-    assert all(np.array_equal(p.data, b) for p, b in zip(model.parameters(), before)), "evaluate must not train"
-    assert all(p.grad is None for p in model.parameters()), "evaluate computes no gradients (no backward)"
-    assert model.training, "the model was in training mode before evaluate, so it is after"
+    close = (abs(scores["loss"] - expected_loss) < 1e-5
+             and abs(scores["accuracy"] - expected_accuracy) < 1e-9)
+    assert close, (
+        f"evaluate on the blobs in batches of 100 should give loss "
+        f"{expected_loss:.5f} and accuracy {expected_accuracy:.4f} (the whole set at "
+        f"once), got {scores}.")
+    unchanged = zip(model.parameters(), before)
+    assert all(np.array_equal(p.data, b) for p, b in unchanged), "evaluate must not train"
+    assert all(p.grad is None for p in model.parameters()), (
+        "evaluate computes no gradients (no backward)")
+    assert model.training, (
+        "the model was in training mode before evaluate, so it is after")
 
 test_evaluate()
 ### BEGIN HIDDEN TESTS
@@ -1008,6 +1159,30 @@ try:
 finally:
     Tensor._result = _original
 assert _made and not any(_made), "evaluate runs under no_grad(): no result requires a gradient"
+# evaluating never changes the next training order: it does not draw from the generator
+_before = _trainer.generator.bit_generator.state
+_trainer.evaluate(x_blobs, y_blobs, batch_size=64)
+assert _trainer.generator.bit_generator.state == _before, (
+    "evaluate drew numbers from trainer.generator, so validating changes the next epoch's "
+    "batch order: evaluate in order, batch_indices(len(x), batch_size) without a generator.")
+# an error inside evaluate comes out, and the model is back in the mode it was in
+from tinytorch.testing import assert_mode_restored, assert_raises, modes  # noqa: E402
+
+
+def _diverged(logits, targets):
+    raise FloatingPointError("the loss diverged")
+
+
+assert_mode_restored(_model, _trainer.evaluate, x_blobs[:30], y_blobs[:30])
+_broken = Trainer(_model, _diverged, SGD(_model.parameters(), lr=0.1))
+for _start in (True, False):
+    _model.train(_start)
+    assert_raises(FloatingPointError, _broken.evaluate, x_blobs[:20], y_blobs[:20],
+                  match="diverged")
+    assert set(modes(_model).values()) == {_start}, (
+        f"evaluate raised (the loss failed) with the model in {'training' if _start else 'eval'} "
+        f"mode and left it as {modes(_model)}: restore the mode in a finally: block.")
+_model.train()
 ### END HIDDEN TESTS
 
 # %%
@@ -1021,21 +1196,27 @@ def test_checkpoint():
     optimizer = Adam(model.parameters(), lr=0.01)
     trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=0)
     trainer.train_epoch(x_blobs, y_blobs, batch_size=50)
-    save_checkpoint(tmp, model, optimizer, epoch=1, history=History([{"epoch": 1, "loss": 0.5}]))
+    history = History([{"epoch": 1, "loss": 0.5}])
+    save_checkpoint(tmp, model, optimizer, epoch=1, history=history)
     other = small_model(7)
     other_optimizer = Adam(other.parameters(), lr=0.5)
     saved = load_checkpoint(tmp, other, other_optimizer)
     shutil.rmtree(folder)
     assert same_parameters(model, other), "load_checkpoint restores the model's weights"
-    assert other_optimizer.lr == 0.01, f"the optimizer's lr comes back: 0.01, got {other_optimizer.lr}."
+    assert other_optimizer.lr == 0.01, (
+        f"the optimizer's lr comes back: 0.01, got {other_optimizer.lr}.")
     first = other.parameters()[0]
     state = other_optimizer.state.get(first, {})
     assert set(state) == {"step", "exp_avg", "exp_avg_sq"}, (
-        f"Adam's state of the first parameter comes back with step, exp_avg, exp_avg_sq; got {sorted(state)}. "
+        f"Adam's state of the first parameter comes back with step, exp_avg, exp_avg_sq; "
+        f"got {sorted(state)}. "
         "Hint: the arrays are named optimizer/<index>/<key>.")
-    assert state["step"] == 6 and type(state["step"]) is int, f"step is the int 6, got {state['step']!r}."
-    assert np.array_equal(state["exp_avg"], optimizer.state[model.parameters()[0]]["exp_avg"])
-    assert saved["epoch"] == 1 and saved["history"]["loss"] == [0.5], f"epoch and history come back, got {saved}."
+    assert state["step"] == 6 and type(state["step"]) is int, (
+        f"step is the int 6, got {state['step']!r}.")
+    original = optimizer.state[model.parameters()[0]]
+    assert np.array_equal(state["exp_avg"], original["exp_avg"])
+    assert saved["epoch"] == 1 and saved["history"]["loss"] == [0.5], (
+        f"epoch and history come back, got {saved}.")
 
 test_checkpoint()
 ### BEGIN HIDDEN TESTS
@@ -1078,6 +1259,64 @@ except ValueError:
     pass
 else:
     raise AssertionError("a checkpoint without optimizer state cannot restore an optimizer: ValueError")
+# an optimizer over part of the model (the last layer only): its state is numbered by its
+# own parameters, optimizer.params, not by the model's
+_m = small_model(0)
+_o = SGD(_m.layers[2].parameters(), lr=0.1, momentum=0.9)
+Trainer(_m, CrossEntropyLoss(), _o, seed=1).train_epoch(x_blobs, y_blobs, batch_size=100)
+save_checkpoint(_folder / "d.npz", _m, _o)
+_m2 = small_model(3)
+_o2 = SGD(_m2.layers[2].parameters(), lr=0.5, momentum=0.9)
+try:
+    load_checkpoint(_folder / "d.npz", _m2, _o2)
+except (ValueError, IndexError, KeyError) as _error:
+    raise AssertionError(
+        "a checkpoint of SGD over the last layer's 2 parameters could not be loaded into the "
+        f"same optimizer ({type(_error).__name__}: {_error}). Number the state by "
+        "optimizer.params, the parameters the optimizer holds.") from None
+for _p, _q in zip(_o.params, _o2.params, strict=True):
+    assert _q in _o2.state and np.array_equal(_o2.state[_q]["momentum_buffer"],
+                                              _o.state[_p]["momentum_buffer"]), \
+        "optimizer over part of the model: each of its parameters gets its own buffer back"
+# a float64 model: its momentum buffers come back float64, bit for bit
+from tinytorch.core.layers import Parameter  # noqa: E402
+
+
+def _float64_model(seed):
+    model = small_model(seed)
+    for layer in (model.layers[0], model.layers[2]):
+        layer.weight = Parameter(layer.weight.data, dtype=np.float64)
+        layer.bias = Parameter(layer.bias.data, dtype=np.float64)
+    return model
+
+
+_m = _float64_model(0)
+_o = SGD(_m.parameters(), lr=0.1, momentum=0.9)
+Trainer(_m, CrossEntropyLoss(), _o, seed=1).train_epoch(x_blobs, y_blobs, batch_size=100)
+save_checkpoint(_folder / "e.npz", _m, _o)
+_m2 = _float64_model(4)
+_o2 = SGD(_m2.parameters(), lr=0.5, momentum=0.9)
+load_checkpoint(_folder / "e.npz", _m2, _o2)
+for _p, _q in zip(_o.params, _o2.params, strict=True):
+    _b1, _b2 = _o.state[_p]["momentum_buffer"], _o2.state[_q]["momentum_buffer"]
+    assert _b2.dtype == _b1.dtype == np.float64 and np.array_equal(_b1, _b2), (
+        f"a float64 model's momentum buffer ({_b1.dtype}) came back as {_b2.dtype}: keep each "
+        "saved array as it is, dtype included.")
+# state entries of any kind: a key with a slash, a 0-d float, an int, an array
+_m = small_model(0)
+_o = SGD(_m.parameters(), lr=0.1)
+_o.state[_o.params[1]] = {"ema/slow": np.arange(3.0), "scale": np.float64(0.5), "count": 7}
+save_checkpoint(_folder / "f.npz", _m, _o)
+_o2 = SGD(small_model(0).parameters(), lr=0.1)
+load_checkpoint(_folder / "f.npz", small_model(0), _o2)
+_state = _o2.state.get(_o2.params[1], {})
+assert sorted(_state) == ["count", "ema/slow", "scale"], (
+    f"state keys ema/slow, scale and count should come back, got {sorted(_state)}: the key "
+    "is everything after optimizer/<i>/ (name.split('/', 2)).")
+assert np.array_equal(_state["ema/slow"], np.arange(3.0)) and float(_state["scale"]) == 0.5, (
+    f"a 0-d float (0.5) must stay a float, got {_state['scale']!r}; only 0-d integers become "
+    "Python ints.")
+assert _state["count"] == 7 and type(_state["count"]) is int
 shutil.rmtree(_folder)
 ### END HIDDEN TESTS
 
@@ -1088,8 +1327,10 @@ def test_resume():
 
     def run(epochs, **options):
         model = small_model(0)
-        trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.05, momentum=0.9), seed=3)
-        history = trainer.fit(x_blobs, y_blobs, epochs=epochs, batch_size=32, progress=False, **options)
+        optimizer = SGD(model.parameters(), lr=0.05, momentum=0.9)
+        trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=3)
+        history = trainer.fit(x_blobs, y_blobs, epochs=epochs, batch_size=32,
+                              progress=False, **options)
         return model, history
 
     run(2, checkpoint_dir=folder)
@@ -1097,10 +1338,13 @@ def test_resume():
     shutil.rmtree(folder)
     straight, straight_history = run(4)
     assert same_parameters(resumed, straight), (
-        "2 epochs, a checkpoint, then resuming to 4 must give bitwise the same weights as 4 epochs straight. "
-        "Hint: does the checkpoint hold the momentum buffers, and does rng_state hold the batch order's generator?")
-    assert resumed_history["loss"] == straight_history["loss"] and len(resumed_history) == 4, (
-        f"the resumed history continues the saved one: {straight_history['loss']}, got {resumed_history['loss']}.")
+        "2 epochs, a checkpoint, then resuming to 4 must give bitwise the same weights "
+        "as 4 epochs straight. Hint: does the checkpoint hold the momentum buffers, and "
+        "does rng_state hold the batch order's generator?")
+    same = resumed_history["loss"] == straight_history["loss"]
+    assert same and len(resumed_history) == 4, (
+        f"the resumed history continues the saved one: {straight_history['loss']}, "
+        f"got {resumed_history['loss']}.")
 
 test_resume()
 ### BEGIN HIDDEN TESTS
@@ -1130,14 +1374,21 @@ shutil.rmtree(_dir)
 def test_fit():
     def run():
         model = small_model(1, dropout=0.2)
-        trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1, momentum=0.9), seed=1)
-        return trainer.fit(x_blobs, y_blobs, epochs=5, batch_size=32, validation_split=0.2, progress=False)
+        optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
+        trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=1)
+        return trainer.fit(x_blobs, y_blobs, epochs=5, batch_size=32,
+                           validation_split=0.2, progress=False)
 
     history = run()
-    assert len(history) == 5 and {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history.keys()), (
-        f"five epochs with validation: records with loss, accuracy, val_loss, val_accuracy; got {history}.")
-    assert history["val_accuracy"][-1] > 0.9, f"the blobs are easy: val_accuracy should pass 90%, got {history['val_accuracy']}."
-    assert run()["loss"] == history["loss"], "the same seeds give the same run, to the last bit"
+    keys = {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(history) == 5 and keys <= set(history.keys()), (
+        f"five epochs with validation: records with loss, accuracy, val_loss, "
+        f"val_accuracy; got {history}.")
+    assert history["val_accuracy"][-1] > 0.9, (
+        f"the blobs are easy: val_accuracy should pass 90%, "
+        f"got {history['val_accuracy']}.")
+    assert run()["loss"] == history["loss"], (
+        "the same seeds give the same run, to the last bit")
 
 test_fit()
 ### BEGIN HIDDEN TESTS

@@ -35,11 +35,13 @@ def register_gradient(op, rule=None):
     A different rule for an op that has one raises ValueError; the same function again
     (a re-run notebook cell, a reloaded module) replaces its old version."""
     if not isinstance(op, str) or not op:
-        raise TypeError(f"register_gradient: op must be the op's name, a string, got {op!r}")
+        raise TypeError(
+            f"register_gradient: op must be the op's name, a string, got {op!r}")
 
     def register(rule):
         if not callable(rule):
-            raise TypeError(f"register_gradient({op!r}): a rule is a function, got {rule!r}")
+            raise TypeError(
+                f"register_gradient({op!r}): a rule is a function, got {rule!r}")
         source = f"{rule.__module__}.{rule.__qualname__}"
         if op in GRADIENTS and GRADIENT_SOURCES.get(op) != source:
             raise ValueError(
@@ -88,7 +90,7 @@ def transpose_grad(g, a, axes):
 @register_gradient("getitem")
 def getitem_grad(g, a, key):
     grad = np.zeros_like(a.data)
-    np.add.at(grad, key, g)                          # a repeated index receives every gradient
+    np.add.at(grad, key, g)             # a repeated index receives every gradient
     return (grad,)
 
 
@@ -146,7 +148,8 @@ def mean_grad(g, a, axis, keepdims):
 
 @register_gradient("max")
 def max_grad(g, a, axis, keepdims):
-    """Only the maxima receive the gradient; tied maxima share it evenly (as torch.amax)."""
+    """Only the maxima receive the gradient; tied maxima share it evenly (as
+    torch.amax)."""
     top = a.data.max(axis=axis, keepdims=True)
     mask = a.data == top
     count = mask.sum(axis=axis, keepdims=True)
@@ -232,18 +235,22 @@ def backward(tensor, grad=None):
     """Accumulate d(tensor)/d(leaf) into the .grad of every leaf Tensor that requires a
     gradient. `grad` is d(loss)/d(tensor); it defaults to 1 for a one-element tensor."""
     if not tensor.requires_grad:
-        raise RuntimeError("backward(): this Tensor does not require a gradient: nothing it was "
-                           "computed from has requires_grad=True (or it was computed under no_grad())")
+        raise RuntimeError(
+            "backward(): this Tensor does not require a gradient: nothing it was "
+            "computed from has requires_grad=True (or it was computed under no_grad())")
     if grad is None:
         if tensor.size != 1:
-            raise ValueError(f"backward(): grad can be omitted only for a one-element Tensor (a "
-                             f"loss), this one has shape {tensor.shape}: pass grad=dL/d(tensor), "
-                             "or reduce it first, e.g. tensor.sum().backward()")
+            raise ValueError(
+                f"backward(): grad can be omitted only for a one-element Tensor (a "
+                f"loss), this one has shape {tensor.shape}: pass grad=dL/d(tensor), or "
+                "reduce it first, e.g. tensor.sum().backward()")
         grad = np.ones_like(tensor.data)
     else:
-        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=tensor.dtype)
+        grad = grad.data if isinstance(grad, Tensor) else grad
+        grad = np.array(grad, dtype=tensor.dtype)
         if grad.shape != tensor.shape:
-            raise ValueError(f"backward(): grad has shape {grad.shape}, the Tensor {tensor.shape}")
+            raise ValueError(
+                f"backward(): grad has shape {grad.shape}, the Tensor {tensor.shape}")
     grads = {tensor: grad}
     for node in reversed(topological_order(tensor)):
         g = grads.pop(node, None)
@@ -292,20 +299,24 @@ class no_grad:
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
-    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in float64.
+    """Compare backward()'s gradients of `fn(*inputs)` with central differences, in
+    float64.
 
-    inputs: the Tensors (or arrays) to differentiate with respect to. Raises AssertionError
-    naming the input index and element of the first gradient that disagrees; returns True.
+    inputs: the Tensors (or arrays) to differentiate with respect to. Raises
+    AssertionError naming the input index and element of the first gradient that
+    disagrees; returns True.
 
     >>> gradcheck(lambda a, b: a * b, [Tensor([1.0, 2.0]), Tensor([3.0, 4.0])])
     True
     """
-    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in inputs]
+    values = [np.array(t.data if isinstance(t, Tensor) else t, dtype=np.float64)
+              for t in inputs]
     leaves = [Tensor(v, dtype=np.float64, requires_grad=True) for v in values]
     out = fn(*leaves)
     if not isinstance(out, Tensor) or not out.requires_grad:
-        raise AssertionError("gradcheck: fn must return a Tensor computed from its inputs")
-    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)   # every element counts
+        raise AssertionError(
+            "gradcheck: fn must return a Tensor computed from its inputs")
+    weights = np.random.default_rng(0).uniform(0.5, 1.5, size=out.shape)  # all count
     backward(out, weights)
 
     def f(index, value):
@@ -323,7 +334,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
             numeric = (f(i, plus) - f(i, minus)) / (2 * eps)
             if not abs(analytic[element] - numeric) <= atol + rtol * abs(numeric):
                 raise AssertionError(
-                    f"gradcheck: input {i}, element {element}: backward gives {analytic[element]:.6g} "
-                    f"but finite differences give {numeric:.6g} (check the rule of the op that "
-                    "uses this input)")
+                    f"gradcheck: input {i}, element {element}: backward gives "
+                    f"{analytic[element]:.6g} but finite differences give {numeric:.6g} "
+                    "(check the rule of the op that uses this input)")
     return True

@@ -14,7 +14,7 @@ from tinytorch.core import layers
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.tensor import Tensor
 
-EVAL_BATCH_SIZE = 256            # evaluation keeps no graph, so it can take bigger batches
+EVAL_BATCH_SIZE = 256      # evaluation keeps no graph, so it can take bigger batches
 
 
 def _array(values):
@@ -23,15 +23,16 @@ def _array(values):
 
 
 def accuracy(logits, labels):
-    """The fraction of rows whose largest logit sits at the row's label, a float in [0, 1].
+    """The fraction of rows whose largest logit sits at the row's label, a float in
+    [0, 1].
 
     >>> accuracy(Tensor([[2.0, 1.0], [0.0, 3.0]]), [0, 0])
     0.5
     """
     logits, labels = _array(logits), _array(labels)
     if logits.ndim != 2 or labels.shape != (len(logits),) or len(logits) == 0:
-        raise ValueError(f"accuracy: expected logits of shape (N, C) and N labels, N > 0; got "
-                         f"shapes {logits.shape} and {labels.shape}")
+        raise ValueError(f"accuracy: expected logits of shape (N, C) and N labels, "
+                         f"N > 0; got shapes {logits.shape} and {labels.shape}")
     return float(np.mean(np.argmax(logits, axis=1) == labels))
 
 
@@ -39,8 +40,9 @@ METRICS = {"accuracy": accuracy}     # the metrics a Trainer knows by name
 
 
 def batch_indices(n, batch_size, generator=None):
-    """The indices 0..n-1 cut into batches of `batch_size` (the last one may be smaller): in a
-    shuffled order drawn from `generator` (a np.random.Generator), or in order without one.
+    """The indices 0..n-1 cut into batches of `batch_size` (the last one may be
+    smaller): in a shuffled order drawn from `generator` (a np.random.Generator), or in
+    order without one.
 
     >>> [b.tolist() for b in batch_indices(5, 2)]
     [[0, 1], [2, 3], [4]]
@@ -58,8 +60,9 @@ def train_validation_split(x, y, fraction, seed=0):
     x, y = _array(x), _array(y)
     n_val = int(round(len(x) * fraction))
     if not 0 < n_val < len(x):
-        raise ValueError(f"validation_split={fraction} of {len(x)} examples leaves no training or "
-                         "no validation examples: use a fraction between 0 and 1")
+        raise ValueError(f"validation_split={fraction} of {len(x)} examples leaves no "
+                         "training or no validation examples: use a fraction between 0 "
+                         "and 1")
     order = np.random.default_rng((seed, 1)).permutation(len(x))   # a stream of its own
     val, train = order[:n_val], order[n_val:]
     return x[train], y[train], (x[val], y[val])
@@ -91,22 +94,27 @@ class History:
 
 
 class EarlyStopping:
-    """Stop training when `monitor` has not improved by more than `min_delta` for `patience`
-    epochs in a row. `step(value)` is called once per epoch and returns True to stop."""
+    """Stop training when `monitor` has not improved by more than `min_delta` for
+    `patience` epochs in a row. `step(value)` is called once per epoch and returns True
+    to stop."""
 
     def __init__(self, patience=5, min_delta=0.0, monitor="val_loss", mode="auto"):
         if not patience >= 1:
-            raise ValueError(f"EarlyStopping: patience must be at least 1, got {patience}")
+            raise ValueError(
+                f"EarlyStopping: patience must be at least 1, got {patience}")
         if min_delta < 0:
             raise ValueError(f"EarlyStopping: min_delta must be >= 0, got {min_delta}")
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+            raise ValueError(
+                f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
         self.patience, self.min_delta, self.monitor = patience, min_delta, monitor
         self.mode = ("max" if "acc" in monitor else "min") if mode == "auto" else mode
-        self.best, self.best_epoch, self.wait, self.epoch, self.improved = None, 0, 0, 0, False
+        self.best, self.best_epoch, self.wait = None, 0, 0
+        self.epoch, self.improved = 0, False
 
     def step(self, value):
-        """Record one epoch's value of the monitored metric; True when training should stop."""
+        """Record one epoch's value of the monitored metric; True when training should
+        stop."""
         value = float(value)
         self.epoch += 1
         if self.best is None:
@@ -126,7 +134,8 @@ class EarlyStopping:
         return self.wait >= self.patience
 
     def state_dict(self):
-        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait, "epoch": self.epoch}
+        return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
+                "epoch": self.epoch}
 
     def load_state_dict(self, state):
         self.best, self.best_epoch, self.wait, self.epoch = (
@@ -151,11 +160,14 @@ def _atomic_savez(path, arrays):
         raise
 
 
-def save_checkpoint(path, model, optimizer=None, *, epoch=0, history=None, rng_state=None, extra=None):
-    """Write the model's weights, the optimizer's state and lr, the epoch, the history, the
-    generators' states and `extra` (JSON-able) to one .npz file at `path`, atomically."""
+def save_checkpoint(path, model, optimizer=None, *, epoch=0, history=None, rng_state=None,
+                    extra=None):
+    """Write the model's weights, the optimizer's state and lr, the epoch, the history,
+    the generators' states and `extra` (JSON-able) to one .npz file at `path`,
+    atomically."""
     arrays = {f"model/{name}": value for name, value in model.state_dict().items()}
-    meta = {"format": 1, "epoch": int(epoch), "history": history.records if history else [],
+    meta = {"format": 1, "epoch": int(epoch),
+            "history": history.records if history else [],
             "rng_state": rng_state, "extra": extra or {}}
     if optimizer is not None:
         meta["optimizer"] = {"type": type(optimizer).__name__, "lr": optimizer.lr,
@@ -179,10 +191,13 @@ def load_checkpoint(path, model, optimizer=None):
     if optimizer is not None:
         saved = meta.get("optimizer")
         if saved is None:
-            raise ValueError(f"{path} holds no optimizer state (it was saved without an optimizer)")
-        if saved["type"] != type(optimizer).__name__ or saved["params"] != len(optimizer.params):
-            raise ValueError(f"{path} holds the state of a {saved['type']} over {saved['params']} parameters, "
-                             f"not of this {type(optimizer).__name__} over {len(optimizer.params)}")
+            raise ValueError(
+                f"{path} holds no optimizer state (it was saved without an optimizer)")
+        kind, count = type(optimizer).__name__, len(optimizer.params)
+        if saved["type"] != kind or saved["params"] != count:
+            raise ValueError(f"{path} holds the state of a {saved['type']} over "
+                             f"{saved['params']} parameters, not of this {kind} over "
+                             f"{count}")
         optimizer.lr = saved["lr"]
         state = {}
         for name, value in arrays.items():
@@ -201,14 +216,15 @@ def _describe_epoch(record, epochs):
     parts = [f"epoch {record['epoch']:>{len(str(epochs))}}/{epochs}"]
     for key, value in record.items():
         if key not in ("epoch", "lr", "seconds"):
-            parts.append(f"{key} {100 * value:6.2f}%" if "acc" in key else f"{key} {value:.4f}")
+            shown = f"{100 * value:6.2f}%" if "acc" in key else f"{value:.4f}"
+            parts.append(f"{key} {shown}")
     parts.append(f"lr {record['lr']:.3g}  {record['seconds']:.1f} s")
     return "  ".join(parts)
 
 
 class _Display:
-    """fit's progress: a rich bar per epoch on a terminal, else one printed line per epoch;
-    nothing at all when disabled."""
+    """fit's progress: a rich bar per epoch on a terminal, else one printed line per
+    epoch; nothing at all when disabled."""
 
     def __init__(self, enabled):
         self.enabled, self.bar, self.task = enabled, None, None
@@ -221,7 +237,8 @@ class _Display:
             return
         console = Console()
         if console.is_terminal and not console.is_jupyter:
-            self.bar = Progress(*Progress.get_default_columns(), console=console, transient=True)
+            self.bar = Progress(*Progress.get_default_columns(), console=console,
+                                transient=True)
             self.bar.start()
 
     def on_batch(self, title, batches):
@@ -229,7 +246,8 @@ class _Display:
         if self.bar is None:
             return None
         self.task = self.bar.add_task(title, total=batches)
-        return lambda loss: self.bar.update(self.task, advance=1, description=f"{title}  loss {loss:.4f}")
+        return lambda loss: self.bar.update(self.task, advance=1,
+                                            description=f"{title}  loss {loss:.4f}")
 
     def say(self, line):
         if not self.enabled:
@@ -248,38 +266,45 @@ class _Display:
 
 
 class Trainer:
-    """Trains `model` with `loss_fn` and `optimizer` on arrays (or Tensors) held in memory.
+    """Trains `model` with `loss_fn` and `optimizer` on arrays (or Tensors) held in
+    memory.
 
-    >>> trainer = Trainer(model, CrossEntropyLoss(), SGD(model.parameters(), lr=0.1), seed=0)
+    >>> optimizer = SGD(model.parameters(), lr=0.1)
+    >>> trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=0)
     >>> history = trainer.fit(x, y, epochs=10, batch_size=64, validation_split=0.1)
     >>> trainer.evaluate(x_test, y_test)
     {'loss': 0.21, 'accuracy': 0.94}
     """
 
-    def __init__(self, model, loss_fn, optimizer, *, metrics=("accuracy",), scheduler=None, seed=0):
-        self.model, self.loss_fn, self.optimizer, self.scheduler = model, loss_fn, optimizer, scheduler
+    def __init__(self, model, loss_fn, optimizer, *, metrics=("accuracy",),
+                 scheduler=None, seed=0):
+        self.model, self.loss_fn = model, loss_fn
+        self.optimizer, self.scheduler = optimizer, scheduler
         unknown = [m for m in metrics if isinstance(m, str) and m not in METRICS]
         if unknown:
-            raise ValueError(f"Trainer: unknown metric {unknown[0]!r}; known: {sorted(METRICS)}, or pass a function")
-        self.metrics = {m if isinstance(m, str) else m.__name__: METRICS[m] if isinstance(m, str) else m
-                        for m in metrics}
+            raise ValueError(f"Trainer: unknown metric {unknown[0]!r}; known: "
+                             f"{sorted(METRICS)}, or pass a function")
+        self.metrics = {(m if isinstance(m, str) else m.__name__):
+                        (METRICS[m] if isinstance(m, str) else m) for m in metrics}
         self.seed = int(seed)
         self.generator = np.random.default_rng(self.seed)     # the order of the batches
         self.history = History()
 
     @staticmethod
     def _batch(x, y, indices, transform=None):
-        """The examples at `indices` as Tensors (integer labels keep their dtype); `transform`,
-        if given, changes the inputs (a NumPy array) first: augmentation."""
+        """The examples at `indices` as Tensors (integer labels keep their dtype);
+        `transform`, if given, changes the inputs (a NumPy array) first: augmentation."""
         inputs, targets = x[indices], y[indices]
         if transform is not None:
             inputs = transform(inputs)
-        return Tensor(inputs), Tensor(targets, dtype=targets.dtype if targets.dtype.kind in "iub" else None)
+        keep = targets.dtype if targets.dtype.kind in "iub" else None   # integer labels
+        return Tensor(inputs), Tensor(targets, dtype=keep)
 
     def train_epoch(self, x, y, batch_size=32, on_batch=None, transform=None):
-        """One epoch over (x, y) in shuffled mini-batches, one optimizer step per batch. Returns
-        {"loss": ..., metric: ...}, each the mean over examples. on_batch(loss), if given, is
-        called after each step; transform(inputs), if given, augments each batch's inputs."""
+        """One epoch over (x, y) in shuffled mini-batches, one optimizer step per batch.
+        Returns {"loss": ..., metric: ...}, each the mean over examples. on_batch(loss),
+        if given, is called after each step; transform(inputs), if given, augments each
+        batch's inputs."""
         x, y = _array(x), _array(y)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         self.model.train()
@@ -298,8 +323,8 @@ class Trainer:
         return {name: total / len(x) for name, total in totals.items()}
 
     def evaluate(self, x, y, batch_size=EVAL_BATCH_SIZE):
-        """{"loss": ..., metric: ...} on (x, y), each the mean over examples, in evaluation
-        mode and without a graph; the model's mode is restored afterwards."""
+        """{"loss": ..., metric: ...} on (x, y), each the mean over examples, in
+        evaluation mode and without a graph; the model's mode is restored afterwards."""
         x, y = _array(x), _array(y)
         totals = dict.fromkeys(["loss", *self.metrics], 0.0)
         was_training = self.model.training
@@ -323,7 +348,8 @@ class Trainer:
         self.model.eval()
         try:
             with no_grad():
-                outputs = [self.model(Tensor(x[indices])).data for indices in batch_indices(len(x), batch_size)]
+                batches = batch_indices(len(x), batch_size)
+                outputs = [self.model(Tensor(x[indices])).data for indices in batches]
         finally:
             self.model.train(was_training)
         return np.concatenate(outputs)
@@ -342,12 +368,15 @@ class Trainer:
         """A checkpoint of the run after `epoch` (see save_checkpoint)."""
         extra = {"tracker": tracker.state_dict() if tracker else None}
         if self.scheduler is not None:
-            extra["scheduler"] = {"last_epoch": self.scheduler.last_epoch, "base_lr": self.scheduler.base_lr}
-        return save_checkpoint(path, self.model, self.optimizer, epoch=epoch, history=self.history,
-                               rng_state=self.rng_state(), extra=extra)
+            extra["scheduler"] = {"last_epoch": self.scheduler.last_epoch,
+                                  "base_lr": self.scheduler.base_lr}
+        return save_checkpoint(path, self.model, self.optimizer, epoch=epoch,
+                               history=self.history, rng_state=self.rng_state(),
+                               extra=extra)
 
     def load(self, path, tracker=None):
-        """Restore a run from a checkpoint (a file, or a folder holding last.npz); returns its epoch."""
+        """Restore a run from a checkpoint (a file, or a folder holding last.npz);
+        returns its epoch."""
         if os.path.isdir(path):
             path = os.path.join(path, "last.npz")
         saved = load_checkpoint(path, self.model, self.optimizer)
@@ -362,9 +391,10 @@ class Trainer:
         return saved["epoch"]
 
     def fit(self, x, y, *, epochs, batch_size=32, validation=None, validation_split=0.0,
-            early_stopping=None, checkpoint_dir=None, resume=None, progress=True, transform=None):
-        """Train for `epochs` epochs in total (a resumed run continues after its saved epoch);
-        returns the History. See the module text for every option."""
+            early_stopping=None, checkpoint_dir=None, resume=None, progress=True,
+            transform=None):
+        """Train for `epochs` epochs in total (a resumed run continues after its saved
+        epoch); returns the History. See the module text for every option."""
         x, y = _array(x), _array(y)
         if validation is None and validation_split:
             x, y, validation = train_validation_split(x, y, validation_split, self.seed)
@@ -373,21 +403,24 @@ class Trainer:
         monitor = "val_loss" if validation is not None else "loss"
         tracker = early_stopping or EarlyStopping(patience=math.inf, monitor=monitor)
         if tracker.monitor not in measured:
-            raise ValueError(f"EarlyStopping monitors {tracker.monitor!r}, which this run does not "
-                             f"measure: it measures {measured} (validation data gives the val_ ones)")
+            raise ValueError(f"EarlyStopping monitors {tracker.monitor!r}, which this "
+                             f"run does not measure: it measures {measured} (validation "
+                             "data gives the val_ ones)")
         start = self.load(resume, tracker) if resume is not None else 0
         display = _Display(progress)
         try:
             for epoch in range(start + 1, epochs + 1):
-                if tracker.stopped:                      # a resumed run that had stopped early
+                if tracker.stopped:               # a resumed run that had stopped early
                     break
                 began = time.perf_counter()
                 record = {"epoch": epoch, "lr": self.optimizer.lr}
-                hook = display.on_batch(f"epoch {epoch}/{epochs}", math.ceil(len(x) / batch_size))
-                record.update(self.train_epoch(x, y, batch_size, on_batch=hook, transform=transform))
+                hook = display.on_batch(f"epoch {epoch}/{epochs}",
+                                        math.ceil(len(x) / batch_size))
+                record.update(self.train_epoch(x, y, batch_size, on_batch=hook,
+                                               transform=transform))
                 if validation is not None:
                     scores = self.evaluate(*validation)
-                    record.update({f"val_{name}": value for name, value in scores.items()})
+                    record.update({f"val_{key}": value for key, value in scores.items()})
                 if self.scheduler is not None:
                     self.scheduler.step()
                 record["seconds"] = time.perf_counter() - began
@@ -396,11 +429,13 @@ class Trainer:
                 if checkpoint_dir is not None:
                     self.save(os.path.join(checkpoint_dir, "last.npz"), epoch, tracker)
                     if tracker.improved:
-                        self.save(os.path.join(checkpoint_dir, "best.npz"), epoch, tracker)
+                        best = os.path.join(checkpoint_dir, "best.npz")
+                        self.save(best, epoch, tracker)
                 display.say(_describe_epoch(record, epochs))
                 if stop:
                     display.say(f"early stopping: {tracker.monitor} has not improved for "
-                                f"{tracker.wait} epochs; the best was epoch {tracker.best_epoch}")
+                                f"{tracker.wait} epochs; the best was epoch "
+                                f"{tracker.best_epoch}")
                     break
         finally:
             display.close()
