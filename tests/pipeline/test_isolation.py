@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from autograder.build import base_package, init_files
+from autograder.build import base_package
 from autograder.course import Course
 from autograder.execute import run
 from tests.conftest import ROOT
