@@ -742,6 +742,30 @@ for _bad in ({k: v for k, v in _s.items() if k != "a.mean"}, dict(_s, **{"a.mean
     else:
         raise AssertionError("a missing buffer, or one of another shape, must raise ValueError")
     assert _f.a.w.data[0] == 1.0 and _f.b.mean[0] == 0.0, "a failed load must change nothing"
+
+
+class _Rect(Module):
+    def __init__(self):
+        super().__init__()
+        self.w = Parameter(np.arange(6.0).reshape(2, 3))
+        self.b = Parameter([1.0, 2.0, 3.0])
+
+
+# same number of elements, another shape: a transposed weight, a bias with a batch axis
+for _key, _bad in [("w", np.zeros((3, 2))), ("b", np.zeros((1, 3))), ("w", np.zeros(6))]:
+    _r = _Rect()
+    _shape = getattr(_r, _key).shape
+    try:
+        _r.load_state_dict(dict(_r.state_dict(), **{_key: _bad}))
+    except ValueError as _err:
+        assert f"'{_key}'" in str(_err) and str(_bad.shape) in str(_err) and str(_shape) in str(_err), (
+            f"loading a {_bad.shape} array into the {_shape} parameter '{_key}': the ValueError "
+            f"should name '{_key}', {_bad.shape} and {_shape}; it says: {_err}")
+    else:
+        raise AssertionError(
+            f"load_state_dict put a {_bad.shape} array into the {_shape} parameter '{_key}' "
+            "without a word: compare the shapes, not the number of elements.")
+    assert _r.w.data[0, 1] == 1.0 and _r.b.data[0] == 1.0, "a failed load must change nothing"
 ### END HIDDEN TESTS
 
 # %%
@@ -1007,6 +1031,33 @@ except ValueError as _e:
 else:
     raise AssertionError("a wrong input size must raise ValueError")
 assert _l(Tensor([[1.0, 2.0]])).dtype == np.float32
+from tinytorch.testing import cases, check_against, check_graph  # noqa: E402
+
+# x @ W + b for every batch shape, magnitude and dtype, with the layer's own weights
+manual_seed(4)
+_l = Linear(4, 3)
+_w, _bw = _l.weight.data.astype(np.float64), _l.bias.data.astype(np.float64)
+check_against(_l, lambda a: a @ _w + _bw, cases([(4,), (1, 4), (6, 4), (2, 5, 4)]),
+              name="Linear(4, 3)")
+
+
+# the graph contract: module 07's backward() must reach the input, the weight and the bias
+def _linear_graph(x, weight, bias=None):
+    layer = Linear(4, 3, bias=bias is not None)
+    layer.weight, layer.bias = weight, bias
+    return layer(x)
+
+
+_x = np.linspace(-1.5, 2.0, 24).reshape(2, 3, 4)
+_w = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+try:
+    check_graph(_linear_graph, [_x, _w, np.array([0.5, -0.25, 1.0])], tensor=Parameter,
+                name="Linear(4, 3).forward")
+    check_graph(_linear_graph, [_x[0], _w], tensor=Parameter,
+                name="Linear(4, 3, bias=False).forward")
+except AssertionError as _err:
+    raise AssertionError(f"{_err} Hint: compute with the Tensors x, self.weight and self.bias "
+                         "(x @ self.weight + self.bias), never with their .data arrays.") from None
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1095,6 +1146,18 @@ except RuntimeError:
     pass
 else:
     raise AssertionError("backward before forward must raise RuntimeError")
+# a gradient has the dtype of its parameter, whatever the dtype of the input and of dL/dy
+for _pdt, _xdt in [(np.float32, np.float64), (np.float64, np.float32)]:
+    _l = Linear(4, 3)
+    _l.weight = Parameter(_l.weight.data, dtype=_pdt)
+    _l.bias = Parameter(_l.bias.data, dtype=_pdt)
+    _l(Tensor(np.ones((2, 4)), dtype=_xdt))
+    _l.backward(Tensor(np.ones((2, 3)), dtype=_xdt))
+    for _name, _p in _l.named_parameters():
+        assert _p.grad.dtype == _pdt, (
+            f"a {np.dtype(_pdt)} Linear fed {np.dtype(_xdt)} inputs: {_name}.grad should be "
+            f"{np.dtype(_pdt)} like {_name}, got {_p.grad.dtype}. Hint: accumulate_grad builds "
+            "the gradient with the parameter's dtype.")
 ### END HIDDEN TESTS
 
 # %%
@@ -1363,6 +1426,50 @@ _y = _d64(_x)
 _g = _d64.backward(Tensor(np.full(100, 2.0)))
 assert np.allclose(_g.data, 2.0 * (_y.data / _x.data)), "backward multiplies by the same scaled mask"
 assert repr(Dropout(0.3)) == "Dropout(p=0.3)"
+from tinytorch.testing import assert_untouched, check_graph  # noqa: E402
+
+_state = get_rng_state()
+_y = Dropout(0.0)(Tensor([[1.0, -2.0, 3.0]]))
+assert np.array_equal(_y.data, [[1, -2, 3]]) and get_rng_state() == _state, (
+    "Dropout(0.0) in training mode should return x and draw nothing from the generator: with a "
+    "draw, adding it to a model would change every later random number. Hint: p == 0 takes the "
+    "same path as evaluation mode.")
+_x = np.random.default_rng(8).standard_normal((30, 7))
+_y = Dropout(0.3)(Tensor(_x, dtype=np.float64)).data
+_kept = _y != 0
+assert np.allclose(_y[_kept], _x[_kept] / 0.7, rtol=1e-12, atol=0), (
+    "Dropout(0.3) on a float64 input: every kept element should be x / 0.7 to float64 "
+    f"precision; the worst is off by {np.max(np.abs(_y[_kept] * 0.7 / _x[_kept] - 1)):.1e} "
+    "(relative). Hint: build the mask with the input's dtype.")
+manual_seed(9)
+_keep = Dropout(0.5)(Tensor(np.ones((64, 16)))).data != 0
+_rows, _columns = len({_r.tobytes() for _r in _keep}), len({_c.tobytes() for _c in _keep.T})
+assert _rows >= 60 and _columns == 16, (
+    f"Dropout(0.5) on a (64, 16) batch: every element needs its own keep/drop draw, but only "
+    f"{_rows} of the 64 rows and {_columns} of the 16 columns differ. Hint: draw a mask of "
+    "x's whole shape.")
+_d = Dropout(0.5)
+
+
+def dropout_forward(x):
+    return _d(x)
+
+
+assert_untouched(dropout_forward, Tensor(np.linspace(1.0, 2.0, 12).reshape(3, 4)), no_view=True)
+assert_untouched(_d.backward, Tensor(np.full((3, 4), 2.0)))
+
+
+def _seeded_dropout(x):
+    manual_seed(12)                     # the same mask at every call: one function to check
+    return Dropout(0.4)(x)
+
+
+try:
+    check_graph(_seeded_dropout, [np.linspace(-1.0, 1.0, 15).reshape(3, 5)],
+                name="Dropout(0.4).forward")
+except AssertionError as _err:
+    raise AssertionError(f"{_err} Hint: return x * self._mask, a Tensor product, not a product "
+                         "of .data arrays.") from None
 ### END HIDDEN TESTS
 
 # %%
