@@ -226,6 +226,25 @@ assert _l.dtype == np.float64, "a float64 pred gives a float64 loss"
 _pred = Tensor([1.0, 2.0])
 MSELoss()(_pred, Tensor([0.0, 0.0]))
 assert np.array_equal(_pred.data, [1, 2]), "the loss must not change pred"
+from tinytorch.testing import assert_untouched, cases, check_against, check_graph  # noqa: E402
+
+
+def mse_loss(pred, target):
+    return MSELoss()(pred, target)
+
+
+# the mean of all the squares, for every shape, magnitude and dtype
+check_against(mse_loss, lambda p, t: np.mean((p - t) ** 2), cases(inputs=2), name="MSELoss()")
+assert_untouched(mse_loss, Tensor([[1.0, -2.0, 3.0]]), Tensor([[0.5, 0.5, 0.5]]))
+# the graph contract: module 07's backward() gives dL/dpred through the recorded "mse_loss"
+_t = Tensor(np.linspace(-1.0, 1.0, 12).reshape(3, 4), dtype=np.float64)
+try:
+    check_graph(lambda p: MSELoss()(p, _t), [np.arange(12.0).reshape(3, 4) / 5],
+                name="MSELoss()(pred, target)")
+except Exception as _err:
+    raise AssertionError(
+        f"{_err} ({type(_err).__name__}) Hint: module 07 finds the derivative rule by the "
+        "op name and calls it with the parents: pred._result(loss, 'mse_loss', pred, target).") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -260,6 +279,23 @@ assert _g.shape == (4, 3) and np.allclose(_g.data, numerical_gradient(MSELoss, _
 _mse = MSELoss()
 _mse(Tensor(_p), Tensor(_t))
 assert _mse.backward().dtype == np.float32, "a float32 pred gives a float32 gradient"
+from tinytorch.testing import assert_dtype_kept, cases, check_against  # noqa: E402
+
+
+def mse_gradient(pred, target):
+    loss = MSELoss()
+    loss(pred, target)
+    first = loss.backward()
+    again = loss.backward()
+    assert np.array_equal(first.data, again.data), (
+        "a second MSELoss.backward() gave another gradient: backward must not change what "
+        "forward saved (compute a new array from self.diff).")
+    return first
+
+
+check_against(mse_gradient, lambda p, t: 2 * (p - t) / p.size, cases(inputs=2),
+              name="MSELoss().backward()")
+assert_dtype_kept(mse_gradient, [(3, 4), (3, 4)], grad=False)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -377,6 +413,23 @@ assert _l.dtype == np.float64 and abs(_l.item() + np.mean(_t * np.log(_p) + (1 -
 _pred = Tensor([0.0, 1.0])
 BCELoss()(_pred, Tensor([1.0, 0.0]))
 assert np.array_equal(_pred.data, [0, 1]), "clip a copy: the loss must not change pred"
+from tinytorch.testing import assert_untouched, check_graph  # noqa: E402
+
+
+def bce_loss(pred, target):
+    return BCELoss()(pred, target)
+
+
+assert_untouched(bce_loss, Tensor([[0.0, 0.3], [1.0, 0.6]]), Tensor([[1.0, 0.0], [0.0, 1.0]]))
+# the graph contract: module 07's backward() gives dL/dpred through the recorded "bce_loss"
+_t = Tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], dtype=np.float64)
+try:
+    check_graph(lambda p: BCELoss()(p, _t), [np.linspace(0.1, 0.9, 6).reshape(2, 3)],
+                name="BCELoss()(pred, target)")
+except Exception as _err:
+    raise AssertionError(
+        f"{_err} ({type(_err).__name__}) Hint: module 07 finds the derivative rule by the "
+        "op name and calls it with the parents: pred._result(loss, 'bce_loss', pred, target).") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -418,6 +471,10 @@ _bce = BCELoss()
 _bce(Tensor(_p, dtype=np.float64), _t)
 assert np.allclose(_bce.backward().data, numerical_gradient(BCELoss, _p, _t), atol=1e-5), (
     "BCE backward on a (2, 3, 2) batch: divide by all 12 entries")
+_first = _bce.backward()
+assert np.array_equal(_bce.backward().data, _first.data), (
+    "a second BCELoss.backward() gave another gradient: backward must not change what forward "
+    "saved (self.p, self.t).")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -566,6 +623,33 @@ assert _l.dtype == np.float64 and abs(_l.item() - np.mean(_lse - _z[np.arange(5)
 _logits = Tensor([[1.0, 2.0]])
 CrossEntropyLoss()(_logits, [1])
 assert np.array_equal(_logits.data, [[1, 2]]), "the loss must not change the logits"
+from tinytorch.testing import assert_untouched, cases, check_against, check_graph  # noqa: E402
+
+
+def cross_entropy(logits):
+    """The loss of a (N, C) batch whose row i belongs to class i % C."""
+    return CrossEntropyLoss()(logits, np.arange(len(logits)) % logits.shape[1])
+
+
+def _cross_entropy(z):
+    m = z.max(axis=1, keepdims=True)
+    log_sum_exp = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    return np.mean(log_sum_exp - z[np.arange(len(z)), np.arange(len(z)) % z.shape[1]])
+
+
+# rows of very different scales ("rows" magnitudes): each row needs its own maximum
+_shapes = [(1, 3), (5, 3), (3, 5), (16, 10)]
+check_against(cross_entropy, _cross_entropy, cases(_shapes), name="CrossEntropyLoss()")
+assert_untouched(cross_entropy, Tensor([[1.0, 2.0, 3.0], [0.5, -4.0, 2.0]]))
+# the graph contract: the recorded "cross_entropy" has the logits and the class ids as parents
+try:
+    check_graph(lambda z: CrossEntropyLoss()(z, [2, 0, 1, 2]),
+                [np.linspace(-2.0, 3.0, 12).reshape(4, 3)], name="CrossEntropyLoss()(logits, ids)")
+except Exception as _err:
+    raise AssertionError(
+        f"{_err} ({type(_err).__name__}) Hint: module 07 finds the derivative rule by the "
+        "op name and calls it with the parents: logits._result(loss, 'cross_entropy', logits, "
+        "Tensor(self.ids, dtype=np.int64)).") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -604,6 +688,30 @@ with np.errstate(over="raise", invalid="raise", divide="raise"):
     _g = _ce.backward()
 assert _g.dtype == np.float32 and np.allclose(_g.data, [[0.5, 0, -0.5], [0.25, -0.5, 0.25]], atol=1e-6), (
     "the gradient for logits of +-1000 must be finite: (softmax - one_hot) / N")
+from tinytorch.testing import cases, check_against  # noqa: E402
+
+
+def cross_entropy_gradient(logits):
+    """dL/dlogits for a (N, C) batch whose row i belongs to class i % C, asked for twice."""
+    loss = CrossEntropyLoss()
+    loss(logits, np.arange(len(logits)) % logits.shape[1])
+    first = loss.backward()
+    again = loss.backward()
+    assert np.array_equal(first.data, again.data), (
+        "a second CrossEntropyLoss.backward() gave another gradient: backward must not change "
+        "self.probs, which forward saved. Hint: start from a copy of it.")
+    return first
+
+
+def _softmax_minus_one_hot(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    grad = e / e.sum(axis=1, keepdims=True)
+    grad[np.arange(len(z)), np.arange(len(z)) % z.shape[1]] -= 1
+    return grad / len(z)
+
+
+check_against(cross_entropy_gradient, _softmax_minus_one_hot,
+              cases([(1, 3), (5, 3), (3, 5), (16, 10)]), name="CrossEntropyLoss().backward()")
 ### END HIDDEN TESTS
 
 # %% [markdown]
