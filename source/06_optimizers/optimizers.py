@@ -406,7 +406,8 @@ _A = _rng.standard_normal((4, 4))
 _A = _A @ _A.T / 4 + np.eye(4)
 _c = _rng.standard_normal(4)
 for _opts in [dict(momentum=0.9, nesterov=True, weight_decay=0.1), dict(momentum=0.5, weight_decay=0.05),
-              dict(momentum=0.7, nesterov=True), dict(weight_decay=0.2)]:
+              dict(momentum=0.7, nesterov=True), dict(weight_decay=0.2),
+              dict(momentum=1.0, weight_decay=1.0)]:
     _p = Tensor(_rng.standard_normal(4), dtype=np.float64)
     _path = _ref_sgd(_p.data, [lambda v: _A @ v - _c] * 40, 0.05, **_opts)
     _o = SGD([_p], lr=0.05, **_opts)
@@ -416,6 +417,19 @@ for _opts in [dict(momentum=0.9, nesterov=True, weight_decay=0.1), dict(momentum
     assert np.allclose(_p.data, _path[-1], rtol=1e-10, atol=1e-12), (
         f"SGD with {_opts}: 40 steps differ from torch.optim.SGD's rule (decay into the gradient first, "
         "then momentum, then Nesterov)")
+from tinytorch.testing import assert_untouched  # noqa: E402
+
+# p.grad belongs to the layers (and module 08 reads it after step): step only reads it
+for _opts in [dict(weight_decay=0.1), dict(momentum=0.9, nesterov=True), dict(momentum=0.5),
+              dict(momentum=0.9, nesterov=True, weight_decay=0.1)]:
+    _p = Tensor([1.0, -2.0, 3.0], requires_grad=True)
+    _p.grad = Tensor([0.5, 0.5, -1.0])
+    _o = SGD([_p], lr=0.1, **_opts)
+    for _ in range(3):
+        try:
+            assert_untouched(_o.step, watch=[_p.grad])
+        except AssertionError as _err:
+            raise AssertionError(f"SGD(lr=0.1, {_opts}).step() changed p.grad: {_err}") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -645,7 +659,7 @@ _A = _rng.standard_normal((3, 3))
 _A = _A @ _A.T / 3 + np.eye(3)
 _c = _rng.standard_normal(3)
 for _scale, _opts in [(1.0, dict(lr=0.05)), (1e-6, dict(lr=0.01)), (1.0, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6)),
-                      (1.0, dict(lr=0.05, weight_decay=0.1))]:
+                      (1.0, dict(lr=0.05, weight_decay=0.1)), (1.0, dict(lr=0.05, weight_decay=1.0))]:
     _p = Tensor(_rng.standard_normal(3), dtype=np.float64)
     _expected = _ref_adam(_p.data, lambda v, s=_scale: s * (_A @ v - _c), 50, **_opts)
     _o = Adam([_p], **_opts)
@@ -673,6 +687,53 @@ _f.grad = Tensor([1.0, 1.0])
 _o.step()
 assert _f.data is _array and _f.dtype == np.float32, "update in place, float32 stays float32"
 assert np.array_equal(_f.grad.data, [1.0, 1.0]), "step must not change the gradient"
+from tinytorch.testing import assert_untouched  # noqa: E402
+
+_f.grad = Tensor([0.5, -0.25])
+_o = Adam([_f], lr=0.1, weight_decay=0.1)
+for _ in range(3):
+    try:
+        assert_untouched(_o.step, watch=[_f.grad])
+    except AssertionError as _err:
+        raise AssertionError(f"Adam(lr=0.1, weight_decay=0.1).step() changed p.grad: {_err}") from None
+# the moment estimates have the parameter's dtype
+for _dtype in (np.float32, np.float64):
+    _w = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=_dtype)
+    _w.grad = Tensor(np.ones((2, 3)), dtype=_dtype)
+    _o = Adam([_w], lr=0.1)
+    _o.step()
+    _kept = {k: v.dtype for k, v in _o.state[_w].items() if isinstance(v, np.ndarray)}
+    assert set(_kept) == {"exp_avg", "exp_avg_sq"}, (
+        "Adam keeps its moment estimates in opt.state[p], as 'exp_avg' and 'exp_avg_sq' (module "
+        f"08's checkpoints save opt.state); the arrays there are {sorted(_kept)}.")
+    assert all(d == _dtype for d in _kept.values()) and _w.dtype == _dtype, (
+        f"Adam on a {np.dtype(_dtype)} parameter: its state should be {np.dtype(_dtype)} too, "
+        f"got {_kept}. Hint: np.zeros_like(p.data) has p's shape and dtype.")
+
+
+# module 08's checkpoints save optimizer.state and load it into a new optimizer: a run resumed
+# that way must continue exactly as the uninterrupted one
+def _resumed_path(make, resume_at):
+    weight = Tensor(np.linspace(-1.0, 2.0, 6).reshape(2, 3), dtype=np.float64)
+    optimizer = make([weight])
+    for step in range(6):
+        if step == resume_at:
+            saved = {k: np.array(v) if isinstance(v, np.ndarray) else v
+                     for k, v in optimizer.state[weight].items()}
+            optimizer = make([weight])
+            optimizer.state = {weight: saved}
+        weight.grad = Tensor(2 * weight.data - 1, dtype=np.float64)
+        optimizer.step()
+    return weight.data
+
+
+for _make in (lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1)):
+    _straight, _resumed = _resumed_path(_make, None), _resumed_path(_make, 3)
+    assert np.allclose(_resumed, _straight, rtol=1e-12, atol=0), (
+        f"{type(_make([Tensor([1.0])])).__name__}: 3 steps, a checkpoint of optimizer.state "
+        "loaded into a new optimizer, 3 more steps should land where 6 steps do; got "
+        f"{_resumed.ravel()} instead of {_straight.ravel()}. Keep everything a parameter needs "
+        "(step, exp_avg, exp_avg_sq) in self.state[p].")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -724,6 +785,12 @@ _o = AdamW([_a, _b], lr=0.1, weight_decay=0.5)
 _a.grad = Tensor([0.0])
 _o.step()
 assert _b.data[0] == 1.0, "a parameter without grad is not decayed either (it is skipped)"
+_a.grad = Tensor([0.5])
+_array = _a.data
+_o.step()
+assert _a.data is _array, (
+    "AdamW must decay the weight in place (p.data *= ...): a new array per step leaves "
+    "whatever holds the parameter's array with stale weights.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
