@@ -31,7 +31,8 @@ W2, b2 = Tensor(rng.uniform(-0.6, 0.6, (3, 1))), Tensor(np.zeros(1))
 x = Tensor([[1.0, 2.0], [-1.0, 0.5]])
 relu = ReLU()
 y = relu(x @ W1 + b1) @ W2 + b2
-print("y =", y.data.ravel(), "   weights to keep track of by hand:", ["W1", "b1", "W2", "b2"])
+print("y =", y.data.ravel(), "   weights to keep track of by hand:",
+      ["W1", "b1", "W2", "b2"])
 
 # %% [markdown]
 # ## The problem
@@ -90,8 +91,8 @@ _generator = np.random.default_rng()
 
 
 def manual_seed(seed):
-    """Seed every random choice of tinytorch.core.layers (Linear's initial weights, Dropout's
-    masks): after manual_seed(s), the same code draws the same numbers."""
+    """Seed every random choice of tinytorch.core.layers (Linear's initial weights,
+    Dropout's masks): after manual_seed(s), the same code draws the same numbers."""
     global _generator
     _generator = np.random.default_rng(seed)
 
@@ -103,12 +104,14 @@ def default_generator():
 
 
 def get_rng_state():
-    """Where the default generator stands, as a JSON-able dict (save it in a checkpoint)."""
+    """Where the default generator stands, as a JSON-able dict (save it in a
+    checkpoint)."""
     return _generator.bit_generator.state
 
 
 def set_rng_state(state):
-    """Put the default generator back where get_rng_state() saw it: the same draws follow."""
+    """Put the default generator back where get_rng_state() saw it: the same draws
+    follow."""
     _generator.bit_generator.state = state
 
 # %% [markdown]
@@ -217,8 +220,8 @@ class Parameter(Tensor):
 # %%
 #| export
 def _describe(name, extra, children):
-    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line per
-    child, indented, then `)`."""
+    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line
+    per child, indented, then `)`."""
     if not children:
         return f"{name}({extra})"
     lines = [extra] if extra else []
@@ -235,7 +238,8 @@ def _buffer_array(value):
 
 
 class Module:
-    """The base class of every layer and model: it owns Parameters, buffers and child Modules.
+    """The base class of every layer and model: it owns Parameters, buffers and child
+    Modules.
 
     Subclasses call `super().__init__()` first, assign their Parameters and sub-Modules as
     attributes, and implement `forward(x)` and (until module 07) `backward(grad_output)`.
@@ -251,18 +255,21 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, (Parameter, Module)) and "_parameters" not in self.__dict__:
             raise AttributeError(
-                f"cannot assign {type(value).__name__} '{name}' before Module.__init__() ran: "
-                f"call super().__init__() first in {type(self).__name__}.__init__")
+                f"cannot assign {type(value).__name__} '{name}' before Module.__init__() "
+                f"ran: call super().__init__() first in {type(self).__name__}.__init__")
         buffers = self.__dict__.get("_buffers", {})
-        if name in buffers:                       # a registered buffer (given, see register_buffer)
+        # a registered buffer (given, see register_buffer)
+        if name in buffers:
             if not isinstance(value, (Parameter, Module)):
                 buffers[name] = _buffer_array(value)
                 object.__setattr__(self, name, buffers[name])
                 return
-            del buffers[name]                     # a Parameter or Module takes the name over
-        # TODO: register the value under `name`: a Parameter in self._parameters, a Module in
-        #       self._modules. Remove `name` from the registry it no longer belongs to (from
-        #       both, for any other value, e.g. None). Then set the attribute as usual.
+            # a Parameter or Module takes the name over
+            del buffers[name]
+        # TODO: register the value under `name`: a Parameter in self._parameters, a Module
+        #       in self._modules. Remove `name` from the registry it no longer belongs to
+        #       (from both, for any other value, e.g. None). Then set the attribute as
+        #       usual.
         ### BEGIN SOLUTION
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
@@ -276,14 +283,14 @@ class Module:
         object.__setattr__(self, name, value)
         ### END SOLUTION
 
-    # ---- walking the tree -------------------------------------------------------------------
+    # ---- walking the tree --------------------------------------------------------------
     def named_parameters(self, prefix="", memo=None):
-        """Yield (dotted name, Parameter) for this module's parameters, then its children's,
-        recursively (`layer1.weight`, ...), each Parameter once."""
+        """Yield (dotted name, Parameter) for this module's parameters, then its
+        children's, recursively (`layer1.weight`, ...), each Parameter once."""
         memo = set() if memo is None else memo
-        # TODO: yield (prefix + name, p) for each own parameter not yet in `memo` (add it),
-        #       then, for each child, everything child.named_parameters(...) yields, with
-        #       prefix + child_name + "." as the child's prefix and the same memo.
+        # TODO: yield (prefix + name, p) for each own parameter not yet in `memo` (add
+        #       it), then, for each child, everything child.named_parameters(...) yields,
+        #       with prefix + child_name + "." as the child's prefix and the same memo.
         ### BEGIN SOLUTION
         for name, param in self._parameters.items():
             if param not in memo:
@@ -302,23 +309,28 @@ class Module:
         return list(self._modules.values())
 
     def register_buffer(self, name, array):
-        """Keep `array` (a NumPy array, or None) as state that is saved with the weights but not
-        learned, e.g. BatchNorm2d's running statistics: `self.name`, in state_dict(), never in
-        parameters(). Assigning to `self.name` later keeps it a buffer."""
+        """Keep `array` (a NumPy array, or None) as state that is saved with the weights
+        but not learned, e.g. BatchNorm2d's running statistics: `self.name`, in
+        state_dict(), never in parameters(). Assigning to `self.name` later keeps it a
+        buffer."""
         if "_buffers" not in self.__dict__:
-            raise AttributeError(f"cannot register buffer '{name}' before Module.__init__() ran: "
-                                 f"call super().__init__() first in {type(self).__name__}.__init__")
+            raise AttributeError(
+                f"cannot register buffer '{name}' before Module.__init__() ran: call "
+                f"super().__init__() first in {type(self).__name__}.__init__")
         if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"register_buffer: a buffer name is a non-empty string without '.', got {name!r}")
+            raise KeyError(
+                "register_buffer: a buffer name is a non-empty string without '.', got "
+                f"{name!r}")
         if name in self._parameters or name in self._modules:
-            raise KeyError(f"register_buffer: '{name}' is already a parameter or a sub-module of "
-                           f"{type(self).__name__}")
+            raise KeyError(f"register_buffer: '{name}' is already a parameter or a "
+                           f"sub-module of {type(self).__name__}")
         self._buffers[name] = _buffer_array(array)
         object.__setattr__(self, name, self._buffers[name])
 
     def named_buffers(self, prefix="", memo=None):
         """Yield (dotted name, array) for this module's buffers, then its children's,
-        recursively (`1.running_mean`, ...), each array once; buffers set to None are skipped."""
+        recursively (`1.running_mean`, ...), each array once; buffers set to None are
+        skipped."""
         memo = set() if memo is None else memo    # ids: NumPy arrays do not hash
         for name, buffer in self._buffers.items():
             if buffer is not None and id(buffer) not in memo:
@@ -328,8 +340,8 @@ class Module:
             yield from child.named_buffers(prefix + name + ".", memo)
 
     def _state_arrays(self):
-        """(dotted name, array) of everything state_dict saves: each parameter's array, then
-        each buffer. Writing into these arrays changes the module."""
+        """(dotted name, array) of everything state_dict saves: each parameter's array,
+        then each buffer. Writing into these arrays changes the module."""
         for name, param in self.named_parameters():
             yield name, param.data
         yield from self.named_buffers()
@@ -351,35 +363,39 @@ class Module:
         return self.train(False)
 
     def zero_grad(self):
-        """Forget every parameter's gradient (grad = None) before the next backward pass."""
+        """Forget every parameter's gradient (grad = None) before the next backward
+        pass."""
         # TODO: set .grad to None on every parameter of the tree.
         ### BEGIN SOLUTION
         for param in self.parameters():
             param.grad = None
         ### END SOLUTION
 
-    # ---- saving and loading -------------------------------------------------------------------
+    # ---- saving and loading ------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: a copy of the array}: a snapshot of the weights, then the buffers."""
-        # TODO: map each name of self._state_arrays() (every parameter, then every buffer) to a
-        #       copy of its array.
+        """{dotted name: a copy of the array}: a snapshot of the weights, then the
+        buffers."""
+        # TODO: map each name of self._state_arrays() (every parameter, then every buffer)
+        #       to a copy of its array.
         ### BEGIN SOLUTION
         return {name: array.copy() for name, array in self._state_arrays()}
         ### END SOLUTION
 
     def load_state_dict(self, state):
-        """Copy the arrays of `state` (as made by state_dict) into the parameters and buffers.
+        """Copy the arrays of `state` (as made by state_dict) into the parameters and
+        buffers.
 
         Raises ValueError, and changes nothing, when a name is missing or unexpected or a
         shape differs; the message names the keys (and both shapes).
         """
-        own = dict(self._state_arrays())          # name -> the array that holds its values
-        # TODO: 1. missing = own names not in state; unexpected = state names not in own: if
-        #          any, raise ValueError("load_state_dict: missing keys [...]; unexpected
-        #          keys [...]").
-        #       2. for each name, if the shapes differ, raise ValueError naming the key and
-        #          both shapes, e.g. "load_state_dict: 'layer1.weight' has shape (3, 2) in the
-        #          state but (2, 3) in the model".
+        # name -> the array that holds its values
+        own = dict(self._state_arrays())
+        # TODO: 1. missing = own names not in state; unexpected = state names not in own:
+        #          if any, raise ValueError("load_state_dict: missing keys [...];
+        #          unexpected keys [...]").
+        #       2. for each name, if the shapes differ, raise ValueError naming the key
+        #          and both shapes, e.g. "load_state_dict: 'layer1.weight' has shape
+        #          (3, 2) in the state but (2, 3) in the model".
         #       3. only then copy each value into its array (a copy, keeping the dtype).
         ### BEGIN SOLUTION
         missing = [name for name in own if name not in state]
@@ -398,13 +414,15 @@ class Module:
             array[...] = values[name]
         ### END SOLUTION
 
-    # ---- what subclasses provide ------------------------------------------------------------
+    # ---- what subclasses provide -------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def backward(self, grad_output):
-        """Given dLoss/dOutput, accumulate the parameters' gradients and return dLoss/dInput."""
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+        """Given dLoss/dOutput, accumulate the parameters' gradients and return
+        dLoss/dInput."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement backward(grad_output)")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -428,8 +446,10 @@ class Module:
 #| test: module_registration (2 points)
 def test_module_registration():
     p = Parameter([1.0, 2.0])
-    assert isinstance(p, Tensor) and p.requires_grad is True and p.grad is None and p.dtype == np.float32, (
-        f"Parameter([1, 2]) should be a float32 Tensor with requires_grad=True and grad None, got {p!r}.")
+    assert (isinstance(p, Tensor) and p.requires_grad is True and p.grad is None
+            and p.dtype == np.float32), (
+        "Parameter([1, 2]) should be a float32 Tensor with requires_grad=True and grad "
+        f"None, got {p!r}.")
 
     class Affine(Module):
         def __init__(self):
@@ -440,12 +460,12 @@ def test_module_registration():
 
     m = Affine()
     assert list(m._parameters) == ["w", "b"], (
-        f"Affine assigns self.w and self.b (Parameters) and self.label (a string): expected "
-        f"_parameters keys ['w', 'b'], got {list(m._parameters)}. Hint: register Parameters in "
-        "__setattr__, in the order they are assigned.")
+        "Affine assigns self.w and self.b (Parameters) and self.label (a string): "
+        f"expected _parameters keys ['w', 'b'], got {list(m._parameters)}. Hint: "
+        "register Parameters in __setattr__, in the order they are assigned.")
     assert m._parameters["w"] is m.w and m._modules == {} and m.label == "affine", (
-        "the registered Parameter must be the attribute itself, and plain attributes must still "
-        "work (object.__setattr__).")
+        "the registered Parameter must be the attribute itself, and plain attributes "
+        "must still work (object.__setattr__).")
 
     class Outer(Module):
         def __init__(self):
@@ -455,8 +475,10 @@ def test_module_registration():
 
     o = Outer()
     assert list(o._modules) == ["inner"] and o._modules["inner"] is o.inner, (
-        f"Outer assigns self.inner = Affine(): expected _modules == {{'inner': ...}}, got {o._modules}.")
-    assert list(o._parameters) == ["scale"], f"expected Outer._parameters keys ['scale'], got {list(o._parameters)}."
+        f"Outer assigns self.inner = Affine(): expected _modules == {{'inner': ...}}, "
+        f"got {o._modules}.")
+    assert list(o._parameters) == ["scale"], (
+        f"expected Outer._parameters keys ['scale'], got {list(o._parameters)}.")
 
 test_module_registration()
 ### BEGIN HIDDEN TESTS
@@ -509,12 +531,15 @@ def test_module_parameters():
     names = [name for name, _ in o.named_parameters()]
     expected = ["scale", "first.w", "first.b", "second.w", "second.b"]
     assert names == expected, (
-        f"named_parameters() of Outer: expected {expected}, got {names}. Hint: own parameters "
-        "first, then each child's with 'child_name.' in front.")
+        f"named_parameters() of Outer: expected {expected}, got {names}. Hint: own "
+        "parameters first, then each child's with 'child_name.' in front.")
     params = o.parameters()
-    assert isinstance(params, list) and len(params) == 5 and params[1] is o.first.w and params[0] is o.scale, (
-        f"parameters() should return the 5 Parameter objects themselves, in named_parameters order; got {params}.")
-    assert o.children() == [o.first, o.second], "children() should list the direct sub-Modules."
+    assert (isinstance(params, list) and len(params) == 5 and params[1] is o.first.w
+            and params[0] is o.scale), (
+        "parameters() should return the 5 Parameter objects themselves, in "
+        f"named_parameters order; got {params}.")
+    assert o.children() == [o.first, o.second], (
+        "children() should list the direct sub-Modules.")
 
 test_module_parameters()
 ### BEGIN HIDDEN TESTS
@@ -569,17 +594,20 @@ def test_module_modes():
             self.leaf = Leaf()
 
     o = Outer()
-    assert o.training and o.leaf.training, "a new Module is in training mode (training == True)."
+    assert o.training and o.leaf.training, (
+        "a new Module is in training mode (training == True).")
     got = o.eval()
     assert got is o, "eval() (and train()) should return the module itself."
     assert o.training is False and o.leaf.training is False, (
         f"after o.eval(): expected o.training False and o.leaf.training False, got "
         f"{o.training} and {o.leaf.training}. Hint: set the mode on every child too.")
     o.train()
-    assert o.training is True and o.leaf.training is True, "train() should switch back, for the children too."
+    assert o.training is True and o.leaf.training is True, (
+        "train() should switch back, for the children too.")
     o.leaf.w.grad = Tensor([1.0, 1.0])
     o.zero_grad()
-    assert o.leaf.w.grad is None, f"zero_grad() should set every parameter's grad to None, got {o.leaf.w.grad!r}."
+    assert o.leaf.w.grad is None, (
+        f"zero_grad() should set every parameter's grad to None, got {o.leaf.w.grad!r}.")
 
 test_module_modes()
 ### BEGIN HIDDEN TESTS
@@ -626,13 +654,16 @@ def test_module_state_dict():
 
     a = Affine()
     state = a.state_dict()
-    assert set(state) == {"w", "b"} and all(isinstance(v, np.ndarray) for v in state.values()), (
+    arrays = all(isinstance(v, np.ndarray) for v in state.values())
+    assert set(state) == {"w", "b"} and arrays, (
         f"state_dict() should map 'w' and 'b' to NumPy arrays, got {state}.")
-    assert np.array_equal(state["w"], [[1, 2], [3, 4]]), f"state_dict()['w'] should be w's values, got {state['w']}."
+    assert np.array_equal(state["w"], [[1, 2], [3, 4]]), (
+        f"state_dict()['w'] should be w's values, got {state['w']}.")
     b = Affine()
     b.w.data[...] = 0.0
     b.load_state_dict(state)
-    assert np.array_equal(b.w.data, [[1, 2], [3, 4]]) and np.array_equal(b.b.data, [0.5, -0.5]), (
+    assert (np.array_equal(b.w.data, [[1, 2], [3, 4]])
+            and np.array_equal(b.b.data, [0.5, -0.5])), (
         f"load_state_dict should copy the saved values in; w is {b.w.data}.")
     bad = dict(state, w=np.zeros((3, 2)))
     try:
@@ -640,25 +671,32 @@ def test_module_state_dict():
     except ValueError as error:
         message = str(error)
         assert "'w'" in message and "(3, 2)" in message and "(2, 2)" in message, (
-            f"the ValueError should name the key 'w' and both shapes (3, 2) and (2, 2); it says: {message}")
+            "the ValueError should name the key 'w' and both shapes (3, 2) and (2, 2); "
+            f"it says: {message}")
     else:
-        raise AssertionError("load_state_dict with w of shape (3, 2) for a (2, 2) parameter should raise ValueError.")
+        raise AssertionError(
+            "load_state_dict with w of shape (3, 2) for a (2, 2) parameter should raise "
+            "ValueError.")
 
     class Counter(Module):
         def __init__(self):
             super().__init__()
             self.w = Parameter([1.0])
-            self.register_buffer("seen", np.zeros(2, dtype=np.float32))   # saved, not learned
+            # saved, not learned
+            self.register_buffer("seen", np.zeros(2, dtype=np.float32))
 
     c = Counter()
-    c.seen = c.seen + 3.0                   # a new array under the same name: still the buffer
+    # a new array under the same name: still the buffer
+    c.seen = c.seen + 3.0
     state = c.state_dict()
     assert list(state) == ["w", "seen"] and np.array_equal(state["seen"], [3, 3]), (
-        f"state_dict() holds the parameters, then the buffers: expected keys ['w', 'seen'] with "
-        f"seen = [3, 3], got {state}. Hint: self._state_arrays() yields both.")
+        "state_dict() holds the parameters, then the buffers: expected keys ['w', "
+        f"'seen'] with seen = [3, 3], got {state}. Hint: self._state_arrays() yields "
+        "both.")
     d = Counter()
     d.load_state_dict(state)
-    assert np.array_equal(d.seen, [3, 3]), f"load_state_dict should restore the buffer 'seen' too; it is {d.seen}."
+    assert np.array_equal(d.seen, [3, 3]), (
+        f"load_state_dict should restore the buffer 'seen' too; it is {d.seen}.")
 
 test_module_state_dict()
 ### BEGIN HIDDEN TESTS
@@ -742,6 +780,30 @@ for _bad in ({k: v for k, v in _s.items() if k != "a.mean"}, dict(_s, **{"a.mean
     else:
         raise AssertionError("a missing buffer, or one of another shape, must raise ValueError")
     assert _f.a.w.data[0] == 1.0 and _f.b.mean[0] == 0.0, "a failed load must change nothing"
+
+
+class _Rect(Module):
+    def __init__(self):
+        super().__init__()
+        self.w = Parameter(np.arange(6.0).reshape(2, 3))
+        self.b = Parameter([1.0, 2.0, 3.0])
+
+
+# same number of elements, another shape: a transposed weight, a bias with a batch axis
+for _key, _bad in [("w", np.zeros((3, 2))), ("b", np.zeros((1, 3))), ("w", np.zeros(6))]:
+    _r = _Rect()
+    _shape = getattr(_r, _key).shape
+    try:
+        _r.load_state_dict(dict(_r.state_dict(), **{_key: _bad}))
+    except ValueError as _err:
+        assert f"'{_key}'" in str(_err) and str(_bad.shape) in str(_err) and str(_shape) in str(_err), (
+            f"loading a {_bad.shape} array into the {_shape} parameter '{_key}': the ValueError "
+            f"should name '{_key}', {_bad.shape} and {_shape}; it says: {_err}")
+    else:
+        raise AssertionError(
+            f"load_state_dict put a {_bad.shape} array into the {_shape} parameter '{_key}' "
+            "without a word: compare the shapes, not the number of elements.")
+    assert _r.w.data[0, 1] == 1.0 and _r.b.data[0] == 1.0, "a failed load must change nothing"
 ### END HIDDEN TESTS
 
 # %%
@@ -751,12 +813,14 @@ class TwoLayerDemo(Module):
         self.scale = Parameter([2.0])
         self.inner = Module()
         self.inner.w = Parameter([[1.0, 2.0, 3.0]])
-        self.register_buffer("seen", np.zeros(2))     # saved with the weights, never learned
+        # saved with the weights, never learned
+        self.register_buffer("seen", np.zeros(2))
         self.note = "plain attributes are not registered"
 
 demo = TwoLayerDemo()
 print(demo)
-print([(name, p.shape) for name, p in demo.named_parameters()], [name for name, _ in demo.named_buffers()])
+print([(name, p.shape) for name, p in demo.named_parameters()],
+      [name for name, _ in demo.named_buffers()])
 print(demo.state_dict())
 
 # %% [markdown]
@@ -791,7 +855,8 @@ rng = np.random.default_rng(0)
 x = rng.standard_normal((1000, 256))
 print("std of x               :", round(x.std(), 3))
 print("std of x @ N(0, 1)     :", round((x @ rng.standard_normal((256, 256))).std(), 3))
-print("std of x @ U(±1/√256)  :", round((x @ rng.uniform(-1 / 16, 1 / 16, (256, 256))).std(), 3))
+print("std of x @ U(±1/√256)  :",
+      round((x @ rng.uniform(-1 / 16, 1 / 16, (256, 256))).std(), 3))
 
 # %% [markdown]
 # We use **PyTorch's default**: weight *and* bias drawn uniformly from `U(-k, k)` with
@@ -843,8 +908,9 @@ def accumulate_grad(param, grad):
     with the parameter's dtype) when it is None, add in place otherwise."""
     grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
     if grad.shape != param.shape:
-        raise ValueError(f"a gradient of shape {grad.shape} for a parameter of shape {param.shape}: "
-                         "a gradient has the shape of its parameter (did you sum over the batch?)")
+        raise ValueError(f"a gradient of shape {grad.shape} for a parameter of shape "
+                         f"{param.shape}: a gradient has the shape of its parameter (did "
+                         "you sum over the batch?)")
     # TODO: if param.grad is None, set it to a new Tensor holding a copy of grad with
     #       param's dtype; otherwise add grad into param.grad's array in place.
     ### BEGIN SOLUTION
@@ -857,7 +923,8 @@ def accumulate_grad(param, grad):
 # %%
 #| export
 class Linear(Module):
-    """y = x @ W + b, with W of shape (in_features, out_features) and b of shape (out_features,).
+    """y = x @ W + b, with W of shape (in_features, out_features) and b of shape
+    (out_features,).
 
     Weight and bias start uniform in ±1/sqrt(in_features) (PyTorch's default), drawn from
     this module's generator (see manual_seed). Inputs may have any leading batch axes.
@@ -869,12 +936,12 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         if int(in_features) <= 0 or int(out_features) <= 0:
-            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, "
-                             f"out_features={out_features}")
+            raise ValueError(f"Linear needs positive sizes, got "
+                             f"in_features={in_features}, out_features={out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        # TODO: self.weight: a Parameter of shape (in_features, out_features); self.bias: a
-        #       Parameter of shape (out_features,), or None when bias is False. Both drawn
-        #       uniformly from [-k, k], k = 1 / sqrt(in_features): the weight first.
+        # TODO: self.weight: a Parameter of shape (in_features, out_features); self.bias:
+        #       a Parameter of shape (out_features,), or None when bias is False. Both
+        #       drawn uniformly from [-k, k], k = 1 / sqrt(in_features): the weight first.
         ### BEGIN SOLUTION
         bound = 1.0 / np.sqrt(self.in_features)
         self.weight = Parameter(_generator.uniform(-bound, bound, size=(self.in_features, self.out_features)))
@@ -886,10 +953,10 @@ class Linear(Module):
         """x of shape (..., in_features) -> x @ W + b of shape (..., out_features)."""
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r} expects inputs of shape (..., {self.in_features}), "
-                             f"got {x.shape}")
-        # TODO: keep x in self._input for backward; return x @ W + b (no bias when self.bias
-        #       is None).
+            raise ValueError(f"{self!r} expects inputs of shape "
+                             f"(..., {self.in_features}), got {x.shape}")
+        # TODO: keep x in self._input for backward; return x @ W + b (no bias when
+        #       self.bias is None).
         ### BEGIN SOLUTION
         self._input = x
         out = x @ self.weight                    # (..., in) @ (in, out) -> (..., out)
@@ -899,15 +966,17 @@ class Linear(Module):
         ### END SOLUTION
 
     def backward(self, grad_output):
-        """grad_output = dL/dy of shape (..., out_features). Accumulates dL/dW and dL/db into
-        weight.grad and bias.grad; returns dL/dx of shape (..., in_features)."""
+        """grad_output = dL/dy of shape (..., out_features). Accumulates dL/dW and dL/db
+        into weight.grad and bias.grad; returns dL/dx of shape (..., in_features)."""
         if self._input is None:
-            raise RuntimeError("Linear.backward() called before forward(): nothing to differentiate")
+            raise RuntimeError(
+                "Linear.backward() called before forward(): nothing to differentiate")
         x = self._input
-        grad_output = grad_output if isinstance(grad_output, Tensor) else Tensor(grad_output)
-        # TODO: flatten the leading axes (x to (-1, in), grad_output to (-1, out)); accumulate
-        #       dW = x.T @ g into the weight and db = g summed over the batch into the bias
-        #       (if any); return dx = grad_output @ W.T.
+        if not isinstance(grad_output, Tensor):
+            grad_output = Tensor(grad_output)
+        # TODO: flatten the leading axes (x to (-1, in), grad_output to (-1, out));
+        #       accumulate dW = x.T @ g into the weight and db = g summed over the batch
+        #       into the bias (if any); return dx = grad_output @ W.T.
         ### BEGIN SOLUTION
         x2 = x.reshape(-1, self.in_features)                  # (N, in): every leading axis is batch
         g2 = grad_output.reshape(-1, self.out_features)       # (N, out)
@@ -918,7 +987,8 @@ class Linear(Module):
         ### END SOLUTION
 
     def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
 
 # %% [markdown]
 # ### Linear: initialization
@@ -928,24 +998,28 @@ class Linear(Module):
 def test_linear_init():
     layer = Linear(4, 16)
     assert isinstance(layer.weight, Parameter) and layer.weight.shape == (4, 16), (
-        f"Linear(4, 16).weight should be a Parameter of shape (in, out) = (4, 16), got {layer.weight!r}.")
+        "Linear(4, 16).weight should be a Parameter of shape (in, out) = (4, 16), got "
+        f"{layer.weight!r}.")
     assert isinstance(layer.bias, Parameter) and layer.bias.shape == (16,), (
         f"Linear(4, 16).bias should be a Parameter of shape (16,), got {layer.bias!r}.")
-    assert layer.weight.dtype == np.float32, f"weights are float32, got {layer.weight.dtype}."
+    assert layer.weight.dtype == np.float32, (
+        f"weights are float32, got {layer.weight.dtype}.")
     assert np.abs(layer.weight.data).max() <= 0.5, (
         f"weights of Linear(4, 16) should lie in [-1/sqrt(4), 1/sqrt(4)] = [-0.5, 0.5]; "
         f"the largest has |w| = {np.abs(layer.weight.data).max():.3f}.")
     assert len(np.unique(layer.weight.data)) > 1, "weights must be random, not all equal."
-    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"], "register the weight first, then the bias."
+    assert [n for n, _ in layer.named_parameters()] == ["weight", "bias"], (
+        "register the weight first, then the bias.")
     nobias = Linear(3, 2, bias=False)
     assert nobias.bias is None and len(nobias.parameters()) == 1, (
-        "Linear(3, 2, bias=False): bias should be None and the only parameter the weight.")
+        "Linear(3, 2, bias=False): bias should be None and the only parameter the "
+        "weight.")
     manual_seed(0)
     first = Linear(3, 2).weight.data.copy()
     manual_seed(0)
     assert np.array_equal(first, Linear(3, 2).weight.data), (
-        "after manual_seed(0), Linear(3, 2) should get the same weights every time. Hint: draw "
-        "with _generator, not np.random.")
+        "after manual_seed(0), Linear(3, 2) should get the same weights every time. "
+        "Hint: draw with _generator, not np.random.")
 
 test_linear_init()
 ### BEGIN HIDDEN TESTS
@@ -979,12 +1053,14 @@ def test_linear_forward():
     layer.weight.data[...] = [[1, 0, -1], [2, 1, 0]]
     layer.bias.data[...] = [1, 1, 1]
     y = layer(Tensor([[1.0, 2.0]]))
-    assert isinstance(y, Tensor) and y.shape == (1, 3) and np.allclose(y.data, [[6, 3, 0]]), (
-        f"Linear with W = [[1, 0, -1], [2, 1, 0]], b = [1, 1, 1] on x = [[1, 2]]: expected "
-        f"[[6, 3, 0]], got {y!r}. Hint: x @ W + b.")
+    assert (isinstance(y, Tensor) and y.shape == (1, 3)
+            and np.allclose(y.data, [[6, 3, 0]])), (
+        "Linear with W = [[1, 0, -1], [2, 1, 0]], b = [1, 1, 1] on x = [[1, 2]]: "
+        f"expected [[6, 3, 0]], got {y!r}. Hint: x @ W + b.")
     y = layer(Tensor([[1.0, 2.0], [0.0, 0.0], [-1.0, 1.0]]))
     assert y.shape == (3, 3) and np.allclose(y.data, [[6, 3, 0], [1, 1, 1], [2, 2, 2]]), (
-        f"on a batch of 3 rows: expected [[6, 3, 0], [1, 1, 1], [2, 2, 2]], got {y.data}.")
+        "on a batch of 3 rows: expected [[6, 3, 0], [1, 1, 1], [2, 2, 2]], got "
+        f"{y.data}.")
 
 test_linear_forward()
 ### BEGIN HIDDEN TESTS
@@ -1007,6 +1083,33 @@ except ValueError as _e:
 else:
     raise AssertionError("a wrong input size must raise ValueError")
 assert _l(Tensor([[1.0, 2.0]])).dtype == np.float32
+from tinytorch.testing import cases, check_against, check_graph  # noqa: E402
+
+# x @ W + b for every batch shape, magnitude and dtype, with the layer's own weights
+manual_seed(4)
+_l = Linear(4, 3)
+_w, _bw = _l.weight.data.astype(np.float64), _l.bias.data.astype(np.float64)
+check_against(_l, lambda a: a @ _w + _bw, cases([(4,), (1, 4), (6, 4), (2, 5, 4)]),
+              name="Linear(4, 3)")
+
+
+# the graph contract: module 07's backward() must reach the input, the weight and the bias
+def _linear_graph(x, weight, bias=None):
+    layer = Linear(4, 3, bias=bias is not None)
+    layer.weight, layer.bias = weight, bias
+    return layer(x)
+
+
+_x = np.linspace(-1.5, 2.0, 24).reshape(2, 3, 4)
+_w = np.linspace(-1.0, 1.0, 12).reshape(4, 3)
+try:
+    check_graph(_linear_graph, [_x, _w, np.array([0.5, -0.25, 1.0])], tensor=Parameter,
+                name="Linear(4, 3).forward")
+    check_graph(_linear_graph, [_x[0], _w], tensor=Parameter,
+                name="Linear(4, 3, bias=False).forward")
+except AssertionError as _err:
+    raise AssertionError(f"{_err} Hint: compute with the Tensors x, self.weight and self.bias "
+                         "(x @ self.weight + self.bias), never with their .data arrays.") from None
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -1020,26 +1123,32 @@ def test_linear_backward():
     layer.bias.data[...] = [1, 1, 1]
     layer(Tensor([[1.0, 2.0]]))
     dx = layer.backward(Tensor([[1.0, 0.0, 2.0]]))
-    assert isinstance(dx, Tensor) and dx.shape == (1, 2) and np.allclose(dx.data, [[-1, 2]]), (
+    assert (isinstance(dx, Tensor) and dx.shape == (1, 2)
+            and np.allclose(dx.data, [[-1, 2]])), (
         f"the worked example: dx = g @ W.T should be [[-1, 2]], got {dx!r}.")
-    assert layer.weight.grad is not None and np.allclose(layer.weight.grad.data, [[1, 0, 2], [2, 0, 4]]), (
+    assert (layer.weight.grad is not None
+            and np.allclose(layer.weight.grad.data, [[1, 0, 2], [2, 0, 4]])), (
         f"dW = x.T @ g should be [[1, 0, 2], [2, 0, 4]], got "
         f"{None if layer.weight.grad is None else layer.weight.grad.data}.")
     assert layer.bias.grad is not None and np.allclose(layer.bias.grad.data, [1, 0, 2]), (
         f"db = g summed over the batch should be [1, 0, 2], got "
         f"{None if layer.bias.grad is None else layer.bias.grad.data}.")
-    assert layer.weight.grad.shape == (2, 3) and layer.bias.grad.shape == (3,), "a gradient has its parameter's shape."
+    assert layer.weight.grad.shape == (2, 3) and layer.bias.grad.shape == (3,), (
+        "a gradient has its parameter's shape.")
 
     layer.zero_grad()
     layer(Tensor([[1.0, 2.0], [3.0, -1.0]]))
     layer.backward(Tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]]))
-    assert np.allclose(layer.weight.grad.data, [[1, 3, 5], [2, -1, 3]]) and np.allclose(layer.bias.grad.data, [1, 1, 3]), (
-        f"a batch of 2 rows: dW should be [[1, 3, 5], [2, -1, 3]] and db [1, 1, 3] (sums over the "
-        f"batch), got {layer.weight.grad.data.tolist()} and {layer.bias.grad.data}.")
+    assert (np.allclose(layer.weight.grad.data, [[1, 3, 5], [2, -1, 3]])
+            and np.allclose(layer.bias.grad.data, [1, 1, 3])), (
+        "a batch of 2 rows: dW should be [[1, 3, 5], [2, -1, 3]] and db [1, 1, 3] (sums "
+        f"over the batch), got {layer.weight.grad.data.tolist()} and "
+        f"{layer.bias.grad.data}.")
     layer.backward(Tensor([[1.0, 0.0, 2.0], [0.0, 1.0, 1.0]]))
     assert np.allclose(layer.bias.grad.data, [2, 2, 6]), (
-        f"a second backward must ADD to .grad (accumulate): db should now be [2, 2, 6], got "
-        f"{layer.bias.grad.data}. Hint: accumulate_grad creates .grad when None, else adds.")
+        "a second backward must ADD to .grad (accumulate): db should now be [2, 2, 6], "
+        f"got {layer.bias.grad.data}. Hint: accumulate_grad creates .grad when None, "
+        "else adds.")
 
 test_linear_backward()
 ### BEGIN HIDDEN TESTS
@@ -1095,6 +1204,18 @@ except RuntimeError:
     pass
 else:
     raise AssertionError("backward before forward must raise RuntimeError")
+# a gradient has the dtype of its parameter, whatever the dtype of the input and of dL/dy
+for _pdt, _xdt in [(np.float32, np.float64), (np.float64, np.float32)]:
+    _l = Linear(4, 3)
+    _l.weight = Parameter(_l.weight.data, dtype=_pdt)
+    _l.bias = Parameter(_l.bias.data, dtype=_pdt)
+    _l(Tensor(np.ones((2, 4)), dtype=_xdt))
+    _l.backward(Tensor(np.ones((2, 3)), dtype=_xdt))
+    for _name, _p in _l.named_parameters():
+        assert _p.grad.dtype == _pdt, (
+            f"a {np.dtype(_pdt)} Linear fed {np.dtype(_xdt)} inputs: {_name}.grad should be "
+            f"{np.dtype(_pdt)} like {_name}, got {_p.grad.dtype}. Hint: accumulate_grad builds "
+            "the gradient with the parameter's dtype.")
 ### END HIDDEN TESTS
 
 # %%
@@ -1144,9 +1265,10 @@ class Sequential(Module):
     def __init__(self, *layers):
         super().__init__()
         for index, layer in enumerate(layers):
-            if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
-                raise TypeError(f"Sequential: item {index} ({type(layer).__name__}) is not a layer: "
-                                "it needs forward() and backward()")
+            if not (callable(getattr(layer, "forward", None))
+                    and callable(getattr(layer, "backward", None))):
+                raise TypeError(f"Sequential: item {index} ({type(layer).__name__}) is "
+                                "not a layer: it needs forward() and backward()")
             if isinstance(layer, Module):
                 setattr(self, str(index), layer)     # registered as child "0", "1", ...
         self.layers = list(layers)
@@ -1161,8 +1283,10 @@ class Sequential(Module):
         ### END SOLUTION
 
     def backward(self, grad_output):
-        """dL/d(output) -> dL/d(input), through every layer's backward in reverse order."""
-        # TODO: pass the gradient through every layer's backward, last layer first; return it.
+        """dL/d(output) -> dL/d(input), through every layer's backward in reverse
+        order."""
+        # TODO: pass the gradient through every layer's backward, last layer first, and
+        #       return it.
         ### BEGIN SOLUTION
         for layer in reversed(self.layers):
             grad_output = layer.backward(grad_output)
@@ -1179,7 +1303,8 @@ class Sequential(Module):
         return iter(self.layers)
 
     def __repr__(self):
-        children = [(str(index), _layer_repr(layer)) for index, layer in enumerate(self.layers)]
+        children = [(str(index), _layer_repr(layer))
+                    for index, layer in enumerate(self.layers)]
         return _describe(type(self).__name__, self.extra_repr(), children)
 
 # %%
@@ -1223,16 +1348,20 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout probability p must be a number in [0, 1), got {p!r}")
+        number = isinstance(p, (int, float, np.floating, np.integer))
+        if isinstance(p, bool) or not number or not 0 <= p < 1:
+            raise ValueError(
+                f"Dropout probability p must be a number in [0, 1), got {p!r}")
         self.p = float(p)
-        self._mask = None                         # the scaled mask of the last training forward
+        # the scaled mask of the last training forward
+        self._mask = None
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
         # TODO: in evaluation mode or with p == 0, set self._mask to None and return x.
         #       Otherwise keep each element with probability 1 - p, using _generator:
-        #       self._mask = Tensor(keep / (1 - p), dtype=x.dtype), and return x * self._mask.
+        #       self._mask = Tensor(keep / (1 - p), dtype=x.dtype), and return x *
+        #       self._mask.
         ### BEGIN SOLUTION
         if not self.training or self.p == 0.0:
             self._mask = None
@@ -1244,7 +1373,8 @@ class Dropout(Module):
 
     def backward(self, grad_output):
         """dL/dx = dL/dy * mask (the identity when the forward pass was)."""
-        # TODO: return grad_output unchanged when there is no mask; otherwise times the mask.
+        # TODO: return grad_output unchanged when there is no mask; otherwise times the
+        #       mask.
         ### BEGIN SOLUTION
         if self._mask is None:
             return grad_output
@@ -1268,17 +1398,20 @@ def test_sequential():
     model = Sequential(first, ReLU(), second)
     names = [n for n, _ in model.named_parameters()]
     assert names == ["0.weight", "0.bias", "2.weight", "2.bias"], (
-        f"Sequential(Linear, ReLU, Linear).named_parameters(): expected ['0.weight', '0.bias', "
-        f"'2.weight', '2.bias'], got {names}.")
+        "Sequential(Linear, ReLU, Linear).named_parameters(): expected ['0.weight', "
+        f"'0.bias', '2.weight', '2.bias'], got {names}.")
     y = model(Tensor([[1.0, 2.0]]))
     # hidden = relu([6, 3, -0.5]) = [6, 3, 0]; y = 6 - 3 + 0 + 0.5 = 3.5
-    assert np.allclose(y.data, [[3.5]]), f"forward: expected [[3.5]], got {y.data}. Hint: apply the layers in order."
+    assert np.allclose(y.data, [[3.5]]), (
+        f"forward: expected [[3.5]], got {y.data}. Hint: apply the layers in order.")
     dx = model.backward(Tensor([[1.0]]))
     # dh = [1, -1, 2] * relu'([6, 3, -0.5]) = [1, -1, 0]; dx = dh @ W1.T = [1, 1]
     assert dx.shape == (1, 2) and np.allclose(dx.data, [[1, 1]]), (
-        f"backward: expected dL/dx = [[1, 1]], got {dx.data}. Hint: the layers' backward in reverse order.")
+        f"backward: expected dL/dx = [[1, 1]], got {dx.data}. Hint: the layers' backward "
+        "in reverse order.")
     assert np.allclose(second.weight.grad.data, [[6], [3], [0]]), (
-        f"the last Linear's weight gradient should be h.T @ g = [[6], [3], [0]], got {second.weight.grad.data}.")
+        "the last Linear's weight gradient should be h.T @ g = [[6], [3], [0]], got "
+        f"{second.weight.grad.data}.")
 
 test_sequential()
 ### BEGIN HIDDEN TESTS
@@ -1320,24 +1453,29 @@ def test_dropout():
         except ValueError:
             pass
         else:
-            raise AssertionError(f"Dropout({bad}) should raise ValueError: p must be in [0, 1).")
+            raise AssertionError(
+                f"Dropout({bad}) should raise ValueError: p must be in [0, 1).")
     drop = Dropout(0.25)
     x = Tensor(np.ones((100, 100)))
     y = drop(x)
     zeros = float((y.data == 0).mean())
     assert y.shape == (100, 100) and 0.2 < zeros < 0.3, (
-        f"Dropout(0.25) on 10,000 ones should zero about 25% of them, zeroed {zeros:.1%}.")
+        "Dropout(0.25) on 10,000 ones should zero about 25% of them, zeroed "
+        f"{zeros:.1%}.")
     kept = y.data[y.data != 0]
     assert np.allclose(kept, 1 / 0.75), (
-        f"the kept elements should be scaled by 1/(1 - p) = {1 / 0.75:.4f}, got values {np.unique(kept)[:5]}.")
+        f"the kept elements should be scaled by 1/(1 - p) = {1 / 0.75:.4f}, got values "
+        f"{np.unique(kept)[:5]}.")
     g = drop.backward(Tensor(np.ones((100, 100))))
     assert np.array_equal(g.data, y.data), (
-        "backward on a gradient of ones should give the forward's mask (same zeros, same scale). "
-        "Hint: cache the scaled mask in forward.")
+        "backward on a gradient of ones should give the forward's mask (same zeros, same "
+        "scale). Hint: cache the scaled mask in forward.")
     drop.eval()
     x = Tensor([1.0, 2.0, 3.0])
-    assert np.array_equal(drop(x).data, [1, 2, 3]), f"in eval mode Dropout is the identity, got {drop(x).data}."
-    assert np.array_equal(drop.backward(Tensor([1.0, 1.0, 1.0])).data, [1, 1, 1]), "eval backward is the identity."
+    assert np.array_equal(drop(x).data, [1, 2, 3]), (
+        f"in eval mode Dropout is the identity, got {drop(x).data}.")
+    assert np.array_equal(drop.backward(Tensor([1.0, 1.0, 1.0])).data, [1, 1, 1]), (
+        "eval backward is the identity.")
 
 test_dropout()
 ### BEGIN HIDDEN TESTS
@@ -1363,6 +1501,50 @@ _y = _d64(_x)
 _g = _d64.backward(Tensor(np.full(100, 2.0)))
 assert np.allclose(_g.data, 2.0 * (_y.data / _x.data)), "backward multiplies by the same scaled mask"
 assert repr(Dropout(0.3)) == "Dropout(p=0.3)"
+from tinytorch.testing import assert_untouched, check_graph  # noqa: E402
+
+_state = get_rng_state()
+_y = Dropout(0.0)(Tensor([[1.0, -2.0, 3.0]]))
+assert np.array_equal(_y.data, [[1, -2, 3]]) and get_rng_state() == _state, (
+    "Dropout(0.0) in training mode should return x and draw nothing from the generator: with a "
+    "draw, adding it to a model would change every later random number. Hint: p == 0 takes the "
+    "same path as evaluation mode.")
+_x = np.random.default_rng(8).standard_normal((30, 7))
+_y = Dropout(0.3)(Tensor(_x, dtype=np.float64)).data
+_kept = _y != 0
+assert np.allclose(_y[_kept], _x[_kept] / 0.7, rtol=1e-12, atol=0), (
+    "Dropout(0.3) on a float64 input: every kept element should be x / 0.7 to float64 "
+    f"precision; the worst is off by {np.max(np.abs(_y[_kept] * 0.7 / _x[_kept] - 1)):.1e} "
+    "(relative). Hint: build the mask with the input's dtype.")
+manual_seed(9)
+_keep = Dropout(0.5)(Tensor(np.ones((64, 16)))).data != 0
+_rows, _columns = len({_r.tobytes() for _r in _keep}), len({_c.tobytes() for _c in _keep.T})
+assert _rows >= 60 and _columns == 16, (
+    f"Dropout(0.5) on a (64, 16) batch: every element needs its own keep/drop draw, but only "
+    f"{_rows} of the 64 rows and {_columns} of the 16 columns differ. Hint: draw a mask of "
+    "x's whole shape.")
+_d = Dropout(0.5)
+
+
+def dropout_forward(x):
+    return _d(x)
+
+
+assert_untouched(dropout_forward, Tensor(np.linspace(1.0, 2.0, 12).reshape(3, 4)), no_view=True)
+assert_untouched(_d.backward, Tensor(np.full((3, 4), 2.0)))
+
+
+def _seeded_dropout(x):
+    manual_seed(12)                     # the same mask at every call: one function to check
+    return Dropout(0.4)(x)
+
+
+try:
+    check_graph(_seeded_dropout, [np.linspace(-1.0, 1.0, 15).reshape(3, 5)],
+                name="Dropout(0.4).forward")
+except AssertionError as _err:
+    raise AssertionError(f"{_err} Hint: return x * self._mask, a Tensor product, not a product "
+                         "of .data arrays.") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -1405,7 +1587,8 @@ print({name: p.grad.shape for name, p in mlp.named_parameters()})
 snapshot = mlp.state_dict()
 mlp.zero_grad()
 mlp.eval()
-print("grads after zero_grad:", [p.grad for p in mlp.parameters()], " dropout training:", mlp.drop.training)
+print("grads after zero_grad:", [p.grad for p in mlp.parameters()],
+      " dropout training:", mlp.drop.training)
 
 # %% [markdown]
 # ## What you built, and what comes next

@@ -33,7 +33,8 @@
 from tinytorch.core.tensor import Tensor
 
 targets = Tensor([0.0, 1.0, 1.0, 0.0])
-for name, pred in (("A", Tensor([0.4, 0.6, 0.6, 0.4])), ("B", Tensor([0.1, 0.9, 0.8, 0.2]))):
+networks = (("A", Tensor([0.4, 0.6, 0.6, 0.4])), ("B", Tensor([0.1, 0.9, 0.8, 0.2])))
+for name, pred in networks:
     accuracy = ((pred > 0.5) == (targets > 0.5)).data.mean()
     mse = ((pred - targets) ** 2).mean().item()
     print(f"network {name}: accuracy {accuracy:.0%}, mean squared error {mse:.3f}")
@@ -96,7 +97,8 @@ class Loss:
         return self.forward(pred, target)
 
     def forward(self, pred, target):
-        raise NotImplementedError(f"{type(self).__name__} must define forward(pred, target)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must define forward(pred, target)")
 
     def backward(self):
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
@@ -106,11 +108,13 @@ class Loss:
 
 
 def _check_same_shape(loss, pred, target):
-    """Refuse a prediction and a target of different shapes, instead of broadcasting them."""
+    """Refuse a prediction and a target of different shapes, instead of broadcasting
+    them."""
     if pred.shape != target.shape:
         raise ValueError(
-            f"{loss}: pred has shape {pred.shape} but target has shape {target.shape}; they must "
-            f"be the same (reshape one of them, e.g. target.reshape{pred.shape})")
+            f"{loss}: pred has shape {pred.shape} but target has shape {target.shape}; "
+            "they must be the same (reshape one of them, e.g. "
+            f"target.reshape{pred.shape})")
 
 # %% [markdown]
 # ## Checking a gradient
@@ -120,7 +124,8 @@ def _check_same_shape(loss, pred, target):
 
 # %%
 def numerical_gradient(make, pred, target, h=1e-6):
-    """dL/dpred by central differences, in float64. make: builds a fresh loss (e.g. MSELoss)."""
+    """dL/dpred by central differences, in float64. make: builds a fresh loss (e.g.
+    MSELoss)."""
     pred = np.array(pred, dtype=np.float64)
     grad = np.zeros_like(pred)
     for index in np.ndindex(pred.shape):
@@ -159,8 +164,10 @@ def numerical_gradient(make, pred, target, h=1e-6):
 # `_check_same_shape` raises a `ValueError` naming both shapes.
 
 # %%
-pred, target = np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 3.0])   # a perfect model
-print("(3, 1) - (3,) has shape", (pred - target).shape, "and the 'loss' is", ((pred - target) ** 2).mean())
+# a perfect model
+pred, target = np.array([[1.0], [2.0], [3.0]]), np.array([1.0, 2.0, 3.0])
+print("(3, 1) - (3,) has shape", (pred - target).shape,
+      "and the 'loss' is", ((pred - target) ** 2).mean())
 
 # %%
 #| export
@@ -168,10 +175,12 @@ class MSELoss(Loss):
     """Mean squared error: (1/N) Σᵢ (predᵢ - targetᵢ)² over all N entries."""
 
     def forward(self, pred, target):
-        target = pred._lift(target)                   # a list or an array becomes a Tensor
-        # TODO: refuse different shapes with _check_same_shape("MSELoss", pred, target); save
-        #       the difference pred - target (a NumPy array) in self.diff; return the mean of its
-        #       squares through pred._result with op "mse_loss" and parents pred, target.
+        # a list or an array becomes a Tensor
+        target = pred._lift(target)
+        # TODO: refuse different shapes with _check_same_shape("MSELoss", pred, target);
+        #       save the difference pred - target (a NumPy array) in self.diff; return the
+        #       mean of its squares through pred._result with op "mse_loss" and parents
+        #       pred, target.
         ### BEGIN SOLUTION
         _check_same_shape("MSELoss", pred, target)
         self.diff = pred.data - target.data
@@ -180,7 +189,8 @@ class MSELoss(Loss):
         ### END SOLUTION
 
     def backward(self):
-        # TODO: return dL/dpred = 2 (pred - target) / N, N the number of entries (not rows).
+        # TODO: return dL/dpred = 2 (pred - target) / N, N the number of entries (not
+        #       rows).
         ### BEGIN SOLUTION
         grad = 2 * self.diff / self.diff.size
         return Tensor(grad, dtype=grad.dtype)
@@ -198,16 +208,18 @@ class MSELoss(Loss):
 def test_losses_mse():
     loss = MSELoss()(Tensor([1.0, 2.0, 3.0]), Tensor([1.0, 3.0, 5.0]))
     assert isinstance(loss, Tensor) and loss.shape == (), (
-        f"the loss should be a Tensor of shape () (one number), got {loss!r}. Hint: np.mean "
-        "of every square, through pred._result.")
+        f"the loss should be a Tensor of shape () (one number), got {loss!r}. Hint: "
+        "np.mean of every square, through pred._result.")
     assert abs(loss.item() - 5 / 3) < 1e-6, (
-        f"MSE of pred [1, 2, 3] against [1, 3, 5]: expected 5/3 = 1.6667 (squares 0, 1, 4), "
-        f"got {loss.item()}.")
+        "MSE of pred [1, 2, 3] against [1, 3, 5]: expected 5/3 = 1.6667 (squares 0, 1, "
+        f"4), got {loss.item()}.")
     loss = MSELoss()(Tensor([0.5, 0.5]), [0.0, 1.0])
     assert abs(loss.item() - 0.25) < 1e-6, (
         f"MSE of [0.5, 0.5] against the list [0, 1]: expected 0.25, got {loss.item()}.")
-    perfect = MSELoss()(Tensor([[1.0, 2.0], [3.0, 4.0]]), Tensor([[1.0, 2.0], [3.0, 4.0]]))
-    assert perfect.item() == 0.0, f"a perfect prediction has loss 0, got {perfect.item()}."
+    same = [[1.0, 2.0], [3.0, 4.0]]
+    perfect = MSELoss()(Tensor(same), Tensor(same))
+    assert perfect.item() == 0.0, (
+        f"a perfect prediction has loss 0, got {perfect.item()}.")
 
 test_losses_mse()
 ### BEGIN HIDDEN TESTS
@@ -226,6 +238,25 @@ assert _l.dtype == np.float64, "a float64 pred gives a float64 loss"
 _pred = Tensor([1.0, 2.0])
 MSELoss()(_pred, Tensor([0.0, 0.0]))
 assert np.array_equal(_pred.data, [1, 2]), "the loss must not change pred"
+from tinytorch.testing import assert_untouched, cases, check_against, check_graph  # noqa: E402
+
+
+def mse_loss(pred, target):
+    return MSELoss()(pred, target)
+
+
+# the mean of all the squares, for every shape, magnitude and dtype
+check_against(mse_loss, lambda p, t: np.mean((p - t) ** 2), cases(inputs=2), name="MSELoss()")
+assert_untouched(mse_loss, Tensor([[1.0, -2.0, 3.0]]), Tensor([[0.5, 0.5, 0.5]]))
+# the graph contract: module 07's backward() gives dL/dpred through the recorded "mse_loss"
+_t = Tensor(np.linspace(-1.0, 1.0, 12).reshape(3, 4), dtype=np.float64)
+try:
+    check_graph(lambda p: MSELoss()(p, _t), [np.arange(12.0).reshape(3, 4) / 5],
+                name="MSELoss()(pred, target)")
+except Exception as _err:
+    raise AssertionError(
+        f"{_err} ({type(_err).__name__}) Hint: module 07 finds the derivative rule by the "
+        "op name and calls it with the parents: pred._result(loss, 'mse_loss', pred, target).") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -237,16 +268,16 @@ def test_losses_mse_backward():
     assert isinstance(grad, Tensor) and grad.shape == (3,), (
         f"backward() should return a Tensor shaped like pred (3,), got {grad!r}.")
     assert np.allclose(grad.data, [0, -2 / 3, -4 / 3], atol=1e-6), (
-        f"MSE gradient for pred [1, 2, 3], target [1, 3, 5]: expected [0, -0.6667, -1.3333] "
-        f"(2 (pred - target) / N), got {grad.data}.")
+        "MSE gradient for pred [1, 2, 3], target [1, 3, 5]: expected [0, -0.6667, "
+        f"-1.3333] (2 (pred - target) / N), got {grad.data}.")
     pred, target = np.array([0.5, -1.0, 2.0, 0.0]), Tensor([1.0, 1.0, -1.0, 0.5])
     mse = MSELoss()
     mse(Tensor(pred, dtype=np.float64), target)
     got = mse.backward()
     want = numerical_gradient(MSELoss, pred, target)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-6), (
-        f"MSE backward disagrees with the numerical gradient: expected {want} (float64), got "
-        f"{got.data} ({got.dtype}). Hint: return Tensor(grad, dtype=grad.dtype).")
+        f"MSE backward disagrees with the numerical gradient: expected {want} (float64), "
+        f"got {got.data} ({got.dtype}). Hint: return Tensor(grad, dtype=grad.dtype).")
 
 test_losses_mse_backward()
 ### BEGIN HIDDEN TESTS
@@ -260,6 +291,23 @@ assert _g.shape == (4, 3) and np.allclose(_g.data, numerical_gradient(MSELoss, _
 _mse = MSELoss()
 _mse(Tensor(_p), Tensor(_t))
 assert _mse.backward().dtype == np.float32, "a float32 pred gives a float32 gradient"
+from tinytorch.testing import assert_dtype_kept, cases, check_against  # noqa: E402
+
+
+def mse_gradient(pred, target):
+    loss = MSELoss()
+    loss(pred, target)
+    first = loss.backward()
+    again = loss.backward()
+    assert np.array_equal(first.data, again.data), (
+        "a second MSELoss.backward() gave another gradient: backward must not change what "
+        "forward saved (compute a new array from self.diff).")
+    return first
+
+
+check_against(mse_gradient, lambda p, t: 2 * (p - t) / p.size, cases(inputs=2),
+              name="MSELoss().backward()")
+assert_dtype_kept(mse_gradient, [(3, 4), (3, 4)], grad=False)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -305,8 +353,10 @@ assert _mse.backward().dtype == np.float32, "a float32 pred gives a float32 grad
 # the two agree exactly.)
 
 # %%
-print("float32: 1 - 1e-8 ->", np.float32(1 - 1e-8), "   1 - 1e-7 ->", np.float32(1 - 1e-7))
-with np.errstate(divide="ignore"):                    # silence the warning for this demo only
+print("float32: 1 - 1e-8 ->", np.float32(1 - 1e-8),
+      "   1 - 1e-7 ->", np.float32(1 - 1e-7))
+# silence the warning for this demo only
+with np.errstate(divide="ignore"):
     print("unclipped loss of p = 1 for t = 0:", -np.log(1 - np.float32(1.0)))
 
 # %%
@@ -322,8 +372,8 @@ class BCELoss(Loss):
         _check_same_shape("BCELoss", pred, target)
         if pred.size and (pred.data.min() < 0 or pred.data.max() > 1):
             raise ValueError(
-                f"BCELoss expects probabilities in [0, 1], got values from {pred.data.min()} to "
-                f"{pred.data.max()}: put a Sigmoid before it")
+                "BCELoss expects probabilities in [0, 1], got values from "
+                f"{pred.data.min()} to {pred.data.max()}: put a Sigmoid before it")
         # TODO: clip pred into [self.eps, 1 - self.eps] and save it in self.p, save the
         #       target's array in self.t, and return the mean binary cross-entropy through
         #       pred._result with op "bce_loss" and parents pred, target.
@@ -347,14 +397,16 @@ class BCELoss(Loss):
 #| test: losses_bce (2 points)
 def test_losses_bce():
     loss = BCELoss()(Tensor([0.8, 0.3]), Tensor([1.0, 0.0]))
-    assert isinstance(loss, Tensor) and loss.shape == (), f"expected a Tensor of shape (), got {loss!r}."
+    assert isinstance(loss, Tensor) and loss.shape == (), (
+        f"expected a Tensor of shape (), got {loss!r}.")
     assert abs(loss.item() - 0.2899) < 1e-4, (
-        f"BCE of p = [0.8, 0.3] for t = [1, 0]: expected -(log 0.8 + log 0.7) / 2 = 0.2899, "
-        f"got {loss.item()}.")
+        "BCE of p = [0.8, 0.3] for t = [1, 0]: expected -(log 0.8 + log 0.7) / 2 = "
+        f"0.2899, got {loss.item()}.")
     loss = BCELoss()(Tensor([[0.5], [0.9]]), [[0.0], [1.0]])
     want = -(np.log(0.5) + np.log(0.9)) / 2
     assert abs(loss.item() - want) < 1e-5, (
-        f"BCE of p = [[0.5], [0.9]] for t = [[0], [1]]: expected {want:.4f}, got {loss.item()}.")
+        f"BCE of p = [[0.5], [0.9]] for t = [[0], [1]]: expected {want:.4f}, got "
+        f"{loss.item()}.")
 
 test_losses_bce()
 ### BEGIN HIDDEN TESTS
@@ -377,6 +429,23 @@ assert _l.dtype == np.float64 and abs(_l.item() + np.mean(_t * np.log(_p) + (1 -
 _pred = Tensor([0.0, 1.0])
 BCELoss()(_pred, Tensor([1.0, 0.0]))
 assert np.array_equal(_pred.data, [0, 1]), "clip a copy: the loss must not change pred"
+from tinytorch.testing import assert_untouched, check_graph  # noqa: E402
+
+
+def bce_loss(pred, target):
+    return BCELoss()(pred, target)
+
+
+assert_untouched(bce_loss, Tensor([[0.0, 0.3], [1.0, 0.6]]), Tensor([[1.0, 0.0], [0.0, 1.0]]))
+# the graph contract: module 07's backward() gives dL/dpred through the recorded "bce_loss"
+_t = Tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], dtype=np.float64)
+try:
+    check_graph(lambda p: BCELoss()(p, _t), [np.linspace(0.1, 0.9, 6).reshape(2, 3)],
+                name="BCELoss()(pred, target)")
+except Exception as _err:
+    raise AssertionError(
+        f"{_err} ({type(_err).__name__}) Hint: module 07 finds the derivative rule by the "
+        "op name and calls it with the parents: pred._result(loss, 'bce_loss', pred, target).") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -396,8 +465,8 @@ def test_losses_bce_backward():
     got = bce.backward()
     want = numerical_gradient(BCELoss, pred, target)
     assert got.dtype == np.float64 and np.allclose(got.data, want, atol=1e-5), (
-        f"BCE backward disagrees with the numerical gradient: expected {want} (float64), got "
-        f"{got.data} ({got.dtype}).")
+        f"BCE backward disagrees with the numerical gradient: expected {want} (float64), "
+        f"got {got.data} ({got.dtype}).")
 
 test_losses_bce_backward()
 ### BEGIN HIDDEN TESTS
@@ -418,6 +487,10 @@ _bce = BCELoss()
 _bce(Tensor(_p, dtype=np.float64), _t)
 assert np.allclose(_bce.backward().data, numerical_gradient(BCELoss, _p, _t), atol=1e-5), (
     "BCE backward on a (2, 3, 2) batch: divide by all 12 entries")
+_first = _bce.backward()
+assert np.array_equal(_bce.backward().data, _first.data), (
+    "a second BCELoss.backward() gave another gradient: backward must not change what forward "
+    "saved (self.p, self.t).")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -479,15 +552,17 @@ def _class_ids(target, n, classes):
     """The targets as an int64 array of shape (n,), each a class id in [0, classes)."""
     ids = np.asarray(target.data if isinstance(target, Tensor) else target)
     if ids.shape != (n,):
-        raise ValueError(f"CrossEntropyLoss: expected targets of shape ({n},), one class id per "
-                         f"row of the logits, got shape {ids.shape}")
+        raise ValueError(f"CrossEntropyLoss: expected targets of shape ({n},), one class "
+                         f"id per row of the logits, got shape {ids.shape}")
     if ids.dtype.kind not in "iub":
         if ids.dtype.kind != "f" or np.any(ids != np.round(ids)):
-            raise ValueError(f"CrossEntropyLoss: targets must be whole class ids, got {ids}")
+            raise ValueError(
+                f"CrossEntropyLoss: targets must be whole class ids, got {ids}")
     bad = (ids < 0) | (ids >= classes)
     if np.any(bad):
-        raise ValueError(f"CrossEntropyLoss: target {ids[bad][0]:g} is not a class id: the "
-                         f"logits have {classes} classes, so ids run from 0 to {classes - 1}")
+        raise ValueError(f"CrossEntropyLoss: target {ids[bad][0]:g} is not a class id: "
+                         f"the logits have {classes} classes, so ids run from 0 to "
+                         f"{classes - 1}")
     return ids.astype(np.int64)
 
 
@@ -497,14 +572,15 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, logits, target):
         if logits.ndim != 2:
-            raise ValueError(f"CrossEntropyLoss: expected logits of shape (N, C), got {logits.shape}")
+            raise ValueError(
+                f"CrossEntropyLoss: expected logits of shape (N, C), got {logits.shape}")
         n, classes = logits.shape
         self.ids = _class_ids(target, n, classes)
-        # TODO: compute the log-softmax of every row stably (subtract the row maximum, then
-        #       the log of the sum of exponentials); save the softmax probabilities in
-        #       self.probs for backward; return the mean of -log_softmax[i, ids[i]] through
-        #       logits._result with op "cross_entropy" and parents logits, Tensor(self.ids,
-        #       dtype=np.int64).
+        # TODO: compute the log-softmax of every row stably (subtract the row maximum,
+        #       then the log of the sum of exponentials); save the softmax probabilities
+        #       in self.probs for backward; return the mean of -log_softmax[i, ids[i]]
+        #       through logits._result with op "cross_entropy" and parents logits,
+        #       Tensor(self.ids, dtype=np.int64).
         ### BEGIN SOLUTION
         z = logits.data
         shifted = z - z.max(axis=1, keepdims=True)                  # every exponent <= 0
@@ -528,19 +604,21 @@ class CrossEntropyLoss(Loss):
 #| test: losses_cross_entropy (3 points)
 def test_losses_cross_entropy():
     loss = CrossEntropyLoss()(Tensor([[1.0, 2.0, 3.0]]), np.array([2]))
-    assert isinstance(loss, Tensor) and loss.shape == (), f"expected a Tensor of shape (), got {loss!r}."
+    assert isinstance(loss, Tensor) and loss.shape == (), (
+        f"expected a Tensor of shape (), got {loss!r}.")
     assert abs(loss.item() - 0.4076) < 1e-4, (
-        f"cross-entropy of logits [1, 2, 3] for class 2: expected log(e + e^2 + e^3) - 3 = 0.4076, "
-        f"got {loss.item()}.")
+        "cross-entropy of logits [1, 2, 3] for class 2: expected log(e + e^2 + e^3) - 3 "
+        f"= 0.4076, got {loss.item()}.")
     loss = CrossEntropyLoss()(Tensor(np.zeros((3, 4))), [0, 1, 3])
     assert abs(loss.item() - np.log(4)) < 1e-5, (
-        f"equal logits over 4 classes: expected log 4 = 1.3863 for any target, got {loss.item()}.")
+        "equal logits over 4 classes: expected log 4 = 1.3863 for any target, got "
+        f"{loss.item()}.")
     logits = Tensor([[1.0, 2.0, 3.0], [0.0, np.log(3.0), 0.0]])
     loss = CrossEntropyLoss()(logits, np.array([2, 1]))
     want = (0.4076 + -np.log(3 / 5)) / 2
     assert abs(loss.item() - want) < 1e-4, (
-        f"a batch of two: expected the mean of 0.4076 and -log(3/5) = 0.5108, that is {want:.4f}, "
-        f"got {loss.item()}. Hint: one loss per row, then the mean.")
+        "a batch of two: expected the mean of 0.4076 and -log(3/5) = 0.5108, that is "
+        f"{want:.4f}, got {loss.item()}. Hint: one loss per row, then the mean.")
 
 test_losses_cross_entropy()
 ### BEGIN HIDDEN TESTS
@@ -566,6 +644,33 @@ assert _l.dtype == np.float64 and abs(_l.item() - np.mean(_lse - _z[np.arange(5)
 _logits = Tensor([[1.0, 2.0]])
 CrossEntropyLoss()(_logits, [1])
 assert np.array_equal(_logits.data, [[1, 2]]), "the loss must not change the logits"
+from tinytorch.testing import assert_untouched, cases, check_against, check_graph  # noqa: E402
+
+
+def cross_entropy(logits):
+    """The loss of a (N, C) batch whose row i belongs to class i % C."""
+    return CrossEntropyLoss()(logits, np.arange(len(logits)) % logits.shape[1])
+
+
+def _cross_entropy(z):
+    m = z.max(axis=1, keepdims=True)
+    log_sum_exp = (m + np.log(np.exp(z - m).sum(axis=1, keepdims=True)))[:, 0]
+    return np.mean(log_sum_exp - z[np.arange(len(z)), np.arange(len(z)) % z.shape[1]])
+
+
+# rows of very different scales ("rows" magnitudes): each row needs its own maximum
+_shapes = [(1, 3), (5, 3), (3, 5), (16, 10)]
+check_against(cross_entropy, _cross_entropy, cases(_shapes), name="CrossEntropyLoss()")
+assert_untouched(cross_entropy, Tensor([[1.0, 2.0, 3.0], [0.5, -4.0, 2.0]]))
+# the graph contract: the recorded "cross_entropy" has the logits and the class ids as parents
+try:
+    check_graph(lambda z: CrossEntropyLoss()(z, [2, 0, 1, 2]),
+                [np.linspace(-2.0, 3.0, 12).reshape(4, 3)], name="CrossEntropyLoss()(logits, ids)")
+except Exception as _err:
+    raise AssertionError(
+        f"{_err} ({type(_err).__name__}) Hint: module 07 finds the derivative rule by the "
+        "op name and calls it with the parents: logits._result(loss, 'cross_entropy', logits, "
+        "Tensor(self.ids, dtype=np.int64)).") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -577,8 +682,8 @@ def test_losses_cross_entropy_backward():
     assert isinstance(grad, Tensor) and grad.shape == (1, 2), (
         f"backward() should return a Tensor shaped like the logits (1, 2), got {grad!r}.")
     assert np.allclose(grad.data, [[0.25, -0.25]], atol=1e-6), (
-        f"logits [0, ln 3], class 1: softmax [0.25, 0.75] minus one-hot [0, 1] is [0.25, -0.25], "
-        f"got {grad.data}.")
+        "logits [0, ln 3], class 1: softmax [0.25, 0.75] minus one-hot [0, 1] is [0.25, "
+        f"-0.25], got {grad.data}.")
     logits = np.array([[0.5, -1.0, 2.0, 0.1]])
     ce = CrossEntropyLoss()
     ce(Tensor(logits, dtype=np.float64), [3])
@@ -604,6 +709,30 @@ with np.errstate(over="raise", invalid="raise", divide="raise"):
     _g = _ce.backward()
 assert _g.dtype == np.float32 and np.allclose(_g.data, [[0.5, 0, -0.5], [0.25, -0.5, 0.25]], atol=1e-6), (
     "the gradient for logits of +-1000 must be finite: (softmax - one_hot) / N")
+from tinytorch.testing import cases, check_against  # noqa: E402
+
+
+def cross_entropy_gradient(logits):
+    """dL/dlogits for a (N, C) batch whose row i belongs to class i % C, asked for twice."""
+    loss = CrossEntropyLoss()
+    loss(logits, np.arange(len(logits)) % logits.shape[1])
+    first = loss.backward()
+    again = loss.backward()
+    assert np.array_equal(first.data, again.data), (
+        "a second CrossEntropyLoss.backward() gave another gradient: backward must not change "
+        "self.probs, which forward saved. Hint: start from a copy of it.")
+    return first
+
+
+def _softmax_minus_one_hot(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    grad = e / e.sum(axis=1, keepdims=True)
+    grad[np.arange(len(z)), np.arange(len(z)) % z.shape[1]] -= 1
+    return grad / len(z)
+
+
+check_against(cross_entropy_gradient, _softmax_minus_one_hot,
+              cases([(1, 3), (5, 3), (3, 5), (16, 10)]), name="CrossEntropyLoss().backward()")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -626,9 +755,11 @@ for step in range(4):
 #| test: losses_descend (1 point)
 def test_losses_descend():
     cases = [
-        ("MSELoss", MSELoss, Tensor([[0.5, -1.0], [2.0, 0.0]]), Tensor([[1.0, 1.0], [1.0, 1.0]])),
+        ("MSELoss", MSELoss,
+         Tensor([[0.5, -1.0], [2.0, 0.0]]), Tensor([[1.0, 1.0], [1.0, 1.0]])),
         ("BCELoss", BCELoss, Tensor([0.3, 0.6, 0.9]), Tensor([1.0, 0.0, 1.0])),
-        ("CrossEntropyLoss", CrossEntropyLoss, Tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]]), np.array([2, 0])),
+        ("CrossEntropyLoss", CrossEntropyLoss,
+         Tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 2.0]]), np.array([2, 0])),
     ]
     for name, make, pred, target in cases:
         loss_fn = make()
@@ -636,8 +767,8 @@ def test_losses_descend():
         step = pred - 0.01 * loss_fn.backward()
         after = make()(step, target).item()
         assert after < before, (
-            f"{name}: a small step against the gradient should lower the loss, but it went from "
-            f"{before:.5f} to {after:.5f}. Hint: check the sign of backward().")
+            f"{name}: a small step against the gradient should lower the loss, but it "
+            f"went from {before:.5f} to {after:.5f}. Hint: check the sign of backward().")
 
 test_losses_descend()
 ### BEGIN HIDDEN TESTS

@@ -130,13 +130,13 @@ class Optimizer:
 
     def __init__(self, params):
         if isinstance(params, Tensor):
-            raise TypeError(f"{type(self).__name__} got a single Tensor: pass a list of parameters, "
-                            "e.g. [w], or model.parameters()")
+            raise TypeError(f"{type(self).__name__} got a single Tensor: pass a list of "
+                            "parameters, e.g. [w], or model.parameters()")
         if callable(getattr(params, "parameters", None)):
-            raise TypeError(f"{type(self).__name__} got a {type(params).__name__}, not its parameters: "
-                            "pass model.parameters()")
+            raise TypeError(f"{type(self).__name__} got a {type(params).__name__}, not "
+                            "its parameters: pass model.parameters()")
         # TODO: store the parameters as a list in self.params (params may be a generator);
-        #       raise ValueError if there are none (say so: "... got an empty parameter list").
+        #       raise ValueError if there are none ("... got an empty parameter list").
         ### BEGIN SOLUTION
         self.params = list(params)
         if not self.params:
@@ -145,12 +145,13 @@ class Optimizer:
         ### END SOLUTION
         for index, param in enumerate(self.params):
             if not isinstance(param, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {index} is a {type(param).__name__}, "
-                                "not a Tensor")
+                raise TypeError(f"{type(self).__name__}: parameter {index} is a "
+                                f"{type(param).__name__}, not a Tensor")
         if len(set(self.params)) != len(self.params):
-            raise ValueError(f"{type(self).__name__}: a parameter appears more than once in the list; "
-                             "it would be updated twice per step")
-        self.state = {}                     # parameter -> dict of what the rule keeps for it
+            raise ValueError(f"{type(self).__name__}: a parameter appears more than once "
+                             "in the list; it would be updated twice per step")
+        # parameter -> dict of what the rule keeps for it
+        self.state = {}
 
     def zero_grad(self):
         """Set every parameter's .grad to None, ready for the next backward pass."""
@@ -165,7 +166,8 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     def __repr__(self):
-        settings = ", ".join(f"{k}={v}" for k, v in vars(self).items() if k not in ("params", "state"))
+        settings = ", ".join(f"{k}={v}" for k, v in vars(self).items()
+                             if k not in ("params", "state"))
         return f"{type(self).__name__}({len(self.params)} parameters, {settings})"
 
 # %% [markdown]
@@ -206,16 +208,16 @@ class Optimizer:
 # %%
 #| export
 class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay,
-    exactly as torch.optim.SGD (dampening 0).
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight
+    decay, exactly as torch.optim.SGD (dampening 0).
 
     >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     """
 
     def __init__(self, params, lr, momentum=0.0, nesterov=False, weight_decay=0.0):
-        # TODO: raise ValueError, naming the value, when lr < 0, momentum < 0, weight_decay < 0,
-        #       or nesterov is True while momentum is 0, e.g. "SGD: invalid learning rate
-        #       lr=-0.1 (it must be >= 0)".
+        # TODO: raise ValueError, naming the value, when lr < 0, momentum < 0,
+        #       weight_decay < 0, or nesterov is True while momentum is 0, e.g. "SGD:
+        #       invalid learning rate lr=-0.1 (it must be >= 0)".
         ### BEGIN SOLUTION
         if lr < 0:
             raise ValueError(f"SGD: invalid learning rate lr={lr} (it must be >= 0)")
@@ -227,16 +229,19 @@ class SGD(Optimizer):
             raise ValueError(f"SGD: nesterov=True needs a momentum > 0, got momentum={momentum}")
         ### END SOLUTION
         super().__init__(params)
-        self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.weight_decay = weight_decay
 
     def step(self):
         """One update of every parameter that has a gradient."""
         for p in self.params:
             # TODO: skip p when p.grad is None. Then, with g = p.grad.data:
-            #       1. weight decay: g = g + weight_decay * p.data (a new array, if wd != 0);
-            #       2. momentum (if != 0): the buffer in self.state[p]["momentum_buffer"] is a
-            #          copy of g on the first step, else buf = momentum * buf + g, updated in
-            #          place; then g = g + momentum * buf (nesterov) or g = buf;
+            #       1. weight decay: g = g + weight_decay * p.data (a new array, if
+            #          wd != 0);
+            #       2. momentum (if != 0): the buffer in self.state[p]["momentum_buffer"]
+            #          is a copy of g on the first step, else buf = momentum * buf + g,
+            #          updated in place; then g = g + momentum * buf (nesterov) or
+            #          g = buf;
             #       3. p.data -= lr * g, in place.
             ### BEGIN SOLUTION
             if p.grad is None:
@@ -276,10 +281,12 @@ def test_sgd():
     w.grad, b.grad = Tensor([0.5, -1.0]), Tensor([2.0])
     opt.step()
     assert np.allclose(w.data, [0.95, -1.9]) and np.allclose(b.data, [2.8]), (
-        f"SGD(lr=0.1), w = [1, -2] with grad [0.5, -1], b = [3] with grad [2]: expected w = "
-        f"[0.95, -1.9] and b = [2.8], got w = {w.data} and b = {b.data}. Hint: p.data -= lr * grad.")
+        "SGD(lr=0.1), w = [1, -2] with grad [0.5, -1], b = [3] with grad [2]: expected "
+        f"w = [0.95, -1.9] and b = [2.8], got w = {w.data} and b = {b.data}. Hint: "
+        "p.data -= lr * grad.")
     opt.step()
-    assert np.allclose(w.data, [0.9, -1.8]), f"a second step with the same gradient: expected [0.9, -1.8], got {w.data}."
+    assert np.allclose(w.data, [0.9, -1.8]), (
+        f"a second step with the same gradient: expected [0.9, -1.8], got {w.data}.")
 
 test_sgd()
 ### BEGIN HIDDEN TESTS
@@ -315,15 +322,18 @@ assert np.allclose(_a.data, _before - 1.0), "step reads self.lr at every step (s
 def test_sgd_momentum():
     w = Tensor([1.0], requires_grad=True)
     opt = SGD([w], lr=0.1, momentum=0.9)
-    for step, (buffer, value) in enumerate([(1.0, 0.9), (1.9, 0.71), (2.71, 0.439)], start=1):
+    table = [(1.0, 0.9), (1.9, 0.71), (2.71, 0.439)]       # (buffer, w) after each step
+    for step, (buffer, value) in enumerate(table, start=1):
         w.grad = Tensor([1.0])
         opt.step()
         got = opt.state.get(w, {}).get("momentum_buffer")
         assert got is not None and np.allclose(got, buffer), (
-            f"step {step}: opt.state[w]['momentum_buffer'] should be {buffer}, got {got}. Hint: a copy "
-            "of the gradient on the first step, then buf = momentum * buf + grad.")
+            f"step {step}: opt.state[w]['momentum_buffer'] should be {buffer}, got "
+            f"{got}. Hint: a copy of the gradient on the first step, then buf = momentum "
+            "* buf + grad.")
         assert np.allclose(w.data, [value]), (
-            f"step {step} of the table (g = 1, momentum 0.9, lr 0.1): expected w = {value}, got {w.data[0]:.4f}.")
+            f"step {step} of the table (g = 1, momentum 0.9, lr 0.1): expected w = "
+            f"{value}, got {w.data[0]:.4f}.")
 
 test_sgd_momentum()
 ### BEGIN HIDDEN TESTS
@@ -378,15 +388,16 @@ def test_sgd_nesterov_weight_decay():
         w.grad = Tensor([1.0])
         opt.step()
         assert np.allclose(w.data, [value]), (
-            f"Nesterov (g = 1, momentum 0.9, lr 0.1), step {step}: expected w = {value}, got "
-            f"{w.data[0]:.4f}. Hint: after updating the buffer, step along grad + momentum * buf.")
+            f"Nesterov (g = 1, momentum 0.9, lr 0.1), step {step}: expected w = {value}, "
+            f"got {w.data[0]:.4f}. Hint: after updating the buffer, step along grad + "
+            "momentum * buf.")
     v = Tensor([1.0], requires_grad=True)
     opt = SGD([v], lr=0.1, weight_decay=0.1)
     v.grad = Tensor([0.5])
     opt.step()
     assert np.allclose(v.data, [0.94]), (
-        f"weight decay 0.1 (w = 1, g = 0.5, lr 0.1): g becomes 0.5 + 0.1 * 1 = 0.6 and w = 0.94; "
-        f"got {v.data[0]:.4f}.")
+        "weight decay 0.1 (w = 1, g = 0.5, lr 0.1): g becomes 0.5 + 0.1 * 1 = 0.6 and w "
+        f"= 0.94; got {v.data[0]:.4f}.")
 
 test_sgd_nesterov_weight_decay()
 ### BEGIN HIDDEN TESTS
@@ -406,7 +417,8 @@ _A = _rng.standard_normal((4, 4))
 _A = _A @ _A.T / 4 + np.eye(4)
 _c = _rng.standard_normal(4)
 for _opts in [dict(momentum=0.9, nesterov=True, weight_decay=0.1), dict(momentum=0.5, weight_decay=0.05),
-              dict(momentum=0.7, nesterov=True), dict(weight_decay=0.2)]:
+              dict(momentum=0.7, nesterov=True), dict(weight_decay=0.2),
+              dict(momentum=1.0, weight_decay=1.0)]:
     _p = Tensor(_rng.standard_normal(4), dtype=np.float64)
     _path = _ref_sgd(_p.data, [lambda v: _A @ v - _c] * 40, 0.05, **_opts)
     _o = SGD([_p], lr=0.05, **_opts)
@@ -416,6 +428,19 @@ for _opts in [dict(momentum=0.9, nesterov=True, weight_decay=0.1), dict(momentum
     assert np.allclose(_p.data, _path[-1], rtol=1e-10, atol=1e-12), (
         f"SGD with {_opts}: 40 steps differ from torch.optim.SGD's rule (decay into the gradient first, "
         "then momentum, then Nesterov)")
+from tinytorch.testing import assert_untouched  # noqa: E402
+
+# p.grad belongs to the layers (and module 08 reads it after step): step only reads it
+for _opts in [dict(weight_decay=0.1), dict(momentum=0.9, nesterov=True), dict(momentum=0.5),
+              dict(momentum=0.9, nesterov=True, weight_decay=0.1)]:
+    _p = Tensor([1.0, -2.0, 3.0], requires_grad=True)
+    _p.grad = Tensor([0.5, 0.5, -1.0])
+    _o = SGD([_p], lr=0.1, **_opts)
+    for _ in range(3):
+        try:
+            assert_untouched(_o.step, watch=[_p.grad])
+        except AssertionError as _err:
+            raise AssertionError(f"SGD(lr=0.1, {_opts}).step() changed p.grad: {_err}") from None
 ### END HIDDEN TESTS
 
 # %%
@@ -424,7 +449,9 @@ opt = SGD([w], lr=0.1, momentum=0.9)
 for step in range(1, 4):
     w.grad = Tensor([1.0])
     opt.step()
-    print(f"step {step}: buffer {opt.state[w]['momentum_buffer'][0]:.2f}  w {w.data[0]:.3f}")
+    print(
+        f"step {step}: buffer {opt.state[w]['momentum_buffer'][0]:.2f}  w "
+        f"{w.data[0]:.3f}")
 
 # %% [markdown]
 # ## Adam: a step size per weight
@@ -482,9 +509,10 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         name = type(self).__name__
-        # TODO: raise ValueError naming the value when lr < 0, eps < 0, weight_decay < 0, or
-        #       a beta is outside [0, 1), e.g. "Adam: invalid beta at index 1: betas[1]=1.0
-        #       (each beta must be in [0, 1))". Use `name` so AdamW's messages say AdamW.
+        # TODO: raise ValueError naming the value when lr < 0, eps < 0, weight_decay < 0,
+        #       or a beta is outside [0, 1), e.g. "Adam: invalid beta at index 1:
+        #       betas[1]=1.0 (each beta must be in [0, 1))". Use `name` so AdamW's
+        #       messages say AdamW.
         ### BEGIN SOLUTION
         if lr < 0:
             raise ValueError(f"{name}: invalid learning rate lr={lr} (it must be >= 0)")
@@ -498,14 +526,15 @@ class Adam(Optimizer):
                                  "(each beta must be in [0, 1))")
         ### END SOLUTION
         super().__init__(params)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.lr, self.betas, self.eps = lr, tuple(betas), eps
+        self.weight_decay = weight_decay
 
     def _adam_step(self, p, grad):
         """The Adam update of one parameter p, given the gradient array to use."""
         beta1, beta2 = self.betas
-        # TODO: get p's state (create {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros} the
-        #       first time, zeros of p's shape and dtype); count the step; update m and v in
-        #       place; then p.data -= lr * m_hat / (sqrt(v_hat) + eps), in place.
+        # TODO: get p's state (create {"step": 0, "exp_avg": zeros, "exp_avg_sq": zeros}
+        #       the first time, zeros of p's shape and dtype); count the step; update m
+        #       and v in place; then p.data -= lr * m_hat / (sqrt(v_hat) + eps), in place.
         ### BEGIN SOLUTION
         state = self.state.get(p)
         if state is None:
@@ -529,8 +558,8 @@ class Adam(Optimizer):
             if p.grad is None:
                 continue
             grad = p.grad.data
-            # TODO: L2 weight decay: when weight_decay != 0, use grad + weight_decay * p.data
-            #       (a new array). Then the Adam update of p with that gradient.
+            # TODO: L2 weight decay: when weight_decay != 0, use grad + weight_decay *
+            #       p.data (a new array). Then the Adam update of p with that gradient.
             ### BEGIN SOLUTION
             if self.weight_decay != 0:
                 grad = grad + self.weight_decay * p.data
@@ -551,8 +580,8 @@ class AdamW(Adam):
         for p in self.params:
             if p.grad is None:
                 continue
-            # TODO: shrink p.data in place by the factor (1 - lr * weight_decay), then the Adam
-            #       update of p with its plain gradient p.grad.data.
+            # TODO: shrink p.data in place by the factor (1 - lr * weight_decay), then the
+            #       Adam update of p with its plain gradient p.grad.data.
             ### BEGIN SOLUTION
             p.data *= 1 - self.lr * self.weight_decay
             self._adam_step(p, p.grad.data)
@@ -569,18 +598,20 @@ def test_optimizer_base():
     a, b = Tensor([1.0], requires_grad=True), Tensor([2.0, 3.0], requires_grad=True)
     opt = SGD((p for p in [a, b]), lr=0.1)
     assert isinstance(opt.params, list) and len(opt.params) == 2 and opt.params[0] is a, (
-        f"Optimizer(params) should keep the parameters as a list (params may be a generator), "
-        f"got {getattr(opt, 'params', None)!r}.")
+        "Optimizer(params) should keep the parameters as a list (params may be a "
+        f"generator), got {getattr(opt, 'params', None)!r}.")
     assert opt.state == {}, "a new optimizer has an empty state dict."
     a.grad, b.grad = Tensor([1.0]), Tensor([1.0, 1.0])
     opt.zero_grad()
-    assert a.grad is None and b.grad is None, f"zero_grad() should set every .grad to None, got {a.grad!r}."
+    assert a.grad is None and b.grad is None, (
+        f"zero_grad() should set every .grad to None, got {a.grad!r}.")
     try:
         SGD([], lr=0.1)
     except ValueError:
         pass
     else:
-        raise AssertionError("SGD([], lr=0.1) should raise ValueError: there is nothing to optimize.")
+        raise AssertionError(
+            "SGD([], lr=0.1) should raise ValueError: there is nothing to optimize.")
 
 test_optimizer_base()
 ### BEGIN HIDDEN TESTS
@@ -609,20 +640,24 @@ def test_adam():
     w.grad = Tensor([0.5])
     opt.step()
     assert np.allclose(w.data, [0.9], atol=1e-6), (
-        f"Adam's first step (w = 1, g = 0.5, lr = 0.1) moves by lr * sign(g): expected w = 0.9, got "
-        f"{w.data[0]:.6f}. Hint: did you bias-correct m and v?")
+        "Adam's first step (w = 1, g = 0.5, lr = 0.1) moves by lr * sign(g): expected w "
+        f"= 0.9, got {w.data[0]:.6f}. Hint: did you bias-correct m and v?")
     w.grad = Tensor([-0.5])
     opt.step()
     assert np.allclose(w.data, [0.9052632], atol=1e-6), (
-        f"Adam's second step with g = -0.5 (the table): expected w = 0.905263, got {w.data[0]:.6f}.")
+        "Adam's second step with g = -0.5 (the table): expected w = 0.905263, got "
+        f"{w.data[0]:.6f}.")
     state = opt.state.get(w, {})
-    assert state.get("step") == 2, f"opt.state[w]['step'] should count this parameter's steps: 2, got {state.get('step')}."
+    assert state.get("step") == 2, (
+        "opt.state[w]['step'] should count this parameter's steps: 2, got "
+        f"{state.get('step')}.")
     big = Tensor([1.0, 1.0], requires_grad=True)
     opt = Adam([big], lr=0.01)
     big.grad = Tensor([1000.0, -0.01])
     opt.step()
     assert np.allclose(big.data, [0.99, 1.01], atol=1e-5), (
-        f"whatever the gradient's scale, Adam's first step is about lr: expected [0.99, 1.01], got {big.data}.")
+        "whatever the gradient's scale, Adam's first step is about lr: expected [0.99, "
+        f"1.01], got {big.data}.")
 
 test_adam()
 ### BEGIN HIDDEN TESTS
@@ -645,7 +680,7 @@ _A = _rng.standard_normal((3, 3))
 _A = _A @ _A.T / 3 + np.eye(3)
 _c = _rng.standard_normal(3)
 for _scale, _opts in [(1.0, dict(lr=0.05)), (1e-6, dict(lr=0.01)), (1.0, dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6)),
-                      (1.0, dict(lr=0.05, weight_decay=0.1))]:
+                      (1.0, dict(lr=0.05, weight_decay=0.1)), (1.0, dict(lr=0.05, weight_decay=1.0))]:
     _p = Tensor(_rng.standard_normal(3), dtype=np.float64)
     _expected = _ref_adam(_p.data, lambda v, s=_scale: s * (_A @ v - _c), 50, **_opts)
     _o = Adam([_p], **_opts)
@@ -673,6 +708,53 @@ _f.grad = Tensor([1.0, 1.0])
 _o.step()
 assert _f.data is _array and _f.dtype == np.float32, "update in place, float32 stays float32"
 assert np.array_equal(_f.grad.data, [1.0, 1.0]), "step must not change the gradient"
+from tinytorch.testing import assert_untouched  # noqa: E402
+
+_f.grad = Tensor([0.5, -0.25])
+_o = Adam([_f], lr=0.1, weight_decay=0.1)
+for _ in range(3):
+    try:
+        assert_untouched(_o.step, watch=[_f.grad])
+    except AssertionError as _err:
+        raise AssertionError(f"Adam(lr=0.1, weight_decay=0.1).step() changed p.grad: {_err}") from None
+# the moment estimates have the parameter's dtype
+for _dtype in (np.float32, np.float64):
+    _w = Tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]], dtype=_dtype)
+    _w.grad = Tensor(np.ones((2, 3)), dtype=_dtype)
+    _o = Adam([_w], lr=0.1)
+    _o.step()
+    _kept = {k: v.dtype for k, v in _o.state[_w].items() if isinstance(v, np.ndarray)}
+    assert set(_kept) == {"exp_avg", "exp_avg_sq"}, (
+        "Adam keeps its moment estimates in opt.state[p], as 'exp_avg' and 'exp_avg_sq' (module "
+        f"08's checkpoints save opt.state); the arrays there are {sorted(_kept)}.")
+    assert all(d == _dtype for d in _kept.values()) and _w.dtype == _dtype, (
+        f"Adam on a {np.dtype(_dtype)} parameter: its state should be {np.dtype(_dtype)} too, "
+        f"got {_kept}. Hint: np.zeros_like(p.data) has p's shape and dtype.")
+
+
+# module 08's checkpoints save optimizer.state and load it into a new optimizer: a run resumed
+# that way must continue exactly as the uninterrupted one
+def _resumed_path(make, resume_at):
+    weight = Tensor(np.linspace(-1.0, 2.0, 6).reshape(2, 3), dtype=np.float64)
+    optimizer = make([weight])
+    for step in range(6):
+        if step == resume_at:
+            saved = {k: np.array(v) if isinstance(v, np.ndarray) else v
+                     for k, v in optimizer.state[weight].items()}
+            optimizer = make([weight])
+            optimizer.state = {weight: saved}
+        weight.grad = Tensor(2 * weight.data - 1, dtype=np.float64)
+        optimizer.step()
+    return weight.data
+
+
+for _make in (lambda ps: Adam(ps, lr=0.1), lambda ps: AdamW(ps, lr=0.1, weight_decay=0.1)):
+    _straight, _resumed = _resumed_path(_make, None), _resumed_path(_make, 3)
+    assert np.allclose(_resumed, _straight, rtol=1e-12, atol=0), (
+        f"{type(_make([Tensor([1.0])])).__name__}: 3 steps, a checkpoint of optimizer.state "
+        "loaded into a new optimizer, 3 more steps should land where 6 steps do; got "
+        f"{_resumed.ravel()} instead of {_straight.ravel()}. Keep everything a parameter needs "
+        "(step, exp_avg, exp_avg_sq) in self.state[p].")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -686,14 +768,17 @@ def test_adamw():
     w.grad = Tensor([0.0])
     opt.step()
     assert np.allclose(w.data, [0.95]), (
-        f"AdamW, w = 1, zero gradient, lr 0.1, weight_decay 0.5: w shrinks to 1 * (1 - 0.1 * 0.5) = 0.95; "
-        f"got {w.data[0]:.4f}. (0.9 would be Adam's L2 decay, added to the gradient.)")
-    assert isinstance(opt, Adam) and AdamW([w]).weight_decay == 0.01, "AdamW's default weight_decay is 0.01."
+        "AdamW, w = 1, zero gradient, lr 0.1, weight_decay 0.5: w shrinks to 1 * (1 - "
+        f"0.1 * 0.5) = 0.95; got {w.data[0]:.4f}. (0.9 would be Adam's L2 decay, added "
+        "to the gradient.)")
+    assert isinstance(opt, Adam) and AdamW([w]).weight_decay == 0.01, (
+        "AdamW's default weight_decay is 0.01.")
     v = Tensor([1.0], requires_grad=True)
     opt = AdamW([v], lr=0.1, weight_decay=0.0)
     v.grad = Tensor([0.5])
     opt.step()
-    assert np.allclose(v.data, [0.9], atol=1e-6), f"without decay, AdamW is Adam: expected 0.9, got {v.data[0]:.6f}."
+    assert np.allclose(v.data, [0.9], atol=1e-6), (
+        f"without decay, AdamW is Adam: expected 0.9, got {v.data[0]:.6f}.")
 
 test_adamw()
 ### BEGIN HIDDEN TESTS
@@ -724,6 +809,12 @@ _o = AdamW([_a, _b], lr=0.1, weight_decay=0.5)
 _a.grad = Tensor([0.0])
 _o.step()
 assert _b.data[0] == 1.0, "a parameter without grad is not decayed either (it is skipped)"
+_a.grad = Tensor([0.5])
+_array = _a.data
+_o.step()
+assert _a.data is _array, (
+    "AdamW must decay the weight in place (p.data *= ...): a new array per step leaves "
+    "whatever holds the parameter's array with stale weights.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -733,13 +824,17 @@ assert _b.data[0] == 1.0, "a parameter without grad is not decayed either (it is
 #| test: hyperparameters (1 point)
 def test_hyperparameters():
     w = Tensor([1.0], requires_grad=True)
-    for make, bad in [(lambda: SGD([w], lr=-0.1), "-0.1"), (lambda: Adam([w], lr=-1.0), "-1.0")]:
+    for make, bad in [(lambda: SGD([w], lr=-0.1), "-0.1"),
+                      (lambda: Adam([w], lr=-1.0), "-1.0")]:
         try:
             make()
         except ValueError as error:
-            assert bad in str(error), f"the ValueError should name the bad value {bad}; it says: {error}"
+            assert bad in str(error), (
+                f"the ValueError should name the bad value {bad}; it says: {error}")
         else:
-            raise AssertionError(f"a learning rate of {bad} should raise ValueError when the optimizer is built.")
+            raise AssertionError(
+                f"a learning rate of {bad} should raise ValueError when the optimizer is "
+                "built.")
     SGD([w], lr=0.0)
     Adam([w], lr=0.0)
 
@@ -802,7 +897,9 @@ class LRScheduler:
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} needs an Optimizer, got "
+                f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -827,11 +924,13 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (epoch // step_size), like torch.optim.lr_scheduler.StepLR."""
+    """lr = base_lr * gamma ** (epoch // step_size), like
+    torch.optim.lr_scheduler.StepLR."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+            raise ValueError(
+                f"StepLR: step_size must be a positive integer, got {step_size}")
         self.step_size, self.gamma = int(step_size), gamma
         super().__init__(optimizer)
 
@@ -872,9 +971,11 @@ def test_lr_schedules():
         schedule.step()
         rates.append(opt.lr)
     assert np.allclose(rates, [0.1, 0.1, 0.05, 0.05, 0.025, 0.025]), (
-        f"StepLR(step_size=2, gamma=0.5) from lr 0.1, epochs 0..5: expected [0.1, 0.1, 0.05, 0.05, "
-        f"0.025, 0.025], got {rates}. Hint: base_lr * gamma ** (epoch // step_size).")
-    assert schedule.get_last_lr() == [opt.lr], f"get_last_lr() should be [the lr set last], got {schedule.get_last_lr()}."
+        "StepLR(step_size=2, gamma=0.5) from lr 0.1, epochs 0..5: expected [0.1, 0.1, "
+        f"0.05, 0.05, 0.025, 0.025], got {rates}. Hint: base_lr * gamma ** (epoch // "
+        "step_size).")
+    assert schedule.get_last_lr() == [opt.lr], (
+        f"get_last_lr() should be [the lr set last], got {schedule.get_last_lr()}.")
     opt = SGD([Tensor([1.0])], lr=0.1)
     schedule = CosineAnnealingLR(opt, T_max=4)
     rates = [opt.lr]
@@ -882,8 +983,8 @@ def test_lr_schedules():
         schedule.step()
         rates.append(opt.lr)
     assert np.allclose(rates, [0.1, 0.0853553, 0.05, 0.0146447, 0.0], atol=1e-6), (
-        f"CosineAnnealingLR(T_max=4) from lr 0.1, epochs 0..4: expected [0.1, 0.0854, 0.05, 0.0146, 0], "
-        f"got {[round(r, 4) for r in rates]}.")
+        "CosineAnnealingLR(T_max=4) from lr 0.1, epochs 0..4: expected [0.1, 0.0854, "
+        f"0.05, 0.0146, 0], got {[round(r, 4) for r in rates]}.")
 
 test_lr_schedules()
 ### BEGIN HIDDEN TESTS
@@ -909,7 +1010,8 @@ assert isinstance(_s.get_last_lr(), list) and len(_s.get_last_lr()) == 1
 
 # %%
 w = Tensor([1.0])
-for schedule in (StepLR(SGD([w], lr=0.1), step_size=2, gamma=0.5), CosineAnnealingLR(SGD([w], lr=0.1), T_max=4)):
+for schedule in (StepLR(SGD([w], lr=0.1), step_size=2, gamma=0.5),
+                 CosineAnnealingLR(SGD([w], lr=0.1), T_max=4)):
     rates = [schedule.get_last_lr()[0]]
     for _ in range(5):
         schedule.step()
@@ -953,9 +1055,11 @@ def test_training_loop():
         opt.zero_grad()
         model.backward(mse.backward())
         opt.step()
-    assert loss.item() < 1e-4 and abs(model.weight.item() - 2) < 0.01 and abs(model.bias.item() - 1) < 0.01, (
-        f"SGD(lr=0.1, momentum=0.5) on y = 2x + 1 for 100 steps should find w = 2, b = 1; got w = "
-        f"{model.weight.item():.3f}, b = {model.bias.item():.3f}, loss {loss.item():.5f}.")
+    assert (loss.item() < 1e-4 and abs(model.weight.item() - 2) < 0.01
+            and abs(model.bias.item() - 1) < 0.01), (
+        "SGD(lr=0.1, momentum=0.5) on y = 2x + 1 for 100 steps should find w = 2, b = "
+        f"1; got w = {model.weight.item():.3f}, b = {model.bias.item():.3f}, loss "
+        f"{loss.item():.5f}.")
 
 test_training_loop()
 ### BEGIN HIDDEN TESTS

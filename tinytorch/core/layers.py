@@ -11,8 +11,8 @@ _generator = np.random.default_rng()
 
 
 def manual_seed(seed):
-    """Seed every random choice of tinytorch.core.layers (Linear's initial weights, Dropout's
-    masks): after manual_seed(s), the same code draws the same numbers."""
+    """Seed every random choice of tinytorch.core.layers (Linear's initial weights,
+    Dropout's masks): after manual_seed(s), the same code draws the same numbers."""
     global _generator
     _generator = np.random.default_rng(seed)
 
@@ -24,12 +24,14 @@ def default_generator():
 
 
 def get_rng_state():
-    """Where the default generator stands, as a JSON-able dict (save it in a checkpoint)."""
+    """Where the default generator stands, as a JSON-able dict (save it in a
+    checkpoint)."""
     return _generator.bit_generator.state
 
 
 def set_rng_state(state):
-    """Put the default generator back where get_rng_state() saw it: the same draws follow."""
+    """Put the default generator back where get_rng_state() saw it: the same draws
+    follow."""
     _generator.bit_generator.state = state
 
 
@@ -48,8 +50,8 @@ class Parameter(Tensor):
 
 
 def _describe(name, extra, children):
-    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line per
-    child, indented, then `)`."""
+    """PyTorch-style nested text: `Name(extra)`, or `Name(` and one `(child): ...` line
+    per child, indented, then `)`."""
     if not children:
         return f"{name}({extra})"
     lines = [extra] if extra else []
@@ -66,7 +68,8 @@ def _buffer_array(value):
 
 
 class Module:
-    """The base class of every layer and model: it owns Parameters, buffers and child Modules.
+    """The base class of every layer and model: it owns Parameters, buffers and child
+    Modules.
 
     Subclasses call `super().__init__()` first, assign their Parameters and sub-Modules as
     attributes, and implement `forward(x)` and (until module 07) `backward(grad_output)`.
@@ -82,15 +85,17 @@ class Module:
     def __setattr__(self, name, value):
         if isinstance(value, (Parameter, Module)) and "_parameters" not in self.__dict__:
             raise AttributeError(
-                f"cannot assign {type(value).__name__} '{name}' before Module.__init__() ran: "
-                f"call super().__init__() first in {type(self).__name__}.__init__")
+                f"cannot assign {type(value).__name__} '{name}' before Module.__init__() "
+                f"ran: call super().__init__() first in {type(self).__name__}.__init__")
         buffers = self.__dict__.get("_buffers", {})
-        if name in buffers:                       # a registered buffer (given, see register_buffer)
+        # a registered buffer (given, see register_buffer)
+        if name in buffers:
             if not isinstance(value, (Parameter, Module)):
                 buffers[name] = _buffer_array(value)
                 object.__setattr__(self, name, buffers[name])
                 return
-            del buffers[name]                     # a Parameter or Module takes the name over
+            # a Parameter or Module takes the name over
+            del buffers[name]
         if isinstance(value, Parameter):
             self._modules.pop(name, None)
             self._parameters[name] = value
@@ -102,10 +107,10 @@ class Module:
             self._modules.pop(name, None)
         object.__setattr__(self, name, value)
 
-    # ---- walking the tree -------------------------------------------------------------------
+    # ---- walking the tree --------------------------------------------------------------
     def named_parameters(self, prefix="", memo=None):
-        """Yield (dotted name, Parameter) for this module's parameters, then its children's,
-        recursively (`layer1.weight`, ...), each Parameter once."""
+        """Yield (dotted name, Parameter) for this module's parameters, then its
+        children's, recursively (`layer1.weight`, ...), each Parameter once."""
         memo = set() if memo is None else memo
         for name, param in self._parameters.items():
             if param not in memo:
@@ -123,23 +128,28 @@ class Module:
         return list(self._modules.values())
 
     def register_buffer(self, name, array):
-        """Keep `array` (a NumPy array, or None) as state that is saved with the weights but not
-        learned, e.g. BatchNorm2d's running statistics: `self.name`, in state_dict(), never in
-        parameters(). Assigning to `self.name` later keeps it a buffer."""
+        """Keep `array` (a NumPy array, or None) as state that is saved with the weights
+        but not learned, e.g. BatchNorm2d's running statistics: `self.name`, in
+        state_dict(), never in parameters(). Assigning to `self.name` later keeps it a
+        buffer."""
         if "_buffers" not in self.__dict__:
-            raise AttributeError(f"cannot register buffer '{name}' before Module.__init__() ran: "
-                                 f"call super().__init__() first in {type(self).__name__}.__init__")
+            raise AttributeError(
+                f"cannot register buffer '{name}' before Module.__init__() ran: call "
+                f"super().__init__() first in {type(self).__name__}.__init__")
         if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"register_buffer: a buffer name is a non-empty string without '.', got {name!r}")
+            raise KeyError(
+                "register_buffer: a buffer name is a non-empty string without '.', got "
+                f"{name!r}")
         if name in self._parameters or name in self._modules:
-            raise KeyError(f"register_buffer: '{name}' is already a parameter or a sub-module of "
-                           f"{type(self).__name__}")
+            raise KeyError(f"register_buffer: '{name}' is already a parameter or a "
+                           f"sub-module of {type(self).__name__}")
         self._buffers[name] = _buffer_array(array)
         object.__setattr__(self, name, self._buffers[name])
 
     def named_buffers(self, prefix="", memo=None):
         """Yield (dotted name, array) for this module's buffers, then its children's,
-        recursively (`1.running_mean`, ...), each array once; buffers set to None are skipped."""
+        recursively (`1.running_mean`, ...), each array once; buffers set to None are
+        skipped."""
         memo = set() if memo is None else memo    # ids: NumPy arrays do not hash
         for name, buffer in self._buffers.items():
             if buffer is not None and id(buffer) not in memo:
@@ -149,8 +159,8 @@ class Module:
             yield from child.named_buffers(prefix + name + ".", memo)
 
     def _state_arrays(self):
-        """(dotted name, array) of everything state_dict saves: each parameter's array, then
-        each buffer. Writing into these arrays changes the module."""
+        """(dotted name, array) of everything state_dict saves: each parameter's array,
+        then each buffer. Writing into these arrays changes the module."""
         for name, param in self.named_parameters():
             yield name, param.data
         yield from self.named_buffers()
@@ -168,22 +178,26 @@ class Module:
         return self.train(False)
 
     def zero_grad(self):
-        """Forget every parameter's gradient (grad = None) before the next backward pass."""
+        """Forget every parameter's gradient (grad = None) before the next backward
+        pass."""
         for param in self.parameters():
             param.grad = None
 
-    # ---- saving and loading -------------------------------------------------------------------
+    # ---- saving and loading ------------------------------------------------------------
     def state_dict(self):
-        """{dotted name: a copy of the array}: a snapshot of the weights, then the buffers."""
+        """{dotted name: a copy of the array}: a snapshot of the weights, then the
+        buffers."""
         return {name: array.copy() for name, array in self._state_arrays()}
 
     def load_state_dict(self, state):
-        """Copy the arrays of `state` (as made by state_dict) into the parameters and buffers.
+        """Copy the arrays of `state` (as made by state_dict) into the parameters and
+        buffers.
 
         Raises ValueError, and changes nothing, when a name is missing or unexpected or a
         shape differs; the message names the keys (and both shapes).
         """
-        own = dict(self._state_arrays())          # name -> the array that holds its values
+        # name -> the array that holds its values
+        own = dict(self._state_arrays())
         missing = [name for name in own if name not in state]
         unexpected = [name for name in state if name not in own]
         if missing or unexpected:
@@ -199,13 +213,15 @@ class Module:
         for name, array in own.items():
             array[...] = values[name]
 
-    # ---- what subclasses provide ------------------------------------------------------------
+    # ---- what subclasses provide -------------------------------------------------------
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def backward(self, grad_output):
-        """Given dLoss/dOutput, accumulate the parameters' gradients and return dLoss/dInput."""
-        raise NotImplementedError(f"{type(self).__name__} must implement backward(grad_output)")
+        """Given dLoss/dOutput, accumulate the parameters' gradients and return
+        dLoss/dInput."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement backward(grad_output)")
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -224,8 +240,9 @@ def accumulate_grad(param, grad):
     with the parameter's dtype) when it is None, add in place otherwise."""
     grad = grad.data if isinstance(grad, Tensor) else np.asarray(grad)
     if grad.shape != param.shape:
-        raise ValueError(f"a gradient of shape {grad.shape} for a parameter of shape {param.shape}: "
-                         "a gradient has the shape of its parameter (did you sum over the batch?)")
+        raise ValueError(f"a gradient of shape {grad.shape} for a parameter of shape "
+                         f"{param.shape}: a gradient has the shape of its parameter (did "
+                         "you sum over the batch?)")
     if param.grad is None:
         param.grad = Tensor(grad, dtype=param.dtype)
     else:
@@ -233,7 +250,8 @@ def accumulate_grad(param, grad):
 
 
 class Linear(Module):
-    """y = x @ W + b, with W of shape (in_features, out_features) and b of shape (out_features,).
+    """y = x @ W + b, with W of shape (in_features, out_features) and b of shape
+    (out_features,).
 
     Weight and bias start uniform in ±1/sqrt(in_features) (PyTorch's default), drawn from
     this module's generator (see manual_seed). Inputs may have any leading batch axes.
@@ -245,8 +263,8 @@ class Linear(Module):
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
         if int(in_features) <= 0 or int(out_features) <= 0:
-            raise ValueError(f"Linear needs positive sizes, got in_features={in_features}, "
-                             f"out_features={out_features}")
+            raise ValueError(f"Linear needs positive sizes, got "
+                             f"in_features={in_features}, out_features={out_features}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         bound = 1.0 / np.sqrt(self.in_features)
         self.weight = Parameter(_generator.uniform(-bound, bound, size=(self.in_features, self.out_features)))
@@ -257,8 +275,8 @@ class Linear(Module):
         """x of shape (..., in_features) -> x @ W + b of shape (..., out_features)."""
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r} expects inputs of shape (..., {self.in_features}), "
-                             f"got {x.shape}")
+            raise ValueError(f"{self!r} expects inputs of shape "
+                             f"(..., {self.in_features}), got {x.shape}")
         self._input = x
         out = x @ self.weight                    # (..., in) @ (in, out) -> (..., out)
         if self.bias is not None:
@@ -266,12 +284,14 @@ class Linear(Module):
         return out
 
     def backward(self, grad_output):
-        """grad_output = dL/dy of shape (..., out_features). Accumulates dL/dW and dL/db into
-        weight.grad and bias.grad; returns dL/dx of shape (..., in_features)."""
+        """grad_output = dL/dy of shape (..., out_features). Accumulates dL/dW and dL/db
+        into weight.grad and bias.grad; returns dL/dx of shape (..., in_features)."""
         if self._input is None:
-            raise RuntimeError("Linear.backward() called before forward(): nothing to differentiate")
+            raise RuntimeError(
+                "Linear.backward() called before forward(): nothing to differentiate")
         x = self._input
-        grad_output = grad_output if isinstance(grad_output, Tensor) else Tensor(grad_output)
+        if not isinstance(grad_output, Tensor):
+            grad_output = Tensor(grad_output)
         x2 = x.reshape(-1, self.in_features)                  # (N, in): every leading axis is batch
         g2 = grad_output.reshape(-1, self.out_features)       # (N, out)
         accumulate_grad(self.weight, x2.T @ g2)               # (in, N) @ (N, out) -> (in, out)
@@ -280,7 +300,8 @@ class Linear(Module):
         return grad_output @ self.weight.T                    # (..., out) @ (out, in) -> (..., in)
 
     def extra_repr(self):
-        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        return (f"in_features={self.in_features}, out_features={self.out_features}, "
+                f"bias={self.bias is not None}")
 
 
 def _layer_repr(layer):
@@ -300,9 +321,10 @@ class Sequential(Module):
     def __init__(self, *layers):
         super().__init__()
         for index, layer in enumerate(layers):
-            if not (callable(getattr(layer, "forward", None)) and callable(getattr(layer, "backward", None))):
-                raise TypeError(f"Sequential: item {index} ({type(layer).__name__}) is not a layer: "
-                                "it needs forward() and backward()")
+            if not (callable(getattr(layer, "forward", None))
+                    and callable(getattr(layer, "backward", None))):
+                raise TypeError(f"Sequential: item {index} ({type(layer).__name__}) is "
+                                "not a layer: it needs forward() and backward()")
             if isinstance(layer, Module):
                 setattr(self, str(index), layer)     # registered as child "0", "1", ...
         self.layers = list(layers)
@@ -314,7 +336,8 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_output):
-        """dL/d(output) -> dL/d(input), through every layer's backward in reverse order."""
+        """dL/d(output) -> dL/d(input), through every layer's backward in reverse
+        order."""
         for layer in reversed(self.layers):
             grad_output = layer.backward(grad_output)
         return grad_output
@@ -329,7 +352,8 @@ class Sequential(Module):
         return iter(self.layers)
 
     def __repr__(self):
-        children = [(str(index), _layer_repr(layer)) for index, layer in enumerate(self.layers)]
+        children = [(str(index), _layer_repr(layer))
+                    for index, layer in enumerate(self.layers)]
         return _describe(type(self).__name__, self.extra_repr(), children)
 
 
@@ -339,10 +363,13 @@ class Dropout(Module):
 
     def __init__(self, p=0.5):
         super().__init__()
-        if isinstance(p, bool) or not isinstance(p, (int, float, np.floating, np.integer)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout probability p must be a number in [0, 1), got {p!r}")
+        number = isinstance(p, (int, float, np.floating, np.integer))
+        if isinstance(p, bool) or not number or not 0 <= p < 1:
+            raise ValueError(
+                f"Dropout probability p must be a number in [0, 1), got {p!r}")
         self.p = float(p)
-        self._mask = None                         # the scaled mask of the last training forward
+        # the scaled mask of the last training forward
+        self._mask = None
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)

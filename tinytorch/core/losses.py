@@ -15,7 +15,8 @@ class Loss:
         return self.forward(pred, target)
 
     def forward(self, pred, target):
-        raise NotImplementedError(f"{type(self).__name__} must define forward(pred, target)")
+        raise NotImplementedError(
+            f"{type(self).__name__} must define forward(pred, target)")
 
     def backward(self):
         raise NotImplementedError(f"{type(self).__name__} must define backward()")
@@ -25,18 +26,21 @@ class Loss:
 
 
 def _check_same_shape(loss, pred, target):
-    """Refuse a prediction and a target of different shapes, instead of broadcasting them."""
+    """Refuse a prediction and a target of different shapes, instead of broadcasting
+    them."""
     if pred.shape != target.shape:
         raise ValueError(
-            f"{loss}: pred has shape {pred.shape} but target has shape {target.shape}; they must "
-            f"be the same (reshape one of them, e.g. target.reshape{pred.shape})")
+            f"{loss}: pred has shape {pred.shape} but target has shape {target.shape}; "
+            "they must be the same (reshape one of them, e.g. "
+            f"target.reshape{pred.shape})")
 
 
 class MSELoss(Loss):
     """Mean squared error: (1/N) Σᵢ (predᵢ - targetᵢ)² over all N entries."""
 
     def forward(self, pred, target):
-        target = pred._lift(target)                   # a list or an array becomes a Tensor
+        # a list or an array becomes a Tensor
+        target = pred._lift(target)
         _check_same_shape("MSELoss", pred, target)
         self.diff = pred.data - target.data
         loss = np.mean(self.diff ** 2)
@@ -58,8 +62,8 @@ class BCELoss(Loss):
         _check_same_shape("BCELoss", pred, target)
         if pred.size and (pred.data.min() < 0 or pred.data.max() > 1):
             raise ValueError(
-                f"BCELoss expects probabilities in [0, 1], got values from {pred.data.min()} to "
-                f"{pred.data.max()}: put a Sigmoid before it")
+                "BCELoss expects probabilities in [0, 1], got values from "
+                f"{pred.data.min()} to {pred.data.max()}: put a Sigmoid before it")
         self.p = np.clip(pred.data, self.eps, 1 - self.eps)
         self.t = target.data
         p, t = self.p, self.t
@@ -76,15 +80,17 @@ def _class_ids(target, n, classes):
     """The targets as an int64 array of shape (n,), each a class id in [0, classes)."""
     ids = np.asarray(target.data if isinstance(target, Tensor) else target)
     if ids.shape != (n,):
-        raise ValueError(f"CrossEntropyLoss: expected targets of shape ({n},), one class id per "
-                         f"row of the logits, got shape {ids.shape}")
+        raise ValueError(f"CrossEntropyLoss: expected targets of shape ({n},), one class "
+                         f"id per row of the logits, got shape {ids.shape}")
     if ids.dtype.kind not in "iub":
         if ids.dtype.kind != "f" or np.any(ids != np.round(ids)):
-            raise ValueError(f"CrossEntropyLoss: targets must be whole class ids, got {ids}")
+            raise ValueError(
+                f"CrossEntropyLoss: targets must be whole class ids, got {ids}")
     bad = (ids < 0) | (ids >= classes)
     if np.any(bad):
-        raise ValueError(f"CrossEntropyLoss: target {ids[bad][0]:g} is not a class id: the "
-                         f"logits have {classes} classes, so ids run from 0 to {classes - 1}")
+        raise ValueError(f"CrossEntropyLoss: target {ids[bad][0]:g} is not a class id: "
+                         f"the logits have {classes} classes, so ids run from 0 to "
+                         f"{classes - 1}")
     return ids.astype(np.int64)
 
 
@@ -94,7 +100,8 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, logits, target):
         if logits.ndim != 2:
-            raise ValueError(f"CrossEntropyLoss: expected logits of shape (N, C), got {logits.shape}")
+            raise ValueError(
+                f"CrossEntropyLoss: expected logits of shape (N, C), got {logits.shape}")
         n, classes = logits.shape
         self.ids = _class_ids(target, n, classes)
         z = logits.data

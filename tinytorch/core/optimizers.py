@@ -17,23 +17,24 @@ class Optimizer:
 
     def __init__(self, params):
         if isinstance(params, Tensor):
-            raise TypeError(f"{type(self).__name__} got a single Tensor: pass a list of parameters, "
-                            "e.g. [w], or model.parameters()")
+            raise TypeError(f"{type(self).__name__} got a single Tensor: pass a list of "
+                            "parameters, e.g. [w], or model.parameters()")
         if callable(getattr(params, "parameters", None)):
-            raise TypeError(f"{type(self).__name__} got a {type(params).__name__}, not its parameters: "
-                            "pass model.parameters()")
+            raise TypeError(f"{type(self).__name__} got a {type(params).__name__}, not "
+                            "its parameters: pass model.parameters()")
         self.params = list(params)
         if not self.params:
             raise ValueError(f"{type(self).__name__} got an empty parameter list: does the model "
                              "register its layers (module 04)?")
         for index, param in enumerate(self.params):
             if not isinstance(param, Tensor):
-                raise TypeError(f"{type(self).__name__}: parameter {index} is a {type(param).__name__}, "
-                                "not a Tensor")
+                raise TypeError(f"{type(self).__name__}: parameter {index} is a "
+                                f"{type(param).__name__}, not a Tensor")
         if len(set(self.params)) != len(self.params):
-            raise ValueError(f"{type(self).__name__}: a parameter appears more than once in the list; "
-                             "it would be updated twice per step")
-        self.state = {}                     # parameter -> dict of what the rule keeps for it
+            raise ValueError(f"{type(self).__name__}: a parameter appears more than once "
+                             "in the list; it would be updated twice per step")
+        # parameter -> dict of what the rule keeps for it
+        self.state = {}
 
     def zero_grad(self):
         """Set every parameter's .grad to None, ready for the next backward pass."""
@@ -45,13 +46,14 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must implement step()")
 
     def __repr__(self):
-        settings = ", ".join(f"{k}={v}" for k, v in vars(self).items() if k not in ("params", "state"))
+        settings = ", ".join(f"{k}={v}" for k, v in vars(self).items()
+                             if k not in ("params", "state"))
         return f"{type(self).__name__}({len(self.params)} parameters, {settings})"
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight decay,
-    exactly as torch.optim.SGD (dampening 0).
+    """Stochastic gradient descent with optional momentum, Nesterov momentum and weight
+    decay, exactly as torch.optim.SGD (dampening 0).
 
     >>> opt = SGD(model.parameters(), lr=0.1, momentum=0.9)
     """
@@ -66,7 +68,8 @@ class SGD(Optimizer):
         if nesterov and momentum <= 0:
             raise ValueError(f"SGD: nesterov=True needs a momentum > 0, got momentum={momentum}")
         super().__init__(params)
-        self.lr, self.momentum, self.nesterov, self.weight_decay = lr, momentum, nesterov, weight_decay
+        self.lr, self.momentum, self.nesterov = lr, momentum, nesterov
+        self.weight_decay = weight_decay
 
     def step(self):
         """One update of every parameter that has a gradient."""
@@ -109,7 +112,8 @@ class Adam(Optimizer):
                 raise ValueError(f"{name}: invalid beta at index {index}: betas[{index}]={beta} "
                                  "(each beta must be in [0, 1))")
         super().__init__(params)
-        self.lr, self.betas, self.eps, self.weight_decay = lr, tuple(betas), eps, weight_decay
+        self.lr, self.betas, self.eps = lr, tuple(betas), eps
+        self.weight_decay = weight_decay
 
     def _adam_step(self, p, grad):
         """The Adam update of one parameter p, given the gradient array to use."""
@@ -162,7 +166,9 @@ class LRScheduler:
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"{type(self).__name__} needs an Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(
+                f"{type(self).__name__} needs an Optimizer, got "
+                f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -187,11 +193,13 @@ class LRScheduler:
 
 
 class StepLR(LRScheduler):
-    """lr = base_lr * gamma ** (epoch // step_size), like torch.optim.lr_scheduler.StepLR."""
+    """lr = base_lr * gamma ** (epoch // step_size), like
+    torch.optim.lr_scheduler.StepLR."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
         if int(step_size) != step_size or step_size < 1:
-            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size}")
+            raise ValueError(
+                f"StepLR: step_size must be a positive integer, got {step_size}")
         self.step_size, self.gamma = int(step_size), gamma
         super().__init__(optimizer)
 
