@@ -158,18 +158,34 @@ def test_conv_naive():
 
 test_conv_naive()
 ### BEGIN HIDDEN TESTS
-_out = conv2d_naive(np.arange(1.0, 10.0).reshape(1, 1, 3, 3), np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), stride=2, padding=1)
+_out = conv2d_naive(np.arange(1.0, 10.0).reshape(1, 1, 3, 3),
+                    np.array([[[[1.0, 0.0], [0.0, -1.0]]]]), stride=2, padding=1)
 assert np.allclose(_out[0, 0], [[-1, -3], [-7, -4]]), (
-    f"with stride 2 and padding 1: expected [[-1, -3], [-7, -4]], got {_out[0, 0].tolist()}. "
-    "The patch of output (i, j) starts at (i*stride, j*stride) of the padded input.")
+    f"with stride 2 and padding 1: expected [[-1, -3], [-7, -4]], got "
+    f"{_out[0, 0].tolist()}. The patch of output (i, j) starts at (i*stride, j*stride) "
+    "of the padded input.")
+from tinytorch.testing import assert_close
+
+
+def _conv_oracle(x, w, b, s, p):
+    """The definition once more, from NumPy's sliding windows: an oracle of its own."""
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))
+    out = np.einsum("nchwab,ocab->nohw", windows[:, :, ::s, ::s], w)
+    return out if b is None else out + b[None, :, None, None]
+
+
+# (x shape, kernels, K, stride, padding): tall and wide images, one and several channels,
+# strides that leave rows and columns over
 _r = np.random.default_rng(5)
-_x, _w, _b = _r.standard_normal((2, 3, 5, 4)), _r.standard_normal((2, 3, 2, 2)), _r.standard_normal(2)
-_out = conv2d_naive(_x, _w, _b, stride=1, padding=0)
-assert _out.shape == (2, 2, 4, 3)
-assert np.isclose(_out[1, 1, 2, 0], np.sum(_x[1, :, 2:4, 0:2] * _w[1]) + _b[1]), "all input channels count"
-_out = conv2d_naive(_x, _w, _b, stride=3, padding=2)
-assert _out.shape == (2, 2, 3, 3), f"stride 3, padding 2 on 5x4 with K=2: shape (2, 2, 3, 3), got {_out.shape}"
-assert np.isclose(_out[0, 0, 1, 1], np.sum(np.pad(_x, ((0, 0), (0, 0), (2, 2), (2, 2)))[0, :, 3:5, 3:5] * _w[0]) + _b[0])
+for _shape, _c_out, _k, _s, _p in [((2, 3, 5, 4), 2, 2, 1, 0), ((2, 3, 5, 4), 2, 2, 3, 2),
+                                   ((1, 2, 4, 7), 3, 3, 2, 1), ((2, 1, 6, 3), 2, 1, 1, 0)]:
+    _x, _w = _r.standard_normal(_shape), _r.standard_normal((_c_out, _shape[1], _k, _k))
+    for _b in (_r.standard_normal(_c_out), None):
+        assert_close(conv2d_naive(_x, _w, _b, stride=_s, padding=_p),
+                     _conv_oracle(_x, _w, _b, _s, _p),
+                     what=f"conv2d_naive(x {_shape}, {_c_out} kernels {_k}x{_k}, stride={_s}, "
+                          f"padding={_p}, bias {'None' if _b is None else 'given'})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -481,22 +497,44 @@ def test_conv_forward():
 
 test_conv_forward()
 ### BEGIN HIDDEN TESTS
-def _reference_conv(x, w, b, s, p):           # an oracle of its own, so a wrong conv2d_naive costs nothing here
+from tinytorch.testing import assert_close, assert_dtype_kept
+
+
+def _conv_oracle(x, w, b, s, p):
+    """The definition once more, from NumPy's sliding windows: an oracle of its own."""
     xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
-    k = w.shape[2]
-    ho, wo = (xp.shape[2] - k) // s + 1, (xp.shape[3] - k) // s + 1
-    out = sum(np.einsum("nchw,oc->nohw", xp[:, :, a:a + s * (ho - 1) + 1:s, c:c + s * (wo - 1) + 1:s], w[:, :, a, c])
-              for a in range(k) for c in range(k))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, w.shape[2:], axis=(2, 3))
+    out = np.einsum("nchwab,ocab->nohw", windows[:, :, ::s, ::s], w)
     return out if b is None else out + b[None, :, None, None]
 
 
+# (x shape, kernels, K, stride, padding): tall and wide images, one input channel (the
+# broadcasting branch) and several, kernels 1 to 5, strides 1 to 3, paddings 0 to 2, and
+# batches larger than one of _image_chunks' chunks: 9 images of 32x32 padded pixels are
+# chunks of 4, 4 and 1 images; one 66x70 image is a chunk of its own
+_CONV_CASES = [((1, 2, 7, 5), 3, 3, 2, 1), ((3, 1, 5, 8), 2, 2, 3, 2),
+               ((2, 4, 5, 6), 3, 5, 1, 2), ((1, 3, 4, 4), 2, 1, 1, 0),
+               ((9, 2, 30, 30), 3, 3, 1, 1), ((2, 1, 66, 70), 2, 3, 2, 0)]
 _r = np.random.default_rng(6)
-for _shape, _k, _s, _p in [((1, 2, 7, 5), 3, 2, 1), ((3, 1, 8, 8), 2, 3, 2), ((2, 4, 5, 6), 5, 1, 2), ((1, 3, 4, 4), 1, 1, 0)]:
-    _x, _w, _b = _r.standard_normal(_shape), _r.standard_normal((3, _shape[1], _k, _k)), _r.standard_normal(3)
-    assert np.allclose(conv2d_forward(_x, _w, _b, _s, _p), _reference_conv(_x, _w, _b, _s, _p)), (_shape, _k, _s, _p)
-    assert np.allclose(conv2d_forward(_x, _w, None, _s, _p), _reference_conv(_x, _w, None, _s, _p))
-_x32 = _r.standard_normal((2, 3, 6, 6)).astype(np.float32)
-assert conv2d_forward(_x32, _r.standard_normal((2, 3, 3, 3)).astype(np.float32)).dtype == np.float32
+for _shape, _c_out, _k, _s, _p in _CONV_CASES:
+    for _dtype in map(np.dtype, ("float32", "float64")):
+        _x = _r.standard_normal(_shape).astype(_dtype)
+        _w = _r.standard_normal((_c_out, _shape[1], _k, _k)).astype(_dtype)
+        for _b in (_r.standard_normal(_c_out).astype(_dtype), None):
+            _what = (f"conv2d_forward(x {_shape} {_dtype}, {_c_out} kernels {_k}x{_k}, "
+                     f"stride={_s}, padding={_p}, bias {'None' if _b is None else 'given'})")
+            _out = conv2d_forward(_x, _w, _b, _s, _p)
+            assert _out.dtype == _dtype, f"{_what} returned {_out.dtype}: keep x's dtype"
+            _b64 = None if _b is None else _b.astype(np.float64)
+            assert_close(_out, _conv_oracle(_x.astype(np.float64), _w.astype(np.float64),
+                                            _b64, _s, _p), what=_what)
+
+
+def conv2d_stride2_padding1(x, w):
+    return conv2d(x, w, None, stride=2, padding=1)
+
+
+assert_dtype_kept(conv2d_stride2_padding1, shapes=((2, 2, 5, 4), (3, 2, 3, 3)))
 ### END HIDDEN TESTS
 
 # %%
@@ -529,11 +567,48 @@ def test_conv_gradients():
 
 test_conv_gradients()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_untouched, check_graph
+
+
+def _conv_oracle_grads(x, w, b, s, p, g):
+    """[dL/dx, dL/dw, dL/db] of sum(g * conv(x, w, b)), by the definition."""
+    k, (h_out, w_out) = w.shape[2], g.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    windows = np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(2, 3))
+    grad_w = np.einsum("noij,ncijab->ocab", g, windows[:, :, ::s, ::s])
+    grad_xp = np.zeros_like(xp)
+    for a in range(k):
+        for c in range(k):
+            rows = slice(a, a + s * (h_out - 1) + 1, s)
+            columns = slice(c, c + s * (w_out - 1) + 1, s)
+            grad_xp[:, :, rows, columns] += np.einsum("noij,oc->ncij", g, w[:, :, a, c])
+    grad_x = grad_xp[:, :, p:p + x.shape[2], p:p + x.shape[3]]
+    return [grad_x, grad_w, None if b is None else g.sum(axis=(0, 2, 3))]
+
+
+# through module 07's engine, every gradient against the definition: tall and wide images,
+# strides and paddings, one input channel and several, and batches larger than a chunk
+# (9 images of 32x32 padded pixels: chunks of 4, 4 and 1; 66x70 pixels: one image a chunk)
 _r = np.random.default_rng(7)
-for _shape, _k, _s, _p in [((1, 2, 5, 5), 3, 2, 1), ((2, 1, 6, 5), 2, 3, 1), ((1, 2, 4, 6), 3, 2, 0)]:
-    assert gradcheck(lambda x, w, b, s=_s, p=_p: conv2d(x, w, b, stride=s, padding=p),
-                     [_r.standard_normal(_shape), _r.standard_normal((2, _shape[1], _k, _k)), _r.standard_normal(2)]), (_shape, _s, _p)
-assert gradcheck(lambda x, w: conv2d(x, w, None, stride=2, padding=2), [_r.standard_normal((1, 1, 5, 5)), _r.standard_normal((2, 1, 3, 3))])
+for _shape, _c_out, _k, _s, _p in [((1, 2, 5, 5), 2, 3, 2, 1), ((2, 1, 6, 5), 2, 2, 3, 1),
+                                   ((1, 2, 4, 6), 3, 3, 2, 0), ((2, 3, 7, 4), 2, 3, 1, 2),
+                                   ((9, 2, 30, 30), 3, 3, 1, 1),
+                                   ((2, 1, 66, 70), 2, 3, 2, 0)]:
+    _x, _w = _r.standard_normal(_shape), _r.standard_normal((_c_out, _shape[1], _k, _k))
+    _b = _r.standard_normal(_c_out)
+    check_graph(lambda x, w, b, s=_s, p=_p: conv2d(x, w, b, stride=s, padding=p),
+                [_x, _w, _b],
+                oracle_grads=lambda x, w, b, g, s=_s, p=_p: _conv_oracle_grads(x, w, b, s, p, g),
+                name=f"conv2d(x {_shape}, {_c_out} kernels {_k}x{_k}, stride={_s}, padding={_p})")
+check_graph(lambda x, w: conv2d(x, w, None, stride=2, padding=2),
+            [_r.standard_normal((1, 1, 5, 5)), _r.standard_normal((2, 1, 3, 3))],
+            name="conv2d(x (1, 1, 5, 5), 2 kernels 3x3, no bias, stride=2, padding=2)")
+# the rule reads the incoming gradient, the parents and the saved values: it changes none
+_y = conv2d(Tensor(_r.standard_normal((2, 2, 6, 5)), requires_grad=True),
+            Tensor(_r.standard_normal((3, 2, 3, 3)), requires_grad=True),
+            Tensor(_r.standard_normal(3), requires_grad=True), stride=2, padding=1)
+assert_untouched(GRADIENTS["conv2d"], np.linspace(-1.0, 1.0, _y.size).reshape(_y.shape),
+                 *_y._parents, **_y._saved)
 ### END HIDDEN TESTS
 
 # %%
@@ -561,14 +636,13 @@ def test_conv2d_layer():
 
 test_conv2d_layer()
 ### BEGIN HIDDEN TESTS
-assert Conv2d(2, 4, 3, bias=False).bias is None and len(Conv2d(2, 4, 3, bias=False).parameters()) == 1
-assert Conv2d(1, 2, 3).weight.dtype == np.float32
-try:
-    Conv2d(3, 4, 3)(Tensor(np.zeros((1, 2, 5, 5))))
-    raise AssertionError("a 2-channel input to Conv2d(3, ...) must raise ValueError")
-except ValueError:
-    pass
-assert "conv2d" in GRADIENTS
+from tinytorch.testing import assert_raises
+
+assert Conv2d(2, 4, 3, bias=False).bias is None, "Conv2d(..., bias=False) has no bias"
+assert len(Conv2d(2, 4, 3, bias=False).parameters()) == 1, "without a bias: one parameter"
+assert Conv2d(1, 2, 3).weight.dtype == np.float32, "Parameters are float32"
+assert_raises(ValueError, Conv2d(3, 4, 3), Tensor(np.zeros((1, 2, 5, 5))))
+assert "conv2d" in GRADIENTS, "register conv2d's rule with @register_gradient(\"conv2d\")"
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -739,15 +813,32 @@ test_max_pool()
 ### BEGIN HIDDEN TESTS
 _x = Tensor([[[[1.0, 1.0], [1.0, 0.0]]]], requires_grad=True)
 max_pool2d(_x, 2).sum().backward()
-assert np.allclose(_x.grad.data[0, 0], [[1, 0], [0, 0]]), "on ties only the first maximum (row-major) gets the gradient"
+assert np.allclose(_x.grad.data[0, 0], [[1, 0], [0, 0]]), (
+    f"on ties only the first maximum (row-major) gets the gradient: expected "
+    f"[[1, 0], [0, 0]], got {_x.grad.data[0, 0].tolist()}")
 _x = Tensor(np.arange(16.0).reshape(1, 1, 4, 4) % 5, requires_grad=True)
 _out = max_pool2d(_x, 2, stride=1)
 assert _out.shape == (1, 1, 3, 3)
 _out.sum().backward()
 assert _x.grad.data.sum() == 9, "overlapping windows (stride 1): each of the 9 windows sends 1"
+from tinytorch.testing import assert_close, assert_untouched, check_graph
+
+# tall and wide images, windows that overlap (stride < K) and leave rows and columns over;
+# distinct values (a permutation), so each window has one maximum
 _r = np.random.default_rng(8)
-_v = _r.permutation(2 * 2 * 6 * 6).reshape(2, 2, 6, 6).astype(np.float64)
-assert gradcheck(lambda x: max_pool2d(x, 3, stride=2), [_v])
+for _shape, _k, _s in [((2, 3, 7, 5), 2, 2), ((1, 2, 5, 8), 3, 2), ((2, 1, 6, 6), 3, 1),
+                       ((1, 2, 4, 9), 2, 3)]:
+    _v = _r.permutation(int(np.prod(_shape))).reshape(_shape) / 7.0
+    _windows = np.lib.stride_tricks.sliding_window_view(_v, (_k, _k), axis=(2, 3))
+    _name = f"max_pool2d(x {_shape}, {_k}, stride={_s})"
+    for _dtype in ("float32", "float64"):
+        assert_close(max_pool2d(Tensor(_v, dtype=_dtype), _k, _s),
+                     _windows[:, :, ::_s, ::_s].max(axis=(-2, -1)), what=f"{_name} {_dtype}")
+    check_graph(lambda x, k=_k, s=_s: max_pool2d(x, k, s), [_v], name=_name)
+    # forward and backward leave the input, the incoming gradient and the saved maxima alone
+    _y = assert_untouched(max_pool2d, Tensor(_v, requires_grad=True), _k, _s)
+    assert_untouched(GRADIENTS["maxpool2d"], np.linspace(0.5, 1.5, _y.size).reshape(_y.shape),
+                     *_y._parents, **_y._saved)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -767,8 +858,10 @@ assert gradcheck(lambda x: max_pool2d(x, 3, stride=2), [_v])
 #
 # In training, μ and σ² are the batch's own (σ² the biased variance, dividing by the count);
 # the layer also keeps **running** averages, `running = (1 - momentum)·running +
-# momentum·batch` (the variance's unbiased estimate here, as PyTorch), and in evaluation
-# mode (after `model.eval()`) uses those: a single test image has no batch to average over.
+# momentum·batch` (the variance's unbiased estimate here, as PyTorch: σ² · count /
+# (count - 1), with count = N·H·W values per channel, and `max(count - 1, 1)` so that one
+# value per channel does not divide by zero), and in evaluation mode (after `model.eval()`)
+# uses those: a single test image has no batch to average over.
 #
 # The running statistics are not learned (no gradient, the optimizer never sees them), yet
 # they are part of the trained model: a model saved without them would evaluate with
@@ -895,8 +988,29 @@ def test_avg_pool_flatten():
 test_avg_pool_flatten()
 ### BEGIN HIDDEN TESTS
 _r = np.random.default_rng(9)
-assert gradcheck(lambda x: avg_pool2d(x, 3, stride=2), [_r.standard_normal((1, 2, 7, 6))])
-assert np.allclose(avg_pool2d(Tensor(np.arange(9.0).reshape(1, 1, 3, 3)), 2, stride=1).data, [[[[2, 3], [5, 6]]]])
+assert np.allclose(avg_pool2d(Tensor(np.arange(9.0).reshape(1, 1, 3, 3)), 2, stride=1).data,
+                   [[[[2, 3], [5, 6]]]]), "avg_pool2d(arange(9) 3x3, 2, stride=1)"
+from tinytorch.testing import assert_close, assert_dtype_kept, check_graph
+
+# tall and wide images, overlapping windows (stride < K), rows and columns left over
+for _shape, _k, _s in [((1, 2, 7, 6), 3, 2), ((2, 3, 5, 8), 2, 2), ((1, 1, 6, 4), 3, 1),
+                       ((2, 2, 4, 9), 2, 3)]:
+    _v = _r.standard_normal(_shape)
+    _windows = np.lib.stride_tricks.sliding_window_view(_v, (_k, _k), axis=(2, 3))
+    _name = f"avg_pool2d(x {_shape}, {_k}, stride={_s})"
+    for _dtype in ("float32", "float64"):
+        assert_close(avg_pool2d(Tensor(_v, dtype=_dtype), _k, _s),
+                     _windows[:, :, ::_s, ::_s].mean(axis=(-2, -1)), what=f"{_name} {_dtype}")
+    check_graph(lambda x, k=_k, s=_s: avg_pool2d(x, k, s), [_v], name=_name)
+
+
+def avg_pool2d_3x3_stride2(x):
+    return avg_pool2d(x, 3, stride=2)
+
+
+assert_dtype_kept(avg_pool2d_3x3_stride2, shapes=((2, 3, 7, 5),))
+_flat = Flatten()(Tensor(np.zeros((3, 2, 5, 7))))
+assert _flat.shape == (3, 70), f"Flatten of (3, 2, 5, 7) should be (3, 70), got {_flat.shape}"
 ### END HIDDEN TESTS
 
 # %%
@@ -939,16 +1053,72 @@ _r = np.random.default_rng(10)
 _x = _r.standard_normal((4, 2, 3, 3)) * 3 + 1
 _bn = BatchNorm2d(2, momentum=0.5)
 _bn(Tensor(_x))
-assert np.allclose(_bn.running_var, 0.5 + 0.5 * _x.var(axis=(0, 2, 3), ddof=1), atol=1e-4), \
-    "running_var uses the unbiased variance (divide by count - 1), as PyTorch"
-assert np.allclose(_bn.running_mean, 0.5 * _x.mean(axis=(0, 2, 3)), atol=1e-5), "momentum weighs the new batch"
-_bn.eval()
-_expected = (_x - _bn.running_mean.reshape(1, 2, 1, 1)) / np.sqrt(_bn.running_var.reshape(1, 2, 1, 1) + 1e-5)
-assert np.allclose(_bn(Tensor(_x)).data, _expected, atol=1e-4), "eval: (x - running_mean) / sqrt(running_var + eps)"
+assert np.allclose(_bn.running_var, 0.5 + 0.5 * _x.var(axis=(0, 2, 3), ddof=1), atol=1e-4), (
+    "running_var uses the unbiased variance (divide by count - 1), as PyTorch")
+assert np.allclose(_bn.running_mean, 0.5 * _x.mean(axis=(0, 2, 3)), atol=1e-5), (
+    "momentum weighs the new batch")
 _state = _bn.state_dict()
-assert list(_state) == ["weight", "bias", "running_mean", "running_var"] and len(_bn.parameters()) == 2, \
-    "the running statistics are buffers: in state_dict(), never in parameters()"
-assert np.allclose(_state["running_var"], _bn.running_var) and _bn.running_var.dtype == np.float32
+assert list(_state) == ["weight", "bias", "running_mean", "running_var"], (
+    f"state_dict() keys: expected weight, bias, running_mean, running_var, got {list(_state)}")
+assert len(_bn.parameters()) == 2, (
+    "the running statistics are buffers: in state_dict(), never in parameters()")
+from tinytorch.testing import assert_close, assert_untouched, check_graph
+
+# Channels of very different scales (1e-3, 1, 1e3: eps matters for the small one), tall and
+# wide images, a batch of one image, eps not the default, float32 and float64 inputs; two
+# training steps (the running averages build on what they held), then evaluation.
+_SCALES = np.array([1e-3, 1.0, 1e3]).reshape(1, 3, 1, 1)
+for _shape, _eps in [((3, 3, 5, 2), 1e-5), ((2, 3, 2, 6), 0.1), ((1, 3, 4, 3), 1e-3)]:
+    for _dtype in map(np.dtype, ("float32", "float64")):
+        _case = f"BatchNorm2d(3, eps={_eps}, momentum=0.3) on {_shape} {_dtype}"
+        _layer = BatchNorm2d(3, eps=_eps, momentum=0.3)
+        _mean, _var = np.zeros(3), np.ones(3)
+        for _step in (1, 2):
+            _v = ((_r.standard_normal(_shape) + 0.5) * _SCALES).astype(_dtype)
+            _out = assert_untouched(_layer, Tensor(_v, dtype=_dtype))
+            _v = _v.astype(np.float64)
+            _m, _s2 = _v.mean(axis=(0, 2, 3)), _v.var(axis=(0, 2, 3))
+            _want = (_v - _m.reshape(1, 3, 1, 1)) / np.sqrt(_s2.reshape(1, 3, 1, 1) + _eps)
+            assert _out.dtype == _dtype, f"{_case}: the output is {_out.dtype}"
+            assert_close(_out, _want, what=f"{_case}, training step {_step}: the output "
+                         "(x - batch mean) / sqrt(batch variance + eps)")
+            _count = _v.size // 3
+            _mean = 0.7 * _mean + 0.3 * _m
+            _var = 0.7 * _var + 0.3 * _s2 * _count / max(_count - 1, 1)
+            for _name, _buffer, _expected in (("running_mean", _layer.running_mean, _mean),
+                                              ("running_var", _layer.running_var, _var)):
+                assert _buffer.dtype == np.float32, (
+                    f"{_case}: {_name} became {_buffer.dtype}; the buffers stay float32 "
+                    "(cast the new average to the buffer's dtype)")
+                assert_close(_buffer, _expected, what=f"{_case}, after training step {_step}: "
+                             f"{_name} = 0.7 * its previous value + 0.3 * the batch's")
+        # evaluation: the running statistics, eps inside the root, and no update
+        _rm, _rv = np.float32([0.5, -1.0, 2.0]), np.float32([1e-6, 1.0, 1e6])
+        _layer.running_mean, _layer.running_var = _rm.copy(), _rv.copy()
+        _layer.eval()
+        _v = ((_r.standard_normal(_shape) + 0.5) * _SCALES).astype(_dtype)
+        _out = assert_untouched(_layer, Tensor(_v, dtype=_dtype))
+        _want = ((_v.astype(np.float64) - _rm.astype(np.float64).reshape(1, 3, 1, 1))
+                 / np.sqrt(_rv.astype(np.float64).reshape(1, 3, 1, 1) + _eps))
+        assert _out.dtype == _dtype, f"{_case} in eval mode: the output is {_out.dtype}"
+        assert_close(_out, _want, dtype=np.float32,       # the statistics are float32
+                     what=f"{_case} in eval mode, running_var [1e-6, 1, 1e6]: "
+                     "(x - running_mean) / sqrt(running_var + eps)")
+        assert np.array_equal(_layer.running_mean, _rm) and np.array_equal(
+            _layer.running_var, _rv), (
+            f"{_case}: evaluation changed the running statistics; only training updates them")
+        # the graph reaches x in evaluation too (a model in eval mode can still be
+        # differentiated, e.g. for the gradient of its input)
+        check_graph(_layer, [_v.astype(np.float64)], name=f"{_case} in eval mode")
+check_graph(lambda x, g, b: _bn_train(x, g, b),
+            [_r.standard_normal((3, 2, 2, 5)), [1.5, -0.5], [0.1, -0.2]],
+            name="BatchNorm2d(2) in training on (3, 2, 2, 5), weight [1.5, -0.5]")
+# one value per channel: nothing to correct, the unbiased estimate must not divide by 0
+_layer = BatchNorm2d(2, momentum=0.5)
+_layer(Tensor(np.array([3.0, -1.0]).reshape(1, 2, 1, 1)))
+assert np.allclose(_layer.running_var, 0.5), (
+    f"a batch of one 1x1 image (one value per channel): running_var should be 0.5 * 1 + 0.5 * "
+    f"0 = 0.5, got {_layer.running_var}. Divide by max(count - 1, 1), not count - 1.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
