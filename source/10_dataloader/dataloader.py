@@ -53,22 +53,25 @@ print(f"batching is {per_sample / batched:.0f}x faster here")
 # the data is an array, `x[indices]` takes a whole batch in one NumPy call:
 
 # %%
-images = _rng.integers(0, 256, (10_000, 3, 32, 32), dtype=np.uint8)   # like CIFAR-10, in memory
+images = _rng.integers(0, 256, (10_000, 3, 32, 32), dtype=np.uint8)   # like CIFAR-10
 order = _rng.permutation(len(images))
 
 
 def per_sample_batches():
-    return [np.stack([images[i] for i in order[s:s + 64]]) for s in range(0, len(order), 64)]
+    starts = range(0, len(order), 64)
+    return [np.stack([images[i] for i in order[s:s + 64]]) for s in starts]
 
 
 def indexed_batches():
     return [images[order[s:s + 64]] for s in range(0, len(order), 64)]
 
 
-for name, make in (("per sample, then np.stack", per_sample_batches), ("one index array per batch", indexed_batches)):
+for name, make in (("per sample, then np.stack", per_sample_batches),
+                   ("one index array per batch", indexed_batches)):
     start = time.perf_counter()
     make()
-    print(f"{name:26}: {1000 * (time.perf_counter() - start):6.1f} ms for one epoch of batches")
+    ms = 1000 * (time.perf_counter() - start)
+    print(f"{name:26}: {ms:6.1f} ms for one epoch of batches")
 
 # %% [markdown]
 # For images this large, copying the pixels is most of the work either way, and one index
@@ -142,8 +145,9 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Arrays (or Tensors) of the same length, indexed together: `ds[i] == (a[i], b[i], ...)`.
-    An index array gives a whole batch: `ds[[3, 1]] == (a[[3, 1]], b[[3, 1]], ...)`."""
+    """Arrays (or Tensors) of the same length, indexed together:
+    `ds[i] == (a[i], b[i], ...)`. An index array gives a whole batch:
+    `ds[[3, 1]] == (a[[3, 1]], b[[3, 1]], ...)`."""
 
     def __init__(self, *arrays):
         if not arrays:
@@ -151,14 +155,15 @@ class TensorDataset(Dataset):
         self.arrays = tuple(_as_array(a) for a in arrays)
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
-            raise ValueError(f"TensorDataset: all arrays need the same first dimension, got shapes "
-                             f"{[a.shape for a in self.arrays]}")
+            raise ValueError(f"TensorDataset: all arrays need the same first dimension, "
+                             f"got shapes {[a.shape for a in self.arrays]}")
 
     def __len__(self):
         return len(self.arrays[0])
 
     def __getitem__(self, index):
-        # TODO: return a tuple holding each array indexed by `index` (an int or an index array).
+        # TODO: return a tuple holding each array indexed by `index` (an int or an index
+        #       array).
         ### BEGIN SOLUTION
         return tuple(a[index] for a in self.arrays)
         ### END SOLUTION
@@ -185,7 +190,8 @@ def test_tensor_dataset():
     ds = TensorDataset(x, y)
     assert len(ds) == 10, f"len(TensorDataset(x, y)) should be 10, got {len(ds)}"
     xi, yi = ds[3]
-    assert np.array_equal(xi, x[3]) and yi == 30, f"ds[3] should be (x[3], y[3]) = ({x[3]}, 30), got ({xi}, {yi})"
+    assert np.array_equal(xi, x[3]) and yi == 30, (
+        f"ds[3] should be (x[3], y[3]) = ({x[3]}, 30), got ({xi}, {yi})")
     xb, yb = ds[np.array([4, 1])]
     assert np.array_equal(xb, x[[4, 1]]) and np.array_equal(yb, [40, 10]), (
         f"ds[[4, 1]] should be (x[[4, 1]], y[[4, 1]]), a whole batch; got {xb}, {yb}")
@@ -215,7 +221,9 @@ else:
 # - a list of arrays (or numbers) of the same shape is **stacked** along a new axis 0: B
 #   arrays of shape `(3, 32, 32)` give one Tensor `(B, 3, 32, 32)`;
 # - a list of tuples is collated **field by field**: `[(x0, y0), (x1, y1)]` gives the tuple
-#   `(X, Y)`, with `X = stack([x0, x1])`, `Y = stack([y0, y1])`.
+#   `(X, Y)`, with `X = stack([x0, x1])`, `Y = stack([y0, y1])`; a field that is itself a
+#   tuple is collated the same way, and samples with different numbers of fields are an
+#   error (`ValueError`), not a batch quietly cut to the shortest.
 #
 # The dtype matters. Module 02's Tensor makes everything float32 by default, which is right for
 # inputs but wrong for class labels: a label is an index, and `CrossEntropyLoss` picks the
@@ -231,7 +239,7 @@ else:
 #| export
 #| id: default_collate
 def _to_tensor(array):
-    """An array as a Tensor: integers (and bools) become int64, everything else float32."""
+    """An array as a Tensor: integers (and bools) become int64, all else float32."""
     array = np.asarray(array)
     # TODO: return Tensor(array, dtype=np.int64) when the array holds integers or bools
     #       (array.dtype.kind in "iub"), else Tensor(array) (float32).
@@ -248,10 +256,11 @@ def default_collate(samples):
     if len(samples) == 0:
         raise ValueError("default_collate: cannot collate an empty list of samples")
     first = samples[0]
-    # TODO: if the first sample is a tuple or a list, collate field by field and return a tuple
-    #       (zip(*samples) groups the i-th field of every sample); otherwise stack the samples
-    #       with np.stack (it adds the new axis 0) and turn the result into a Tensor with
-    #       _to_tensor. A Tensor sample counts as its .data.
+    # TODO: if the first sample is a tuple or a list, collate field by field and return a
+    #       tuple (zip(*samples, strict=True) groups the i-th field of every sample, and
+    #       raises ValueError when samples have different lengths); otherwise stack the
+    #       samples with np.stack (it adds the new axis 0) and turn the result into a
+    #       Tensor with _to_tensor. A Tensor sample counts as its .data.
     ### BEGIN SOLUTION
     if isinstance(first, (tuple, list)):
         return tuple(default_collate(list(field)) for field in zip(*samples, strict=True))
@@ -266,12 +275,14 @@ def test_collate():
     assert isinstance(batch, tuple) and len(batch) == 2, (
         f"a list of (x, y) pairs collates to a tuple (X, Y), got {type(batch).__name__}")
     xb, yb = batch
-    assert isinstance(xb, Tensor) and xb.shape == (2, 2) and np.array_equal(xb.data, [[1, 2], [4, 5]]), (
+    assert isinstance(xb, Tensor) and xb.shape == (2, 2), (
+        f"X should be a Tensor of shape (2, 2), the inputs stacked; got {xb!r}")
+    assert np.array_equal(xb.data, [[1, 2], [4, 5]]), (
         f"X should be the inputs stacked along a new axis 0, [[1, 2], [4, 5]]; got {xb}")
     assert np.array_equal(yb.data, [3, 6]), f"Y should be [3, 6], got {yb}"
     assert yb.dtype == np.int64, (
-        f"integer labels must stay integers (int64), got {yb.dtype}. Hint: Tensor(array) makes "
-        "float32; pass dtype=np.int64 for integer arrays.")
+        f"integer labels must stay integers (int64), got {yb.dtype}. Hint: Tensor(array) "
+        "makes float32; pass dtype=np.int64 for integer arrays.")
     assert xb.dtype == np.float32, f"float inputs become float32, got {xb.dtype}"
 
 test_collate()
@@ -325,19 +336,25 @@ assert default_collate([(np.zeros(1), True)])[1].dtype == np.int64, "bools count
 # %%
 #| export
 class DataLoader:
-    """Iterate over a Dataset in batches: `for x, y in DataLoader(ds, batch_size=64, shuffle=True, seed=0)`.
+    """Iterate over a Dataset in batches:
+    `for x, y in DataLoader(ds, batch_size=64, shuffle=True, seed=0)`.
 
     Each iteration is one epoch; with `shuffle` each epoch has a new order drawn from the
-    loader's generator (`generator`, else `np.random.default_rng(seed)`), so a seed reproduces
-    the whole sequence of epochs. `transform(array)` is applied to each batch's inputs."""
+    loader's generator (`generator`, else `np.random.default_rng(seed)`), so a seed
+    reproduces the whole sequence of epochs. `transform(array)` is applied to each batch's
+    inputs."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
                  generator=None, collate_fn=default_collate, transform=None):
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        whole = not isinstance(batch_size, bool) and int(batch_size) == batch_size
+        if not whole or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, "
+                             f"got {batch_size!r}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
         self.collate_fn, self.transform = collate_fn, transform
 
     def __len__(self):
@@ -351,12 +368,14 @@ class DataLoader:
     def batch_order(self):
         """One epoch's batches of indices: a list of index arrays."""
         n = len(self.dataset)
-        # TODO: the order is self.generator.permutation(n) when shuffling, else np.arange(n);
-        #       cut it into consecutive slices of batch_size, and leave out the last one when
-        #       drop_last and it is smaller than batch_size. Return the first len(self) slices.
+        # TODO: the order is self.generator.permutation(n) when shuffling, else
+        #       np.arange(n); cut it into consecutive slices of batch_size, and leave out
+        #       the last one when drop_last and it is smaller than batch_size. Return the
+        #       first len(self) slices.
         ### BEGIN SOLUTION
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        return [order[start:start + self.batch_size] for start in range(0, n, self.batch_size)][:len(self)]
+        starts = range(0, n, self.batch_size)
+        return [order[start:start + self.batch_size] for start in starts][:len(self)]
         ### END SOLUTION
 
     def _fetch(self, indices):
@@ -380,7 +399,8 @@ class DataLoader:
 
     def __repr__(self):
         return (f"DataLoader({len(self.dataset)} examples, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, {len(self)} batches)")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, "
+                f"{len(self)} batches)")
 
 # %%
 #| test: batching (2 points)
@@ -389,12 +409,13 @@ def test_batching():
     loader = DataLoader(TensorDataset(x, y), batch_size=4)
     batches = list(loader)
     assert len(loader) == 3 and len(batches) == 3, (
-        f"10 examples in batches of 4 make 3 batches (4, 4, 2); len(loader) = {len(loader)}, "
-        f"iterating gave {len(batches)}")
+        f"10 examples in batches of 4 make 3 batches (4, 4, 2); len(loader) = "
+        f"{len(loader)}, iterating gave {len(batches)}")
     assert [b[0].shape for b in batches] == [(4, 2), (4, 2), (2, 2)], (
         f"batch shapes should be (4, 2), (4, 2), (2, 2): the last one is smaller; got "
         f"{[b[0].shape for b in batches]}")
-    assert np.array_equal(batches[1][0].data, x[4:8]) and np.array_equal(batches[1][1].data, y[4:8]), (
+    xb, yb = batches[1]
+    assert np.array_equal(xb.data, x[4:8]) and np.array_equal(yb.data, y[4:8]), (
         "without shuffle the second batch is x[4:8], y[4:8]")
 
 test_batching()
@@ -434,8 +455,10 @@ def test_drop_last():
     loader = DataLoader(TensorDataset(x, y), batch_size=4, drop_last=True)
     shapes = [b[0].shape for b in loader]
     assert shapes == [(4, 2), (4, 2)], (
-        f"drop_last=True drops the smaller last batch: expected two batches of 4, got {shapes}")
-    assert len(loader) == 2, f"len(loader) must agree with the iteration: 2, got {len(loader)}"
+        f"drop_last=True drops the smaller last batch: expected two batches of 4, "
+        f"got {shapes}")
+    assert len(loader) == 2, (
+        f"len(loader) must agree with the iteration: 2, got {len(loader)}")
 
 test_drop_last()
 ### BEGIN HIDDEN TESTS
@@ -451,12 +474,16 @@ assert all(len(b[0]) == 4 for b in _l), "drop_last with shuffle: every batch is 
 #| test: shuffle (2 points)
 def test_shuffle():
     data = TensorDataset(np.arange(10))
-    epoch = np.concatenate([b[0].data for b in DataLoader(data, batch_size=4, shuffle=True, seed=0)])
+    loader = DataLoader(data, batch_size=4, shuffle=True, seed=0)
+    epoch = np.concatenate([b[0].data for b in loader])
     assert sorted(epoch.tolist()) == list(range(10)), (
         f"a shuffled epoch holds every example exactly once; got {epoch.tolist()}")
-    assert epoch.tolist() != list(range(10)), "shuffle=True should change the order (generator.permutation)"
-    again = np.concatenate([b[0].data for b in DataLoader(data, batch_size=4, shuffle=True, seed=0)])
-    assert np.array_equal(epoch, again), f"the same seed gives the same order: {epoch} vs {again}"
+    assert epoch.tolist() != list(range(10)), (
+        "shuffle=True should change the order (generator.permutation)")
+    loader = DataLoader(data, batch_size=4, shuffle=True, seed=0)
+    again = np.concatenate([b[0].data for b in loader])
+    assert np.array_equal(epoch, again), (
+        f"the same seed gives the same order: {epoch} vs {again}")
 
 test_shuffle()
 ### BEGIN HIDDEN TESTS
@@ -524,8 +551,8 @@ def _batched(transform):
         if x.ndim == 3:
             return transform(self, x[None])[0]
         if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__}: expected images (N, C, H, W) or (C, H, W), "
-                             f"got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__}: expected images (N, C, H, W) or "
+                             f"(C, H, W), got shape {x.shape}")
         return transform(self, x)
     return apply
 
@@ -548,35 +575,39 @@ class Normalize:
         ### END SOLUTION
 
     def __repr__(self):
-        return f"Normalize(mean={self.mean.ravel().tolist()}, std={self.std.ravel().tolist()})"
+        mean, std = self.mean.ravel().tolist(), self.std.ravel().tolist()
+        return f"Normalize(mean={mean}, std={std})"
 
 
 class RandomCrop:
-    """Pad height and width by `padding` zeros, then cut a `size` x `size` window at a random
-    offset, drawn per image."""
+    """Pad height and width by `padding` zeros, then cut a `size` x `size` window at a
+    random offset, drawn per image."""
 
     def __init__(self, size, padding=0, seed=None, generator=None):
         self.size, self.padding = int(size), int(padding)
         if self.size < 1 or self.padding < 0:
-            raise ValueError(f"RandomCrop: size must be >= 1 and padding >= 0, got {size}, {padding}")
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+            raise ValueError(f"RandomCrop: size must be >= 1 and padding >= 0, "
+                             f"got {size}, {padding}")
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
 
     @_batched
     def __call__(self, x):
         n, _, height, width = x.shape
         p, s = self.padding, self.size
         if s > height + 2 * p or s > width + 2 * p:
-            raise ValueError(f"RandomCrop: a {s}x{s} crop does not fit a {height}x{width} image "
-                             f"padded by {p}")
-        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))            # (N, C, H+2p, W+2p)
-        # TODO: draw one offset per image, dy in 0..height + 2p - s and dx in 0..width + 2p - s
-        #       (both ends included), and return the (N, C, s, s) windows
-        #       padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s].
+            raise ValueError(f"RandomCrop: a {s}x{s} crop does not fit a "
+                             f"{height}x{width} image padded by {p}")
+        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))        # (N, C, H+2p, W+2p)
+        # TODO: draw one offset per image, dy in 0..height + 2p - s and dx in
+        #       0..width + 2p - s (both ends included), and return the (N, C, s, s)
+        #       windows padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s].
         ### BEGIN SOLUTION
         dy = self.generator.integers(0, height + 2 * p - s + 1, size=n)
         dx = self.generator.integers(0, width + 2 * p - s + 1, size=n)
-        windows = sliding_window_view(padded, (s, s), axis=(2, 3))        # (N, C, H', W', s, s), a view
-        return windows[np.arange(n), :, dy, dx]                            # (N, C, s, s), one copy
+        windows = sliding_window_view(padded, (s, s), axis=(2, 3))  # N, C, H', W', s, s
+        return windows[np.arange(n), :, dy, dx]                 # (N, C, s, s), one copy
         ### END SOLUTION
 
     def __repr__(self):
@@ -590,13 +621,15 @@ class RandomHorizontalFlip:
         if not 0 <= p <= 1:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = p
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
 
     @_batched
     def __call__(self, x):
-        # TODO: draw one uniform number per image (self.generator.random(len(x))); the images
-        #       where it is below p are reversed along the last axis (width); return a new
-        #       array, x itself unchanged.
+        # TODO: draw one uniform number per image (self.generator.random(len(x))); the
+        #       images where it is below p are reversed along the last axis (width);
+        #       return a new array, x itself unchanged.
         ### BEGIN SOLUTION
         flip = self.generator.random(len(x)) < self.p
         out = x.copy()
@@ -609,7 +642,8 @@ class RandomHorizontalFlip:
 
 
 class Compose:
-    """Apply transforms in order: `Compose([RandomCrop(32, 4), RandomHorizontalFlip()])`."""
+    """Apply transforms in order:
+    `Compose([RandomCrop(32, 4), RandomHorizontalFlip()])`."""
 
     def __init__(self, transforms):
         self.transforms = list(transforms)
@@ -627,9 +661,11 @@ class Compose:
 def test_normalize():
     x = np.arange(2 * 3 * 2 * 2, dtype=np.uint8).reshape(2, 3, 2, 2)
     out = Normalize(mean=[1.0, 2.0, 3.0], std=[1.0, 2.0, 4.0])(x)
-    want = (x.astype(np.float32) - np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)) / np.array([1.0, 2.0, 4.0]).reshape(3, 1, 1)
+    mean = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)
+    want = (x.astype(np.float32) - mean) / np.array([1.0, 2.0, 4.0]).reshape(3, 1, 1)
     assert out.shape == x.shape and np.allclose(out, want), (
-        f"Normalize subtracts mean[c] and divides by std[c] for channel c (axis -3); got\n{out}\nexpected\n{want}")
+        f"Normalize subtracts mean[c] and divides by std[c] for channel c (axis -3); "
+        f"got\n{out}\nexpected\n{want}")
     assert out.dtype == np.float32, f"Normalize returns float32, got {out.dtype}"
 
 test_normalize()
@@ -646,16 +682,21 @@ assert np.allclose(Normalize(0.5, 0.5)(np.full((1, 1, 2, 2), 255, np.uint8)), 50
 def test_random_crop():
     x = np.arange(1, 2 * 3 * 6 * 6 + 1, dtype=np.float32).reshape(2, 3, 6, 6)
     out = RandomCrop(6, padding=2, seed=0)(x)
-    assert out.shape == x.shape, f"RandomCrop(6, padding=2) keeps the shape (2, 3, 6, 6), got {out.shape}"
+    assert out.shape == x.shape, (
+        f"RandomCrop(6, padding=2) keeps the shape (2, 3, 6, 6), got {out.shape}")
     same = RandomCrop(6, padding=0, seed=0)(x)
-    assert np.array_equal(same, x), "with padding 0 and size == the image size, the crop is the image"
+    assert np.array_equal(same, x), (
+        "with padding 0 and size == the image size, the crop is the image")
     # every crop is a shifted copy of its image, zeros where it came from outside
-    for shift in RandomCrop(4, padding=1, seed=1)(x[:1]), RandomCrop(4, padding=1, seed=2)(x[:1]):
-        assert shift.shape == (1, 3, 4, 4), f"a crop of size 4 is (1, 3, 4, 4), got {shift.shape}"
+    for seed in (1, 2):
+        shift = RandomCrop(4, padding=1, seed=seed)(x[:1])
+        assert shift.shape == (1, 3, 4, 4), (
+            f"a crop of size 4 is (1, 3, 4, 4), got {shift.shape}")
         padded = np.pad(x[:1], ((0, 0), (0, 0), (1, 1), (1, 1)))
         windows = [padded[..., i:i + 4, j:j + 4] for i in range(5) for j in range(5)]
         assert any(np.array_equal(shift, w) for w in windows), (
-            "a crop must be one 4x4 window of the zero-padded image (all channels shifted the same)")
+            "a crop must be one 4x4 window of the zero-padded image (all channels "
+            "shifted the same)")
 
 test_random_crop()
 ### BEGIN HIDDEN TESTS
@@ -679,7 +720,8 @@ def test_horizontal_flip():
     x = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3)
     assert np.array_equal(RandomHorizontalFlip(p=1.0)(x), x[..., ::-1]), (
         "p=1 mirrors every image left to right: the last axis (width) reversed")
-    assert np.array_equal(RandomHorizontalFlip(p=0.0)(x), x), "p=0 leaves every image as it is"
+    assert np.array_equal(RandomHorizontalFlip(p=0.0)(x), x), (
+        "p=0 leaves every image as it is")
 
 test_horizontal_flip()
 ### BEGIN HIDDEN TESTS
@@ -731,8 +773,8 @@ runs = (("one example at a time", OneAtATime(pixels, labels), None),
 for name, dataset, transform in runs:
     loader = DataLoader(dataset, batch_size=64, shuffle=True, seed=0, transform=transform)
     ms, xb, yb = epoch_ms(loader)
-    print(f"{name:26}: {ms:6.1f} ms per epoch, {len(loader)} batches of {tuple(xb.shape[1:])} "
-          f"{xb.dtype}, labels {yb.dtype}")
+    print(f"{name:26}: {ms:6.1f} ms per epoch, {len(loader)} batches of "
+          f"{tuple(xb.shape[1:])} {xb.dtype}, labels {yb.dtype}")
 
 # %% [markdown]
 # With CIFAR-10 on disk, the milestone's pipeline is four lines:
@@ -764,9 +806,12 @@ def test_pipeline():
     loader = DataLoader(TensorDataset(x, y), batch_size=5, transform=Compose([
         RandomHorizontalFlip(p=1.0), Normalize([0.0] * 3, [255.0] * 3)]))
     xb, yb = next(iter(loader))
-    assert xb.shape == (5, 3, 8, 8) and xb.dtype == np.float32, f"got {xb.shape} {xb.dtype}"
-    assert np.allclose(xb.data, x[:5, :, :, ::-1] / 255.0), "the transform applies to each batch's inputs"
-    assert np.array_equal(yb.data, y[:5]) and yb.dtype == np.int64, "labels are left alone"
+    assert xb.shape == (5, 3, 8, 8) and xb.dtype == np.float32, (
+        f"the first batch: expected (5, 3, 8, 8) float32, got {xb.shape} {xb.dtype}")
+    assert np.allclose(xb.data, x[:5, :, :, ::-1] / 255.0), (
+        "the transform applies to each batch's inputs")
+    assert np.array_equal(yb.data, y[:5]) and yb.dtype == np.int64, (
+        "labels are left alone")
 
 test_pipeline()
 ### BEGIN HIDDEN TESTS
