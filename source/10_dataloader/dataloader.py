@@ -198,17 +198,19 @@ def test_tensor_dataset():
 
 test_tensor_dataset()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_raises
+
 _ds = TensorDataset(Tensor([[1.0, 2.0], [3.0, 4.0]]))
-assert isinstance(_ds[1], tuple) and len(_ds[1]) == 1 and np.array_equal(_ds[1][0], [3, 4]), \
-    "one array gives 1-tuples; Tensors are stored as arrays"
+_item = _ds[1]
+assert isinstance(_item, tuple) and len(_item) == 1, (
+    f"TensorDataset(one Tensor)[1] should be a 1-tuple, got {_item!r}")
+assert np.array_equal(_item[0], [3, 4]), (
+    f"TensorDataset(one Tensor)[1] should be the 1-tuple (array([3, 4]),), got "
+    f"{_item!r}: one array gives 1-tuples, and Tensors are stored as arrays")
 _a, _b, _c = TensorDataset(np.zeros((5, 3)), np.ones(5), np.arange(5))[2:4]
-assert _a.shape == (2, 3) and _b.shape == (2,) and _c.tolist() == [2, 3], "slices work too"
-try:
-    TensorDataset(np.zeros(4), np.zeros(5))
-except ValueError:
-    pass
-else:
-    raise AssertionError("arrays of different lengths must raise ValueError")
+assert _a.shape == (2, 3) and _b.shape == (2,) and _c.tolist() == [2, 3], (
+    "TensorDataset(three arrays)[2:4]: a slice indexes every array the same way")
+assert_raises(ValueError, TensorDataset, np.zeros(4), np.zeros(5))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -287,16 +289,43 @@ def test_collate():
 
 test_collate()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_raises
+
 _x = default_collate([np.zeros((3, 4, 4), np.uint8)] * 5)
-assert isinstance(_x, Tensor) and _x.shape == (5, 3, 4, 4) and _x.dtype == np.int64, \
-    "plain arrays stack into one Tensor; integer pixels stay integer"
+assert isinstance(_x, Tensor) and _x.shape == (5, 3, 4, 4) and _x.dtype == np.int64, (
+    f"five uint8 (3, 4, 4) arrays should stack into one int64 Tensor (5, 3, 4, 4), got "
+    f"{_x!r}: plain arrays stack into one Tensor; integer pixels stay integer")
 _x = default_collate([np.float64(0.5), np.float64(1.5)])
-assert _x.dtype == np.float32 and _x.shape == (2,), "float64 numbers become a float32 Tensor"
-_x, _y, _z = default_collate([(np.ones(2), np.int32(1), 0.5), (np.zeros(2), np.int32(2), 1.5)])
-assert _y.dtype == np.int64 and _z.dtype == np.float32 and _x.shape == (2, 2), "three fields collate each"
+assert isinstance(_x, Tensor) and _x.dtype == np.float32 and _x.shape == (2,), (
+    "float64 numbers become a float32 Tensor of shape (2,)")
+_x, _y, _z = default_collate([(np.ones(2), np.int32(1), 0.5),
+                              (np.zeros(2), np.int32(2), 1.5)])
+assert _y.dtype == np.int64 and _z.dtype == np.float32 and _x.shape == (2, 2), (
+    "three fields collate each: int32 labels to int64, Python floats to float32")
 _x, _y = default_collate([[Tensor([1.0, 2.0]), 1]])
-assert _x.shape == (1, 2) and _y.data.tolist() == [1], "lists collate like tuples; Tensors count as arrays"
-assert default_collate([(np.zeros(1), True)])[1].dtype == np.int64, "bools count as integers"
+assert _x.shape == (1, 2) and _y.data.tolist() == [1], (
+    "lists collate like tuples; Tensors count as arrays")
+assert default_collate([(np.zeros(1), True)])[1].dtype == np.int64, (
+    "bools count as integers")
+# every field of every batch is a Tensor: what the model and the loss take
+for _field in default_collate([(np.ones(2), 3, np.uint8(4)),
+                               (np.zeros(2), 5, np.uint8(6))]):
+    assert isinstance(_field, Tensor), (
+        f"every field of a collated batch must be a Tensor, got {type(_field).__name__} "
+        f"holding {_field!r}: build integer batches with Tensor(array, dtype=np.int64)")
+# a field that is itself a tuple is collated the same way, recursively
+_batch = default_collate([(np.ones(2), (1, 0.5)), (np.zeros(2), (2, 1.5))])
+assert isinstance(_batch, tuple) and len(_batch) == 2 and isinstance(_batch[1], tuple), (
+    f"[(x, (a, b)), ...] should collate to (X, (A, B)), got {_batch!r}: collate each "
+    "field with default_collate itself, so nested tuples are followed too")
+assert _batch[1][0].dtype == np.int64 and _batch[1][0].data.tolist() == [1, 2], (
+    f"the nested integer field should be the int64 Tensor [1, 2], got {_batch[1][0]!r}")
+assert _batch[1][1].dtype == np.float32 and _batch[1][1].data.tolist() == [0.5, 1.5], (
+    f"the nested float field should be the float32 Tensor [0.5, 1.5], "
+    f"got {_batch[1][1]!r}")
+# samples with different numbers of fields are an error, not a batch cut to the shortest
+assert_raises(ValueError, default_collate, [(np.ones(2), 1), (np.zeros(2),)])
+assert_raises(ValueError, default_collate, [(np.ones(2),), (np.zeros(2), 1)])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -423,14 +452,23 @@ test_batching()
 _x = np.random.default_rng(3).standard_normal((103, 3, 2, 2)).astype(np.float32)
 _y = np.arange(103) % 7
 for _bs in (1, 10, 103, 200):
-    _batches = list(DataLoader(TensorDataset(_x, _y), batch_size=_bs))
-    assert len(_batches) == math.ceil(103 / _bs) == len(DataLoader(TensorDataset(_x, _y), batch_size=_bs))
+    _loader = DataLoader(TensorDataset(_x, _y), batch_size=_bs)
+    _batches = list(_loader)
+    assert len(_batches) == math.ceil(103 / _bs) == len(_loader), (
+        f"103 examples, batch_size={_bs}: {math.ceil(103 / _bs)} batches, got "
+        f"{len(_batches)} from iterating and {len(_loader)} from len()")
     for _k, (_xb, _yb) in enumerate(_batches):
-        assert np.array_equal(_xb.data, _x[_k * _bs:(_k + 1) * _bs]), "the loader equals manual slicing"
-        assert np.array_equal(_yb.data, _y[_k * _bs:(_k + 1) * _bs]) and _yb.dtype == np.int64
+        assert isinstance(_xb, Tensor) and isinstance(_yb, Tensor), (
+            f"batch {_k} (batch_size={_bs}): every field must be a Tensor, got "
+            f"{type(_xb).__name__} and {type(_yb).__name__}")
+        assert np.array_equal(_xb.data, _x[_k * _bs:(_k + 1) * _bs]), (
+            f"batch {_k} (batch_size={_bs}): the loader must equal manual slicing")
+        _want = _y[_k * _bs:(_k + 1) * _bs]
+        assert np.array_equal(_yb.data, _want) and _yb.dtype == np.int64, (
+            f"batch {_k} (batch_size={_bs}): the labels, int64, as sliced")
 
 
-class _OneAtATime(Dataset):                        # the same arrays, one example at a time
+class _OneAtATime(Dataset):                  # the same arrays, one example at a time
     def __len__(self):
         return len(_x)
 
@@ -440,12 +478,22 @@ class _OneAtATime(Dataset):                        # the same arrays, one exampl
 
 _ds = _OneAtATime()
 _slow = list(DataLoader(_ds, batch_size=10))
-assert len(_slow) == 11 and all(np.array_equal(a[0].data, b[0].data) and np.array_equal(a[1].data, b[1].data)
-                                for a, b in zip(_slow, DataLoader(TensorDataset(_x, _y), batch_size=10))), \
-    "a plain Dataset gives the same batches as the TensorDataset fast path"
+_fast = list(DataLoader(TensorDataset(_x, _y), batch_size=10))
+assert len(_slow) == 11, f"103 examples in batches of 10: 11 batches, got {len(_slow)}"
+for _k, (_a, _b) in enumerate(zip(_slow, _fast)):
+    assert all(isinstance(_t, Tensor) for _t in _a), (
+        f"collated batch {_k}: every field must be a Tensor, got "
+        f"{[type(t).__name__ for t in _a]}")
+    assert all(np.array_equal(_s.data, _f.data) and _s.dtype == _f.dtype
+               for _s, _f in zip(_a, _b)), (
+        f"batch {_k}: a plain Dataset must give the same batches (values and dtypes) as "
+        "the TensorDataset fast path")
 _seen = []
-assert len(list(DataLoader(_ds, batch_size=4, collate_fn=lambda s: _seen.append(len(s)) or len(s)))) == 26
-assert _seen == [4] * 25 + [3], "collate_fn receives each batch's list of examples"
+_loader = DataLoader(_ds, batch_size=4,
+                     collate_fn=lambda s: _seen.append(len(s)) or len(s))
+assert len(list(_loader)) == 26 and _seen == [4] * 25 + [3], (
+    f"collate_fn receives each batch's list of examples: sizes [4] * 25 + [3], "
+    f"got {_seen}")
 ### END HIDDEN TESTS
 
 # %%
@@ -462,12 +510,24 @@ def test_drop_last():
 
 test_drop_last()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_every_example_appears
+
 for _n, _bs, _want in ((12, 4, 3), (11, 4, 2), (3, 4, 0), (0, 2, 0), (9, 1, 9)):
     _l = DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs, drop_last=True)
-    assert len(_l) == _want == len(list(_l)), f"n={_n}, batch_size={_bs}, drop_last: {_want} batches"
-    assert len(DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs)) == math.ceil(_n / _bs)
-_l = DataLoader(TensorDataset(np.arange(11)), batch_size=4, drop_last=True, shuffle=True, seed=0)
-assert all(len(b[0]) == 4 for b in _l), "drop_last with shuffle: every batch is full"
+    assert len(_l) == _want == len(list(_l)), (
+        f"n={_n}, batch_size={_bs}, drop_last: {_want} batches, got len {len(_l)} and "
+        f"{len(list(_l))} from iterating")
+    _l = DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs)
+    assert len(_l) == math.ceil(_n / _bs), (
+        f"n={_n}, batch_size={_bs}: ceil(n / batch_size) batches, got {len(_l)}")
+# drop_last with shuffle: every batch is full, no example twice in an epoch, and over a few
+# epochs every example appears (the dropped ones change, since the order is drawn first)
+for _n, _bs, _seed in ((11, 4, 0), (11, 3, 1), (20, 6, 2)):
+    _l = DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs, drop_last=True,
+                    shuffle=True, seed=_seed)
+    assert all(len(b[0]) == _bs for b in _l), (
+        f"n={_n}, batch_size={_bs}, drop_last with shuffle: every batch is full")
+    assert_every_example_appears(_l, _n, epochs=12)
 ### END HIDDEN TESTS
 
 # %%
@@ -487,6 +547,8 @@ def test_shuffle():
 
 test_shuffle()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_every_example_appears
+
 _data = TensorDataset(np.arange(50))
 
 
@@ -495,14 +557,20 @@ def _epochs(loader, k=3):
 
 
 _e = _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=1))
-assert _e[0] != _e[1] and _e[1] != _e[2], "each epoch draws a new order from the same generator"
-assert _e == _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=1)), "a seed reproduces every epoch"
-assert _e[0] != _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=2), 1)[0], "another seed, another order"
-assert _e[0] == np.random.default_rng(1).permutation(50).tolist(), "the order is generator.permutation(n)"
+assert _e[0] != _e[1] and _e[1] != _e[2], (
+    "each epoch draws a new order from the same generator (made once, in __init__)")
+assert _e == _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=1)), (
+    "a seed reproduces every epoch")
+assert _e[0] != _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=2), 1)[0], (
+    "another seed, another order")
+assert _e[0] == np.random.default_rng(1).permutation(50).tolist(), (
+    "the order is generator.permutation(n)")
 _g = np.random.default_rng(9)
 assert _epochs(DataLoader(_data, batch_size=50, shuffle=True, generator=_g), 1)[0] == \
     np.random.default_rng(9).permutation(50).tolist(), "a generator given is used"
-assert _epochs(DataLoader(_data, batch_size=8, seed=1), 2) == [list(range(50))] * 2, "no shuffle: in order"
+assert _epochs(DataLoader(_data, batch_size=8, seed=1), 2) == [list(range(50))] * 2, (
+    "no shuffle: in order")
+assert_every_example_appears(DataLoader(_data, batch_size=7, shuffle=True, seed=3), 50, 2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -670,11 +738,23 @@ def test_normalize():
 
 test_normalize()
 ### BEGIN HIDDEN TESTS
-_x = np.random.default_rng(0).random((4, 3, 5, 5)).astype(np.float32)
+from tinytorch.testing import assert_untouched
+
+_x = np.random.default_rng(0).random((4, 3, 5, 7)).astype(np.float32)
 _m, _s = np.array([0.4914, 0.4822, 0.4465]), np.array([0.247, 0.243, 0.261])
-assert np.allclose(Normalize(_m, _s)(_x), (_x - _m[:, None, None]) / _s[:, None, None], atol=1e-6)
-assert np.allclose(Normalize(_m, _s)(_x[0]), Normalize(_m, _s)(_x)[0], atol=1e-6), "a single image works too"
-assert np.allclose(Normalize(0.5, 0.5)(np.full((1, 1, 2, 2), 255, np.uint8)), 509.0), "no uint8 wrap-around"
+_want = (_x - _m[:, None, None]) / _s[:, None, None]
+_out = assert_untouched(Normalize(_m, _s), _x)
+assert np.allclose(_out, _want, atol=1e-6), (
+    "Normalize on a float32 batch (4, 3, 5, 7): (x - mean[c]) / std[c] per channel")
+_one = assert_untouched(Normalize(_m, _s), _x[0])
+assert np.allclose(_one, _want[0], atol=1e-6), "a single (C, H, W) image works too"
+assert np.allclose(Normalize(0.5, 0.5)(np.full((1, 1, 2, 2), 255, np.uint8)), 509.0), (
+    "no uint8 wrap-around: convert to float32 before subtracting")
+for _dtype in (np.uint8, np.int64, np.float32, np.float64):
+    _out = Normalize(_m, _s)((_x * 200).astype(_dtype))
+    assert _out.dtype == np.float32, (
+        f"Normalize of a {np.dtype(_dtype)} batch returned {_out.dtype}; it returns "
+        "float32 whatever comes in")
 ### END HIDDEN TESTS
 
 # %%
@@ -700,18 +780,38 @@ def test_random_crop():
 
 test_random_crop()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_all_outcomes, assert_untouched, non_square_images
+
 _x = np.random.default_rng(0).random((400, 2, 8, 8)).astype(np.float32) + 1
 _out = RandomCrop(8, padding=2, seed=3)(_x)
 _padded = np.pad(_x, ((0, 0), (0, 0), (2, 2), (2, 2)))
 _offsets = set()
 for _k in range(len(_x)):
-    _match = [(i, j) for i in range(5) for j in range(5) if np.array_equal(_out[_k], _padded[_k, :, i:i + 8, j:j + 8])]
+    _match = [(i, j) for i in range(5) for j in range(5)
+              if np.array_equal(_out[_k], _padded[_k, :, i:i + 8, j:j + 8])]
     assert len(_match) == 1, f"image {_k} is not a window of its own padded image"
     _offsets.add(_match[0])
-assert len(_offsets) == 25, f"offsets 0..2*padding, both ends, for each axis: 25 pairs, saw {len(_offsets)}"
-assert np.array_equal(RandomCrop(8, 2, seed=5)(_x), RandomCrop(8, 2, seed=5)(_x)), "a seed reproduces the crops"
+assert len(_offsets) == 25, (
+    f"offsets 0..2*padding, both ends, for each axis: 25 pairs, saw {len(_offsets)}")
+assert np.array_equal(RandomCrop(8, 2, seed=5)(_x), RandomCrop(8, 2, seed=5)(_x)), (
+    "a seed reproduces the crops")
 _one = RandomCrop(4, padding=0, seed=0)(_x[0])
-assert _one.shape == (2, 4, 4), "a single (C, H, W) image works too"
+assert _one.shape == (2, 4, 4), (
+    f"a single (C, H, W) image works too, got shape {_one.shape}")
+# tall and wide images: each axis draws its own offset over its own range
+for _h, _w in ((9, 5), (5, 9)):
+    _image = non_square_images(1, 2, _h, _w)[0] + 1          # each value names its place
+    _padded = np.pad(_image, ((0, 0), (1, 1), (1, 1)))
+    _windows = {f"offset ({i}, {j})": _padded[:, i:i + 4, j:j + 4]
+                for i in range(_h + 2 - 3) for j in range(_w + 2 - 3)}
+    _crop = RandomCrop(4, padding=1, seed=6)
+    assert_all_outcomes(lambda crop=_crop, image=_image: crop(image), _windows,
+                        trials=40 * len(_windows))
+    _batch = non_square_images(3, 2, _h, _w)
+    _out = assert_untouched(RandomCrop(4, padding=1, seed=7), _batch, no_view=True)
+    assert _out.shape == (3, 2, 4, 4), (
+        f"RandomCrop(4, padding=1) of (3, 2, {_h}, {_w}) images: (3, 2, 4, 4), "
+        f"got {_out.shape}")
 ### END HIDDEN TESTS
 
 # %%
@@ -725,15 +825,47 @@ def test_horizontal_flip():
 
 test_horizontal_flip()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_all_outcomes, assert_untouched, non_square_images
+
 _x = np.random.default_rng(0).random((1000, 1, 2, 3))
-_before = _x.copy()
-_out = RandomHorizontalFlip(p=0.3, seed=0)(_x)
-assert np.array_equal(_x, _before), "the input must not change"
+_out = assert_untouched(RandomHorizontalFlip(p=0.3, seed=0), _x, no_view=True)
 _flipped = np.array([np.array_equal(o, i[..., ::-1]) for o, i in zip(_out, _x)])
 _kept = np.array([np.array_equal(o, i) for o, i in zip(_out, _x)])
 assert np.all(_flipped ^ _kept), "each image is either flipped or kept"
-assert 0.25 < _flipped.mean() < 0.35, f"about 30% flipped with p=0.3, got {_flipped.mean():.0%}: one draw per image"
-assert np.array_equal(RandomHorizontalFlip(p=0.5, seed=4)(_x), RandomHorizontalFlip(p=0.5, seed=4)(_x))
+assert 0.25 < _flipped.mean() < 0.35, (
+    f"about 30% flipped with p=0.3, got {_flipped.mean():.0%}: one draw per image")
+assert np.array_equal(RandomHorizontalFlip(p=0.5, seed=4)(_x),
+                      RandomHorizontalFlip(p=0.5, seed=4)(_x)), (
+    "a seed reproduces the flips")
+# whatever is drawn, the result is a new array: never the input itself
+_images = non_square_images(2, 3, 4, 6)
+for _p in (0.0, 1.0):
+    _out = assert_untouched(RandomHorizontalFlip(p=_p, seed=0), _images, no_view=True)
+    _want = _images[..., ::-1] if _p else _images
+    assert np.array_equal(_out, _want), (
+        f"p={_p} on (2, 3, 4, 6) images: {'every' if _p else 'no'} width reversed")
+# an image is flipped when its draw is *below* p: a draw of exactly p keeps it, so p=0
+# never flips (a generator may return 0.0)
+
+
+class _Draws:
+    """A generator stand-in whose uniform draws are all `value`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def random(self, size=None):
+        return np.full(size, self.value)
+
+
+for _p, _draw, _flips in ((0.0, 0.0, False), (0.5, 0.5, False), (0.5, 0.25, True)):
+    _out = RandomHorizontalFlip(p=_p, generator=_Draws(_draw))(_images)
+    assert np.array_equal(_out, _images[..., ::-1] if _flips else _images), (
+        f"p={_p}, every draw {_draw}: the images should be "
+        f"{'flipped' if _flips else 'kept'} (flip where the draw is below p)")
+_flip = RandomHorizontalFlip(p=0.5, seed=5)
+assert_all_outcomes(lambda: _flip(_images[0]),
+                    {"kept": _images[0], "mirrored": _images[0][..., ::-1]}, trials=40)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -818,6 +950,7 @@ test_pipeline()
 _l = DataLoader(OneAtATime(x_demo[:20].reshape(20, 1, 8, 8), y_demo[:20]), batch_size=8,
                 transform=RandomHorizontalFlip(p=1.0))
 _xb, _yb = next(iter(_l))
-assert np.allclose(_xb.data, x_demo[:8].reshape(8, 1, 8, 8)[..., ::-1]) and _yb.dtype == np.int64, \
-    "the transform applies on the collated path too"
+assert np.allclose(_xb.data, x_demo[:8].reshape(8, 1, 8, 8)[..., ::-1]), (
+    "the transform applies on the collated path too")
+assert _yb.dtype == np.int64, f"labels on the collated path: int64, got {_yb.dtype}"
 ### END HIDDEN TESTS
