@@ -178,14 +178,16 @@ def _conv_oracle(x, w, b, s, p):
 # (x shape, kernels, K, stride, padding): tall and wide images, one and several channels,
 # strides that leave rows and columns over
 _r = np.random.default_rng(5)
-for _shape, _c_out, _k, _s, _p in [((2, 3, 5, 4), 2, 2, 1, 0), ((2, 3, 5, 4), 2, 2, 3, 2),
-                                   ((1, 2, 4, 7), 3, 3, 2, 1), ((2, 1, 6, 3), 2, 1, 1, 0)]:
+_CASES = [((2, 3, 5, 4), 2, 2, 1, 0), ((2, 3, 5, 4), 2, 2, 3, 2),
+          ((1, 2, 4, 7), 3, 3, 2, 1), ((2, 1, 6, 3), 2, 1, 1, 0)]
+for _shape, _c_out, _k, _s, _p in _CASES:
     _x, _w = _r.standard_normal(_shape), _r.standard_normal((_c_out, _shape[1], _k, _k))
     for _b in (_r.standard_normal(_c_out), None):
         assert_close(conv2d_naive(_x, _w, _b, stride=_s, padding=_p),
                      _conv_oracle(_x, _w, _b, _s, _p),
-                     what=f"conv2d_naive(x {_shape}, {_c_out} kernels {_k}x{_k}, stride={_s}, "
-                          f"padding={_p}, bias {'None' if _b is None else 'given'})")
+                     what=f"conv2d_naive(x {_shape}, {_c_out} kernels {_k}x{_k}, "
+                          f"stride={_s}, padding={_p}, "
+                          f"bias {'None' if _b is None else 'given'})")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -522,7 +524,8 @@ for _shape, _c_out, _k, _s, _p in _CONV_CASES:
         _w = _r.standard_normal((_c_out, _shape[1], _k, _k)).astype(_dtype)
         for _b in (_r.standard_normal(_c_out).astype(_dtype), None):
             _what = (f"conv2d_forward(x {_shape} {_dtype}, {_c_out} kernels {_k}x{_k}, "
-                     f"stride={_s}, padding={_p}, bias {'None' if _b is None else 'given'})")
+                     f"stride={_s}, padding={_p}, "
+                     f"bias {'None' if _b is None else 'given'})")
             _out = conv2d_forward(_x, _w, _b, _s, _p)
             assert _out.dtype == _dtype, f"{_what} returned {_out.dtype}: keep x's dtype"
             _b64 = None if _b is None else _b.astype(np.float64)
@@ -598,8 +601,10 @@ for _shape, _c_out, _k, _s, _p in [((1, 2, 5, 5), 2, 3, 2, 1), ((2, 1, 6, 5), 2,
     _b = _r.standard_normal(_c_out)
     check_graph(lambda x, w, b, s=_s, p=_p: conv2d(x, w, b, stride=s, padding=p),
                 [_x, _w, _b],
-                oracle_grads=lambda x, w, b, g, s=_s, p=_p: _conv_oracle_grads(x, w, b, s, p, g),
-                name=f"conv2d(x {_shape}, {_c_out} kernels {_k}x{_k}, stride={_s}, padding={_p})")
+                oracle_grads=lambda x, w, b, g, s=_s, p=_p: _conv_oracle_grads(
+                    x, w, b, s, p, g),
+                name=f"conv2d(x {_shape}, {_c_out} kernels {_k}x{_k}, stride={_s}, "
+                     f"padding={_p})")
 check_graph(lambda x, w: conv2d(x, w, None, stride=2, padding=2),
             [_r.standard_normal((1, 1, 5, 5)), _r.standard_normal((2, 1, 3, 3))],
             name="conv2d(x (1, 1, 5, 5), 2 kernels 3x3, no bias, stride=2, padding=2)")
@@ -820,7 +825,8 @@ _x = Tensor(np.arange(16.0).reshape(1, 1, 4, 4) % 5, requires_grad=True)
 _out = max_pool2d(_x, 2, stride=1)
 assert _out.shape == (1, 1, 3, 3)
 _out.sum().backward()
-assert _x.grad.data.sum() == 9, "overlapping windows (stride 1): each of the 9 windows sends 1"
+assert _x.grad.data.sum() == 9, (
+    "overlapping windows (stride 1): each of the 9 windows sends 1")
 from tinytorch.testing import assert_close, assert_untouched, check_graph
 
 # tall and wide images, windows that overlap (stride < K) and leave rows and columns over;
@@ -833,12 +839,13 @@ for _shape, _k, _s in [((2, 3, 7, 5), 2, 2), ((1, 2, 5, 8), 3, 2), ((2, 1, 6, 6)
     _name = f"max_pool2d(x {_shape}, {_k}, stride={_s})"
     for _dtype in ("float32", "float64"):
         assert_close(max_pool2d(Tensor(_v, dtype=_dtype), _k, _s),
-                     _windows[:, :, ::_s, ::_s].max(axis=(-2, -1)), what=f"{_name} {_dtype}")
+                     _windows[:, :, ::_s, ::_s].max(axis=(-2, -1)),
+                     what=f"{_name} {_dtype}")
     check_graph(lambda x, k=_k, s=_s: max_pool2d(x, k, s), [_v], name=_name)
-    # forward and backward leave the input, the incoming gradient and the saved maxima alone
+    # forward and backward leave the input, the incoming gradient and the saved maxima
     _y = assert_untouched(max_pool2d, Tensor(_v, requires_grad=True), _k, _s)
-    assert_untouched(GRADIENTS["maxpool2d"], np.linspace(0.5, 1.5, _y.size).reshape(_y.shape),
-                     *_y._parents, **_y._saved)
+    _g = np.linspace(0.5, 1.5, _y.size).reshape(_y.shape)
+    assert_untouched(GRADIENTS["maxpool2d"], _g, *_y._parents, **_y._saved)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -988,8 +995,10 @@ def test_avg_pool_flatten():
 test_avg_pool_flatten()
 ### BEGIN HIDDEN TESTS
 _r = np.random.default_rng(9)
-assert np.allclose(avg_pool2d(Tensor(np.arange(9.0).reshape(1, 1, 3, 3)), 2, stride=1).data,
-                   [[[[2, 3], [5, 6]]]]), "avg_pool2d(arange(9) 3x3, 2, stride=1)"
+_out = avg_pool2d(Tensor(np.arange(9.0).reshape(1, 1, 3, 3)), 2, stride=1)
+assert np.allclose(_out.data, [[[[2, 3], [5, 6]]]]), (
+    f"avg_pool2d(arange(9) as 3x3, 2, stride=1): expected [[2, 3], [5, 6]], "
+    f"got {_out.data[0, 0].tolist()}")
 from tinytorch.testing import assert_close, assert_dtype_kept, check_graph
 
 # tall and wide images, overlapping windows (stride < K), rows and columns left over
@@ -1000,7 +1009,8 @@ for _shape, _k, _s in [((1, 2, 7, 6), 3, 2), ((2, 3, 5, 8), 2, 2), ((1, 1, 6, 4)
     _name = f"avg_pool2d(x {_shape}, {_k}, stride={_s})"
     for _dtype in ("float32", "float64"):
         assert_close(avg_pool2d(Tensor(_v, dtype=_dtype), _k, _s),
-                     _windows[:, :, ::_s, ::_s].mean(axis=(-2, -1)), what=f"{_name} {_dtype}")
+                     _windows[:, :, ::_s, ::_s].mean(axis=(-2, -1)),
+                     what=f"{_name} {_dtype}")
     check_graph(lambda x, k=_k, s=_s: avg_pool2d(x, k, s), [_v], name=_name)
 
 
@@ -1010,7 +1020,8 @@ def avg_pool2d_3x3_stride2(x):
 
 assert_dtype_kept(avg_pool2d_3x3_stride2, shapes=((2, 3, 7, 5),))
 _flat = Flatten()(Tensor(np.zeros((3, 2, 5, 7))))
-assert _flat.shape == (3, 70), f"Flatten of (3, 2, 5, 7) should be (3, 70), got {_flat.shape}"
+assert _flat.shape == (3, 70), (
+    f"Flatten of (3, 2, 5, 7) should be (3, 70), got {_flat.shape}")
 ### END HIDDEN TESTS
 
 # %%
@@ -1053,13 +1064,15 @@ _r = np.random.default_rng(10)
 _x = _r.standard_normal((4, 2, 3, 3)) * 3 + 1
 _bn = BatchNorm2d(2, momentum=0.5)
 _bn(Tensor(_x))
-assert np.allclose(_bn.running_var, 0.5 + 0.5 * _x.var(axis=(0, 2, 3), ddof=1), atol=1e-4), (
+_want = 0.5 + 0.5 * _x.var(axis=(0, 2, 3), ddof=1)
+assert np.allclose(_bn.running_var, _want, atol=1e-4), (
     "running_var uses the unbiased variance (divide by count - 1), as PyTorch")
 assert np.allclose(_bn.running_mean, 0.5 * _x.mean(axis=(0, 2, 3)), atol=1e-5), (
     "momentum weighs the new batch")
 _state = _bn.state_dict()
 assert list(_state) == ["weight", "bias", "running_mean", "running_var"], (
-    f"state_dict() keys: expected weight, bias, running_mean, running_var, got {list(_state)}")
+    f"state_dict() keys: expected weight, bias, running_mean, running_var, "
+    f"got {list(_state)}")
 assert len(_bn.parameters()) == 2, (
     "the running statistics are buffers: in state_dict(), never in parameters()")
 from tinytorch.testing import assert_close, assert_untouched, check_graph
@@ -1078,20 +1091,22 @@ for _shape, _eps in [((3, 3, 5, 2), 1e-5), ((2, 3, 2, 6), 0.1), ((1, 3, 4, 3), 1
             _out = assert_untouched(_layer, Tensor(_v, dtype=_dtype))
             _v = _v.astype(np.float64)
             _m, _s2 = _v.mean(axis=(0, 2, 3)), _v.var(axis=(0, 2, 3))
-            _want = (_v - _m.reshape(1, 3, 1, 1)) / np.sqrt(_s2.reshape(1, 3, 1, 1) + _eps)
+            _centred = _v - _m.reshape(1, 3, 1, 1)
+            _want = _centred / np.sqrt(_s2.reshape(1, 3, 1, 1) + _eps)
             assert _out.dtype == _dtype, f"{_case}: the output is {_out.dtype}"
             assert_close(_out, _want, what=f"{_case}, training step {_step}: the output "
                          "(x - batch mean) / sqrt(batch variance + eps)")
             _count = _v.size // 3
             _mean = 0.7 * _mean + 0.3 * _m
             _var = 0.7 * _var + 0.3 * _s2 * _count / max(_count - 1, 1)
-            for _name, _buffer, _expected in (("running_mean", _layer.running_mean, _mean),
-                                              ("running_var", _layer.running_var, _var)):
+            for _name, _expected in (("running_mean", _mean), ("running_var", _var)):
+                _buffer = getattr(_layer, _name)
                 assert _buffer.dtype == np.float32, (
                     f"{_case}: {_name} became {_buffer.dtype}; the buffers stay float32 "
                     "(cast the new average to the buffer's dtype)")
-                assert_close(_buffer, _expected, what=f"{_case}, after training step {_step}: "
-                             f"{_name} = 0.7 * its previous value + 0.3 * the batch's")
+                assert_close(_buffer, _expected,
+                             what=f"{_case}, after training step {_step}: {_name} = "
+                                  "0.7 * its previous value + 0.3 * the batch's")
         # evaluation: the running statistics, eps inside the root, and no update
         _rm, _rv = np.float32([0.5, -1.0, 2.0]), np.float32([1e-6, 1.0, 1e6])
         _layer.running_mean, _layer.running_var = _rm.copy(), _rv.copy()
@@ -1106,7 +1121,8 @@ for _shape, _eps in [((3, 3, 5, 2), 1e-5), ((2, 3, 2, 6), 0.1), ((1, 3, 4, 3), 1
                      "(x - running_mean) / sqrt(running_var + eps)")
         assert np.array_equal(_layer.running_mean, _rm) and np.array_equal(
             _layer.running_var, _rv), (
-            f"{_case}: evaluation changed the running statistics; only training updates them")
+            f"{_case}: evaluation changed the running statistics; only training updates "
+            "them")
         # the graph reaches x in evaluation too (a model in eval mode can still be
         # differentiated, e.g. for the gradient of its input)
         check_graph(_layer, [_v.astype(np.float64)], name=f"{_case} in eval mode")
@@ -1117,8 +1133,9 @@ check_graph(lambda x, g, b: _bn_train(x, g, b),
 _layer = BatchNorm2d(2, momentum=0.5)
 _layer(Tensor(np.array([3.0, -1.0]).reshape(1, 2, 1, 1)))
 assert np.allclose(_layer.running_var, 0.5), (
-    f"a batch of one 1x1 image (one value per channel): running_var should be 0.5 * 1 + 0.5 * "
-    f"0 = 0.5, got {_layer.running_var}. Divide by max(count - 1, 1), not count - 1.")
+    f"a batch of one 1x1 image (one value per channel): running_var should be "
+    f"0.5 * 1 + 0.5 * 0 = 0.5, got {_layer.running_var}. Divide by max(count - 1, 1), "
+    "not count - 1.")
 ### END HIDDEN TESTS
 
 # %% [markdown]
