@@ -13,7 +13,7 @@ import pytest
 
 from autograder.execute import run
 from tests.conftest import ROOT
-from tito.build import base_package, init_files
+from tito.build import base_package
 from tito.course import Course
 
 COURSE = Course(ROOT)
@@ -23,12 +23,7 @@ COURSE = Course(ROOT)
 @pytest.mark.parametrize("module", COURSE.modules, ids=lambda m: m.slug)
 def test_reference_needs_only_earlier_modules(module, tmp_path):
     package_dir = tmp_path / "pkg"
-    for relative, text in init_files(COURSE, COURSE.modules).items():
-        (package_dir / relative).parent.mkdir(parents=True, exist_ok=True)
-        (package_dir / relative).write_text(text)
-    for earlier in COURSE.modules:
-        if earlier.number < module.number:
-            shutil.copy2(ROOT / earlier.package_path, package_dir / earlier.package_path)
+    _student_package(package_dir, [m for m in COURSE.modules if m.number < module.number])
     notebook = ROOT / "assignments/source" / module.slug / f"{module.slug}.ipynb"
     work = tmp_path / "work"
     work.mkdir()
