@@ -26,8 +26,9 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Arrays (or Tensors) of the same length, indexed together: `ds[i] == (a[i], b[i], ...)`.
-    An index array gives a whole batch: `ds[[3, 1]] == (a[[3, 1]], b[[3, 1]], ...)`."""
+    """Arrays (or Tensors) of the same length, indexed together:
+    `ds[i] == (a[i], b[i], ...)`. An index array gives a whole batch:
+    `ds[[3, 1]] == (a[[3, 1]], b[[3, 1]], ...)`."""
 
     def __init__(self, *arrays):
         if not arrays:
@@ -35,8 +36,8 @@ class TensorDataset(Dataset):
         self.arrays = tuple(_as_array(a) for a in arrays)
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
-            raise ValueError(f"TensorDataset: all arrays need the same first dimension, got shapes "
-                             f"{[a.shape for a in self.arrays]}")
+            raise ValueError(f"TensorDataset: all arrays need the same first dimension, "
+                             f"got shapes {[a.shape for a in self.arrays]}")
 
     def __len__(self):
         return len(self.arrays[0])
@@ -46,7 +47,7 @@ class TensorDataset(Dataset):
 
 
 def _to_tensor(array):
-    """An array as a Tensor: integers (and bools) become int64, everything else float32."""
+    """An array as a Tensor: integers (and bools) become int64, all else float32."""
     array = np.asarray(array)
     if array.dtype.kind in "iub":
         return Tensor(array, dtype=np.int64)
@@ -65,19 +66,25 @@ def default_collate(samples):
 
 
 class DataLoader:
-    """Iterate over a Dataset in batches: `for x, y in DataLoader(ds, batch_size=64, shuffle=True, seed=0)`.
+    """Iterate over a Dataset in batches:
+    `for x, y in DataLoader(ds, batch_size=64, shuffle=True, seed=0)`.
 
     Each iteration is one epoch; with `shuffle` each epoch has a new order drawn from the
-    loader's generator (`generator`, else `np.random.default_rng(seed)`), so a seed reproduces
-    the whole sequence of epochs. `transform(array)` is applied to each batch's inputs."""
+    loader's generator (`generator`, else `np.random.default_rng(seed)`), so a seed
+    reproduces the whole sequence of epochs. `transform(array)` is applied to each batch's
+    inputs."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
                  generator=None, collate_fn=default_collate, transform=None):
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        whole = not isinstance(batch_size, bool) and int(batch_size) == batch_size
+        if not whole or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, "
+                             f"got {batch_size!r}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
         self.collate_fn, self.transform = collate_fn, transform
 
     def __len__(self):
@@ -89,7 +96,8 @@ class DataLoader:
         """One epoch's batches of indices: a list of index arrays."""
         n = len(self.dataset)
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        return [order[start:start + self.batch_size] for start in range(0, n, self.batch_size)][:len(self)]
+        starts = range(0, n, self.batch_size)
+        return [order[start:start + self.batch_size] for start in starts][:len(self)]
 
     def _fetch(self, indices):
         """One batch: the fast path for a TensorDataset, else collate the examples."""
@@ -112,7 +120,8 @@ class DataLoader:
 
     def __repr__(self):
         return (f"DataLoader({len(self.dataset)} examples, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, {len(self)} batches)")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, "
+                f"{len(self)} batches)")
 
 
 def _batched(transform):
@@ -122,8 +131,8 @@ def _batched(transform):
         if x.ndim == 3:
             return transform(self, x[None])[0]
         if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__}: expected images (N, C, H, W) or (C, H, W), "
-                             f"got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__}: expected images (N, C, H, W) or "
+                             f"(C, H, W), got shape {x.shape}")
         return transform(self, x)
     return apply
 
@@ -142,31 +151,35 @@ class Normalize:
         return (x.astype(np.float32) - self.mean) / self.std
 
     def __repr__(self):
-        return f"Normalize(mean={self.mean.ravel().tolist()}, std={self.std.ravel().tolist()})"
+        mean, std = self.mean.ravel().tolist(), self.std.ravel().tolist()
+        return f"Normalize(mean={mean}, std={std})"
 
 
 class RandomCrop:
-    """Pad height and width by `padding` zeros, then cut a `size` x `size` window at a random
-    offset, drawn per image."""
+    """Pad height and width by `padding` zeros, then cut a `size` x `size` window at a
+    random offset, drawn per image."""
 
     def __init__(self, size, padding=0, seed=None, generator=None):
         self.size, self.padding = int(size), int(padding)
         if self.size < 1 or self.padding < 0:
-            raise ValueError(f"RandomCrop: size must be >= 1 and padding >= 0, got {size}, {padding}")
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+            raise ValueError(f"RandomCrop: size must be >= 1 and padding >= 0, "
+                             f"got {size}, {padding}")
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
 
     @_batched
     def __call__(self, x):
         n, _, height, width = x.shape
         p, s = self.padding, self.size
         if s > height + 2 * p or s > width + 2 * p:
-            raise ValueError(f"RandomCrop: a {s}x{s} crop does not fit a {height}x{width} image "
-                             f"padded by {p}")
-        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))            # (N, C, H+2p, W+2p)
+            raise ValueError(f"RandomCrop: a {s}x{s} crop does not fit a "
+                             f"{height}x{width} image padded by {p}")
+        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))        # (N, C, H+2p, W+2p)
         dy = self.generator.integers(0, height + 2 * p - s + 1, size=n)
         dx = self.generator.integers(0, width + 2 * p - s + 1, size=n)
-        windows = sliding_window_view(padded, (s, s), axis=(2, 3))        # (N, C, H', W', s, s), a view
-        return windows[np.arange(n), :, dy, dx]                            # (N, C, s, s), one copy
+        windows = sliding_window_view(padded, (s, s), axis=(2, 3))  # N, C, H', W', s, s
+        return windows[np.arange(n), :, dy, dx]                 # (N, C, s, s), one copy
 
     def __repr__(self):
         return f"RandomCrop(size={self.size}, padding={self.padding})"
@@ -179,7 +192,9 @@ class RandomHorizontalFlip:
         if not 0 <= p <= 1:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = p
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
 
     @_batched
     def __call__(self, x):
@@ -193,7 +208,8 @@ class RandomHorizontalFlip:
 
 
 class Compose:
-    """Apply transforms in order: `Compose([RandomCrop(32, 4), RandomHorizontalFlip()])`."""
+    """Apply transforms in order:
+    `Compose([RandomCrop(32, 4), RandomHorizontalFlip()])`."""
 
     def __init__(self, transforms):
         self.transforms = list(transforms)

@@ -53,22 +53,25 @@ print(f"batching is {per_sample / batched:.0f}x faster here")
 # the data is an array, `x[indices]` takes a whole batch in one NumPy call:
 
 # %%
-images = _rng.integers(0, 256, (10_000, 3, 32, 32), dtype=np.uint8)   # like CIFAR-10, in memory
+images = _rng.integers(0, 256, (10_000, 3, 32, 32), dtype=np.uint8)   # like CIFAR-10
 order = _rng.permutation(len(images))
 
 
 def per_sample_batches():
-    return [np.stack([images[i] for i in order[s:s + 64]]) for s in range(0, len(order), 64)]
+    starts = range(0, len(order), 64)
+    return [np.stack([images[i] for i in order[s:s + 64]]) for s in starts]
 
 
 def indexed_batches():
     return [images[order[s:s + 64]] for s in range(0, len(order), 64)]
 
 
-for name, make in (("per sample, then np.stack", per_sample_batches), ("one index array per batch", indexed_batches)):
+for name, make in (("per sample, then np.stack", per_sample_batches),
+                   ("one index array per batch", indexed_batches)):
     start = time.perf_counter()
     make()
-    print(f"{name:26}: {1000 * (time.perf_counter() - start):6.1f} ms for one epoch of batches")
+    ms = 1000 * (time.perf_counter() - start)
+    print(f"{name:26}: {ms:6.1f} ms for one epoch of batches")
 
 # %% [markdown]
 # For images this large, copying the pixels is most of the work either way, and one index
@@ -142,8 +145,9 @@ class Dataset:
 
 
 class TensorDataset(Dataset):
-    """Arrays (or Tensors) of the same length, indexed together: `ds[i] == (a[i], b[i], ...)`.
-    An index array gives a whole batch: `ds[[3, 1]] == (a[[3, 1]], b[[3, 1]], ...)`."""
+    """Arrays (or Tensors) of the same length, indexed together:
+    `ds[i] == (a[i], b[i], ...)`. An index array gives a whole batch:
+    `ds[[3, 1]] == (a[[3, 1]], b[[3, 1]], ...)`."""
 
     def __init__(self, *arrays):
         if not arrays:
@@ -151,14 +155,15 @@ class TensorDataset(Dataset):
         self.arrays = tuple(_as_array(a) for a in arrays)
         lengths = [len(a) if a.ndim else None for a in self.arrays]
         if None in lengths or len(set(lengths)) != 1:
-            raise ValueError(f"TensorDataset: all arrays need the same first dimension, got shapes "
-                             f"{[a.shape for a in self.arrays]}")
+            raise ValueError(f"TensorDataset: all arrays need the same first dimension, "
+                             f"got shapes {[a.shape for a in self.arrays]}")
 
     def __len__(self):
         return len(self.arrays[0])
 
     def __getitem__(self, index):
-        # TODO: return a tuple holding each array indexed by `index` (an int or an index array).
+        # TODO: return a tuple holding each array indexed by `index` (an int or an index
+        #       array).
         ### BEGIN SOLUTION
         return tuple(a[index] for a in self.arrays)
         ### END SOLUTION
@@ -185,24 +190,27 @@ def test_tensor_dataset():
     ds = TensorDataset(x, y)
     assert len(ds) == 10, f"len(TensorDataset(x, y)) should be 10, got {len(ds)}"
     xi, yi = ds[3]
-    assert np.array_equal(xi, x[3]) and yi == 30, f"ds[3] should be (x[3], y[3]) = ({x[3]}, 30), got ({xi}, {yi})"
+    assert np.array_equal(xi, x[3]) and yi == 30, (
+        f"ds[3] should be (x[3], y[3]) = ({x[3]}, 30), got ({xi}, {yi})")
     xb, yb = ds[np.array([4, 1])]
     assert np.array_equal(xb, x[[4, 1]]) and np.array_equal(yb, [40, 10]), (
         f"ds[[4, 1]] should be (x[[4, 1]], y[[4, 1]]), a whole batch; got {xb}, {yb}")
 
 test_tensor_dataset()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_raises
+
 _ds = TensorDataset(Tensor([[1.0, 2.0], [3.0, 4.0]]))
-assert isinstance(_ds[1], tuple) and len(_ds[1]) == 1 and np.array_equal(_ds[1][0], [3, 4]), \
-    "one array gives 1-tuples; Tensors are stored as arrays"
+_item = _ds[1]
+assert isinstance(_item, tuple) and len(_item) == 1, (
+    f"TensorDataset(one Tensor)[1] should be a 1-tuple, got {_item!r}")
+assert np.array_equal(_item[0], [3, 4]), (
+    f"TensorDataset(one Tensor)[1] should be the 1-tuple (array([3, 4]),), got "
+    f"{_item!r}: one array gives 1-tuples, and Tensors are stored as arrays")
 _a, _b, _c = TensorDataset(np.zeros((5, 3)), np.ones(5), np.arange(5))[2:4]
-assert _a.shape == (2, 3) and _b.shape == (2,) and _c.tolist() == [2, 3], "slices work too"
-try:
-    TensorDataset(np.zeros(4), np.zeros(5))
-except ValueError:
-    pass
-else:
-    raise AssertionError("arrays of different lengths must raise ValueError")
+assert _a.shape == (2, 3) and _b.shape == (2,) and _c.tolist() == [2, 3], (
+    "TensorDataset(three arrays)[2:4]: a slice indexes every array the same way")
+assert_raises(ValueError, TensorDataset, np.zeros(4), np.zeros(5))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -215,7 +223,9 @@ else:
 # - a list of arrays (or numbers) of the same shape is **stacked** along a new axis 0: B
 #   arrays of shape `(3, 32, 32)` give one Tensor `(B, 3, 32, 32)`;
 # - a list of tuples is collated **field by field**: `[(x0, y0), (x1, y1)]` gives the tuple
-#   `(X, Y)`, with `X = stack([x0, x1])`, `Y = stack([y0, y1])`.
+#   `(X, Y)`, with `X = stack([x0, x1])`, `Y = stack([y0, y1])`; a field that is itself a
+#   tuple is collated the same way, and samples with different numbers of fields are an
+#   error (`ValueError`), not a batch quietly cut to the shortest.
 #
 # The dtype matters. Module 02's Tensor makes everything float32 by default, which is right for
 # inputs but wrong for class labels: a label is an index, and `CrossEntropyLoss` picks the
@@ -231,7 +241,7 @@ else:
 #| export
 #| id: default_collate
 def _to_tensor(array):
-    """An array as a Tensor: integers (and bools) become int64, everything else float32."""
+    """An array as a Tensor: integers (and bools) become int64, all else float32."""
     array = np.asarray(array)
     # TODO: return Tensor(array, dtype=np.int64) when the array holds integers or bools
     #       (array.dtype.kind in "iub"), else Tensor(array) (float32).
@@ -248,10 +258,11 @@ def default_collate(samples):
     if len(samples) == 0:
         raise ValueError("default_collate: cannot collate an empty list of samples")
     first = samples[0]
-    # TODO: if the first sample is a tuple or a list, collate field by field and return a tuple
-    #       (zip(*samples) groups the i-th field of every sample); otherwise stack the samples
-    #       with np.stack (it adds the new axis 0) and turn the result into a Tensor with
-    #       _to_tensor. A Tensor sample counts as its .data.
+    # TODO: if the first sample is a tuple or a list, collate field by field and return a
+    #       tuple (zip(*samples, strict=True) groups the i-th field of every sample, and
+    #       raises ValueError when samples have different lengths); otherwise stack the
+    #       samples with np.stack (it adds the new axis 0) and turn the result into a
+    #       Tensor with _to_tensor. A Tensor sample counts as its .data.
     ### BEGIN SOLUTION
     if isinstance(first, (tuple, list)):
         return tuple(default_collate(list(field)) for field in zip(*samples, strict=True))
@@ -266,26 +277,55 @@ def test_collate():
     assert isinstance(batch, tuple) and len(batch) == 2, (
         f"a list of (x, y) pairs collates to a tuple (X, Y), got {type(batch).__name__}")
     xb, yb = batch
-    assert isinstance(xb, Tensor) and xb.shape == (2, 2) and np.array_equal(xb.data, [[1, 2], [4, 5]]), (
+    assert isinstance(xb, Tensor) and xb.shape == (2, 2), (
+        f"X should be a Tensor of shape (2, 2), the inputs stacked; got {xb!r}")
+    assert np.array_equal(xb.data, [[1, 2], [4, 5]]), (
         f"X should be the inputs stacked along a new axis 0, [[1, 2], [4, 5]]; got {xb}")
     assert np.array_equal(yb.data, [3, 6]), f"Y should be [3, 6], got {yb}"
     assert yb.dtype == np.int64, (
-        f"integer labels must stay integers (int64), got {yb.dtype}. Hint: Tensor(array) makes "
-        "float32; pass dtype=np.int64 for integer arrays.")
+        f"integer labels must stay integers (int64), got {yb.dtype}. Hint: Tensor(array) "
+        "makes float32; pass dtype=np.int64 for integer arrays.")
     assert xb.dtype == np.float32, f"float inputs become float32, got {xb.dtype}"
 
 test_collate()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_raises
+
 _x = default_collate([np.zeros((3, 4, 4), np.uint8)] * 5)
-assert isinstance(_x, Tensor) and _x.shape == (5, 3, 4, 4) and _x.dtype == np.int64, \
-    "plain arrays stack into one Tensor; integer pixels stay integer"
+assert isinstance(_x, Tensor) and _x.shape == (5, 3, 4, 4) and _x.dtype == np.int64, (
+    f"five uint8 (3, 4, 4) arrays should stack into one int64 Tensor (5, 3, 4, 4), got "
+    f"{_x!r}: plain arrays stack into one Tensor; integer pixels stay integer")
 _x = default_collate([np.float64(0.5), np.float64(1.5)])
-assert _x.dtype == np.float32 and _x.shape == (2,), "float64 numbers become a float32 Tensor"
-_x, _y, _z = default_collate([(np.ones(2), np.int32(1), 0.5), (np.zeros(2), np.int32(2), 1.5)])
-assert _y.dtype == np.int64 and _z.dtype == np.float32 and _x.shape == (2, 2), "three fields collate each"
+assert isinstance(_x, Tensor) and _x.dtype == np.float32 and _x.shape == (2,), (
+    "float64 numbers become a float32 Tensor of shape (2,)")
+_x, _y, _z = default_collate([(np.ones(2), np.int32(1), 0.5),
+                              (np.zeros(2), np.int32(2), 1.5)])
+assert _y.dtype == np.int64 and _z.dtype == np.float32 and _x.shape == (2, 2), (
+    "three fields collate each: int32 labels to int64, Python floats to float32")
 _x, _y = default_collate([[Tensor([1.0, 2.0]), 1]])
-assert _x.shape == (1, 2) and _y.data.tolist() == [1], "lists collate like tuples; Tensors count as arrays"
-assert default_collate([(np.zeros(1), True)])[1].dtype == np.int64, "bools count as integers"
+assert _x.shape == (1, 2) and _y.data.tolist() == [1], (
+    "lists collate like tuples; Tensors count as arrays")
+assert default_collate([(np.zeros(1), True)])[1].dtype == np.int64, (
+    "bools count as integers")
+# every field of every batch is a Tensor: what the model and the loss take
+for _field in default_collate([(np.ones(2), 3, np.uint8(4)),
+                               (np.zeros(2), 5, np.uint8(6))]):
+    assert isinstance(_field, Tensor), (
+        f"every field of a collated batch must be a Tensor, got {type(_field).__name__} "
+        f"holding {_field!r}: build integer batches with Tensor(array, dtype=np.int64)")
+# a field that is itself a tuple is collated the same way, recursively
+_batch = default_collate([(np.ones(2), (1, 0.5)), (np.zeros(2), (2, 1.5))])
+assert isinstance(_batch, tuple) and len(_batch) == 2 and isinstance(_batch[1], tuple), (
+    f"[(x, (a, b)), ...] should collate to (X, (A, B)), got {_batch!r}: collate each "
+    "field with default_collate itself, so nested tuples are followed too")
+assert _batch[1][0].dtype == np.int64 and _batch[1][0].data.tolist() == [1, 2], (
+    f"the nested integer field should be the int64 Tensor [1, 2], got {_batch[1][0]!r}")
+assert _batch[1][1].dtype == np.float32 and _batch[1][1].data.tolist() == [0.5, 1.5], (
+    f"the nested float field should be the float32 Tensor [0.5, 1.5], "
+    f"got {_batch[1][1]!r}")
+# samples with different numbers of fields are an error, not a batch cut to the shortest
+assert_raises(ValueError, default_collate, [(np.ones(2), 1), (np.zeros(2),)])
+assert_raises(ValueError, default_collate, [(np.ones(2),), (np.zeros(2), 1)])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -325,19 +365,25 @@ assert default_collate([(np.zeros(1), True)])[1].dtype == np.int64, "bools count
 # %%
 #| export
 class DataLoader:
-    """Iterate over a Dataset in batches: `for x, y in DataLoader(ds, batch_size=64, shuffle=True, seed=0)`.
+    """Iterate over a Dataset in batches:
+    `for x, y in DataLoader(ds, batch_size=64, shuffle=True, seed=0)`.
 
     Each iteration is one epoch; with `shuffle` each epoch has a new order drawn from the
-    loader's generator (`generator`, else `np.random.default_rng(seed)`), so a seed reproduces
-    the whole sequence of epochs. `transform(array)` is applied to each batch's inputs."""
+    loader's generator (`generator`, else `np.random.default_rng(seed)`), so a seed
+    reproduces the whole sequence of epochs. `transform(array)` is applied to each batch's
+    inputs."""
 
     def __init__(self, dataset, batch_size=1, shuffle=False, drop_last=False, seed=None,
                  generator=None, collate_fn=default_collate, transform=None):
-        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"DataLoader: batch_size must be a positive integer, got {batch_size!r}")
+        whole = not isinstance(batch_size, bool) and int(batch_size) == batch_size
+        if not whole or batch_size < 1:
+            raise ValueError(f"DataLoader: batch_size must be a positive integer, "
+                             f"got {batch_size!r}")
         self.dataset, self.batch_size = dataset, int(batch_size)
         self.shuffle, self.drop_last = bool(shuffle), bool(drop_last)
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
         self.collate_fn, self.transform = collate_fn, transform
 
     def __len__(self):
@@ -351,12 +397,14 @@ class DataLoader:
     def batch_order(self):
         """One epoch's batches of indices: a list of index arrays."""
         n = len(self.dataset)
-        # TODO: the order is self.generator.permutation(n) when shuffling, else np.arange(n);
-        #       cut it into consecutive slices of batch_size, and leave out the last one when
-        #       drop_last and it is smaller than batch_size. Return the first len(self) slices.
+        # TODO: the order is self.generator.permutation(n) when shuffling, else
+        #       np.arange(n); cut it into consecutive slices of batch_size, and leave out
+        #       the last one when drop_last and it is smaller than batch_size. Return the
+        #       first len(self) slices.
         ### BEGIN SOLUTION
         order = self.generator.permutation(n) if self.shuffle else np.arange(n)
-        return [order[start:start + self.batch_size] for start in range(0, n, self.batch_size)][:len(self)]
+        starts = range(0, n, self.batch_size)
+        return [order[start:start + self.batch_size] for start in starts][:len(self)]
         ### END SOLUTION
 
     def _fetch(self, indices):
@@ -380,7 +428,8 @@ class DataLoader:
 
     def __repr__(self):
         return (f"DataLoader({len(self.dataset)} examples, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, {len(self)} batches)")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, "
+                f"{len(self)} batches)")
 
 # %%
 #| test: batching (2 points)
@@ -389,12 +438,13 @@ def test_batching():
     loader = DataLoader(TensorDataset(x, y), batch_size=4)
     batches = list(loader)
     assert len(loader) == 3 and len(batches) == 3, (
-        f"10 examples in batches of 4 make 3 batches (4, 4, 2); len(loader) = {len(loader)}, "
-        f"iterating gave {len(batches)}")
+        f"10 examples in batches of 4 make 3 batches (4, 4, 2); len(loader) = "
+        f"{len(loader)}, iterating gave {len(batches)}")
     assert [b[0].shape for b in batches] == [(4, 2), (4, 2), (2, 2)], (
         f"batch shapes should be (4, 2), (4, 2), (2, 2): the last one is smaller; got "
         f"{[b[0].shape for b in batches]}")
-    assert np.array_equal(batches[1][0].data, x[4:8]) and np.array_equal(batches[1][1].data, y[4:8]), (
+    xb, yb = batches[1]
+    assert np.array_equal(xb.data, x[4:8]) and np.array_equal(yb.data, y[4:8]), (
         "without shuffle the second batch is x[4:8], y[4:8]")
 
 test_batching()
@@ -402,14 +452,23 @@ test_batching()
 _x = np.random.default_rng(3).standard_normal((103, 3, 2, 2)).astype(np.float32)
 _y = np.arange(103) % 7
 for _bs in (1, 10, 103, 200):
-    _batches = list(DataLoader(TensorDataset(_x, _y), batch_size=_bs))
-    assert len(_batches) == math.ceil(103 / _bs) == len(DataLoader(TensorDataset(_x, _y), batch_size=_bs))
+    _loader = DataLoader(TensorDataset(_x, _y), batch_size=_bs)
+    _batches = list(_loader)
+    assert len(_batches) == math.ceil(103 / _bs) == len(_loader), (
+        f"103 examples, batch_size={_bs}: {math.ceil(103 / _bs)} batches, got "
+        f"{len(_batches)} from iterating and {len(_loader)} from len()")
     for _k, (_xb, _yb) in enumerate(_batches):
-        assert np.array_equal(_xb.data, _x[_k * _bs:(_k + 1) * _bs]), "the loader equals manual slicing"
-        assert np.array_equal(_yb.data, _y[_k * _bs:(_k + 1) * _bs]) and _yb.dtype == np.int64
+        assert isinstance(_xb, Tensor) and isinstance(_yb, Tensor), (
+            f"batch {_k} (batch_size={_bs}): every field must be a Tensor, got "
+            f"{type(_xb).__name__} and {type(_yb).__name__}")
+        assert np.array_equal(_xb.data, _x[_k * _bs:(_k + 1) * _bs]), (
+            f"batch {_k} (batch_size={_bs}): the loader must equal manual slicing")
+        _want = _y[_k * _bs:(_k + 1) * _bs]
+        assert np.array_equal(_yb.data, _want) and _yb.dtype == np.int64, (
+            f"batch {_k} (batch_size={_bs}): the labels, int64, as sliced")
 
 
-class _OneAtATime(Dataset):                        # the same arrays, one example at a time
+class _OneAtATime(Dataset):                  # the same arrays, one example at a time
     def __len__(self):
         return len(_x)
 
@@ -419,12 +478,22 @@ class _OneAtATime(Dataset):                        # the same arrays, one exampl
 
 _ds = _OneAtATime()
 _slow = list(DataLoader(_ds, batch_size=10))
-assert len(_slow) == 11 and all(np.array_equal(a[0].data, b[0].data) and np.array_equal(a[1].data, b[1].data)
-                                for a, b in zip(_slow, DataLoader(TensorDataset(_x, _y), batch_size=10))), \
-    "a plain Dataset gives the same batches as the TensorDataset fast path"
+_fast = list(DataLoader(TensorDataset(_x, _y), batch_size=10))
+assert len(_slow) == 11, f"103 examples in batches of 10: 11 batches, got {len(_slow)}"
+for _k, (_a, _b) in enumerate(zip(_slow, _fast)):
+    assert all(isinstance(_t, Tensor) for _t in _a), (
+        f"collated batch {_k}: every field must be a Tensor, got "
+        f"{[type(t).__name__ for t in _a]}")
+    assert all(np.array_equal(_s.data, _f.data) and _s.dtype == _f.dtype
+               for _s, _f in zip(_a, _b)), (
+        f"batch {_k}: a plain Dataset must give the same batches (values and dtypes) as "
+        "the TensorDataset fast path")
 _seen = []
-assert len(list(DataLoader(_ds, batch_size=4, collate_fn=lambda s: _seen.append(len(s)) or len(s)))) == 26
-assert _seen == [4] * 25 + [3], "collate_fn receives each batch's list of examples"
+_loader = DataLoader(_ds, batch_size=4,
+                     collate_fn=lambda s: _seen.append(len(s)) or len(s))
+assert len(list(_loader)) == 26 and _seen == [4] * 25 + [3], (
+    f"collate_fn receives each batch's list of examples: sizes [4] * 25 + [3], "
+    f"got {_seen}")
 ### END HIDDEN TESTS
 
 # %%
@@ -434,32 +503,52 @@ def test_drop_last():
     loader = DataLoader(TensorDataset(x, y), batch_size=4, drop_last=True)
     shapes = [b[0].shape for b in loader]
     assert shapes == [(4, 2), (4, 2)], (
-        f"drop_last=True drops the smaller last batch: expected two batches of 4, got {shapes}")
-    assert len(loader) == 2, f"len(loader) must agree with the iteration: 2, got {len(loader)}"
+        f"drop_last=True drops the smaller last batch: expected two batches of 4, "
+        f"got {shapes}")
+    assert len(loader) == 2, (
+        f"len(loader) must agree with the iteration: 2, got {len(loader)}")
 
 test_drop_last()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_every_example_appears
+
 for _n, _bs, _want in ((12, 4, 3), (11, 4, 2), (3, 4, 0), (0, 2, 0), (9, 1, 9)):
     _l = DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs, drop_last=True)
-    assert len(_l) == _want == len(list(_l)), f"n={_n}, batch_size={_bs}, drop_last: {_want} batches"
-    assert len(DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs)) == math.ceil(_n / _bs)
-_l = DataLoader(TensorDataset(np.arange(11)), batch_size=4, drop_last=True, shuffle=True, seed=0)
-assert all(len(b[0]) == 4 for b in _l), "drop_last with shuffle: every batch is full"
+    assert len(_l) == _want == len(list(_l)), (
+        f"n={_n}, batch_size={_bs}, drop_last: {_want} batches, got len {len(_l)} and "
+        f"{len(list(_l))} from iterating")
+    _l = DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs)
+    assert len(_l) == math.ceil(_n / _bs), (
+        f"n={_n}, batch_size={_bs}: ceil(n / batch_size) batches, got {len(_l)}")
+# drop_last with shuffle: every batch is full, no example twice in an epoch, and over a few
+# epochs every example appears (the dropped ones change, since the order is drawn first)
+for _n, _bs, _seed in ((11, 4, 0), (11, 3, 1), (20, 6, 2)):
+    _l = DataLoader(TensorDataset(np.arange(_n)), batch_size=_bs, drop_last=True,
+                    shuffle=True, seed=_seed)
+    assert all(len(b[0]) == _bs for b in _l), (
+        f"n={_n}, batch_size={_bs}, drop_last with shuffle: every batch is full")
+    assert_every_example_appears(_l, _n, epochs=12)
 ### END HIDDEN TESTS
 
 # %%
 #| test: shuffle (2 points)
 def test_shuffle():
     data = TensorDataset(np.arange(10))
-    epoch = np.concatenate([b[0].data for b in DataLoader(data, batch_size=4, shuffle=True, seed=0)])
+    loader = DataLoader(data, batch_size=4, shuffle=True, seed=0)
+    epoch = np.concatenate([b[0].data for b in loader])
     assert sorted(epoch.tolist()) == list(range(10)), (
         f"a shuffled epoch holds every example exactly once; got {epoch.tolist()}")
-    assert epoch.tolist() != list(range(10)), "shuffle=True should change the order (generator.permutation)"
-    again = np.concatenate([b[0].data for b in DataLoader(data, batch_size=4, shuffle=True, seed=0)])
-    assert np.array_equal(epoch, again), f"the same seed gives the same order: {epoch} vs {again}"
+    assert epoch.tolist() != list(range(10)), (
+        "shuffle=True should change the order (generator.permutation)")
+    loader = DataLoader(data, batch_size=4, shuffle=True, seed=0)
+    again = np.concatenate([b[0].data for b in loader])
+    assert np.array_equal(epoch, again), (
+        f"the same seed gives the same order: {epoch} vs {again}")
 
 test_shuffle()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_every_example_appears
+
 _data = TensorDataset(np.arange(50))
 
 
@@ -468,14 +557,20 @@ def _epochs(loader, k=3):
 
 
 _e = _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=1))
-assert _e[0] != _e[1] and _e[1] != _e[2], "each epoch draws a new order from the same generator"
-assert _e == _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=1)), "a seed reproduces every epoch"
-assert _e[0] != _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=2), 1)[0], "another seed, another order"
-assert _e[0] == np.random.default_rng(1).permutation(50).tolist(), "the order is generator.permutation(n)"
+assert _e[0] != _e[1] and _e[1] != _e[2], (
+    "each epoch draws a new order from the same generator (made once, in __init__)")
+assert _e == _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=1)), (
+    "a seed reproduces every epoch")
+assert _e[0] != _epochs(DataLoader(_data, batch_size=7, shuffle=True, seed=2), 1)[0], (
+    "another seed, another order")
+assert _e[0] == np.random.default_rng(1).permutation(50).tolist(), (
+    "the order is generator.permutation(n)")
 _g = np.random.default_rng(9)
 assert _epochs(DataLoader(_data, batch_size=50, shuffle=True, generator=_g), 1)[0] == \
     np.random.default_rng(9).permutation(50).tolist(), "a generator given is used"
-assert _epochs(DataLoader(_data, batch_size=8, seed=1), 2) == [list(range(50))] * 2, "no shuffle: in order"
+assert _epochs(DataLoader(_data, batch_size=8, seed=1), 2) == [list(range(50))] * 2, (
+    "no shuffle: in order")
+assert_every_example_appears(DataLoader(_data, batch_size=7, shuffle=True, seed=3), 50, 2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -524,8 +619,8 @@ def _batched(transform):
         if x.ndim == 3:
             return transform(self, x[None])[0]
         if x.ndim != 4:
-            raise ValueError(f"{type(self).__name__}: expected images (N, C, H, W) or (C, H, W), "
-                             f"got shape {x.shape}")
+            raise ValueError(f"{type(self).__name__}: expected images (N, C, H, W) or "
+                             f"(C, H, W), got shape {x.shape}")
         return transform(self, x)
     return apply
 
@@ -548,35 +643,39 @@ class Normalize:
         ### END SOLUTION
 
     def __repr__(self):
-        return f"Normalize(mean={self.mean.ravel().tolist()}, std={self.std.ravel().tolist()})"
+        mean, std = self.mean.ravel().tolist(), self.std.ravel().tolist()
+        return f"Normalize(mean={mean}, std={std})"
 
 
 class RandomCrop:
-    """Pad height and width by `padding` zeros, then cut a `size` x `size` window at a random
-    offset, drawn per image."""
+    """Pad height and width by `padding` zeros, then cut a `size` x `size` window at a
+    random offset, drawn per image."""
 
     def __init__(self, size, padding=0, seed=None, generator=None):
         self.size, self.padding = int(size), int(padding)
         if self.size < 1 or self.padding < 0:
-            raise ValueError(f"RandomCrop: size must be >= 1 and padding >= 0, got {size}, {padding}")
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+            raise ValueError(f"RandomCrop: size must be >= 1 and padding >= 0, "
+                             f"got {size}, {padding}")
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
 
     @_batched
     def __call__(self, x):
         n, _, height, width = x.shape
         p, s = self.padding, self.size
         if s > height + 2 * p or s > width + 2 * p:
-            raise ValueError(f"RandomCrop: a {s}x{s} crop does not fit a {height}x{width} image "
-                             f"padded by {p}")
-        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))            # (N, C, H+2p, W+2p)
-        # TODO: draw one offset per image, dy in 0..height + 2p - s and dx in 0..width + 2p - s
-        #       (both ends included), and return the (N, C, s, s) windows
-        #       padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s].
+            raise ValueError(f"RandomCrop: a {s}x{s} crop does not fit a "
+                             f"{height}x{width} image padded by {p}")
+        padded = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))        # (N, C, H+2p, W+2p)
+        # TODO: draw one offset per image, dy in 0..height + 2p - s and dx in
+        #       0..width + 2p - s (both ends included), and return the (N, C, s, s)
+        #       windows padded[i, :, dy[i]:dy[i] + s, dx[i]:dx[i] + s].
         ### BEGIN SOLUTION
         dy = self.generator.integers(0, height + 2 * p - s + 1, size=n)
         dx = self.generator.integers(0, width + 2 * p - s + 1, size=n)
-        windows = sliding_window_view(padded, (s, s), axis=(2, 3))        # (N, C, H', W', s, s), a view
-        return windows[np.arange(n), :, dy, dx]                            # (N, C, s, s), one copy
+        windows = sliding_window_view(padded, (s, s), axis=(2, 3))  # N, C, H', W', s, s
+        return windows[np.arange(n), :, dy, dx]                 # (N, C, s, s), one copy
         ### END SOLUTION
 
     def __repr__(self):
@@ -590,13 +689,15 @@ class RandomHorizontalFlip:
         if not 0 <= p <= 1:
             raise ValueError(f"RandomHorizontalFlip: p must be in [0, 1], got {p}")
         self.p = p
-        self.generator = generator if generator is not None else np.random.default_rng(seed)
+        if generator is None:
+            generator = np.random.default_rng(seed)
+        self.generator = generator
 
     @_batched
     def __call__(self, x):
-        # TODO: draw one uniform number per image (self.generator.random(len(x))); the images
-        #       where it is below p are reversed along the last axis (width); return a new
-        #       array, x itself unchanged.
+        # TODO: draw one uniform number per image (self.generator.random(len(x))); the
+        #       images where it is below p are reversed along the last axis (width);
+        #       return a new array, x itself unchanged.
         ### BEGIN SOLUTION
         flip = self.generator.random(len(x)) < self.p
         out = x.copy()
@@ -609,7 +710,8 @@ class RandomHorizontalFlip:
 
 
 class Compose:
-    """Apply transforms in order: `Compose([RandomCrop(32, 4), RandomHorizontalFlip()])`."""
+    """Apply transforms in order:
+    `Compose([RandomCrop(32, 4), RandomHorizontalFlip()])`."""
 
     def __init__(self, transforms):
         self.transforms = list(transforms)
@@ -627,18 +729,32 @@ class Compose:
 def test_normalize():
     x = np.arange(2 * 3 * 2 * 2, dtype=np.uint8).reshape(2, 3, 2, 2)
     out = Normalize(mean=[1.0, 2.0, 3.0], std=[1.0, 2.0, 4.0])(x)
-    want = (x.astype(np.float32) - np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)) / np.array([1.0, 2.0, 4.0]).reshape(3, 1, 1)
+    mean = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1)
+    want = (x.astype(np.float32) - mean) / np.array([1.0, 2.0, 4.0]).reshape(3, 1, 1)
     assert out.shape == x.shape and np.allclose(out, want), (
-        f"Normalize subtracts mean[c] and divides by std[c] for channel c (axis -3); got\n{out}\nexpected\n{want}")
+        f"Normalize subtracts mean[c] and divides by std[c] for channel c (axis -3); "
+        f"got\n{out}\nexpected\n{want}")
     assert out.dtype == np.float32, f"Normalize returns float32, got {out.dtype}"
 
 test_normalize()
 ### BEGIN HIDDEN TESTS
-_x = np.random.default_rng(0).random((4, 3, 5, 5)).astype(np.float32)
+from tinytorch.testing import assert_untouched
+
+_x = np.random.default_rng(0).random((4, 3, 5, 7)).astype(np.float32)
 _m, _s = np.array([0.4914, 0.4822, 0.4465]), np.array([0.247, 0.243, 0.261])
-assert np.allclose(Normalize(_m, _s)(_x), (_x - _m[:, None, None]) / _s[:, None, None], atol=1e-6)
-assert np.allclose(Normalize(_m, _s)(_x[0]), Normalize(_m, _s)(_x)[0], atol=1e-6), "a single image works too"
-assert np.allclose(Normalize(0.5, 0.5)(np.full((1, 1, 2, 2), 255, np.uint8)), 509.0), "no uint8 wrap-around"
+_want = (_x - _m[:, None, None]) / _s[:, None, None]
+_out = assert_untouched(Normalize(_m, _s), _x)
+assert np.allclose(_out, _want, atol=1e-6), (
+    "Normalize on a float32 batch (4, 3, 5, 7): (x - mean[c]) / std[c] per channel")
+_one = assert_untouched(Normalize(_m, _s), _x[0])
+assert np.allclose(_one, _want[0], atol=1e-6), "a single (C, H, W) image works too"
+assert np.allclose(Normalize(0.5, 0.5)(np.full((1, 1, 2, 2), 255, np.uint8)), 509.0), (
+    "no uint8 wrap-around: convert to float32 before subtracting")
+for _dtype in (np.uint8, np.int64, np.float32, np.float64):
+    _out = Normalize(_m, _s)((_x * 200).astype(_dtype))
+    assert _out.dtype == np.float32, (
+        f"Normalize of a {np.dtype(_dtype)} batch returned {_out.dtype}; it returns "
+        "float32 whatever comes in")
 ### END HIDDEN TESTS
 
 # %%
@@ -646,31 +762,65 @@ assert np.allclose(Normalize(0.5, 0.5)(np.full((1, 1, 2, 2), 255, np.uint8)), 50
 def test_random_crop():
     x = np.arange(1, 2 * 3 * 6 * 6 + 1, dtype=np.float32).reshape(2, 3, 6, 6)
     out = RandomCrop(6, padding=2, seed=0)(x)
-    assert out.shape == x.shape, f"RandomCrop(6, padding=2) keeps the shape (2, 3, 6, 6), got {out.shape}"
+    assert out.shape == x.shape, (
+        f"RandomCrop(6, padding=2) keeps the shape (2, 3, 6, 6), got {out.shape}")
     same = RandomCrop(6, padding=0, seed=0)(x)
-    assert np.array_equal(same, x), "with padding 0 and size == the image size, the crop is the image"
+    assert np.array_equal(same, x), (
+        "with padding 0 and size == the image size, the crop is the image")
     # every crop is a shifted copy of its image, zeros where it came from outside
-    for shift in RandomCrop(4, padding=1, seed=1)(x[:1]), RandomCrop(4, padding=1, seed=2)(x[:1]):
-        assert shift.shape == (1, 3, 4, 4), f"a crop of size 4 is (1, 3, 4, 4), got {shift.shape}"
+    for seed in (1, 2):
+        shift = RandomCrop(4, padding=1, seed=seed)(x[:1])
+        assert shift.shape == (1, 3, 4, 4), (
+            f"a crop of size 4 is (1, 3, 4, 4), got {shift.shape}")
         padded = np.pad(x[:1], ((0, 0), (0, 0), (1, 1), (1, 1)))
         windows = [padded[..., i:i + 4, j:j + 4] for i in range(5) for j in range(5)]
         assert any(np.array_equal(shift, w) for w in windows), (
-            "a crop must be one 4x4 window of the zero-padded image (all channels shifted the same)")
+            "a crop must be one 4x4 window of the zero-padded image (all channels "
+            "shifted the same)")
 
 test_random_crop()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_untouched, non_square_images
+
 _x = np.random.default_rng(0).random((400, 2, 8, 8)).astype(np.float32) + 1
 _out = RandomCrop(8, padding=2, seed=3)(_x)
 _padded = np.pad(_x, ((0, 0), (0, 0), (2, 2), (2, 2)))
 _offsets = set()
 for _k in range(len(_x)):
-    _match = [(i, j) for i in range(5) for j in range(5) if np.array_equal(_out[_k], _padded[_k, :, i:i + 8, j:j + 8])]
+    _match = [(i, j) for i in range(5) for j in range(5)
+              if np.array_equal(_out[_k], _padded[_k, :, i:i + 8, j:j + 8])]
     assert len(_match) == 1, f"image {_k} is not a window of its own padded image"
     _offsets.add(_match[0])
-assert len(_offsets) == 25, f"offsets 0..2*padding, both ends, for each axis: 25 pairs, saw {len(_offsets)}"
-assert np.array_equal(RandomCrop(8, 2, seed=5)(_x), RandomCrop(8, 2, seed=5)(_x)), "a seed reproduces the crops"
+assert len(_offsets) == 25, (
+    f"offsets 0..2*padding, both ends, for each axis: 25 pairs, saw {len(_offsets)}")
+assert np.array_equal(RandomCrop(8, 2, seed=5)(_x), RandomCrop(8, 2, seed=5)(_x)), (
+    "a seed reproduces the crops")
 _one = RandomCrop(4, padding=0, seed=0)(_x[0])
-assert _one.shape == (2, 4, 4), "a single (C, H, W) image works too"
+assert _one.shape == (2, 4, 4), (
+    f"a single (C, H, W) image works too, got shape {_one.shape}")
+# tall and wide images: each axis draws its own offset over its own range, per image
+for _h, _w in ((9, 5), (5, 9)):
+    _image = non_square_images(1, 2, _h, _w)[0] + 1          # each value names its place
+    _padded = np.pad(_image, ((0, 0), (1, 1), (1, 1)))
+    _windows = {_padded[:, i:i + 4, j:j + 4].tobytes(): (i, j)
+                for i in range(_h - 1) for j in range(_w - 1)}
+    _batch = np.repeat(_image[None], 1000, axis=0)
+    _out = assert_untouched(RandomCrop(4, padding=1, seed=6), _batch, no_view=True)
+    assert _out.shape == (1000, 2, 4, 4), (
+        f"RandomCrop(4, padding=1) of 1000 (2, {_h}, {_w}) images: (1000, 2, 4, 4), "
+        f"got {_out.shape}")
+    _seen = set()
+    for _k, _crop in enumerate(_out):
+        _key = np.asarray(_crop, dtype=np.float32).tobytes()
+        assert _key in _windows, (
+            f"crop {_k} of a (2, {_h}, {_w}) image (size 4, padding 1) is no 4x4 window "
+            "of the padded image: dy goes over the height's range, dx over the width's")
+        _seen.add(_windows[_key])
+    _never = sorted(set(_windows.values()) - _seen)
+    assert not _never, (
+        f"1000 crops of a (2, {_h}, {_w}) image (size 4, padding 1) never used the "
+        f"offsets {_never[:6]} (dy in 0..{_h - 2}, dx in 0..{_w - 2}): dy goes over the "
+        "height's range, dx over the width's")
 ### END HIDDEN TESTS
 
 # %%
@@ -679,19 +829,52 @@ def test_horizontal_flip():
     x = np.arange(2 * 1 * 2 * 3, dtype=np.float32).reshape(2, 1, 2, 3)
     assert np.array_equal(RandomHorizontalFlip(p=1.0)(x), x[..., ::-1]), (
         "p=1 mirrors every image left to right: the last axis (width) reversed")
-    assert np.array_equal(RandomHorizontalFlip(p=0.0)(x), x), "p=0 leaves every image as it is"
+    assert np.array_equal(RandomHorizontalFlip(p=0.0)(x), x), (
+        "p=0 leaves every image as it is")
 
 test_horizontal_flip()
 ### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_all_outcomes, assert_untouched, non_square_images
+
 _x = np.random.default_rng(0).random((1000, 1, 2, 3))
-_before = _x.copy()
-_out = RandomHorizontalFlip(p=0.3, seed=0)(_x)
-assert np.array_equal(_x, _before), "the input must not change"
+_out = assert_untouched(RandomHorizontalFlip(p=0.3, seed=0), _x, no_view=True)
 _flipped = np.array([np.array_equal(o, i[..., ::-1]) for o, i in zip(_out, _x)])
 _kept = np.array([np.array_equal(o, i) for o, i in zip(_out, _x)])
 assert np.all(_flipped ^ _kept), "each image is either flipped or kept"
-assert 0.25 < _flipped.mean() < 0.35, f"about 30% flipped with p=0.3, got {_flipped.mean():.0%}: one draw per image"
-assert np.array_equal(RandomHorizontalFlip(p=0.5, seed=4)(_x), RandomHorizontalFlip(p=0.5, seed=4)(_x))
+assert 0.25 < _flipped.mean() < 0.35, (
+    f"about 30% flipped with p=0.3, got {_flipped.mean():.0%}: one draw per image")
+assert np.array_equal(RandomHorizontalFlip(p=0.5, seed=4)(_x),
+                      RandomHorizontalFlip(p=0.5, seed=4)(_x)), (
+    "a seed reproduces the flips")
+# whatever is drawn, the result is a new array: never the input itself
+_images = non_square_images(2, 3, 4, 6)
+for _p in (0.0, 1.0):
+    _out = assert_untouched(RandomHorizontalFlip(p=_p, seed=0), _images, no_view=True)
+    _want = _images[..., ::-1] if _p else _images
+    assert np.array_equal(_out, _want), (
+        f"p={_p} on (2, 3, 4, 6) images: {'every' if _p else 'no'} width reversed")
+# an image is flipped when its draw is *below* p: a draw of exactly p keeps it, so p=0
+# never flips (a generator may return 0.0)
+
+
+class _Draws:
+    """A generator stand-in whose uniform draws are all `value`."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def random(self, size=None):
+        return np.full(size, self.value)
+
+
+for _p, _draw, _flips in ((0.0, 0.0, False), (0.5, 0.5, False), (0.5, 0.25, True)):
+    _out = RandomHorizontalFlip(p=_p, generator=_Draws(_draw))(_images)
+    assert np.array_equal(_out, _images[..., ::-1] if _flips else _images), (
+        f"p={_p}, every draw {_draw}: the images should be "
+        f"{'flipped' if _flips else 'kept'} (flip where the draw is below p)")
+_flip = RandomHorizontalFlip(p=0.5, seed=5)
+assert_all_outcomes(lambda: _flip(_images[0]),
+                    {"kept": _images[0], "mirrored": _images[0][..., ::-1]}, trials=40)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -731,8 +914,8 @@ runs = (("one example at a time", OneAtATime(pixels, labels), None),
 for name, dataset, transform in runs:
     loader = DataLoader(dataset, batch_size=64, shuffle=True, seed=0, transform=transform)
     ms, xb, yb = epoch_ms(loader)
-    print(f"{name:26}: {ms:6.1f} ms per epoch, {len(loader)} batches of {tuple(xb.shape[1:])} "
-          f"{xb.dtype}, labels {yb.dtype}")
+    print(f"{name:26}: {ms:6.1f} ms per epoch, {len(loader)} batches of "
+          f"{tuple(xb.shape[1:])} {xb.dtype}, labels {yb.dtype}")
 
 # %% [markdown]
 # With CIFAR-10 on disk, the milestone's pipeline is four lines:
@@ -764,15 +947,19 @@ def test_pipeline():
     loader = DataLoader(TensorDataset(x, y), batch_size=5, transform=Compose([
         RandomHorizontalFlip(p=1.0), Normalize([0.0] * 3, [255.0] * 3)]))
     xb, yb = next(iter(loader))
-    assert xb.shape == (5, 3, 8, 8) and xb.dtype == np.float32, f"got {xb.shape} {xb.dtype}"
-    assert np.allclose(xb.data, x[:5, :, :, ::-1] / 255.0), "the transform applies to each batch's inputs"
-    assert np.array_equal(yb.data, y[:5]) and yb.dtype == np.int64, "labels are left alone"
+    assert xb.shape == (5, 3, 8, 8) and xb.dtype == np.float32, (
+        f"the first batch: expected (5, 3, 8, 8) float32, got {xb.shape} {xb.dtype}")
+    assert np.allclose(xb.data, x[:5, :, :, ::-1] / 255.0), (
+        "the transform applies to each batch's inputs")
+    assert np.array_equal(yb.data, y[:5]) and yb.dtype == np.int64, (
+        "labels are left alone")
 
 test_pipeline()
 ### BEGIN HIDDEN TESTS
 _l = DataLoader(OneAtATime(x_demo[:20].reshape(20, 1, 8, 8), y_demo[:20]), batch_size=8,
                 transform=RandomHorizontalFlip(p=1.0))
 _xb, _yb = next(iter(_l))
-assert np.allclose(_xb.data, x_demo[:8].reshape(8, 1, 8, 8)[..., ::-1]) and _yb.dtype == np.int64, \
-    "the transform applies on the collated path too"
+assert np.allclose(_xb.data, x_demo[:8].reshape(8, 1, 8, 8)[..., ::-1]), (
+    "the transform applies on the collated path too")
+assert _yb.dtype == np.int64, f"labels on the collated path: int64, got {_yb.dtype}"
 ### END HIDDEN TESTS

@@ -11,14 +11,17 @@ from tinytorch.core.tensor import Tensor
 
 def _check_conv_args(x, weight, stride, padding):
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"conv2d expects x of shape (N, C_in, H, W) and weight of shape (C_out, C_in, K, K) "
-                         f"with the same C_in; got {x.shape} and {weight.shape}")
+        raise ValueError(f"conv2d expects x of shape (N, C_in, H, W) and weight of shape "
+                         f"(C_out, C_in, K, K) with the same C_in; got {x.shape} and "
+                         f"{weight.shape}")
     if int(stride) < 1 or int(padding) < 0:
-        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got stride={stride}, padding={padding}")
+        raise ValueError(f"conv2d needs stride >= 1 and padding >= 0, got "
+                         f"stride={stride}, padding={padding}")
     k = weight.shape[2]
     if x.shape[2] + 2 * padding < k or x.shape[3] + 2 * padding < weight.shape[3]:
-        raise ValueError(f"conv2d: a {k}x{weight.shape[3]} kernel does not fit in an input of "
-                         f"{x.shape[2]}x{x.shape[3]} pixels with padding {padding}")
+        raise ValueError(f"conv2d: a {k}x{weight.shape[3]} kernel does not fit in an "
+                         f"input of {x.shape[2]}x{x.shape[3]} pixels with padding "
+                         f"{padding}")
 
 
 def output_size(size, kernel_size, stride=1, padding=0):
@@ -31,7 +34,7 @@ def output_size(size, kernel_size, stride=1, padding=0):
 
 
 def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
-    """The definition of a 2-D convolution, with loops: NumPy arrays in, a NumPy array out.
+    """The definition of a 2-D convolution, with loops: NumPy arrays in, an array out.
 
     x: (N, C_in, H, W); weight: (C_out, C_in, K, K); bias: (C_out,) or None.
     Returns (N, C_out, H_out, W_out). Slow: for checking on tiny inputs only.
@@ -39,34 +42,38 @@ def conv2d_naive(x, weight, bias=None, stride=1, padding=0):
     _check_conv_args(x, weight, stride, padding)
     n_images, _, height, width = x.shape
     c_out, _, k, _ = weight.shape
-    h_out, w_out = output_size(height, k, stride, padding), output_size(width, k, stride, padding)
+    h_out = output_size(height, k, stride, padding)
+    w_out = output_size(width, k, stride, padding)
     x_padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     out = np.zeros((n_images, c_out, h_out, w_out), dtype=np.result_type(x, weight))
     for n in range(n_images):
         for o in range(c_out):
             for i in range(h_out):
                 for j in range(w_out):
-                    patch = x_padded[n, :, i * stride:i * stride + k, j * stride:j * stride + k]
+                    top, left = i * stride, j * stride
+                    patch = x_padded[n, :, top:top + k, left:left + k]
                     out[n, o, i, j] = np.sum(patch * weight[o])
                     if bias is not None:
                         out[n, o, i, j] += bias[o]
     return out
 
 
-_CHUNK_ROWS = 4096       # pixel rows per chunk of images: the running sums stay in the cache
+_CHUNK_ROWS = 4096       # pixel rows per chunk of images: the running sums stay cached
 
 
 def _padded_rows(x, padding):
     """(N, C, H, W) -> (N, H + 2P, W + 2P, C): zero-padded, channels last, contiguous, so
     that reshaped to (N·Hp·Wp, C) it has one padded pixel per row."""
     n_images, channels, height, width = x.shape
-    rows = np.zeros((n_images, height + 2 * padding, width + 2 * padding, channels), dtype=x.dtype)
-    rows[:, padding:padding + height, padding:padding + width, :] = x.transpose(0, 2, 3, 1)
+    rows = np.zeros((n_images, height + 2 * padding, width + 2 * padding, channels),
+                    dtype=x.dtype)
+    inside = rows[:, padding:padding + height, padding:padding + width, :]
+    inside[...] = x.transpose(0, 2, 3, 1)
     return rows
 
 
 def _image_chunks(n_images, pixels):
-    """Slices of the batch of a few images each, about _CHUNK_ROWS pixel rows per slice."""
+    """Slices of the batch of a few images each, about _CHUNK_ROWS pixel rows a slice."""
     step = max(1, _CHUNK_ROWS // pixels)
     return [slice(start, start + step) for start in range(0, n_images, step)]
 
@@ -78,7 +85,7 @@ def _kept(grid, stride, h_out, w_out):
 
 
 def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
-    """conv2d_naive's result with a loop over the K x K kernel offsets only (NumPy arrays).
+    """conv2d_naive's result with a loop over the K x K kernel offsets only (arrays).
 
     x: (N, C_in, H, W); weight: (C_out, C_in, K, K); bias: (C_out,) or None.
     Returns (N, C_out, H_out, W_out), stored channels-last (a transposed view of a
@@ -87,30 +94,32 @@ def conv2d_forward(x, weight, bias=None, stride=1, padding=0):
     _check_conv_args(x, weight, stride, padding)
     n_images, c_in, height, width = x.shape
     c_out, _, kh, kw = weight.shape
-    h_out, w_out = output_size(height, kh, stride, padding), output_size(width, kw, stride, padding)
-    rows = _padded_rows(x, padding)                                       # (N, Hp, Wp, C_in)
+    h_out = output_size(height, kh, stride, padding)
+    w_out = output_size(width, kw, stride, padding)
+    rows = _padded_rows(x, padding)                               # (N, Hp, Wp, C_in)
     hp, wp = rows.shape[1], rows.shape[2]
-    # weight[:, :, a, b] is a strided view that BLAS cannot use: NumPy would multiply it with
-    # its own slow loops. One contiguous copy, (K, K, C_in, C_out), makes every w_kk[a, b] a
-    # plain (C_in, C_out) matrix.
+    # weight[:, :, a, b] is a strided view that BLAS cannot use: NumPy would multiply it
+    # with its own slow loops. One contiguous copy, (K, K, C_in, C_out), makes every
+    # w_kk[a, b] a plain (C_in, C_out) matrix.
     w_kk = np.ascontiguousarray(weight.transpose(2, 3, 1, 0))
-    grid = np.zeros((n_images, hp, wp, c_out), dtype=np.result_type(x, weight))   # an output per padded pixel
-    last = (kh - 1) * wp + (kw - 1)                  # the shift of the kernel's last offset
+    # an output per padded pixel: (N, Hp, Wp, C_out)
+    grid = np.zeros((n_images, hp, wp, c_out), dtype=np.result_type(x, weight))
+    last = (kh - 1) * wp + (kw - 1)              # the shift of the kernel's last offset
     for chunk in _image_chunks(n_images, hp * wp):
-        x_rows = rows[chunk].reshape(-1, c_in)                            # (n·Hp·Wp, C_in), a view
-        out_rows = grid[chunk].reshape(-1, c_out)                         # (n·Hp·Wp, C_out), a view
-        m = len(x_rows) - last                       # the output rows every offset can reach
+        x_rows = rows[chunk].reshape(-1, c_in)                # (n·Hp·Wp, C_in), a view
+        out_rows = grid[chunk].reshape(-1, c_out)             # (n·Hp·Wp, C_out), a view
+        m = len(x_rows) - last                   # the output rows every offset can reach
         for a in range(kh):
             for b in range(kw):
                 shift = a * wp + b
-                if c_in == 1:                  # an outer product: broadcasting beats BLAS here
+                if c_in == 1:        # an outer product: broadcasting beats BLAS here
                     out_rows[:m] += x_rows[shift:shift + m] * w_kk[a, b]
                 else:
-                    out_rows[:m] += x_rows[shift:shift + m] @ w_kk[a, b]        # (m, C_out)
-    out = np.ascontiguousarray(_kept(grid, stride, h_out, w_out))         # (N, Ho, Wo, C_out)
+                    out_rows[:m] += x_rows[shift:shift + m] @ w_kk[a, b]   # (m, C_out)
+    out = np.ascontiguousarray(_kept(grid, stride, h_out, w_out))     # (N, Ho, Wo, C_out)
     if bias is not None:
         out += bias
-    return out.transpose(0, 3, 1, 2)                                      # (N, C_out, Ho, Wo)
+    return out.transpose(0, 3, 1, 2)                                  # (N, C_out, Ho, Wo)
 
 
 def _output_grid(g, hp, wp, stride):
@@ -122,34 +131,35 @@ def _output_grid(g, hp, wp, stride):
 
 
 def conv2d_input_grad(g, weight, input_shape, stride=1, padding=0):
-    """dL/dx of a convolution (N, C_in, H, W), from g = dL/d(out) (N, C_out, H_out, W_out):
-    every offset's rows of g, times the offset's kernel matrix transposed, added back to the
-    input rows they came from; then the padding cropped off."""
+    """dL/dx of a convolution (N, C_in, H, W), from g = dL/d(out) (N, C_out, H_out,
+    W_out): every offset's rows of g, times the offset's kernel matrix transposed, added
+    back to the input rows they came from; then the padding cropped off."""
     n_images, c_in, height, width = input_shape
     c_out, _, kh, kw = weight.shape
     hp, wp = height + 2 * padding, width + 2 * padding
-    g_grid = _output_grid(g, hp, wp, stride)                              # (N, Hp, Wp, C_out)
-    w_kk = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))             # (K, K, C_out, C_in)
+    g_grid = _output_grid(g, hp, wp, stride)                      # (N, Hp, Wp, C_out)
+    w_kk = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))     # (K, K, C_out, C_in)
     grad = np.zeros((n_images, hp, wp, c_in), dtype=np.result_type(g, weight))
     last = (kh - 1) * wp + (kw - 1)
     for chunk in _image_chunks(n_images, hp * wp):
-        g_rows = g_grid[chunk].reshape(-1, c_out)                         # (n·Hp·Wp, C_out)
-        grad_rows = grad[chunk].reshape(-1, c_in)                         # (n·Hp·Wp, C_in)
+        g_rows = g_grid[chunk].reshape(-1, c_out)                 # (n·Hp·Wp, C_out)
+        grad_rows = grad[chunk].reshape(-1, c_in)                 # (n·Hp·Wp, C_in)
         m = len(g_rows) - last
         for a in range(kh):
             for b in range(kw):
                 shift = a * wp + b
                 grad_rows[shift:shift + m] += g_rows[:m] @ w_kk[a, b]
-    grad = grad[:, padding:padding + height, padding:padding + width, :]  # crop: (N, H, W, C_in)
-    return grad.transpose(0, 3, 1, 2)                                     # (N, C_in, H, W)
+    grad = grad[:, padding:padding + height, padding:padding + width, :]  # N, H, W, C_in
+    return grad.transpose(0, 3, 1, 2)                                 # (N, C_in, H, W)
 
 
 def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
-    """dL/dw of a convolution: for each kernel offset (a, b), x_rows[shift:shift + M].T @ g_rows[:M]."""
+    """dL/dw of a convolution: for each kernel offset (a, b),
+    x_rows[shift:shift + M].T @ g_rows[:M]."""
     c_out, c_in, kh, kw = weight_shape
-    rows = _padded_rows(x, padding)                                       # (N, Hp, Wp, C_in)
+    rows = _padded_rows(x, padding)                               # (N, Hp, Wp, C_in)
     hp, wp = rows.shape[1], rows.shape[2]
-    g_grid = _output_grid(g, hp, wp, stride)                              # (N, Hp, Wp, C_out)
+    g_grid = _output_grid(g, hp, wp, stride)                      # (N, Hp, Wp, C_out)
     grad = np.zeros((kh, kw, c_in, c_out), dtype=np.result_type(g, x))
     last = (kh - 1) * wp + (kw - 1)
     for chunk in _image_chunks(x.shape[0], hp * wp):
@@ -160,13 +170,15 @@ def conv2d_weight_grad(g, x, weight_shape, stride=1, padding=0):
             for b in range(kw):
                 shift = a * wp + b
                 grad[a, b] += x_rows[shift:shift + m].T @ g_rows[:m]
-    return np.ascontiguousarray(grad.transpose(3, 2, 0, 1))               # (C_out, C_in, K, K)
+    return np.ascontiguousarray(grad.transpose(3, 2, 0, 1))       # (C_out, C_in, K, K)
 
 @register_gradient("conv2d")
 def conv2d_grad(g, x, weight, bias=None, *, stride, padding):
     """The rule of "conv2d": (dL/dx, dL/dw[, dL/db])."""
-    grad_x = conv2d_input_grad(g, weight.data, x.shape, stride, padding) if x.requires_grad else None
-    grads = (grad_x, conv2d_weight_grad(g, x.data, weight.shape, stride, padding))   # no dL/dx for an image
+    grad_x = None                                                 # no dL/dx for an image
+    if x.requires_grad:
+        grad_x = conv2d_input_grad(g, weight.data, x.shape, stride, padding)
+    grads = (grad_x, conv2d_weight_grad(g, x.data, weight.shape, stride, padding))
     if bias is not None:
         grads += (g.sum(axis=(0, 2, 3)),)
     return grads
@@ -177,7 +189,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0):
     (C_out, C_in, K, K), bias (C_out,) or None -> (N, C_out, H_out, W_out)."""
     stride, padding = int(stride), int(padding)
     parents = (x, weight) if bias is None else (x, weight, bias)
-    data = conv2d_forward(x.data, weight.data, None if bias is None else bias.data, stride, padding)
+    data = conv2d_forward(x.data, weight.data, None if bias is None else bias.data,
+                          stride, padding)
     return x._result(data, "conv2d", *parents, stride=stride, padding=padding)
 
 
@@ -192,17 +205,21 @@ class Conv2d(Module):
     (2, 16, 28, 28)
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 bias=True):
         super().__init__()
-        if min(int(in_channels), int(out_channels), int(kernel_size), int(stride)) < 1 or int(padding) < 0:
-            raise ValueError(f"Conv2d needs positive channels, kernel_size and stride and padding >= 0, got "
-                             f"{in_channels}, {out_channels}, kernel_size={kernel_size}, stride={stride}, "
+        sizes = (int(in_channels), int(out_channels), int(kernel_size), int(stride))
+        if min(sizes) < 1 or int(padding) < 0:
+            raise ValueError(f"Conv2d needs positive channels, kernel_size and stride "
+                             f"and padding >= 0, got {in_channels}, {out_channels}, "
+                             f"kernel_size={kernel_size}, stride={stride}, "
                              f"padding={padding}")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.kernel_size, self.stride = int(kernel_size), int(stride)
+        self.padding = int(padding)
         bound = 1.0 / np.sqrt(self.in_channels * self.kernel_size ** 2)
         shape = (self.out_channels, self.in_channels, self.kernel_size, self.kernel_size)
-        generator = default_generator()                       # module 04's: see manual_seed
+        generator = default_generator()                   # module 04's: see manual_seed
         self.weight = Parameter(generator.uniform(-bound, bound, size=shape))
         self.bias = (Parameter(generator.uniform(-bound, bound, size=self.out_channels))
                      if bias else None)
@@ -210,34 +227,41 @@ class Conv2d(Module):
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{self!r} expects inputs of shape (N, {self.in_channels}, H, W), got {x.shape}")
+            raise ValueError(f"{self!r} expects inputs of shape "
+                             f"(N, {self.in_channels}, H, W), got {x.shape}")
         return conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+        return (f"{self.in_channels}, {self.out_channels}, "
+                f"kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, bias={self.bias is not None}")
 
 
 def _pool_args(x, kernel_size, stride):
     if x.ndim != 4:
         raise ValueError(f"pooling expects (N, C, H, W), got shape {x.shape}")
     stride = kernel_size if stride is None else int(stride)
-    h_out, w_out = output_size(x.shape[2], kernel_size, stride), output_size(x.shape[3], kernel_size, stride)
+    h_out = output_size(x.shape[2], kernel_size, stride)
+    w_out = output_size(x.shape[3], kernel_size, stride)
     if h_out < 1 or w_out < 1:
-        raise ValueError(f"a {kernel_size}x{kernel_size} pooling window does not fit in {x.shape[2]}x{x.shape[3]}")
+        raise ValueError(f"a {kernel_size}x{kernel_size} pooling window does not fit in "
+                         f"{x.shape[2]}x{x.shape[3]}")
     return stride, h_out, w_out
 
 
 def _offset(array, a, b, stride, h_out, w_out):
     """Offset (a, b) of every pooling window of an (N, C, H, W) array: a strided view."""
-    return array[:, :, a:a + stride * (h_out - 1) + 1:stride, b:b + stride * (w_out - 1) + 1:stride]
+    rows = slice(a, a + stride * (h_out - 1) + 1, stride)
+    columns = slice(b, b + stride * (w_out - 1) + 1, stride)
+    return array[:, :, rows, columns]
 
 
 def max_pool2d(x, kernel_size=2, stride=None):
-    """The maximum of each K x K window (stride defaults to K): (N, C, H, W) -> (N, C, Ho, Wo)."""
+    """The maximum of each K x K window (stride defaults to K):
+    (N, C, H, W) -> (N, C, Ho, Wo)."""
     kernel_size = int(kernel_size)
     stride, h_out, w_out = _pool_args(x, kernel_size, stride)
-    out = _offset(x.data, 0, 0, stride, h_out, w_out).copy(order="K")    # in x's memory layout
+    out = _offset(x.data, 0, 0, stride, h_out, w_out).copy(order="K")  # in x's layout
     for a in range(kernel_size):
         for b in range(kernel_size):
             np.maximum(out, _offset(x.data, a, b, stride, h_out, w_out), out=out)
@@ -246,11 +270,11 @@ def max_pool2d(x, kernel_size=2, stride=None):
 
 @register_gradient("maxpool2d")
 def max_pool2d_grad(g, x, kernel_size, stride, out):
-    """Each window's gradient goes to the position that held its maximum: the first one, in
-    row-major order, when several tie (as PyTorch)."""
+    """Each window's gradient goes to the position that held its maximum: the first one,
+    in row-major order, when several tie (as PyTorch)."""
     grad = np.zeros_like(x.data, dtype=g.dtype)
     h_out, w_out = g.shape[2], g.shape[3]
-    taken = np.zeros(out.shape, dtype=bool)              # windows whose maximum was already found
+    taken = np.zeros(out.shape, dtype=bool)      # windows whose maximum was already found
     for a in range(kernel_size):
         for b in range(kernel_size):
             winner = (_offset(x.data, a, b, stride, h_out, w_out) == out) & ~taken
@@ -260,7 +284,8 @@ def max_pool2d_grad(g, x, kernel_size, stride, out):
 
 
 def avg_pool2d(x, kernel_size=2, stride=None):
-    """The mean of each K x K window (stride defaults to K): (N, C, H, W) -> (N, C, Ho, Wo)."""
+    """The mean of each K x K window (stride defaults to K):
+    (N, C, H, W) -> (N, C, Ho, Wo)."""
     kernel_size = int(kernel_size)
     stride, h_out, w_out = _pool_args(x, kernel_size, stride)
     out = np.zeros((x.shape[0], x.shape[1], h_out, w_out), dtype=x.dtype)
@@ -293,12 +318,14 @@ class MaxPool2d(Module):
     def __init__(self, kernel_size=2, stride=None):
         super().__init__()
         if int(kernel_size) < 1 or (stride is not None and int(stride) < 1):
-            raise ValueError(f"MaxPool2d needs kernel_size >= 1 and stride >= 1, got {kernel_size}, {stride}")
+            raise ValueError(f"MaxPool2d needs kernel_size >= 1 and stride >= 1, got "
+                             f"{kernel_size}, {stride}")
         self.kernel_size = int(kernel_size)
         self.stride = self.kernel_size if stride is None else int(stride)
 
     def forward(self, x):
-        return max_pool2d(x if isinstance(x, Tensor) else Tensor(x), self.kernel_size, self.stride)
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        return max_pool2d(x, self.kernel_size, self.stride)
 
     def extra_repr(self):
         return f"kernel_size={self.kernel_size}, stride={self.stride}"
@@ -308,12 +335,14 @@ class AvgPool2d(MaxPool2d):
     """Average pooling over K x K windows with stride S (default K)."""
 
     def forward(self, x):
-        return avg_pool2d(x if isinstance(x, Tensor) else Tensor(x), self.kernel_size, self.stride)
+        x = x if isinstance(x, Tensor) else Tensor(x)
+        return avg_pool2d(x, self.kernel_size, self.stride)
 
 
 def batch_norm(x, mean, var, eps=1e-5):
-    """(x - mean) / sqrt(var + eps) for a Tensor x (N, C, H, W) and its own batch statistics
-    over axes (0, 2, 3), mean and var of shape (1, C, 1, 1): one differentiable operation."""
+    """(x - mean) / sqrt(var + eps) for a Tensor x (N, C, H, W) and its own batch
+    statistics over axes (0, 2, 3), mean and var of shape (1, C, 1, 1): one differentiable
+    operation."""
     inv_std = 1.0 / np.sqrt(var.data + eps)                               # (1, C, 1, 1)
     x_hat = (x.data - mean.data) * inv_std
     return x._result(x_hat, "batch_norm", x, x_hat=x_hat, inv_std=inv_std)
@@ -321,8 +350,9 @@ def batch_norm(x, mean, var, eps=1e-5):
 
 @register_gradient("batch_norm")
 def batch_norm_grad(g, x, x_hat, inv_std):
-    """The rule of "batch_norm": (g - mean(g) - x_hat * mean(g * x_hat)) * inv_std, the means
-    per channel over (batch, rows, columns): the paths through the mean and the variance too."""
+    """The rule of "batch_norm": (g - mean(g) - x_hat * mean(g * x_hat)) * inv_std, the
+    means per channel over (batch, rows, columns): the paths through the mean and the
+    variance too."""
     axes = (0, 2, 3)
     g_mean = g.mean(axis=axes, keepdims=True)
     projection = (g * x_hat).mean(axis=axes, keepdims=True)
@@ -347,18 +377,22 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
         if int(num_features) < 1 or not 0 <= momentum <= 1 or eps <= 0:
-            raise ValueError(f"BatchNorm2d needs num_features >= 1, eps > 0 and momentum in [0, 1], got "
-                             f"{num_features}, eps={eps}, momentum={momentum}")
-        self.num_features, self.eps, self.momentum = int(num_features), float(eps), float(momentum)
+            raise ValueError(f"BatchNorm2d needs num_features >= 1, eps > 0 and momentum "
+                             f"in [0, 1], got {num_features}, eps={eps}, "
+                             f"momentum={momentum}")
+        self.num_features = int(num_features)
+        self.eps, self.momentum = float(eps), float(momentum)
         self.weight = Parameter(np.ones(self.num_features))
         self.bias = Parameter(np.zeros(self.num_features))
-        self.register_buffer("running_mean", np.zeros(self.num_features, dtype=np.float32))
-        self.register_buffer("running_var", np.ones(self.num_features, dtype=np.float32))
+        features = self.num_features
+        self.register_buffer("running_mean", np.zeros(features, dtype=np.float32))
+        self.register_buffer("running_var", np.ones(features, dtype=np.float32))
 
     def forward(self, x):
         x = x if isinstance(x, Tensor) else Tensor(x)
         if x.ndim != 4 or x.shape[1] != self.num_features:
-            raise ValueError(f"{self!r} expects inputs of shape (N, {self.num_features}, H, W), got {x.shape}")
+            raise ValueError(f"{self!r} expects inputs of shape "
+                             f"(N, {self.num_features}, H, W), got {x.shape}")
         shape = (1, self.num_features, 1, 1)
         if self.training:
             mean = x.mean(axis=(0, 2, 3), keepdims=True)                   # (1, C, 1, 1)
@@ -367,13 +401,15 @@ class BatchNorm2d(Module):
             count = x.size // self.num_features
             unbiased = var.data.reshape(-1) * count / max(count - 1, 1)
             m = self.momentum
-            self.running_mean = ((1 - m) * self.running_mean + m * mean.data.reshape(-1)).astype(self.running_mean.dtype)
-            self.running_var = ((1 - m) * self.running_var + m * unbiased).astype(self.running_var.dtype)
+            new_mean = (1 - m) * self.running_mean + m * mean.data.reshape(-1)
+            new_var = (1 - m) * self.running_var + m * unbiased
+            self.running_mean = new_mean.astype(self.running_mean.dtype)
+            self.running_var = new_var.astype(self.running_var.dtype)
             normalized = batch_norm(x, mean, var, self.eps)
         else:
             mean = Tensor(self.running_mean.reshape(shape), dtype=x.dtype)
-            std = Tensor(np.sqrt(self.running_var + self.eps).reshape(shape), dtype=x.dtype)
-            normalized = (x - mean) / std
+            std = np.sqrt(self.running_var + self.eps).reshape(shape)
+            normalized = (x - mean) / Tensor(std, dtype=x.dtype)
         return normalized * self.weight.reshape(shape) + self.bias.reshape(shape)
 
     def extra_repr(self):
