@@ -72,7 +72,7 @@ from autograder.export import export, write_nbgrader_csv
 from autograder.files import atomic_write, iso, utc_now
 from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
 from autograder.policy import apply_policy, load_policy, record_late
-from autograder.pool import Pool
+from autograder.pool import GRADED, Job, Outcome, Pool
 from autograder.receipt import (
     build_receipt,
     keep_submitted,
@@ -80,8 +80,6 @@ from autograder.receipt import (
     run_stamp,
     sha256_bytes,
 )
-
-GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
 
 
 @dataclass
@@ -290,14 +288,12 @@ def _problem_page(row: Row) -> str:
     )
 
 
-def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
+def _merge(root: Path, job: Job, outcome: Outcome, options: Options) -> Row:
     """Write one outcome into the course: the only place the real gradebook is written."""
 
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
-    student, slug = job["student"], job["module"]
-    status = outcome.get("status", "error")
-    cells = [CellResult(**c) for c in outcome.get("cells", [])]
-    notes = list(outcome.get("notes", []))
+    student, slug = job.student, job.module
+    status, cells, notes = outcome.status, outcome.cells, list(outcome.notes)
     for cell in cells:
         if cell.message.startswith("MemoryError"):
             notes.append(f"test '{cell.grade_id}' ran out of memory (limit {options.memory_mb} MB)")
@@ -311,12 +307,12 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
 
     autograded = root / "autograded" / student / slug
     feedback = root / "feedback" / student / slug
-    _replace_tree(outcome.get("autograded") if status == GRADED else None, autograded)
-    _replace_tree(outcome.get("feedback") if status == GRADED else None, feedback)
+    _replace_tree(outcome.autograded if status == GRADED else None, autograded)
+    _replace_tree(outcome.feedback if status == GRADED else None, feedback)
     with Gradebook(db_url(root)) as gradebook:
         gradebook.update_or_create_student(student)
-        if job.get("timestamp") and _iso(job["timestamp"]):
-            gradebook.update_or_create_submission(slug, student, timestamp=job["timestamp"])
+        if job.timestamp and _iso(job.timestamp):
+            gradebook.update_or_create_submission(slug, student, timestamp=job.timestamp)
         else:
             gradebook.update_or_create_submission(slug, student)
     if status == GRADED:
@@ -334,9 +330,9 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
         submission = gradebook.find_submission(slug, student)
         score, max_score = float(submission.score), float(submission.max_score)
     row = Row(
-        student, slug, status, score, max_score, cells, notes, _iso(job.get("timestamp")),
+        student, slug, status, score, max_score, cells, notes, _iso(job.timestamp),
         feedback=(feedback / f"{slug}.html").relative_to(root).as_posix(),
-        repairs=list(outcome.get("repairs", [])),
+        repairs=list(outcome.repairs),
     )
     if status != GRADED:
         feedback.mkdir(parents=True, exist_ok=True)
@@ -445,40 +441,38 @@ def grade(
         jobs = []
         for number, submission in enumerate(found.submissions, start=1):
             release = _release(root, submission.module)
-            jobs.append({
-                "id": number,
-                "label": f"{submission.student} {submission.module}",
-                "student": submission.student,
-                "module": submission.module,
-                "notebook": str(submission.notebook),
-                "timestamp": submission.timestamp,
-                "scratch": str(scratch / "jobs" / str(number)),
-                "result": str(scratch / "jobs" / f"{number}.json"),
-                "template_db": str(template),
-                "release": str(release),
-                "source": str(root / "source" / submission.module / f"{submission.module}.ipynb"),
-                "package_root": str(course.root),
-                "course_root": str(course.root),
-                "protected": protected,
-                "timeout": options.timeout,
-                "memory_mb": options.memory_mb,
-                "deadline": options.deadline or deadline(release, options.timeout),
-                "late_penalty": late_penalty,
-                "sandbox": {"bwrap": bwrap, "hide": hidden} if bwrap else None,
-            })
+            jobs.append(Job(
+                id=number,
+                student=submission.student,
+                module=submission.module,
+                notebook=str(submission.notebook),
+                release=str(release),
+                source=str(root / "source" / submission.module / f"{submission.module}.ipynb"),
+                template_db=str(template),
+                course_root=str(course.root),
+                scratch=str(scratch / "jobs" / str(number)),
+                result=str(scratch / "jobs" / f"{number}.json"),
+                deadline=options.deadline or deadline(release, options.timeout),
+                timestamp=submission.timestamp,
+                timeout=options.timeout,
+                memory_mb=options.memory_mb,
+                protected=protected,
+                late_penalty=late_penalty,
+                sandbox={"bwrap": bwrap, "hide": hidden} if bwrap else None,
+            ))
         hooks.total(len(jobs))
 
-        def on_result(job: dict, outcome: dict) -> None:
-            page = root / "feedback" / job["student"] / job["module"] / f"{job['module']}.html"
+        def on_result(job: Job, outcome: Outcome) -> None:
+            page = root / "feedback" / job.student / job.module / f"{job.module}.html"
             replaced = page.is_file()
             try:
                 row = _merge(root, job, outcome, options)
             except Exception as error:  # noqa: BLE001 - record it as ungraded, go on with the batch
                 why = f"the grade could not be recorded: {type(error).__name__}: {error}"
-                row = _merge(root, job, {"status": "error", "notes": [*outcome.get("notes", []), why]}, options)
+                row = _merge(root, job, Outcome.ungraded("error", *outcome.notes, why), options)
             row.sha256 = digests.get((row.student, row.module))
             try:
-                record_late(root, job, row)
+                record_late(root, row, job.late_penalty)
             except Exception as error:  # noqa: BLE001 - the grade stands; say the penalty is missing
                 row.notes.append(f"the late penalty could not be recorded: {type(error).__name__}: {error}")
             mark_change(row, history.get((row.student, row.module)))
@@ -487,11 +481,11 @@ def grade(
             except OSError as error:
                 row.notes.append(f"the feedback page could not be dated: {error}")
             rows.append(row)
-            shutil.rmtree(job["scratch"], ignore_errors=True)
+            shutil.rmtree(job.scratch, ignore_errors=True)
             hooks.finished(row)
 
         pool = Pool(options.workers, options.memory_mb, scratch / "workers")
-        pool.run(jobs, on_result, on_start=lambda job: hooks.started(job["label"]))
+        pool.run(jobs, on_result, on_start=lambda job: hooks.started(job.label))
 
     rows.sort(key=lambda r: (r.student, r.module))
     hooks.step("exporting the gradebook")

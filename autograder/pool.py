@@ -19,17 +19,81 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
+
+from autograder.execute import DEFAULT_TIMEOUT, CellResult
+
+GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
+
+
+@dataclass
+class Job:
+    """What a grading process needs to grade one notebook; it crosses the pipe as JSON."""
+
+    id: int
+    student: str
+    module: str  # the module's slug, e.g. 01_setup
+    notebook: str  # the submitted notebook
+    release: str  # the student notebook it was handed out as
+    source: str  # nbgrader's source notebook: every test, hidden ones included
+    template_db: str  # a gradebook with the assignments registered, copied for the job
+    course_root: str  # the course: its tinytorch/ is the reference package the kernel imports
+    scratch: str  # the job's private folder (its own nbgrader course)
+    result: str  # the file the worker writes the Outcome to
+    deadline: float  # seconds for the whole notebook, from when a ready worker takes it
+    timestamp: str | None = None  # when it was handed in, as nbgrader's timestamp.txt says
+    timeout: int = DEFAULT_TIMEOUT  # seconds per cell
+    memory_mb: int = 0  # the worker's memory limit, for the messages (0: none)
+    protected: list[str] = field(default_factory=list)  # files the job must leave alone
+    late_penalty: dict | None = None  # the course's rule (autograder/policy.py)
+    sandbox: dict | None = None  # {"bwrap", "hide"}: confine the kernel (autograder/confine.py)
+
+    @property
+    def label(self) -> str:
+        return f"{self.student} {self.module}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        return cls(**data)
+
+
+@dataclass
+class Outcome:
+    """What comes back from grading one notebook; it crosses the pipe as JSON."""
+
+    status: str  # GRADED, or invalid | missing | error | killed (scored 0)
+    cells: list[CellResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the student should know
+    repairs: list[str] = field(default_factory=list)  # what was put right before grading
+    autograded: str | None = None  # the folder of the autograded notebook
+    feedback: str | None = None  # the folder of the feedback page
+    confined: bool = False  # the kernel ran in the sandbox
+    touched: list[str] = field(default_factory=list)  # protected files that changed
+
+    @classmethod
+    def ungraded(cls, status: str, *notes: str) -> Outcome:
+        """An outcome that scores 0, and why."""
+        return cls(status, notes=list(notes))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Outcome:
+        return cls(**{**data, "cells": [CellResult(**c) for c in data.get("cells", [])]})
 
 
 @dataclass
 class _Worker:
     process: subprocess.Popen
     log: Path
-    job: dict | None = None
+    job: Job | None = None
     deadline: float = 0.0
     ready: bool = False
 
@@ -106,25 +170,22 @@ class Pool:
 
     def run(
         self,
-        jobs: list[dict],
-        on_result: Callable[[dict, dict], None],
-        on_start: Callable[[dict], None] | None = None,
+        jobs: list[Job],
+        on_result: Callable[[Job, Outcome], None],
+        on_start: Callable[[Job], None] | None = None,
     ) -> None:
-        """Grade every job; call `on_result(job, outcome)` in this process as each finishes.
-
-        Each job is a dict with at least "id", "result" (a file the worker writes) and
-        "deadline" (seconds the job may take, counted from when a ready worker takes it)."""
+        """Grade every job; call `on_result(job, outcome)` in this process as each finishes."""
         pending = deque(jobs)
         selector = selectors.DefaultSelector()
         workers: list[_Worker] = []
 
         def assign(worker: _Worker) -> None:
             job = pending.popleft()
-            worker.job, worker.deadline = job, time.monotonic() + float(job["deadline"])
+            worker.job, worker.deadline = job, time.monotonic() + job.deadline
             if on_start:
                 on_start(job)
             try:
-                worker.process.stdin.write(json.dumps(job) + "\n")
+                worker.process.stdin.write(json.dumps(job.to_dict()) + "\n")
                 worker.process.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass  # seen as a dead worker below
@@ -166,9 +227,9 @@ class Pool:
                             self._fail_all(pending, on_result, "a grading process could not start: " + _tail(worker.log))
                             continue
                         why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-                        on_result(job, {"status": "error", "cells": [], "notes": [
+                        on_result(job, Outcome.ungraded("error",
                             f"the grading process died ({why}): the memory limit of "
-                            f"{self.memory_mb} MB, or a crash"]})
+                            f"{self.memory_mb} MB, or a crash"))
                         if pending and busy() < self.size:
                             start()
                         continue
@@ -178,21 +239,22 @@ class Pool:
                         idle(worker)
                         continue
                     job = worker.job
-                    if job is None or text != str(job["id"]):
+                    if job is None or text != str(job.id):
                         continue
                     worker.job = None
                     try:
-                        outcome = json.loads(Path(job["result"]).read_text(encoding="utf-8"))
-                    except (OSError, ValueError) as error:
-                        outcome = {"status": "error", "cells": [], "notes": [
-                            f"the grading process wrote no readable result ({error})"]}
+                        data = json.loads(Path(job.result).read_text(encoding="utf-8"))
+                        outcome = Outcome.from_dict(data)
+                    except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+                        outcome = Outcome.ungraded(
+                            "error", f"the grading process wrote no readable result ({error})")
                     on_result(job, outcome)
                     idle(worker)
                 for worker in [w for w in workers if w.job is not None and time.monotonic() > w.deadline]:
                     job = worker.job
                     stop(worker)
-                    on_result(job, {"status": "killed", "cells": [], "notes": [
-                        f"grading took longer than {job['deadline']:g} s in all: stopped"]})
+                    on_result(job, Outcome.ungraded(
+                        "killed", f"grading took longer than {job.deadline:g} s in all: stopped"))
                     if pending and busy() < self.size:
                         start()
         finally:
@@ -202,6 +264,6 @@ class Pool:
             selector.close()
 
     @staticmethod
-    def _fail_all(pending: deque, on_result: Callable[[dict, dict], None], why: str) -> None:
+    def _fail_all(pending: deque, on_result: Callable[[Job, Outcome], None], why: str) -> None:
         while pending:
-            on_result(pending.popleft(), {"status": "error", "cells": [], "notes": [why]})
+            on_result(pending.popleft(), Outcome.ungraded("error", why))

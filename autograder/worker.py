@@ -36,6 +36,7 @@ from autograder.config import nbgrader_config
 from autograder.confine import Sandbox, refusals
 from autograder.confined_kernel import confine
 from autograder.execute import kernel_environment, results
+from autograder.pool import GRADED, Job, Outcome
 from autograder.restore import describe, normalize
 
 MAX_FILE_BYTES = 1 << 30
@@ -90,97 +91,95 @@ def _failure_reason(result: dict, memory_mb: int) -> str:
     return "nbgrader could not grade it: " + _last_line(text)
 
 
-def repair_notebook(notebook, job: dict):
+def repair_notebook(notebook, job: Job):
     """The submission in the course's shape, and what was repaired (one line each): test
     cells from the nbgrader source notebook (hidden tests included), solution cells matched
     back, copies and added cells resolved (autograder/restore.py). nbgrader's own
     autograde then finds nothing to overwrite, duplicate or put back."""
 
-    release = nbformat.read(job["release"], as_version=4)
-    source = nbformat.read(job["source"], as_version=4)
+    release = nbformat.read(job.release, as_version=4)
+    source = nbformat.read(job.source, as_version=4)
     repaired, repairs = normalize(notebook, source, compare_to=release)
     return repaired, describe(repairs)
 
 
-def grade_one(job: dict) -> dict:
-    """Grade one submission in a private scratch course; return the outcome (JSON-able)."""
+def grade_one(job: Job) -> Outcome:
+    """Grade one submission in a private scratch course; return the outcome."""
 
-    student, slug = job["student"], job["module"]
-    scratch = Path(job["scratch"])
+    student, slug = job.student, job.module
+    scratch = Path(job.scratch)
     root = scratch / "course"
-    outcome = {"status": "graded", "cells": [], "notes": [], "repairs": [], "autograded": None, "feedback": None}
-    submitted = Path(job["notebook"])
+    outcome = Outcome(GRADED)
+    submitted = Path(job.notebook)
     if not submitted.is_file():
-        outcome.update(status="missing", notes=[f"no {slug}.ipynb in the submission"])
-        return outcome
+        return Outcome.ungraded("missing", f"no {slug}.ipynb in the submission")
     try:
         notebook = read_notebook(submitted)
     except NotebookError as error:
-        outcome.update(status="invalid", notes=[f"not a valid notebook: {error}"])
-        return outcome
+        return Outcome.ungraded("invalid", f"not a valid notebook: {error}")
 
     # a private course: the assignment's source folder, the submission, a copy of the gradebook
     (root / "source" / slug).mkdir(parents=True)
     target = root / "submitted" / student / slug
     target.mkdir(parents=True)
     shutil.copyfile(submitted, target / f"{slug}.ipynb")
-    stamp = job.get("timestamp")
+    stamp = job.timestamp
     if stamp:
         try:
             parse_utc(stamp)
             (target / "timestamp.txt").write_text(stamp + "\n", encoding="utf-8")
         except (ValueError, OverflowError):
-            outcome["notes"].append(f"timestamp.txt is unreadable ({stamp[:40]!r}): ignored")
-    shutil.copyfile(job["template_db"], root / "gradebook.db")
+            outcome.notes.append(f"timestamp.txt is unreadable ({stamp[:40]!r}): ignored")
+    shutil.copyfile(job.template_db, root / "gradebook.db")
     package = scratch / "package"
     shutil.copytree(
-        Path(job["package_root"]) / "tinytorch", package / "tinytorch",
+        Path(job.course_root) / "tinytorch", package / "tinytorch",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
 
     try:
-        notebook, outcome["repairs"] = repair_notebook(notebook, job)
+        notebook, outcome.repairs = repair_notebook(notebook, job)
         nbformat.write(notebook, str(target / f"{slug}.ipynb"))
     except Exception as error:  # noqa: BLE001 - graded as handed in, and said so
-        outcome["notes"].append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
+        outcome.notes.append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
 
-    before = fingerprint(job.get("protected", []))
-    config = nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty"))
-    sandbox = Sandbox(**job["sandbox"], scratch=str(scratch), readable=[str(package)]) if job.get("sandbox") else None
+    before = fingerprint(job.protected)
+    config = nbgrader_config(root, timeout=job.timeout, late_penalty=job.late_penalty)
+    sandbox = Sandbox(**job.sandbox, scratch=str(scratch), readable=[str(package)]) if job.sandbox else None
     if sandbox:
         confine(config, sandbox)
-    outcome["confined"] = sandbox is not None
+    outcome.confined = sandbox is not None
     api = NbGraderAPI(config=config)
     with kernel_environment(package):
         result = api.autograde(slug, student, force=True, create=True)
     graded = root / "autograded" / student / slug / f"{slug}.ipynb"
     if not result.get("success") or not graded.is_file():
-        outcome.update(status="error")
-        outcome["notes"].append(_failure_reason(result, job["memory_mb"]))
+        outcome.status = "error"
+        outcome.notes.append(_failure_reason(result, job.memory_mb))
     else:
         executed = nbformat.read(str(graded), as_version=4)
-        outcome["cells"] = [r.to_dict() for r in results(executed)]
+        outcome.cells = results(executed)
         refused = refusals(executed, sandbox) if sandbox else None
         if refused:
-            outcome["notes"].append(refused)
-        outcome["autograded"] = str(graded.parent)
-        api.config.GraderNotes.notes = [*outcome.get("repairs", []), *outcome["notes"]]
+            outcome.notes.append(refused)
+        outcome.autograded = str(graded.parent)
+        api.config.GraderNotes.notes = [*outcome.repairs, *outcome.notes]
         feedback = api.generate_feedback(slug, student, force=True)
         page = root / "feedback" / student / slug / f"{slug}.html"
         if feedback.get("success") and page.is_file():
-            outcome["feedback"] = str(page.parent)
+            outcome.feedback = str(page.parent)
         else:
-            outcome["notes"].append(
+            outcome.notes.append(
                 "feedback could not be generated: " + _last_line(feedback.get("error") or feedback.get("log"))
             )
-    touched = changed_files(before, fingerprint(job.get("protected", [])))
+    touched = changed_files(before, fingerprint(job.protected))
     if touched:
-        shown = ", ".join(os.path.relpath(p, job["course_root"]) for p in touched[:5])
+        shown = ", ".join(os.path.relpath(p, job.course_root) for p in touched[:5])
         more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
-        outcome["notes"].append(
+        outcome.notes.append(
             f"files outside the submission changed while it was graded: {shown}{more}"
         )
-        outcome["touched"] = touched
+        outcome.touched = touched
     return outcome
 
 
@@ -206,19 +205,18 @@ def serve(memory_mb: int) -> None:
     for line in jobs:
         if not line.strip():
             continue
-        job = json.loads(line)
+        job = Job.from_dict(json.loads(line))
         try:
             outcome = grade_one(job)
         except MemoryError:
-            outcome = {"status": "error", "cells": [], "notes": [
-                f"the grader ran out of memory (limit {memory_mb} MB)"]}
+            outcome = Outcome.ungraded("error", f"the grader ran out of memory (limit {memory_mb} MB)")
         except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
 
             traceback.print_exc()
-            outcome = {"status": "error", "cells": [], "notes": [
-                f"the grader failed on this submission: {type(error).__name__}: {_last_line(str(error))}"]}
-        Path(job["result"]).write_text(json.dumps(outcome), encoding="utf-8")
-        answers.write(f"{job['id']}\n")
+            why = f"{type(error).__name__}: {_last_line(str(error))}"
+            outcome = Outcome.ungraded("error", f"the grader failed on this submission: {why}")
+        Path(job.result).write_text(json.dumps(outcome.to_dict()), encoding="utf-8")
+        answers.write(f"{job.id}\n")
         answers.flush()
 
 
