@@ -106,72 +106,100 @@ def repair_notebook(notebook, job: Job):
 def grade_one(job: Job) -> Outcome:
     """Grade one submission in a private scratch course; return the outcome."""
 
-    student, slug = job.student, job.module
-    scratch = Path(job.scratch)
-    root = scratch / "course"
-    outcome = Outcome(GRADED)
     submitted = Path(job.notebook)
     if not submitted.is_file():
-        return Outcome.ungraded("missing", f"no {slug}.ipynb in the submission")
+        return Outcome.ungraded("missing", f"no {job.module}.ipynb in the submission")
     try:
         notebook = read_notebook(submitted)
     except NotebookError as error:
         return Outcome.ungraded("invalid", f"not a valid notebook: {error}")
+    outcome = Outcome(GRADED)
+    package = _private_course(job, outcome)
+    _repair(job, notebook, outcome)
+    before = fingerprint(job.protected)
+    _autograde(job, package, outcome)
+    _report_touched(job, before, outcome)
+    return outcome
 
-    # a private course: the assignment's source folder, the submission, a copy of the gradebook
+
+def _folder(job: Job, stage: str) -> Path:
+    """The job's folder in a stage of its private course: submitted, autograded, feedback."""
+    return Path(job.scratch) / "course" / stage / job.student / job.module
+
+
+def _private_course(job: Job, outcome: Outcome) -> Path:
+    """The job's own nbgrader course (the assignment's source folder, the submission and its
+    timestamp, a copy of the gradebook) and a copy of the reference package, returned."""
+    root, slug = Path(job.scratch) / "course", job.module
     (root / "source" / slug).mkdir(parents=True)
-    target = root / "submitted" / student / slug
+    target = _folder(job, "submitted")
     target.mkdir(parents=True)
-    shutil.copyfile(submitted, target / f"{slug}.ipynb")
-    stamp = job.timestamp
-    if stamp:
+    shutil.copyfile(job.notebook, target / f"{slug}.ipynb")
+    if job.timestamp:
         try:
-            parse_utc(stamp)
-            (target / "timestamp.txt").write_text(stamp + "\n", encoding="utf-8")
+            parse_utc(job.timestamp)
+            (target / "timestamp.txt").write_text(job.timestamp + "\n", encoding="utf-8")
         except (ValueError, OverflowError):
-            outcome.notes.append(f"timestamp.txt is unreadable ({stamp[:40]!r}): ignored")
+            outcome.notes.append(f"timestamp.txt is unreadable ({job.timestamp[:40]!r}): ignored")
     shutil.copyfile(job.template_db, root / "gradebook.db")
-    package = scratch / "package"
+    package = Path(job.scratch) / "package"
     shutil.copytree(
         Path(job.course_root) / "tinytorch", package / "tinytorch",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
+    return package
 
+
+def _repair(job: Job, notebook, outcome: Outcome) -> None:
+    """Put the submission in the course's shape (repair_notebook) where nbgrader will read it."""
     try:
         notebook, outcome.repairs = repair_notebook(notebook, job)
-        nbformat.write(notebook, str(target / f"{slug}.ipynb"))
+        nbformat.write(notebook, str(_folder(job, "submitted") / f"{job.module}.ipynb"))
     except Exception as error:  # noqa: BLE001 - graded as handed in, and said so
         outcome.notes.append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
 
-    before = fingerprint(job.protected)
-    config = nbgrader_config(root, timeout=job.timeout, late_penalty=job.late_penalty)
+
+def _autograde(job: Job, package: Path, outcome: Outcome) -> None:
+    """nbgrader's autograde (the kernel confined when the job says so), then the cells'
+    scores and the feedback page."""
+    scratch, slug = Path(job.scratch), job.module
+    config = nbgrader_config(scratch / "course", timeout=job.timeout, late_penalty=job.late_penalty)
     sandbox = Sandbox(**job.sandbox, scratch=str(scratch), readable=[str(package)]) if job.sandbox else None
     if sandbox:
         confine(config, sandbox)
     outcome.confined = sandbox is not None
     api = NbGraderAPI(config=config)
     with kernel_environment(package):
-        result = api.autograde(slug, student, force=True, create=True)
-    graded = root / "autograded" / student / slug / f"{slug}.ipynb"
+        result = api.autograde(slug, job.student, force=True, create=True)
+    graded = _folder(job, "autograded") / f"{slug}.ipynb"
     if not result.get("success") or not graded.is_file():
         outcome.status = "error"
         outcome.notes.append(_failure_reason(result, job.memory_mb))
+        return
+    executed = nbformat.read(str(graded), as_version=4)
+    outcome.cells = results(executed)
+    refused = refusals(executed, sandbox) if sandbox else None
+    if refused:
+        outcome.notes.append(refused)
+    outcome.autograded = str(graded.parent)
+    _feedback(api, job, outcome)
+
+
+def _feedback(api: NbGraderAPI, job: Job, outcome: Outcome) -> None:
+    """nbgrader's feedback page, with the repairs and notes on it."""
+    api.config.GraderNotes.notes = [*outcome.repairs, *outcome.notes]
+    feedback = api.generate_feedback(job.module, job.student, force=True)
+    page = _folder(job, "feedback") / f"{job.module}.html"
+    if feedback.get("success") and page.is_file():
+        outcome.feedback = str(page.parent)
     else:
-        executed = nbformat.read(str(graded), as_version=4)
-        outcome.cells = results(executed)
-        refused = refusals(executed, sandbox) if sandbox else None
-        if refused:
-            outcome.notes.append(refused)
-        outcome.autograded = str(graded.parent)
-        api.config.GraderNotes.notes = [*outcome.repairs, *outcome.notes]
-        feedback = api.generate_feedback(slug, student, force=True)
-        page = root / "feedback" / student / slug / f"{slug}.html"
-        if feedback.get("success") and page.is_file():
-            outcome.feedback = str(page.parent)
-        else:
-            outcome.notes.append(
-                "feedback could not be generated: " + _last_line(feedback.get("error") or feedback.get("log"))
-            )
+        outcome.notes.append(
+            "feedback could not be generated: " + _last_line(feedback.get("error") or feedback.get("log"))
+        )
+
+
+def _report_touched(job: Job, before: dict, outcome: Outcome) -> None:
+    """Say which protected files changed while the notebook ran."""
     touched = changed_files(before, fingerprint(job.protected))
     if touched:
         shown = ", ".join(os.path.relpath(p, job.course_root) for p in touched[:5])
@@ -180,7 +208,6 @@ def grade_one(job: Job) -> Outcome:
             f"files outside the submission changed while it was graded: {shown}{more}"
         )
         outcome.touched = touched
-    return outcome
 
 
 def serve(memory_mb: int) -> None:
