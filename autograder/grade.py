@@ -71,17 +71,16 @@ from autograder.execute import DEFAULT_TIMEOUT, CellResult
 from autograder.export import export, write_nbgrader_csv
 from autograder.files import atomic_write, iso, utc_now
 from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
-from autograder.policy import apply_policy, load_policy, record_late
-from autograder.pool import Pool
+from autograder.policy import Policy, apply_policy, load_policy, record_late
+from autograder.pool import GRADED, Job, Outcome, Pool
 from autograder.receipt import (
+    Receipt,
     build_receipt,
     keep_submitted,
     notebook_bytes,
     run_stamp,
     sha256_bytes,
 )
-
-GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
 
 
 @dataclass
@@ -290,33 +289,36 @@ def _problem_page(row: Row) -> str:
     )
 
 
-def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
-    """Write one outcome into the course: the only place the real gradebook is written."""
-
-    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
-    student, slug = job["student"], job["module"]
-    status = outcome.get("status", "error")
-    cells = [CellResult(**c) for c in outcome.get("cells", [])]
-    notes = list(outcome.get("notes", []))
-    for cell in cells:
+def _notes(outcome: Outcome, options: Options) -> list[str]:
+    """The outcome's notes, and what its cells say about the limits they hit."""
+    notes = list(outcome.notes)
+    for cell in outcome.cells:
         if cell.message.startswith("MemoryError"):
             notes.append(f"test '{cell.grade_id}' ran out of memory (limit {options.memory_mb} MB)")
-    if status == GRADED and any(c.status == "timeout" for c in cells):
+    if outcome.status == GRADED and any(c.status == "timeout" for c in outcome.cells):
         notes.append(f"time limit ({options.timeout} s per cell) reached")
-    if status == GRADED and any("the kernel died" in c.message for c in cells):
+    if outcome.status == GRADED and any("the kernel died" in c.message for c in outcome.cells):
         memory = f"hit the memory limit of {options.memory_mb} MB" if options.memory_mb else "ran out of memory"
         notes.append(
             f"the notebook's kernel died, so nothing after that cell ran (it crashed Python, called exit, or {memory})"
         )
+    return notes
 
+
+def _merge(root: Path, job: Job, outcome: Outcome, options: Options) -> Row:
+    """Write one outcome into the course: the only place the real gradebook is written."""
+
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
+    student, slug = job.student, job.module
+    status, cells, notes = outcome.status, outcome.cells, _notes(outcome, options)
     autograded = root / "autograded" / student / slug
     feedback = root / "feedback" / student / slug
-    _replace_tree(outcome.get("autograded") if status == GRADED else None, autograded)
-    _replace_tree(outcome.get("feedback") if status == GRADED else None, feedback)
+    _replace_tree(outcome.autograded if status == GRADED else None, autograded)
+    _replace_tree(outcome.feedback if status == GRADED else None, feedback)
     with Gradebook(db_url(root)) as gradebook:
         gradebook.update_or_create_student(student)
-        if job.get("timestamp") and _iso(job["timestamp"]):
-            gradebook.update_or_create_submission(slug, student, timestamp=job["timestamp"])
+        if job.timestamp and _iso(job.timestamp):
+            gradebook.update_or_create_submission(slug, student, timestamp=job.timestamp)
         else:
             gradebook.update_or_create_submission(slug, student)
     if status == GRADED:
@@ -334,9 +336,9 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
         submission = gradebook.find_submission(slug, student)
         score, max_score = float(submission.score), float(submission.max_score)
     row = Row(
-        student, slug, status, score, max_score, cells, notes, _iso(job.get("timestamp")),
+        student, slug, status, score, max_score, cells, notes, _iso(job.timestamp),
         feedback=(feedback / f"{slug}.html").relative_to(root).as_posix(),
-        repairs=list(outcome.get("repairs", [])),
+        repairs=list(outcome.repairs),
     )
     if status != GRADED:
         feedback.mkdir(parents=True, exist_ok=True)
@@ -344,14 +346,26 @@ def _merge(root: Path, job: dict, outcome: dict, options: Options) -> Row:
     return row
 
 
-def _export(root: Path) -> Path:
-    return write_nbgrader_csv(root)
-
-
 def _write_summary(root: Path, report: Report) -> None:
     text = json.dumps(report.to_dict(), indent=2) + "\n"
     atomic_write(root / GRADES_DIR / RUNS_DIR / f"{report.run}.json", text)
     atomic_write(report.summary_path, text)
+
+
+@dataclass
+class _Run:
+    """What the steps of one run share."""
+
+    course: Course
+    root: Path
+    options: Options
+    hooks: Hooks
+    policy: Policy
+    name: str  # this run's name in grades/runs/ and grades/receipts/
+    started_at: str
+    history: dict[tuple[str, str], dict]  # each (student, module)'s last graded row
+    rows: list[Row] = field(default_factory=list)
+    digests: dict[tuple[str, str], str] = field(default_factory=dict)  # of each notebook graded
 
 
 def grade(
@@ -377,41 +391,15 @@ def grade(
     """
 
     options = options or Options()
-    hooks = hooks or Hooks()
     root = Path(root or course.assignments_dir).resolve()
-    bwrap = bwrap_for(options)
+    bwrap = bwrap_for(options)  # every mistake of the caller stops the run before anything is written
     selected = gradable_modules(course, root, modules)
-    slugs = [m.slug for m in selected]
-    if not slugs:
+    if not selected:
         raise CourseError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
-    policy = load_policy(course)  # a mistake in course.yaml stops the run before anything is written
-    tools_on_path()
-    now = utc_now()
-    run, started_at = run_stamp(root, now), iso(now)
-    history = previous_rows(root)
-
-    # whatever is in submitted/ now is kept before anything can replace it
-    keep_submitted(root, find_submissions(root, slugs, students).submissions, run, started_at)
-    collected = Collected()
-    if archives is not None:
-        if not Path(archives).is_dir():
-            raise CourseError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
-        hooks.step(f"collecting archives from {archives}")
-        collected = import_archives(root, Path(archives), slugs, students)
-    exchanged: set = set()
-    if exchange is not None:
-        hooks.step(f"collecting from the nbgrader exchange {exchange}")
-        before = keep_submitted(root, find_submissions(root, slugs, students).submissions, run, started_at)
-        from_exchange = collect_exchange(root, Path(exchange), course_id, slugs)
-        collected.problems.extend(from_exchange.problems)
-        after = {(s.student, s.module): notebook_bytes(s) for s in find_submissions(root, slugs, students).submissions}
-        exchanged = {key for key, data in after.items() if data is not None and before.get(key) != sha256_bytes(data)}
-    found = find_submissions(root, slugs, students)
-    problems = collected.problems + found.problems
-    receipt = build_receipt(root, run, started_at, found, collected, exchanged, history)
-    if receipt.entries or receipt.refused:
-        receipt.write(root)
-        hooks.collected(receipt)
+    run = _start(course, root, options, hooks or Hooks())
+    slugs = [m.slug for m in selected]
+    found, collected, exchanged = _collect(run, slugs, students, archives, exchange, course_id)
+    receipt = _receipt(run, found, collected, exchanged)
     if not found.submissions:
         raise CourseError(
             f"No submissions of {', '.join(slugs)} in {root / 'submitted'}"
@@ -419,88 +407,152 @@ def grade(
             "Collect them first: `tito grade --from DIR` (tito submit archives) or "
             "`tito grade --exchange DIR`; see docs/instructors.md.",
         )
-    digests = {(e.student, e.module): e.sha256 for e in receipt.entries if e.graded}
+    _register(run, selected, found, collected)
+    _grade_all(run, found.submissions, bwrap, outside=[archives, exchange])
+    return _report(run, collected.problems + found.problems, receipt)
 
-    by_slug = {m.slug: m for m in selected}
-    graded_modules = [by_slug[s] for s in slugs if any(x.module == s for x in found.submissions)]
-    hooks.step("registering the assignments in the gradebook")
-    register_assignments(root, graded_modules)
-    _record_identities(root, {**found.identities, **collected.identities})
-    apply_policy(root, policy, found.submissions)
-    late_penalty = policy.penalty.to_dict() if policy.penalty.method != "none" else None
 
+def _start(course: Course, root: Path, options: Options, hooks: Hooks) -> _Run:
+    """The course's policy (a mistake in course.yaml stops the run here), the run's name
+    and time, and what earlier runs graded."""
+    policy = load_policy(course)
+    tools_on_path()
+    now = utc_now()
+    return _Run(course, root, options, hooks, policy, run_stamp(root, now), iso(now), previous_rows(root))
+
+
+def _collect(
+    run: _Run, slugs: list[str], students: list[str] | None,
+    archives: Path | None, exchange: Path | None, course_id: str,
+) -> tuple[Collected, Collected, set]:
+    """Bring the archives and the exchange's submissions into submitted/, keeping every
+    version found there first; returns what is there now, what was collected, and which
+    (student, module) the exchange brought or changed."""
+    root, name, started_at = run.root, run.name, run.started_at
+    # whatever is in submitted/ now is kept before anything can replace it
+    keep_submitted(root, find_submissions(root, slugs, students).submissions, name, started_at)
+    collected = Collected()
+    if archives is not None:
+        if not Path(archives).is_dir():
+            raise CourseError(f"{archives} is not a folder of submission archives.", "Pass the folder `tito submit` wrote to.")
+        run.hooks.step(f"collecting archives from {archives}")
+        collected = import_archives(root, Path(archives), slugs, students)
+    exchanged: set = set()
+    if exchange is not None:
+        run.hooks.step(f"collecting from the nbgrader exchange {exchange}")
+        before = keep_submitted(root, find_submissions(root, slugs, students).submissions, name, started_at)
+        from_exchange = collect_exchange(root, Path(exchange), course_id, slugs)
+        collected.problems.extend(from_exchange.problems)
+        after = {(s.student, s.module): notebook_bytes(s) for s in find_submissions(root, slugs, students).submissions}
+        exchanged = {key for key, data in after.items() if data is not None and before.get(key) != sha256_bytes(data)}
+    return find_submissions(root, slugs, students), collected, exchanged
+
+
+def _receipt(run: _Run, found: Collected, collected: Collected, exchanged: set) -> Receipt:
+    """Write and show the receipt of what was collected; remember each graded notebook's digest."""
+    receipt = build_receipt(run.root, run.name, run.started_at, found, collected, exchanged, run.history)
+    if receipt.entries or receipt.refused:
+        receipt.write(run.root)
+        run.hooks.collected(receipt)
+    run.digests = {(e.student, e.module): e.sha256 for e in receipt.entries if e.graded}
+    return receipt
+
+
+def _register(run: _Run, selected: list[Module], found: Collected, collected: Collected) -> None:
+    """The gradebook learns the assignments handed in, the students, due dates and extensions."""
+    handed_in = [m for m in selected if any(x.module == m.slug for x in found.submissions)]
+    run.hooks.step("registering the assignments in the gradebook")
+    register_assignments(run.root, handed_in)
+    _record_identities(run.root, {**found.identities, **collected.identities})
+    apply_policy(run.root, run.policy, found.submissions)
+
+
+def _grade_all(run: _Run, submissions: list, bwrap: str | None, outside: list[Path | None]) -> None:
+    """Grade every submission on the pool's workers, recording each outcome as it comes."""
+    with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
+        scratch = Path(scratch_dir)
+        shutil.copyfile(run.root / "gradebook.db", scratch / "gradebook.db")
+        # what a confined kernel must never see, even where it lies inside a folder it reads
+        hidden = sorted({
+            str(Path(p).resolve()) for p in (run.course.root, run.root, Path.home(), scratch, *outside) if p
+        })
+        sandbox = {"bwrap": bwrap, "hide": hidden} if bwrap else None
+        jobs = _schedule(run, submissions, scratch, sandbox)
+        run.hooks.total(len(jobs))
+        pool = Pool(run.options.workers, run.options.memory_mb, scratch / "workers")
+        pool.run(jobs, lambda job, outcome: _record(run, job, outcome),
+                 on_start=lambda job: run.hooks.started(job.label))
+
+
+def _schedule(run: _Run, submissions: list, scratch: Path, sandbox: dict | None) -> list[Job]:
+    """One Job per submission, each with a scratch folder and a result file of its own."""
+    course, root, options = run.course, run.root, run.options
     protected = [
         str(course.root / "source"), str(root / "source"), str(root / "release"),
         str(course.root / "tinytorch"), str(course.root / "pyproject.toml"),
     ]
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
-        scratch = Path(scratch_dir)
-        template = scratch / "gradebook.db"
-        shutil.copyfile(root / "gradebook.db", template)
-        # what a confined kernel must never see, even where it lies inside a folder it reads
-        hidden = sorted({
-            str(Path(p).resolve()) for p in (course.root, root, Path.home(), scratch, archives, exchange) if p
-        })
-        jobs = []
-        for number, submission in enumerate(found.submissions, start=1):
-            release = _release(root, submission.module)
-            jobs.append({
-                "id": number,
-                "label": f"{submission.student} {submission.module}",
-                "student": submission.student,
-                "module": submission.module,
-                "notebook": str(submission.notebook),
-                "timestamp": submission.timestamp,
-                "scratch": str(scratch / "jobs" / str(number)),
-                "result": str(scratch / "jobs" / f"{number}.json"),
-                "template_db": str(template),
-                "release": str(release),
-                "source": str(root / "source" / submission.module / f"{submission.module}.ipynb"),
-                "package_root": str(course.root),
-                "course_root": str(course.root),
-                "protected": protected,
-                "timeout": options.timeout,
-                "memory_mb": options.memory_mb,
-                "deadline": options.deadline or deadline(release, options.timeout),
-                "late_penalty": late_penalty,
-                "sandbox": {"bwrap": bwrap, "hide": hidden} if bwrap else None,
-            })
-        hooks.total(len(jobs))
+    penalty = run.policy.penalty
+    late_penalty = penalty.to_dict() if penalty.method != "none" else None
+    jobs = []
+    for number, submission in enumerate(submissions, start=1):
+        release = _release(root, submission.module)
+        jobs.append(Job(
+            id=number,
+            student=submission.student,
+            module=submission.module,
+            notebook=str(submission.notebook),
+            release=str(release),
+            source=str(root / "source" / submission.module / f"{submission.module}.ipynb"),
+            template_db=str(scratch / "gradebook.db"),
+            course_root=str(course.root),
+            scratch=str(scratch / "jobs" / str(number)),
+            result=str(scratch / "jobs" / f"{number}.json"),
+            deadline=options.deadline or deadline(release, options.timeout),
+            timestamp=submission.timestamp,
+            timeout=options.timeout,
+            memory_mb=options.memory_mb,
+            protected=protected,
+            late_penalty=late_penalty,
+            sandbox=sandbox,
+        ))
+    return jobs
 
-        def on_result(job: dict, outcome: dict) -> None:
-            page = root / "feedback" / job["student"] / job["module"] / f"{job['module']}.html"
-            replaced = page.is_file()
-            try:
-                row = _merge(root, job, outcome, options)
-            except Exception as error:  # noqa: BLE001 - record it as ungraded, go on with the batch
-                why = f"the grade could not be recorded: {type(error).__name__}: {error}"
-                row = _merge(root, job, {"status": "error", "notes": [*outcome.get("notes", []), why]}, options)
-            row.sha256 = digests.get((row.student, row.module))
-            try:
-                record_late(root, job, row)
-            except Exception as error:  # noqa: BLE001 - the grade stands; say the penalty is missing
-                row.notes.append(f"the late penalty could not be recorded: {type(error).__name__}: {error}")
-            mark_change(row, history.get((row.student, row.module)))
-            try:
-                stamp_feedback(root, row, feedback_note(row, started_at, replaced, policy.penalty.describe()))
-            except OSError as error:
-                row.notes.append(f"the feedback page could not be dated: {error}")
-            rows.append(row)
-            shutil.rmtree(job["scratch"], ignore_errors=True)
-            hooks.finished(row)
 
-        pool = Pool(options.workers, options.memory_mb, scratch / "workers")
-        pool.run(jobs, on_result, on_start=lambda job: hooks.started(job["label"]))
+def _record(run: _Run, job: Job, outcome: Outcome) -> None:
+    """One outcome into the course: merged into the gradebook, the late penalty applied,
+    compared with the last run, its feedback page dated. Nothing here stops the batch."""
+    root = run.root
+    replaced = (root / "feedback" / job.student / job.module / f"{job.module}.html").is_file()
+    try:
+        row = _merge(root, job, outcome, run.options)
+    except Exception as error:  # noqa: BLE001 - record it as ungraded, go on with the batch
+        why = f"the grade could not be recorded: {type(error).__name__}: {error}"
+        row = _merge(root, job, Outcome.ungraded("error", *outcome.notes, why), run.options)
+    row.sha256 = run.digests.get((row.student, row.module))
+    try:
+        record_late(root, row, job.late_penalty)
+    except Exception as error:  # noqa: BLE001 - the grade stands; say the penalty is missing
+        row.notes.append(f"the late penalty could not be recorded: {type(error).__name__}: {error}")
+    mark_change(row, run.history.get((row.student, row.module)))
+    try:
+        stamp_feedback(root, row, feedback_note(row, run.started_at, replaced, run.policy.penalty.describe()))
+    except OSError as error:
+        row.notes.append(f"the feedback page could not be dated: {error}")
+    run.rows.append(row)
+    shutil.rmtree(job.scratch, ignore_errors=True)
+    run.hooks.finished(row)
 
-    rows.sort(key=lambda r: (r.student, r.module))
-    hooks.step("exporting the gradebook")
-    csv_path = _export(root)
-    exports = export(root)
-    summary_path = root / GRADES_DIR / SUMMARY_FILE
+
+def _report(run: _Run, problems: list[Problem], receipt: Receipt) -> Report:
+    """The gradebook exported as CSV, and the run's summary written."""
+    run.hooks.step("exporting the gradebook")
+    csv_path = write_nbgrader_csv(run.root)
+    exports = export(run.root)
     report = Report(
-        rows, sorted(problems, key=lambda p: (p.source, p.message)), summary_path, csv_path, options,
-        run=run, started_at=started_at, receipt=receipt, exports=exports,
+        sorted(run.rows, key=lambda r: (r.student, r.module)),
+        sorted(problems, key=lambda p: (p.source, p.message)),
+        run.root / GRADES_DIR / SUMMARY_FILE, csv_path, run.options,
+        run=run.name, started_at=run.started_at, receipt=receipt, exports=exports,
     )
-    _write_summary(root, report)
+    _write_summary(run.root, report)
     return report

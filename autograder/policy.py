@@ -318,17 +318,17 @@ def apply_policy(root: Path, policy, submissions) -> None:
             )
 
 
-def record_late(root: Path, job: dict, row) -> None:
-    """nbgrader's AssignLatePenalties on the real gradebook (the course's rule as its plugin),
-    then the row's raw score, penalty and final score, read back from the gradebook."""
+def record_late(root: Path, row, late_penalty: dict | None) -> None:
+    """nbgrader's AssignLatePenalties on the real gradebook (`late_penalty`: the course's rule,
+    as its plugin), then the row's raw score, penalty and final score, read back from it."""
 
-    student, slug = job["student"], job["module"]
+    student, slug = row.student, row.module
     with Gradebook(db_url(root)) as gradebook:
         submission = gradebook.find_submission(slug, student)
         submission.timestamp = None if row.submitted_at is None else _naive_time(row.submitted_at)
         gradebook.db.commit()
     resources = {"nbgrader": {"notebook": slug, "assignment": slug, "student": student, "db_url": db_url(root)}}
-    config = nbgrader_config(root, late_penalty=job.get("late_penalty"))
+    config = nbgrader_config(root, late_penalty=late_penalty)
     AssignLatePenalties(config=config).preprocess(nbformat.v4.new_notebook(), resources)
     with Gradebook(db_url(root)) as gradebook:
         submission = gradebook.find_submission(slug, student)

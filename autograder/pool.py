@@ -19,17 +19,81 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
+
+from autograder.execute import DEFAULT_TIMEOUT, CellResult
+
+GRADED = "graded"  # nbgrader ran the notebook; other statuses score 0: invalid, missing, error, killed
+
+
+@dataclass
+class Job:
+    """What a grading process needs to grade one notebook; it crosses the pipe as JSON."""
+
+    id: int
+    student: str
+    module: str  # the module's slug, e.g. 01_setup
+    notebook: str  # the submitted notebook
+    release: str  # the student notebook it was handed out as
+    source: str  # nbgrader's source notebook: every test, hidden ones included
+    template_db: str  # a gradebook with the assignments registered, copied for the job
+    course_root: str  # the course: its tinytorch/ is the reference package the kernel imports
+    scratch: str  # the job's private folder (its own nbgrader course)
+    result: str  # the file the worker writes the Outcome to
+    deadline: float  # seconds for the whole notebook, from when a ready worker takes it
+    timestamp: str | None = None  # when it was handed in, as nbgrader's timestamp.txt says
+    timeout: int = DEFAULT_TIMEOUT  # seconds per cell
+    memory_mb: int = 0  # the worker's memory limit, for the messages (0: none)
+    protected: list[str] = field(default_factory=list)  # files the job must leave alone
+    late_penalty: dict | None = None  # the course's rule (autograder/policy.py)
+    sandbox: dict | None = None  # {"bwrap", "hide"}: confine the kernel (autograder/confine.py)
+
+    @property
+    def label(self) -> str:
+        return f"{self.student} {self.module}"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Job:
+        return cls(**data)
+
+
+@dataclass
+class Outcome:
+    """What comes back from grading one notebook; it crosses the pipe as JSON."""
+
+    status: str  # GRADED, or invalid | missing | error | killed (scored 0)
+    cells: list[CellResult] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the student should know
+    repairs: list[str] = field(default_factory=list)  # what was put right before grading
+    autograded: str | None = None  # the folder of the autograded notebook
+    feedback: str | None = None  # the folder of the feedback page
+    confined: bool = False  # the kernel ran in the sandbox
+    touched: list[str] = field(default_factory=list)  # protected files that changed
+
+    @classmethod
+    def ungraded(cls, status: str, *notes: str) -> Outcome:
+        """An outcome that scores 0, and why."""
+        return cls(status, notes=list(notes))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Outcome:
+        return cls(**{**data, "cells": [CellResult(**c) for c in data.get("cells", [])]})
 
 
 @dataclass
 class _Worker:
     process: subprocess.Popen
     log: Path
-    job: dict | None = None
+    job: Job | None = None
     deadline: float = 0.0
     ready: bool = False
 
@@ -98,7 +162,7 @@ class Pool:
         env.update(self.env)
         with log.open("ab") as stderr:
             process = subprocess.Popen(
-                [sys.executable, "-m", "autograder.worker", "--memory-mb", str(self.memory_mb)],
+                [sys.executable, "-m", "autograder.process", "--memory-mb", str(self.memory_mb)],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
                 cwd=home, env=env, start_new_session=True, text=True, bufsize=1,
             )
@@ -106,102 +170,119 @@ class Pool:
 
     def run(
         self,
-        jobs: list[dict],
-        on_result: Callable[[dict, dict], None],
-        on_start: Callable[[dict], None] | None = None,
+        jobs: list[Job],
+        on_result: Callable[[Job, Outcome], None],
+        on_start: Callable[[Job], None] | None = None,
     ) -> None:
-        """Grade every job; call `on_result(job, outcome)` in this process as each finishes.
+        """Grade every job; call `on_result(job, outcome)` in this process as each finishes."""
+        batch = _Batch(self, jobs, on_result, on_start or (lambda job: None))
+        try:
+            for _ in range(min(self.size, len(jobs))):
+                batch.start()
+            while batch.workers:
+                for worker in batch.heard():
+                    batch.listen(worker)
+                batch.stop_overdue()
+        finally:
+            batch.close()
 
-        Each job is a dict with at least "id", "result" (a file the worker writes) and
-        "deadline" (seconds the job may take, counted from when a ready worker takes it)."""
-        pending = deque(jobs)
-        selector = selectors.DefaultSelector()
-        workers: list[_Worker] = []
 
-        def assign(worker: _Worker) -> None:
-            job = pending.popleft()
-            worker.job, worker.deadline = job, time.monotonic() + float(job["deadline"])
-            if on_start:
-                on_start(job)
-            try:
-                worker.process.stdin.write(json.dumps(job) + "\n")
-                worker.process.stdin.flush()
-            except (BrokenPipeError, OSError):
-                pass  # seen as a dead worker below
+class _Batch:
+    """One Pool.run: the jobs still to hand out, and the workers grading the others."""
 
-        def start() -> None:
-            worker = self._spawn()
-            workers.append(worker)
-            selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+    def __init__(self, pool: Pool, jobs: list[Job], on_result: Callable[[Job, Outcome], None],
+                 on_start: Callable[[Job], None]):
+        self.pool, self.on_result, self.on_start = pool, on_result, on_start
+        self.pending = deque(jobs)
+        self.workers: list[_Worker] = []
+        self.selector = selectors.DefaultSelector()
 
-        def stop(worker: _Worker) -> None:
-            selector.unregister(worker.process.stdout)
-            workers.remove(worker)
+    def start(self) -> None:
+        worker = self.pool._spawn()
+        self.workers.append(worker)
+        self.selector.register(worker.process.stdout, selectors.EVENT_READ, worker)
+
+    def stop(self, worker: _Worker) -> None:
+        self.selector.unregister(worker.process.stdout)
+        self.workers.remove(worker)
+        _kill_tree(worker.process.pid)
+        worker.process.wait()
+
+    def replace(self) -> None:
+        """Start a worker in place of one that is gone, when there is work for it."""
+        busy = sum(1 for w in self.workers if w.job is not None or not w.ready)
+        if self.pending and busy < self.pool.size:
+            self.start()
+
+    def assign(self, worker: _Worker) -> None:
+        """Hand a ready worker the next job, or stop it when there is none."""
+        if not self.pending:
+            self.stop(worker)
+            return
+        job = self.pending.popleft()
+        worker.job, worker.deadline = job, time.monotonic() + job.deadline
+        self.on_start(job)
+        try:
+            worker.process.stdin.write(json.dumps(job.to_dict()) + "\n")
+            worker.process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass  # seen as a dead worker when its stdout closes
+
+    def heard(self) -> list[_Worker]:
+        """The workers that answered or died, waiting at most until the next deadline."""
+        deadlines = [w.deadline for w in self.workers if w.job is not None]
+        wait = max(0.05, min(deadlines) - time.monotonic()) if deadlines else 1.0
+        return [key.data for key, _ in self.selector.select(timeout=min(wait, 1.0))]
+
+    def listen(self, worker: _Worker) -> None:
+        """One line from a worker: "ready", the id of the job it finished, or nothing (it died)."""
+        line = worker.process.stdout.readline()
+        text = line.strip()
+        if not line:
+            self.died(worker)
+        elif text == "ready":
+            worker.ready = True
+            self.assign(worker)
+        elif worker.job is not None and text == str(worker.job.id):
+            self.finished(worker)
+
+    def finished(self, worker: _Worker) -> None:
+        job, worker.job = worker.job, None
+        try:
+            outcome = Outcome.from_dict(json.loads(Path(job.result).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as error:
+            outcome = Outcome.ungraded("error", f"the grading process wrote no readable result ({error})")
+        self.on_result(job, outcome)
+        self.assign(worker)
+
+    def died(self, worker: _Worker) -> None:
+        code = worker.process.wait()
+        job = worker.job
+        self.stop(worker)
+        if job is None:  # before it could take a job: it cannot start at all
+            self.fail_all("a grading process could not start: " + _tail(worker.log))
+            return
+        why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
+        self.on_result(job, Outcome.ungraded(
+            "error", f"the grading process died ({why}): the memory limit of "
+            f"{self.pool.memory_mb} MB, or a crash"))
+        self.replace()
+
+    def stop_overdue(self) -> None:
+        """Kill every worker past its job's deadline (its kernel with it), and replace it."""
+        for worker in [w for w in self.workers if w.job is not None and time.monotonic() > w.deadline]:
+            job = worker.job
+            self.stop(worker)
+            self.on_result(job, Outcome.ungraded(
+                "killed", f"grading took longer than {job.deadline:g} s in all: stopped"))
+            self.replace()
+
+    def fail_all(self, why: str) -> None:
+        while self.pending:
+            self.on_result(self.pending.popleft(), Outcome.ungraded("error", why))
+
+    def close(self) -> None:
+        for worker in list(self.workers):
             _kill_tree(worker.process.pid)
             worker.process.wait()
-
-        def idle(worker: _Worker) -> None:
-            if pending:
-                assign(worker)
-            else:
-                stop(worker)
-
-        def busy() -> int:
-            return sum(1 for w in workers if w.job is not None or not w.ready)
-
-        try:
-            for _ in range(min(self.size, len(pending))):
-                start()
-            while workers:
-                deadlines = [w.deadline for w in workers if w.job is not None]
-                wait = max(0.05, min(deadlines) - time.monotonic()) if deadlines else 1.0
-                for key, _ in selector.select(timeout=min(wait, 1.0)):
-                    worker: _Worker = key.data
-                    line = worker.process.stdout.readline()
-                    if not line:  # the worker died
-                        code = worker.process.wait()
-                        job = worker.job
-                        stop(worker)
-                        if job is None:  # before it could take a job: it cannot start at all
-                            self._fail_all(pending, on_result, "a grading process could not start: " + _tail(worker.log))
-                            continue
-                        why = f"killed by signal {-code}" if code < 0 else f"exit code {code}"
-                        on_result(job, {"status": "error", "cells": [], "notes": [
-                            f"the grading process died ({why}): the memory limit of "
-                            f"{self.memory_mb} MB, or a crash"]})
-                        if pending and busy() < self.size:
-                            start()
-                        continue
-                    text = line.strip()
-                    if text == "ready":
-                        worker.ready = True
-                        idle(worker)
-                        continue
-                    job = worker.job
-                    if job is None or text != str(job["id"]):
-                        continue
-                    worker.job = None
-                    try:
-                        outcome = json.loads(Path(job["result"]).read_text(encoding="utf-8"))
-                    except (OSError, ValueError) as error:
-                        outcome = {"status": "error", "cells": [], "notes": [
-                            f"the grading process wrote no readable result ({error})"]}
-                    on_result(job, outcome)
-                    idle(worker)
-                for worker in [w for w in workers if w.job is not None and time.monotonic() > w.deadline]:
-                    job = worker.job
-                    stop(worker)
-                    on_result(job, {"status": "killed", "cells": [], "notes": [
-                        f"grading took longer than {job['deadline']:g} s in all: stopped"]})
-                    if pending and busy() < self.size:
-                        start()
-        finally:
-            for worker in list(workers):
-                _kill_tree(worker.process.pid)
-                worker.process.wait()
-            selector.close()
-
-    @staticmethod
-    def _fail_all(pending: deque, on_result: Callable[[dict, dict], None], why: str) -> None:
-        while pending:
-            on_result(pending.popleft(), {"status": "error", "cells": [], "notes": [why]})
+        self.selector.close()

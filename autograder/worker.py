@@ -1,4 +1,4 @@
-"""A grading process: `python -m autograder.worker --memory-mb N`.
+"""A grading process (started as `python -m autograder.process --memory-mb N`).
 
 `tito grade` starts one per `--workers` (autograder/pool.py). Each reads jobs, one JSON line
 at a time, from its stdin and grades each submission with nbgrader's own autograde and
@@ -7,7 +7,7 @@ submission and of the reference package. It writes the outcome to the job's resu
 answers with the job's id on its stdout. Only the parent process writes the real gradebook,
 so workers never contend for it.
 
-Limits set here are inherited by the notebook's kernel, which this process starts:
+The limits autograder/process.py sets before importing this module are inherited by the notebook's kernel, which this process starts:
 RLIMIT_AS (`--memory-mb`, the address space of each process) and RLIMIT_FSIZE (no file
 larger than 1 GiB), and no core dumps; RLIMIT_AS reaches the kernel through bubblewrap too,
 when the job says to confine it (autograder/confine.py). The per-cell time limit is nbgrader's
@@ -16,13 +16,10 @@ when the job says to confine it (autograder/confine.py). The per-cell time limit
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
-import resource
 import shutil
-import sys
 import traceback
 from pathlib import Path
 
@@ -36,18 +33,10 @@ from autograder.config import nbgrader_config
 from autograder.confine import Sandbox, refusals
 from autograder.confined_kernel import confine
 from autograder.execute import kernel_environment, results
+from autograder.pool import GRADED, Job, Outcome
 from autograder.restore import describe, normalize
 
-MAX_FILE_BYTES = 1 << 30
 PROTECTED_IGNORE = ("__pycache__", ".pyc")
-
-
-def set_limits(memory_mb: int) -> None:
-    if memory_mb > 0:
-        limit = memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
 def fingerprint(paths: list[str]) -> dict[str, tuple[int, int]]:
@@ -90,98 +79,123 @@ def _failure_reason(result: dict, memory_mb: int) -> str:
     return "nbgrader could not grade it: " + _last_line(text)
 
 
-def repair_notebook(notebook, job: dict):
+def repair_notebook(notebook, job: Job):
     """The submission in the course's shape, and what was repaired (one line each): test
     cells from the nbgrader source notebook (hidden tests included), solution cells matched
     back, copies and added cells resolved (autograder/restore.py). nbgrader's own
     autograde then finds nothing to overwrite, duplicate or put back."""
 
-    release = nbformat.read(job["release"], as_version=4)
-    source = nbformat.read(job["source"], as_version=4)
+    release = nbformat.read(job.release, as_version=4)
+    source = nbformat.read(job.source, as_version=4)
     repaired, repairs = normalize(notebook, source, compare_to=release)
     return repaired, describe(repairs)
 
 
-def grade_one(job: dict) -> dict:
-    """Grade one submission in a private scratch course; return the outcome (JSON-able)."""
+def grade_one(job: Job) -> Outcome:
+    """Grade one submission in a private scratch course; return the outcome."""
 
-    student, slug = job["student"], job["module"]
-    scratch = Path(job["scratch"])
-    root = scratch / "course"
-    outcome = {"status": "graded", "cells": [], "notes": [], "repairs": [], "autograded": None, "feedback": None}
-    submitted = Path(job["notebook"])
+    submitted = Path(job.notebook)
     if not submitted.is_file():
-        outcome.update(status="missing", notes=[f"no {slug}.ipynb in the submission"])
-        return outcome
+        return Outcome.ungraded("missing", f"no {job.module}.ipynb in the submission")
     try:
         notebook = read_notebook(submitted)
     except NotebookError as error:
-        outcome.update(status="invalid", notes=[f"not a valid notebook: {error}"])
-        return outcome
+        return Outcome.ungraded("invalid", f"not a valid notebook: {error}")
+    outcome = Outcome(GRADED)
+    package = _private_course(job, outcome)
+    _repair(job, notebook, outcome)
+    before = fingerprint(job.protected)
+    _autograde(job, package, outcome)
+    _report_touched(job, before, outcome)
+    return outcome
 
-    # a private course: the assignment's source folder, the submission, a copy of the gradebook
+
+def _folder(job: Job, stage: str) -> Path:
+    """The job's folder in a stage of its private course: submitted, autograded, feedback."""
+    return Path(job.scratch) / "course" / stage / job.student / job.module
+
+
+def _private_course(job: Job, outcome: Outcome) -> Path:
+    """The job's own nbgrader course (the assignment's source folder, the submission and its
+    timestamp, a copy of the gradebook) and a copy of the reference package, returned."""
+    root, slug = Path(job.scratch) / "course", job.module
     (root / "source" / slug).mkdir(parents=True)
-    target = root / "submitted" / student / slug
+    target = _folder(job, "submitted")
     target.mkdir(parents=True)
-    shutil.copyfile(submitted, target / f"{slug}.ipynb")
-    stamp = job.get("timestamp")
-    if stamp:
+    shutil.copyfile(job.notebook, target / f"{slug}.ipynb")
+    if job.timestamp:
         try:
-            parse_utc(stamp)
-            (target / "timestamp.txt").write_text(stamp + "\n", encoding="utf-8")
+            parse_utc(job.timestamp)
+            (target / "timestamp.txt").write_text(job.timestamp + "\n", encoding="utf-8")
         except (ValueError, OverflowError):
-            outcome["notes"].append(f"timestamp.txt is unreadable ({stamp[:40]!r}): ignored")
-    shutil.copyfile(job["template_db"], root / "gradebook.db")
-    package = scratch / "package"
+            outcome.notes.append(f"timestamp.txt is unreadable ({job.timestamp[:40]!r}): ignored")
+    shutil.copyfile(job.template_db, root / "gradebook.db")
+    package = Path(job.scratch) / "package"
     shutil.copytree(
-        Path(job["package_root"]) / "tinytorch", package / "tinytorch",
+        Path(job.course_root) / "tinytorch", package / "tinytorch",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
     )
+    return package
 
+
+def _repair(job: Job, notebook, outcome: Outcome) -> None:
+    """Put the submission in the course's shape (repair_notebook) where nbgrader will read it."""
     try:
-        notebook, outcome["repairs"] = repair_notebook(notebook, job)
-        nbformat.write(notebook, str(target / f"{slug}.ipynb"))
+        notebook, outcome.repairs = repair_notebook(notebook, job)
+        nbformat.write(notebook, str(_folder(job, "submitted") / f"{job.module}.ipynb"))
     except Exception as error:  # noqa: BLE001 - graded as handed in, and said so
-        outcome["notes"].append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
+        outcome.notes.append(f"the notebook could not be repaired ({type(error).__name__}): graded as handed in")
 
-    before = fingerprint(job.get("protected", []))
-    config = nbgrader_config(root, timeout=job["timeout"], late_penalty=job.get("late_penalty"))
-    sandbox = Sandbox(**job["sandbox"], scratch=str(scratch), readable=[str(package)]) if job.get("sandbox") else None
+
+def _autograde(job: Job, package: Path, outcome: Outcome) -> None:
+    """nbgrader's autograde (the kernel confined when the job says so), then the cells'
+    scores and the feedback page."""
+    scratch, slug = Path(job.scratch), job.module
+    config = nbgrader_config(scratch / "course", timeout=job.timeout, late_penalty=job.late_penalty)
+    sandbox = Sandbox(**job.sandbox, scratch=str(scratch), readable=[str(package)]) if job.sandbox else None
     if sandbox:
         confine(config, sandbox)
-    outcome["confined"] = sandbox is not None
+    outcome.confined = sandbox is not None
     api = NbGraderAPI(config=config)
     with kernel_environment(package):
-        result = api.autograde(slug, student, force=True, create=True)
-    graded = root / "autograded" / student / slug / f"{slug}.ipynb"
+        result = api.autograde(slug, job.student, force=True, create=True)
+    graded = _folder(job, "autograded") / f"{slug}.ipynb"
     if not result.get("success") or not graded.is_file():
-        outcome.update(status="error")
-        outcome["notes"].append(_failure_reason(result, job["memory_mb"]))
+        outcome.status = "error"
+        outcome.notes.append(_failure_reason(result, job.memory_mb))
+        return
+    executed = nbformat.read(str(graded), as_version=4)
+    outcome.cells = results(executed)
+    refused = refusals(executed, sandbox) if sandbox else None
+    if refused:
+        outcome.notes.append(refused)
+    outcome.autograded = str(graded.parent)
+    _feedback(api, job, outcome)
+
+
+def _feedback(api: NbGraderAPI, job: Job, outcome: Outcome) -> None:
+    """nbgrader's feedback page, with the repairs and notes on it."""
+    api.config.GraderNotes.notes = [*outcome.repairs, *outcome.notes]
+    feedback = api.generate_feedback(job.module, job.student, force=True)
+    page = _folder(job, "feedback") / f"{job.module}.html"
+    if feedback.get("success") and page.is_file():
+        outcome.feedback = str(page.parent)
     else:
-        executed = nbformat.read(str(graded), as_version=4)
-        outcome["cells"] = [r.to_dict() for r in results(executed)]
-        refused = refusals(executed, sandbox) if sandbox else None
-        if refused:
-            outcome["notes"].append(refused)
-        outcome["autograded"] = str(graded.parent)
-        api.config.GraderNotes.notes = [*outcome.get("repairs", []), *outcome["notes"]]
-        feedback = api.generate_feedback(slug, student, force=True)
-        page = root / "feedback" / student / slug / f"{slug}.html"
-        if feedback.get("success") and page.is_file():
-            outcome["feedback"] = str(page.parent)
-        else:
-            outcome["notes"].append(
-                "feedback could not be generated: " + _last_line(feedback.get("error") or feedback.get("log"))
-            )
-    touched = changed_files(before, fingerprint(job.get("protected", [])))
+        outcome.notes.append(
+            "feedback could not be generated: " + _last_line(feedback.get("error") or feedback.get("log"))
+        )
+
+
+def _report_touched(job: Job, before: dict, outcome: Outcome) -> None:
+    """Say which protected files changed while the notebook ran."""
+    touched = changed_files(before, fingerprint(job.protected))
     if touched:
-        shown = ", ".join(os.path.relpath(p, job["course_root"]) for p in touched[:5])
+        shown = ", ".join(os.path.relpath(p, job.course_root) for p in touched[:5])
         more = f" and {len(touched) - 5} more" if len(touched) > 5 else ""
-        outcome["notes"].append(
+        outcome.notes.append(
             f"files outside the submission changed while it was graded: {shown}{more}"
         )
-        outcome["touched"] = touched
-    return outcome
+        outcome.touched = touched
 
 
 def serve(memory_mb: int) -> None:
@@ -194,7 +208,6 @@ def serve(memory_mb: int) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.dup2(2, 1)
-    set_limits(memory_mb)
 
     tools_on_path()
     import nbgrader.apps  # noqa: F401 - import once, before the first job
@@ -206,28 +219,16 @@ def serve(memory_mb: int) -> None:
     for line in jobs:
         if not line.strip():
             continue
-        job = json.loads(line)
+        job = Job.from_dict(json.loads(line))
         try:
             outcome = grade_one(job)
         except MemoryError:
-            outcome = {"status": "error", "cells": [], "notes": [
-                f"the grader ran out of memory (limit {memory_mb} MB)"]}
+            outcome = Outcome.ungraded("error", f"the grader ran out of memory (limit {memory_mb} MB)")
         except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch
 
             traceback.print_exc()
-            outcome = {"status": "error", "cells": [], "notes": [
-                f"the grader failed on this submission: {type(error).__name__}: {_last_line(str(error))}"]}
-        Path(job["result"]).write_text(json.dumps(outcome), encoding="utf-8")
-        answers.write(f"{job['id']}\n")
+            why = f"{type(error).__name__}: {_last_line(str(error))}"
+            outcome = Outcome.ungraded("error", f"the grader failed on this submission: {why}")
+        Path(job.result).write_text(json.dumps(outcome.to_dict()), encoding="utf-8")
+        answers.write(f"{job.id}\n")
         answers.flush()
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--memory-mb", type=int, default=0)
-    args = parser.parse_args(argv)
-    serve(args.memory_mb)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -877,7 +877,8 @@ for rule in (Adam, AdamW):
 # that decision: it remembers the optimizer's starting `lr` (`base_lr`), and each
 # `schedule.step()` (once per epoch, after `optimizer.step()`) counts an epoch and sets
 # `optimizer.lr`. `get_last_lr()` returns the rate it set last, as a one-element list,
-# like PyTorch (which has one entry per parameter group).
+# like PyTorch (which has one entry per parameter group). `state_dict()` and
+# `load_state_dict()` save and restore where a schedule stands (module 08's checkpoints).
 #
 # **StepLR(step_size, gamma)**: multiply by `gamma` every `step_size` epochs,
 # `lr = base_lr · gamma^⌊epoch / step_size⌋`. With `base_lr = 0.1`, `step_size = 2`,
@@ -921,6 +922,16 @@ class LRScheduler:
     def get_last_lr(self):
         """[the learning rate set last], a list as in PyTorch."""
         return list(self._last_lr)
+
+    def state_dict(self):
+        """Where the schedule stands (as in PyTorch): enough to resume it later."""
+        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state):
+        """Resume from state_dict(). As in PyTorch, load the optimizer first: the rate in
+        force is the one its own state_dict() saved."""
+        self.last_epoch, self.base_lr = state["last_epoch"], state["base_lr"]
+        self._set_lr(self.optimizer.lr)
 
 
 class StepLR(LRScheduler):

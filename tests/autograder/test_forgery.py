@@ -92,7 +92,8 @@ def forgery_class(root: Path) -> dict[str, tuple[object, Expected, str | None]]:
                 "import builtins\nbuiltins.AssertionError = type('AssertionError', (Warning,), {})\n\n"
                 "def all(items):  # the hidden test checks all(isinstance(n, int) ...)\n    return True",
             ),
-            Expected(3, failed=["setup_parse_version"]),
+            # both hidden tests that use Python's all() stop counting; the identity test still does
+            Expected(1, failed=["setup_parse_version", "setup_environment"]),
             "not counted: the notebook defines its own `all`, which this test uses as Python's "
             "builtin: rename yours",
         ),

@@ -50,12 +50,17 @@ def test_hostile_submissions_are_graded_reported_and_contained(tmp_path):
 
 
 def test_grading_processes_that_cannot_start_fail_every_job_with_the_reason(tmp_path):
-    from autograder.pool import Pool
+    from autograder.pool import Job, Pool
 
     outcomes = []
-    jobs = [{"id": n, "result": str(tmp_path / f"{n}.json"), "deadline": 60} for n in range(3)]
-    Pool(2, 60, tmp_path).run(jobs, lambda job, outcome: outcomes.append((job["id"], outcome)))
+    jobs = [
+        Job(n, f"student-{n}", SLUG, notebook="", release="", source="", template_db="",
+            course_root=str(tmp_path), scratch=str(tmp_path / str(n)),
+            result=str(tmp_path / f"{n}.json"), deadline=60)
+        for n in range(3)
+    ]
+    Pool(2, 60, tmp_path).run(jobs, lambda job, outcome: outcomes.append((job.id, outcome)))
     assert sorted(n for n, _ in outcomes) == [0, 1, 2]
     for _, outcome in outcomes:  # 60 MB cannot even import nbgrader (Python says so in its way)
-        assert outcome["status"] == "error"
-        assert outcome["notes"][0].startswith("a grading process could not start: "), outcome
+        assert outcome.status == "error"
+        assert outcome.notes[0].startswith("a grading process could not start: "), outcome

@@ -186,6 +186,27 @@ def test_cosine_lr_matches_torch(lr, t_max, eta_fraction):
     np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("make", [lambda o: StepLR(o, step_size=3, gamma=0.5),
+                                  lambda o: CosineAnnealingLR(o, T_max=10, eta_min=0.001)])
+def test_a_schedule_resumed_from_its_state_dict_continues_bitwise(make):
+    unbroken = make(SGD([Tensor([1.0])], lr=0.1))
+    first = make(SGD([Tensor([1.0])], lr=0.1))
+    for _ in range(4):
+        unbroken.step()
+        first.step()
+    state, lr = first.state_dict(), first.optimizer.lr
+    assert state == {"last_epoch": 4, "base_lr": 0.1}
+    resumed = make(SGD([Tensor([1.0])], lr=0.1))   # a fresh run: epoch 0 again
+    resumed.optimizer.lr = lr                      # what the optimizer's checkpoint restores
+    resumed.load_state_dict(state)
+    assert resumed.last_epoch == 4 and resumed.get_last_lr() == [lr]
+    for _ in range(8):
+        unbroken.step()
+        resumed.step()
+        assert resumed.optimizer.lr == unbroken.optimizer.lr
+        assert resumed.get_last_lr() == unbroken.get_last_lr()
+
+
 @pytest.mark.parametrize("rule, kwargs", [
     (SGD, dict(lr=-0.1)), (SGD, dict(lr=0.1, momentum=-0.5)), (SGD, dict(lr=0.1, weight_decay=-1.0)),
     (SGD, dict(lr=0.1, nesterov=True)), (Adam, dict(lr=-1e-3)), (Adam, dict(betas=(1.0, 0.999))),

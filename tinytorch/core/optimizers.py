@@ -191,6 +191,16 @@ class LRScheduler:
         """[the learning rate set last], a list as in PyTorch."""
         return list(self._last_lr)
 
+    def state_dict(self):
+        """Where the schedule stands (as in PyTorch): enough to resume it later."""
+        return {"last_epoch": self.last_epoch, "base_lr": self.base_lr}
+
+    def load_state_dict(self, state):
+        """Resume from state_dict(). As in PyTorch, load the optimizer first: the rate in
+        force is the one its own state_dict() saved."""
+        self.last_epoch, self.base_lr = state["last_epoch"], state["base_lr"]
+        self._set_lr(self.optimizer.lr)
+
 
 class StepLR(LRScheduler):
     """lr = base_lr * gamma ** (epoch // step_size), like

@@ -368,8 +368,7 @@ class Trainer:
         """A checkpoint of the run after `epoch` (see save_checkpoint)."""
         extra = {"tracker": tracker.state_dict() if tracker else None}
         if self.scheduler is not None:
-            extra["scheduler"] = {"last_epoch": self.scheduler.last_epoch,
-                                  "base_lr": self.scheduler.base_lr}
+            extra["scheduler"] = self.scheduler.state_dict()
         return save_checkpoint(path, self.model, self.optimizer, epoch=epoch,
                                history=self.history, rng_state=self.rng_state(),
                                extra=extra)
@@ -385,9 +384,7 @@ class Trainer:
         if tracker is not None and saved["extra"].get("tracker"):
             tracker.load_state_dict(saved["extra"]["tracker"])
         if self.scheduler is not None and "scheduler" in saved["extra"]:
-            self.scheduler.last_epoch = saved["extra"]["scheduler"]["last_epoch"]
-            self.scheduler.base_lr = saved["extra"]["scheduler"]["base_lr"]
-            self.scheduler._set_lr(self.optimizer.lr)
+            self.scheduler.load_state_dict(saved["extra"]["scheduler"])
         return saved["epoch"]
 
     def fit(self, x, y, *, epochs, batch_size=32, validation=None, validation_split=0.0,
