@@ -49,7 +49,7 @@ from pathlib import Path
 import yaml
 
 from autograder import selftest
-from autograder.build import BEGIN_HIDDEN, END_HIDDEN, parse_cells
+from autograder.build import parse_cells
 from autograder.course import Course, Module
 from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT
@@ -310,17 +310,10 @@ def _cell_parts(text: str, where: str) -> list[tuple[str | None, str]]:
         if not cell.test:
             parts.append((None, cell.body))
             continue
-        visible, hidden, inside = [], [], False
-        for line in cell.body.split("\n"):
-            if BEGIN_HIDDEN in line:
-                inside = True
-            elif END_HIDDEN in line:
-                inside = False
-            else:
-                (hidden if inside else visible).append(line)
-        parts.append((cell.test, "\n".join(visible)))
-        if any(line.strip() for line in hidden):
-            parts.append((cell.test + ":hidden", "\n".join(hidden)))
+        visible, hidden = selftest.split_hidden(cell.body)
+        parts.append((cell.test, visible))
+        if hidden is not None:
+            parts.append((cell.test + ":hidden", hidden))
     return parts
 
 class _CellTimeout(BaseException):

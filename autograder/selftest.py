@@ -101,6 +101,20 @@ def apply_mutant(module: Module, mutant: Mutant) -> str:
     return text
 
 
+def split_hidden(source: str) -> tuple[str, str | None]:
+    """A test cell's code as its visible part and its hidden part (None when it has none): the
+    hidden part is what sits between the BEGIN/END HIDDEN TESTS markers, the markers dropped."""
+    visible, hidden, inside = [], [], False
+    for line in source.split("\n"):
+        if BEGIN_HIDDEN in line:
+            inside = True
+        elif END_HIDDEN in line:
+            inside = False
+        else:
+            (hidden if inside else visible).append(line)
+    return "\n".join(visible), "\n".join(hidden) if any(line.strip() for line in hidden) else None
+
+
 def _split_tests(notebook):
     """A copy of `notebook` whose test cells are each split into the visible part (graded as
     the test) and the hidden part (graded as `<test>:hidden`)."""
@@ -112,20 +126,12 @@ def _split_tests(notebook):
         if cell.cell_type != "code" or not meta.get("grade"):
             cells.append(cell)
             continue
-        visible, hidden, inside = [], [], False
-        for line in cell.source.split("\n"):
-            if BEGIN_HIDDEN in line:
-                inside = True
-            elif END_HIDDEN in line:
-                inside = False
-            else:
-                (hidden if inside else visible).append(line)
-        cell.source = "\n".join(visible)
+        cell.source, hidden = split_hidden(cell.source)
         cells.append(cell)
-        if any(line.strip() for line in hidden):
+        if hidden is not None:
             part = copy.deepcopy(cell)
             part.id = f"{cell.id}-hidden"
-            part.source = "\n".join(hidden)
+            part.source = hidden
             part.metadata["nbgrader"]["grade_id"] = meta["grade_id"] + ":hidden"
             cells.append(part)
     out.cells = cells
