@@ -174,22 +174,24 @@ class MilestoneRun:
 
 
 def run_milestone(
-    milestone: Milestone, package_dir: Path, cwd: Path, args: list[str], on_line: Callable[[str], None]
+    milestone: Milestone, package_dir: Path, cwd: Path, args: list[str],
+    on_line: Callable[[str], None] | None = None,
 ) -> MilestoneRun:
     """Run the milestone's script in a fresh Python with `package_dir`'s tinytorch first on the
-    path, passing `args` to it and every line it prints to `on_line` as it comes (a long run
-    shows its progress); then read the verdict it wrote."""
+    path, passing `args` to it; then read the verdict it wrote. What it prints goes to `on_line`
+    line by line as it comes, or, with no `on_line`, straight to this process's own terminal
+    (where the script redraws its progress bar in place)."""
     with tempfile.TemporaryDirectory(prefix="tito-milestone-") as scratch:
         result_file = Path(scratch) / "result.json"
         env = package_env(package_dir)
         env["PYTHONUNBUFFERED"] = "1"
         env[RESULT_ENV] = str(result_file)
+        piped = subprocess.PIPE if on_line else None
         process = subprocess.Popen(
             [sys.executable, str(milestone.script), *args],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd,
+            stdout=piped, stderr=subprocess.STDOUT if on_line else None, text=True, env=env, cwd=cwd,
         )
-        assert process.stdout is not None
-        for line in process.stdout:
+        for line in process.stdout or ():
             on_line(line)
         code = process.wait()
         if not result_file.is_file():

@@ -270,16 +270,6 @@ def epochs(n: int) -> str:
     return f"{n} epoch" + "s" * (n != 1)
 
 
-def duration(seconds: float) -> str:
-    """'45 s', '12 min', '1 h 50 min'."""
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
 def measure_speed(data: Data, batch_size: int, seed: int) -> tuple[float, float]:
     """(training images/s, evaluation images/s), from PROBE_STEPS real training steps of the
     milestone's model, optimizer and augmentation (after one warm-up step) and one evaluation.
@@ -336,9 +326,9 @@ def train(args: argparse.Namespace, data: Data, say=lambda *a: None) -> Result:
         per_epoch = result.train_size / train_speed + held_out / eval_speed
         result.eta_seconds = remaining * per_epoch + result.test_size / eval_speed
         result.images_per_second = train_speed
-        say(f"ETA: about {duration(result.eta_seconds)} for {epochs(remaining)} "
+        say(f"ETA: about {harness.duration(result.eta_seconds)} for {epochs(remaining)} "
             f"at {train_speed:,.0f} images/s ({1000 * args.batch_size / train_speed:,.0f} ms per training step "
-            f"of {args.batch_size}, {PROBE_STEPS} steps timed; about {duration(per_epoch)} per epoch)\n")
+            f"of {args.batch_size}, {PROBE_STEPS} steps timed; about {harness.duration(per_epoch)} per epoch)\n")
 
     t["manual_seed"](args.seed)                                 # the initial weights
     model = build_model()
@@ -367,7 +357,7 @@ def verdict(result: Result) -> harness.Verdict:
     accuracy = f"test accuracy {100 * result.test_accuracy:.1f}% {'≥' if result.passed else '<'} {TARGET:.0%}"
     kind = "CIFAR-10" if result.full else "CIFAR-10-format data"
     reached = (f"on {result.test_size:,} test images of {kind} after {epochs(result.epochs)} on "
-               f"{result.train_size:,} training images, {duration(result.seconds)} of training")
+               f"{result.train_size:,} training images, {harness.duration(result.seconds)} of training")
     counts, reason = decide(result.identity, result.limit)
     return harness.judge(SPEC, value=result.test_accuracy, data=result.identity, counts=counts, reason=reason,
                          reached=result.passed, works=math.isfinite(result.test_loss) and result.test_size > 0,
@@ -417,9 +407,9 @@ def main(argv: list[str] | None = None) -> int:
                                "run the same command again to continue")
 
     if result.history:
-        say(f"\ntraining curve ({duration(result.seconds)} of training, "
-            f"{duration(result.seconds / len(result.history))} per epoch"
-            + (f"; estimated {duration(result.eta_seconds)} for this session" if math.isfinite(result.eta_seconds)
+        say(f"\ntraining curve ({harness.duration(result.seconds)} of training, "
+            f"{harness.duration(result.seconds / len(result.history))} per epoch"
+            + (f"; estimated {harness.duration(result.eta_seconds)} for this session" if math.isfinite(result.eta_seconds)
                else "") + "):")
     for line in harness.text_curve(result.history):
         say(line)

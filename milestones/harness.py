@@ -1,5 +1,6 @@
 """What every milestone shares: its verdict, its common options, the one way it stops on an
-error, and how it shows a run (text curves, the confusion matrix, the plots).
+error, and how it shows a run (a progress bar with an ETA, text curves, the confusion matrix,
+the plots).
 
 A milestone proves a claim, e.g. "≥ 75% test accuracy on the official CIFAR-10 test batch".
 Every run ends in a `Verdict` with one of three outcomes:
@@ -40,6 +41,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 import traceback
 from dataclasses import asdict, dataclass, field
 
@@ -254,6 +256,74 @@ def run_script(main) -> None:
 
 
 # --- showing a run as text -------------------------------------------------------------------------
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '1 h 50 min'."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+
+
+class Progress:
+    """A long loop's progress: steps done, the numbers it watches and the time left.
+
+    On a terminal one line is redrawn in place (a bar); into a pipe or a file (`tito` without a
+    terminal, a log) a new line is printed at most every `every` seconds and at the end, so a
+    log shows progress without thousands of lines. The ETA is the mean time per step so far
+    times the steps left (steps resumed from a checkpoint are not counted as timed).
+
+        bar = Progress(3000, "training", say)
+        for step in range(start, 3000):
+            ...
+            bar.update(step + 1, loss=f"{loss:.3f}")
+        bar.close()
+    """
+
+    def __init__(self, total: int, label: str, say, *, quiet: bool = False, start: int = 0,
+                 every: float = 30.0, stream=None, clock=time.monotonic):
+        self.total, self.label, self.say, self.every = total, label, say, every
+        self.stream = stream if stream is not None else sys.stdout
+        self.clock = clock
+        self.live = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.first, self.step, self.began = start, start, clock()
+        self.last_shown, self.shown = -math.inf, ""
+        self.quiet = quiet
+
+    def eta(self) -> float:
+        done, left = self.step - self.first, self.total - self.step
+        return (self.clock() - self.began) / done * left if done > 0 else math.nan
+
+    def line(self, **numbers) -> str:
+        width = 24
+        filled = int(width * self.step / max(self.total, 1))
+        bar = "#" * filled + "-" * (width - filled)
+        watched = "".join(f" · {name} {value}" for name, value in numbers.items())
+        return (f"{self.label} [{bar}] {self.step}/{self.total}{watched} · "
+                f"{duration(self.clock() - self.began)} elapsed · ETA {duration(self.eta())}")
+
+    def update(self, step: int, **numbers) -> None:
+        self.step = step
+        if self.quiet:
+            return
+        now, end = self.clock(), step >= self.total
+        if self.live:
+            self.shown = self.line(**numbers)
+            self.stream.write("\r" + self.shown + "\x1b[K")
+            self.stream.flush()
+        elif end or now - self.last_shown >= self.every:
+            self.last_shown = now
+            self.say(self.line(**numbers))
+
+    def close(self) -> None:
+        """End the redrawn line (on a terminal), so what follows starts on its own line."""
+        if self.live and self.shown and not self.quiet:
+            self.stream.write("\n")
+            self.stream.flush()
+            self.shown = ""
 
 
 def text_chart(values: list[float], width: int = 60, height: int = 8) -> list[str]:

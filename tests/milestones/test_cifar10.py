@@ -48,7 +48,7 @@ def load(name: str, path: Path):
     return module
 
 
-from milestones import cifar10  # noqa: E402
+from milestones import cifar10, harness  # noqa: E402
 
 synthetic = load("make_synthetic_cifar10", ROOT / "scripts" / "make_synthetic_cifar10.py")
 
@@ -283,7 +283,7 @@ def test_the_model_is_the_documented_cnn():
 @pytest.mark.parametrize("seconds,text", [(45, "45 s"), (720, "12 min"), (6600, "1 h 50 min"),
                                           (3600 * 12 + 59, "12 h 01 min"), (float("nan"), "?")])
 def test_durations_read_like_a_person_says_them(seconds, text):
-    assert cifar10.duration(seconds) == text
+    assert harness.duration(seconds) == text
 
 
 # --- step for step like PyTorch --------------------------------------------------------------------

@@ -4,6 +4,7 @@ and the result contract as `tito milestone` sees it (a path check is never recor
 from __future__ import annotations
 
 import ast
+import io
 import json
 import subprocess
 import sys
@@ -193,3 +194,80 @@ def test_tito_records_an_achieved_run_with_its_reason(workspace):
     assert run.returncode == 0, run.stdout + run.stderr
     record = json.dumps(milestones_recorded(workspace)["xor"], ensure_ascii=False)
     assert "achieved" in record and xor.verdict(xor.train(seed=0)).reason in record
+
+
+
+@needs_tito
+def test_on_a_terminal_the_milestone_writes_to_it_directly():
+    """tito hands its terminal to the script (which then redraws its progress bar in place)."""
+    import os
+    import pty
+
+    from tests.conftest import TITO
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen([*TITO, "milestone", "xor", "--reference", "--", "--quiet"], cwd=ROOT,
+                               stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:                            # the terminal closed: the run is over
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(leader)
+    assert process.wait(timeout=120) == 0, seen
+    assert b"MILESTONE xor: PASSED" in seen and b"achieved" in seen
+
+
+class _Clock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _Pipe(io.StringIO):
+    def isatty(self):
+        return False
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_into_a_pipe_prints_a_line_at_most_every_interval_and_at_the_end():
+    clock, lines = _Clock(), []
+    bar = harness.Progress(100, "training", lines.append, every=30, stream=_Pipe(), clock=clock)
+    for step in range(1, 101):
+        clock.now = step * 1.0                      # one second per step
+        bar.update(step, loss="2.000")
+    bar.close()
+    assert len(lines) == 5, lines                   # steps 1, 31, 61, 91 and the last
+    assert lines[0].startswith("training [") and "1/100 · loss 2.000" in lines[0]
+    assert "ETA 69 s" in lines[1]                   # 69 steps left at 1 s each
+    assert lines[-1].endswith("100/100 · loss 2.000 · 2 min elapsed · ETA 0 s"), lines[-1]
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_ends_it():
+    clock, terminal = _Clock(), _Terminal()
+    bar = harness.Progress(10, "steps", print, start=4, stream=terminal, clock=clock)
+    clock.now = 3.0
+    bar.update(7)                                   # 3 timed steps in 3 s: 3 left, 3 s
+    bar.close()
+    written = terminal.getvalue()
+    assert written.startswith("\r") and written.endswith("\n") and written.count("\r") == 1
+    assert "7/10" in written and "ETA 3 s" in written and "#" * 16 in written
+
+
+def test_a_quiet_progress_shows_nothing():
+    lines, terminal = [], _Terminal()
+    bar = harness.Progress(3, "x", lines.append, quiet=True, stream=terminal)
+    bar.update(3)
+    bar.close()
+    assert lines == [] and terminal.getvalue() == ""

@@ -63,7 +63,9 @@ def milestone(
         ws.ensure_package()
         cwd, where = ws.root, f"your package in {ws.root}"
     say(f"[bold]Milestone {name}[/]: {chosen.title} — running on {where}")
-    result = verdict(run_milestone(chosen, ws.package_dir, cwd, args or [], on_line=_echo))
+    # On a terminal the script draws its own progress bar; into a pipe, its lines are passed on.
+    echo = None if sys.stdout.isatty() else _echo
+    result = verdict(run_milestone(chosen, ws.package_dir, cwd, args or [], on_line=echo))
     if result.outcome == PATH_CHECK:
         say(f"[yellow]A path check, not the {name} milestone:[/] {result.reason or 'its verdict says so'} "
             "Nothing recorded.")
