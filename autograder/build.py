@@ -622,9 +622,7 @@ def generated_on_disk(course: Course) -> set[Path]:
 def _matches(path: Path, expected: str | bytes) -> bool:
     if not path.is_file():
         return False
-    if isinstance(expected, bytes):
-        return path.read_bytes() == expected
-    return path.read_text(encoding="utf-8") == expected
+    return path.read_bytes() == (expected if isinstance(expected, bytes) else expected.encode("utf-8"))
 
 
 @dataclass
