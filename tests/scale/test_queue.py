@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
+import signal
+import subprocess
 import time
 
 import pytest
@@ -14,6 +17,7 @@ import pytest
 from autograder.samples import SLUG, course_of_module_01, solved, write
 from autograder.store import Store
 from tests.autograder.students import check_row, class_of_module_01
+from tests.conftest import ROOT, TITO
 from tests.scale.conftest import run_grade
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("queue")]
@@ -147,3 +151,100 @@ def _settled(check, seconds: float = 120.0) -> None:
         time.sleep(0.2)
 
 
+
+
+def _start_grade(course, *args) -> subprocess.Popen:
+    env = {**os.environ, "TITO_COURSE": str(course), "COLUMNS": "250"}
+    return subprocess.Popen([*TITO, "grade", SLUG, "--timeout", "5", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _finished(process: subprocess.Popen) -> str:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+    return out
+
+
+def _with_cell(notebook, grade_id: str, code: str):
+    from autograder.samples import cell_of
+
+    cell_of(notebook, grade_id).source += "\n" + code + "\n"
+    return notebook
+
+
+def _attempts(database: str) -> dict[str, list]:
+    store = Store(database)
+    try:
+        return {key: [a["ended"] for a in store.attempts(key)] for key in _keys(database)}
+    finally:
+        store.close()
+
+
+def _kernel_running(pool_process) -> bool:
+    return any("ipykernel" in " ".join(p.cmdline()) for p in pool_process.children(recursive=True))
+
+
+def test_2_a_pool_process_killed_mid_notebook_loses_nothing(tmp_path, services, workers):
+    course = course_of_module_01(tmp_path / "course")
+    root = course / "assignments"
+    for student in ("ada", "bob", "cy"):
+        write(root, student, solved(root))
+    worker = workers.start()
+    grading = _start_grade(course, *_queue(services))
+
+    def killed() -> bool:
+        for child in workers.pool_processes(worker):
+            if _kernel_running(child):
+                child.send_signal(signal.SIGKILL)
+                return True
+        return False
+
+    _settled(killed)
+    _finished(grading)
+
+    assert sorted(_attempts(services[1]).values()) == [[None, "graded"], ["graded"], ["graded"]], workers.logs()
+    assert [(r["student"], r["status"], r["score"]) for r in _summary(course)["rows"]] == [
+        ("ada", "graded", 5.0), ("bob", "graded", 5.0), ("cy", "graded", 5.0)]
+
+
+def test_6_a_submission_that_kills_its_grader_ends_as_error_after_3_attempts(tmp_path, services, workers):
+    course = course_of_module_01(tmp_path / "course")
+    root = course / "assignments"
+    killer = "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)"  # unconfined, the kernel's parent is the grader
+    write(root, "killer", _with_cell(solved(root), "personal_info", killer))
+    write(root, "quiet", solved(root))
+    workers.start("--no-confine")
+
+    _grade(course, *_queue(services, "--no-confine"))
+
+    rows = {r["student"]: r for r in _summary(course)["rows"]}
+    assert (rows["killer"]["status"], rows["killer"]["score"]) == ("error", 0.0)
+    assert any("ended its grading process 3 times" in note for note in rows["killer"]["notes"]), rows["killer"]
+    assert (rows["quiet"]["status"], rows["quiet"]["score"]) == ("graded", 5.0)
+    assert sorted(_attempts(services[1]).values()) == [[None, None, None], ["graded"]]
+    _settled(lambda: workers_idle(services[0]))  # the queue drains: nothing redelivered again
+
+
+def test_7_an_infinite_loop_stops_at_the_deadline_scores_0_and_is_not_redelivered(tmp_path, services, workers):
+    course = course_of_module_01(tmp_path / "course")
+    root = course / "assignments"
+    write(root, "looper", _with_cell(solved(root), "personal_info", "while True:\n    pass"))
+    workers.start()
+
+    result = run_grade(course, SLUG, "--timeout", "600", "--deadline", "10", *_queue(services))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    [row] = _summary(course)["rows"]
+    assert (row["status"], row["score"]) == ("killed", 0.0)
+    assert row["notes"] == ["grading took longer than 10 s in all: stopped"]
+    assert list(_attempts(services[1]).values()) == [["killed"]]
+    _settled(lambda: workers_idle(services[0]))
+    assert list(_attempts(services[1]).values()) == [["killed"]]
+
+
+def test_queue_and_db_go_together(small_course):
+    from tests.conftest import invoke
+
+    invoke("grade", "01", "--queue", "redis://127.0.0.1:1/0", expected_code=1,
+           expected_output="--queue and --db go together")
+    invoke("grade", "01", "--no-wait", expected_code=1, expected_output="--no-wait goes with --queue")
