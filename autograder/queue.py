@@ -155,7 +155,12 @@ class Overdue(BaseException):
     """Raised in the grading task at its deadline (a BaseException: nbgrader catches Exception)."""
 
 
+_overdue = False  # set at the deadline: whatever the grading then returns, it was stopped
+
+
 def _on_alarm(signum, frame):
+    global _overdue
+    _overdue = True
     raise Overdue()
 
 
@@ -238,12 +243,16 @@ def _grade_in_time(grade_one, job: Job) -> Outcome:
     """grade_one(job), stopped at the job's deadline with everything it started."""
     if not Path(job.notebook).is_file():
         return Outcome.ungraded("missing", f"no {job.module}.ipynb in the submission")
+    global _overdue
+    _overdue = False
+    stopped = Outcome.ungraded("killed", f"grading took longer than {job.deadline:g} s in all: stopped")
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     signal.setitimer(signal.ITIMER_REAL, job.deadline)
     try:
-        return grade_one(job)
+        outcome = grade_one(job)
+        return stopped if _overdue else outcome  # the libraries below may have caught Overdue
     except Overdue:
-        return Outcome.ungraded("killed", f"grading took longer than {job.deadline:g} s in all: stopped")
+        return stopped
     except MemoryError:
         return Outcome.ungraded("error", f"the grader ran out of memory (limit {job.memory_mb} MB)")
     except Exception as error:  # noqa: BLE001 - one bad submission never stops the batch

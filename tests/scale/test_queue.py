@@ -175,13 +175,26 @@ def _with_cell(notebook, grade_id: str, code: str):
 def _attempts(database: str) -> dict[str, list]:
     store = Store(database)
     try:
-        return {key: [a["ended"] for a in store.attempts(key)] for key in _keys(database)}
+        return {key: [a["ended"] or "lost" for a in store.attempts(key)] for key in _keys(database)}
     finally:
         store.close()
 
 
 def _kernel_running(pool_process) -> bool:
-    return any("ipykernel" in " ".join(p.cmdline()) for p in pool_process.children(recursive=True))
+    """A notebook's kernel runs under this pool process (processes come and go meanwhile)."""
+    import psutil
+
+    try:
+        family = pool_process.children(recursive=True)
+    except psutil.Error:
+        return False
+    for process in family:
+        try:
+            if "ipykernel" in " ".join(process.cmdline()):
+                return True
+        except psutil.Error:
+            continue
+    return False
 
 
 def test_2_a_pool_process_killed_mid_notebook_loses_nothing(tmp_path, services, workers):
@@ -202,7 +215,7 @@ def test_2_a_pool_process_killed_mid_notebook_loses_nothing(tmp_path, services, 
     _settled(killed)
     _finished(grading)
 
-    assert sorted(_attempts(services[1]).values()) == [[None, "graded"], ["graded"], ["graded"]], workers.logs()
+    assert sorted(_attempts(services[1]).values()) == [["graded"], ["graded"], ["lost", "graded"]], workers.logs()
     assert [(r["student"], r["status"], r["score"]) for r in _summary(course)["rows"]] == [
         ("ada", "graded", 5.0), ("bob", "graded", 5.0), ("cy", "graded", 5.0)]
 
@@ -221,7 +234,7 @@ def test_6_a_submission_that_kills_its_grader_ends_as_error_after_3_attempts(tmp
     assert (rows["killer"]["status"], rows["killer"]["score"]) == ("error", 0.0)
     assert any("ended its grading process 3 times" in note for note in rows["killer"]["notes"]), rows["killer"]
     assert (rows["quiet"]["status"], rows["quiet"]["score"]) == ("graded", 5.0)
-    assert sorted(_attempts(services[1]).values()) == [[None, None, None], ["graded"]]
+    assert sorted(_attempts(services[1]).values()) == [["graded"], ["lost", "lost", "lost"]]
     _settled(lambda: workers_idle(services[0]))  # the queue drains: nothing redelivered again
 
 
@@ -248,3 +261,67 @@ def test_queue_and_db_go_together(small_course):
     invoke("grade", "01", "--queue", "redis://127.0.0.1:1/0", expected_code=1,
            expected_output="--queue and --db go together")
     invoke("grade", "01", "--no-wait", expected_code=1, expected_output="--no-wait goes with --queue")
+
+
+def _results_per_key(database: str) -> list[int]:
+    store = Store(database)
+    try:
+        return store.transact(lambda c: [n for (n,) in c.execute(
+            "SELECT count(r.job_key) FROM tito_jobs j LEFT JOIN tito_results r USING (job_key) GROUP BY j.job_key"
+        ).fetchall()])
+    finally:
+        store.close()
+
+
+def test_3_a_whole_worker_killed_and_replaced_loses_nothing(tmp_path, services, workers):
+    course = course_of_module_01(tmp_path / "course")
+    root = course / "assignments"
+    for student in ("ada", "bob"):
+        write(root, student, solved(root))
+    first = workers.start("--visibility-timeout", "15")
+    grading = _start_grade(course, *_queue(services))
+    _settled(lambda: any(_kernel_running(child) for child in workers.pool_processes(first)))
+    os.killpg(first.pid, signal.SIGKILL)  # the machine dies: main process, pool and kernels at once
+    first.wait()
+    workers.start("--visibility-timeout", "15")
+    _finished(grading)
+
+    assert _results_per_key(services[1]) == [1, 1]
+    assert sorted(_attempts(services[1]).values()) == [["graded"], ["lost", "graded"]], workers.logs()
+    assert {(r["student"], r["score"]) for r in _summary(course)["rows"]} == {("ada", 5.0), ("bob", 5.0)}
+
+
+def test_5_postgresql_down_mid_burst_loses_and_duplicates_nothing(tmp_path, services, workers, postgres):
+    course = course_of_module_01(tmp_path / "course")
+    root = course / "assignments"
+    students = [f"s{n}" for n in range(4)]
+    for student in students:
+        write(root, student, solved(root))
+    worker = workers.start(concurrency=2)
+    grading = _start_grade(course, *_queue(services))
+    _settled(lambda: any(_kernel_running(child) for child in workers.pool_processes(worker)))
+    postgres.stop()
+    time.sleep(3)  # the database stays away for a while, mid-burst
+    postgres.start()
+    _finished(grading)
+
+    assert _results_per_key(services[1]) == [1, 1, 1, 1], workers.logs()
+    assert [(r["student"], r["status"], r["score"]) for r in _summary(course)["rows"]] == [
+        (s, "graded", 5.0) for s in students]
+
+
+def test_9_jobs_queued_in_redis_survive_its_restart(tmp_path, services, workers, redis_server):
+    course = course_of_module_01(tmp_path / "course")
+    root = course / "assignments"
+    for student in ("ada", "bob", "cy"):
+        write(root, student, solved(root))
+    sent = run_grade(course, SLUG, "--timeout", "5", *_queue(services, "--no-wait"))
+    assert sent.returncode == 0 and "3 submission(s) sent to the queue" in sent.stdout, sent.stdout + sent.stderr
+    redis_server.stop()  # with nobody taking them, the jobs are only in Redis (and its append-only file)
+    redis_server.start()
+    workers.start()
+    _settled(lambda: _results_per_key(services[1]) == [1, 1, 1])
+    _grade(course, *_queue(services))  # merges: nothing is sent or graded again
+
+    assert sorted(_attempts(services[1]).values()) == [["graded"]] * 3, workers.logs()
+    assert [(r["student"], r["score"]) for r in _summary(course)["rows"]] == [("ada", 5.0), ("bob", 5.0), ("cy", 5.0)]
