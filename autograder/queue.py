@@ -217,7 +217,7 @@ def grade_job(store: Store, key: str, home: Path, bwrap: str | None, hide: list[
     if turn.graded:
         return "graded already"
     if turn.exhausted:
-        store.finish(key, turn.attempt, Outcome.ungraded(
+        store.finish(key, None, Outcome.ungraded(
             "error", f"grading this submission ended its grading process {turn.attempt} times "
             "(it crashed Python, hit the memory limit, or killed its grader): not tried again",
         ).to_dict())

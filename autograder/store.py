@@ -215,9 +215,10 @@ class Store:
 
         return self.transact(take)
 
-    def finish(self, key: str, attempt: int, outcome: dict) -> bool:
-        """Record `outcome` as the job's result (the first one wins) and end the attempt, in one
-        transaction; True when this call wrote the result."""
+    def finish(self, key: str, attempt: int | None, outcome: dict) -> bool:
+        """Record `outcome` as the job's result (the first one wins) and end the attempt (None:
+        a result no attempt graded, as after too many lost ones), in one transaction; True when
+        this call wrote the result."""
 
         def finish(connection):
             written = connection.execute(
@@ -225,10 +226,11 @@ class Store:
                 "ON CONFLICT DO NOTHING RETURNING 1",
                 (key, outcome["status"], Jsonb(outcome)),
             ).fetchone()
-            connection.execute(
-                "UPDATE tito_attempts SET finished_at = now(), ended = %s WHERE job_key = %s AND attempt = %s",
-                (outcome["status"] if written else "duplicate", key, attempt),
-            )
+            if attempt is not None:
+                connection.execute(
+                    "UPDATE tito_attempts SET finished_at = now(), ended = %s WHERE job_key = %s AND attempt = %s",
+                    (outcome["status"] if written else "duplicate", key, attempt),
+                )
             return written is not None
 
         return self.transact(finish)

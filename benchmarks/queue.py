@@ -72,7 +72,11 @@ def _death_to_completion(course: Course, executor: QueueExecutor, worker: subpro
     def kill_when_grading():
         while "at" not in killed:
             for child in psutil.Process(worker.pid).children():
-                if any("ipykernel" in " ".join(p.cmdline()) for p in child.children(recursive=True)):
+                try:
+                    grading = any("ipykernel" in " ".join(p.cmdline()) for p in child.children(recursive=True))
+                except psutil.Error:  # processes come and go meanwhile
+                    continue
+                if grading:
                     child.send_signal(signal.SIGKILL)
                     killed["at"] = time.perf_counter()
                     break
