@@ -26,7 +26,6 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 SCHEMA_LOCK = 0x7417_0001  # pg_advisory_xact_lock key: one schema creation at a time
-MERGE_LOCK = 0x7417_0002  # pg_advisory_lock key: one coordinator merging at a time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tito_blobs (
