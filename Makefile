@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo build check lint bench mutation confinement clean help
+.PHONY: install test demo build check lint bench mutation confinement services clean help
 
 help:
 	@echo "make install  create .venv and install tinytorch, tito and the test tools"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench    run the benchmarks against PyTorch CPU"
 	@echo "make mutation mechanical mutants of every module's solutions against its tests (docs/mutation/)"
 	@echo "make confinement  install bubblewrap, which tito grade confines student code with (root, apt-get)"
+	@echo "make services install Redis and PostgreSQL, for grading over a queue and its tests (root, apt-get)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +66,25 @@ confinement:
 	  else echo "could not install bubblewrap: tito grade will refuse to grade without --no-confine"; fi; \
 	else \
 	  echo "bubblewrap (bwrap) is missing: install it as root (apt-get install bubblewrap) for tito grade to confine student code"; \
+	fi
+
+# Grading over a queue (docs/instructors.md, section 8) runs on Redis and PostgreSQL; its tests
+# (tests/scale/) start their own on loopback ports and skip without the programs, except in CI.
+# Installed here when missing and this is root with apt-get; never fails.
+services:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || missing="$$missing postgresql"; \
+	if [ -z "$$missing" ]; then \
+	  echo "services: redis-server and postgresql are installed"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing$$missing with apt-get"; \
+	  if apt-get install -y -qq $$missing >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $$missing >/dev/null 2>&1; }; then \
+	    echo "services: installed$$missing"; \
+	  else echo "could not install$$missing: the queue's tests will skip (fail in CI)"; fi; \
+	else \
+	  echo "missing:$$missing; install as root (apt-get install$$missing) to grade over a queue and test it"; \
 	fi
 
 clean:

@@ -27,6 +27,11 @@ that last graded it.
 
 Grading is repeatable: the same submissions give the same summary (but for each row's
 `change`, and the run's name and time), with any `--workers`.
+
+Step 3 has two executors behind one method, `run(jobs, on_result, on_start)`: the local
+`Pool`, and the Celery queue of autograder/queue.py (`tito grade --queue URL --db URL`), whose
+workers may be on other machines. Everything before and after it (collecting, receipts, the
+merge, late penalties, history, feedback, the CSVs) is this module's, whichever one ran.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from autograder.collect import (
     import_archives,
 )
 from autograder.config import (
+    CSV_FILE,
     DEFAULT_MEMORY_MB,
     GRADES_DIR,
     RUNS_DIR,
@@ -178,6 +184,7 @@ class Report:
     started_at: str | None = None
     receipt: object | None = None  # autograder.receipt.Receipt
     exports: list[Path] = field(default_factory=list)
+    pending: int = 0  # jobs left on the queue (`--no-wait`): not merged, nothing reported
 
     def to_dict(self) -> dict:
         return {
@@ -366,6 +373,8 @@ class _Run:
     history: dict[tuple[str, str], dict]  # each (student, module)'s last graded row
     rows: list[Row] = field(default_factory=list)
     digests: dict[tuple[str, str], str] = field(default_factory=dict)  # of each notebook graded
+    executor: object | None = None  # what runs the jobs (default: a local Pool of options.workers)
+    pending: int = 0  # jobs the executor left queued without waiting for them
 
 
 def grade(
@@ -379,6 +388,7 @@ def grade(
     options: Options | None = None,
     root: Path | None = None,
     hooks: Hooks | None = None,
+    executor: object | None = None,
 ) -> Report:
     """Grade every submission of `modules` (default: all built) by `students` (default: all).
 
@@ -388,6 +398,9 @@ def grade(
         root: the nbgrader course root (default: the course's `assignments/`).
         archives: a folder of `tito submit` archives to collect first.
         exchange: an nbgrader exchange root to collect from first (`course_id` names the course).
+        executor: what grades the jobs, `run(jobs, on_result, on_start)` returning how many it
+            left queued (default: a local `Pool` of `options.workers` processes; over a queue:
+            `autograder.queue.QueueExecutor`).
     """
 
     options = options or Options()
@@ -397,6 +410,7 @@ def grade(
     if not selected:
         raise CourseError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
     run = _start(course, root, options, hooks or Hooks())
+    run.executor = executor
     slugs = [m.slug for m in selected]
     found, collected, exchanged = _collect(run, slugs, students, archives, exchange, course_id)
     receipt = _receipt(run, found, collected, exchanged)
@@ -409,6 +423,12 @@ def grade(
         )
     _register(run, selected, found, collected)
     _grade_all(run, found.submissions, bwrap, outside=[archives, exchange])
+    if run.pending:  # queued, not waited for: a later run without --no-wait merges and reports
+        return Report(
+            [], collected.problems + found.problems, root / GRADES_DIR / SUMMARY_FILE,
+            root / GRADES_DIR / CSV_FILE, options, run=run.name, started_at=run.started_at,
+            receipt=receipt, pending=run.pending,
+        )
     return _report(run, collected.problems + found.problems, receipt)
 
 
@@ -468,7 +488,7 @@ def _register(run: _Run, selected: list[Module], found: Collected, collected: Co
 
 
 def _grade_all(run: _Run, submissions: list, bwrap: str | None, outside: list[Path | None]) -> None:
-    """Grade every submission on the pool's workers, recording each outcome as it comes."""
+    """Grade every submission with the run's executor, recording each outcome as it comes."""
     with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
         scratch = Path(scratch_dir)
         shutil.copyfile(run.root / "gradebook.db", scratch / "gradebook.db")
@@ -479,9 +499,10 @@ def _grade_all(run: _Run, submissions: list, bwrap: str | None, outside: list[Pa
         sandbox = {"bwrap": bwrap, "hide": hidden} if bwrap else None
         jobs = _schedule(run, submissions, scratch, sandbox)
         run.hooks.total(len(jobs))
-        pool = Pool(run.options.workers, run.options.memory_mb, scratch / "workers")
-        pool.run(jobs, lambda job, outcome: _record(run, job, outcome),
-                 on_start=lambda job: run.hooks.started(job.label))
+        executor = run.executor or Pool(run.options.workers, run.options.memory_mb, scratch / "workers")
+        run.pending = executor.run(
+            jobs, lambda job, outcome: _record(run, job, outcome), on_start=lambda job: run.hooks.started(job.label)
+        ) or 0
 
 
 def _schedule(run: _Run, submissions: list, scratch: Path, sandbox: dict | None) -> list[Job]:

@@ -124,6 +124,25 @@ def _tail(log: Path) -> str:
     return lines[-1] if lines else "it wrote nothing (run `tito system doctor`)"
 
 
+def grading_environment(home: Path) -> dict[str, str]:
+    """The environment a grading process runs in (and so the kernels it starts): a home of its
+    own, none of tito's or Jupyter's settings, one BLAS thread, this code importable."""
+    code_root = str(Path(__file__).resolve().parent.parent)
+    env = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("TITO_", "JPY_", "JUPYTER_"))
+    }
+    env.update(
+        HOME=str(home), TMPDIR=str(home / "tmp"), IPYTHONDIR=str(home / ".ipython"),
+        # small and predictable: one BLAS thread per kernel, few malloc arenas (RLIMIT_AS
+        # counts reserved address space)
+        MALLOC_ARENA_MAX="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+        PYTHONPATH=code_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
 class Pool:
     """Run grading jobs on `workers` processes.
 
@@ -146,19 +165,7 @@ class Pool:
         home = self.scratch / f"worker-{self._count}"
         (home / "tmp").mkdir(parents=True, exist_ok=True)
         log = home / "worker.log"
-        code_root = str(Path(__file__).resolve().parent.parent)
-        env = {
-            key: value for key, value in os.environ.items()
-            if not key.startswith(("TITO_", "JPY_", "JUPYTER_"))
-        }
-        env.update(
-            HOME=str(home), TMPDIR=str(home / "tmp"), IPYTHONDIR=str(home / ".ipython"),
-            # small and predictable: one BLAS thread per kernel, few malloc arenas (RLIMIT_AS
-            # counts reserved address space)
-            MALLOC_ARENA_MAX="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-            PYTHONPATH=code_root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
-            PYTHONUNBUFFERED="1",
-        )
+        env = grading_environment(home)
         env.update(self.env)
         with log.open("ab") as stderr:
             process = subprocess.Popen(

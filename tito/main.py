@@ -7,7 +7,19 @@ from typer.core import TyperGroup
 
 from autograder import version
 from autograder.errors import CourseError
-from tito.commands import build, grade, hint, init, milestone, module, status, submit, system, test
+from tito.commands import (
+    build,
+    grade,
+    hint,
+    init,
+    milestone,
+    module,
+    status,
+    submit,
+    system,
+    test,
+    worker,
+)
 from tito.console import print_error, show_library_warnings
 
 
@@ -59,6 +71,7 @@ status.register(app)
 submit.register(app)
 hint.register(app)
 grade.register(app)
+worker.register(app)
 milestone.register(app)
 
 

@@ -143,6 +143,18 @@ def grade(
         help="Run student code unconfined, with your rights (by default each notebook runs in a "
         f"bubblewrap sandbox: no network, no course folder; ${NO_CONFINE_ENV}=1 does the same).",
     ),
+    queue: str = typer.Option(
+        None, "--queue", help="Grade on `tito worker`s through this Celery broker (e.g. redis://host:6379/0); needs --db.",
+        rich_help_panel="Grading on several machines",
+    ),
+    db: str = typer.Option(
+        None, "--db", help="With --queue: the PostgreSQL database of jobs and results (postgresql://user@host/db).",
+        rich_help_panel="Grading on several machines",
+    ),
+    no_wait: bool = typer.Option(
+        False, "--no-wait", help="With --queue: send the jobs and return; run again without it to merge.",
+        rich_help_panel="Grading on several machines",
+    ),
 ) -> None:
     """Autograde submissions with the hidden tests (nbgrader), write feedback per student,
     export the gradebook as CSV and print a summary (also in assignments/grades/summary.json).
@@ -163,8 +175,36 @@ def grade(
     selected = [course.module(m) for m in modules] if modules else None
     report = _grade_with_progress_bar(
         course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id, options=options,
+        executor=_queue(queue, db, no_wait, course_id),
     )
+    if report.pending:
+        console.print(
+            f"[green]✓[/] {report.pending} submission(s) sent to the queue. Run the same command "
+            "without --no-wait to merge their grades (graded ones are not graded again)."
+        )
+        return
     _print_report(course, report)
+
+
+def _queue(queue: str | None, db: str | None, no_wait: bool, course_id: str):
+    """The queue executor --queue and --db ask for (None: the local pool)."""
+    if queue is None and db is None:
+        if no_wait:
+            raise CourseError("--no-wait goes with --queue.", "Run `tito grade NN --queue URL --db URL --no-wait`.")
+        return None
+    if not (queue and db):
+        raise CourseError(
+            "--queue and --db go together: the broker carries the jobs, the database their results.",
+            "Run `tito grade NN --queue redis://HOST:6379/0 --db postgresql://USER@HOST/DB`.",
+        )
+    try:
+        from autograder.queue import QueueExecutor  # celery, psycopg: the [scale] extra
+    except ImportError as error:
+        raise CourseError(
+            f"Grading over a queue needs the [scale] extra ({error.name} is missing).",
+            "Run `pip install 'tinytorch[scale]'` (or `make install`).",
+        ) from None
+    return QueueExecutor(queue, db, course_id=course_id, wait=not no_wait)
 
 
 def _check_export_alone(export: bool, grading_asked: bool) -> None:

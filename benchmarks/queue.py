@@ -1,0 +1,195 @@
+"""Grading over a queue against the local pool, on the same machine with the same slots.
+
+The same synthetic class of module 01 is graded twice by `autograder.grade.grade` (what
+`tito grade` runs): by a local Pool of `SLOTS` processes, and through Celery on Redis with
+results in PostgreSQL, by one `tito worker --concurrency SLOTS` started (and warmed by one
+job) before the clock starts, as a course's workers are. Then a worker's pool process is
+killed mid-notebook and the time until its job's result is written elsewhere is measured.
+From the queue's seconds per notebook per slot comes the arithmetic of a 3,000-notebook
+deadline burst on 16, 64 and 256 slots. Redis and PostgreSQL are started on loopback ports
+for the run (autograder/services.py). Results: benchmarks/results/queue.md.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psutil
+
+from autograder.course import Course
+from autograder.grade import Options, grade
+from autograder.queue import QueueExecutor
+from autograder.samples import SLUG, course_of_module_01, notebooks, solved, write, wrong_identity
+from autograder.services import Missing, start_postgres, start_redis
+from autograder.store import Store
+
+STUDENTS = 12
+SLOTS = 2
+BURST = 3000
+RESULTS = Path(__file__).resolve().parent / "results" / "queue.md"
+CODE = Path(__file__).resolve().parent.parent
+
+
+def _class(root: Path, prefix: str, count: int) -> None:
+    release, _ = notebooks(root)
+    makers = [lambda: solved(root), lambda: wrong_identity(root), lambda: release]
+    for number in range(count):
+        write(root, f"{prefix}-{number:02d}", makers[number % len(makers)]())
+
+
+def _worker(broker: str, database: str, scratch: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tito.main", "worker", "--queue", broker, "--db", database,
+         "--concurrency", str(SLOTS), "--scratch", str(scratch)],
+        cwd=CODE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+
+
+def _timed(course: Course, students: list[str], options: Options, executor=None) -> float:
+    started = time.perf_counter()
+    report = grade(course, [course.module("01")], students, options=options, executor=executor)
+    assert len(report.rows) == len(students) and all(r.status == "graded" for r in report.rows)
+    return time.perf_counter() - started
+
+
+def _death_to_completion(course: Course, executor: QueueExecutor, worker: subprocess.Popen, options) -> float:
+    """Seconds from a pool process's SIGKILL mid-notebook to its job's result in the database."""
+    import threading
+
+    root = course.assignments_dir
+    write(root, "victim", solved(root))
+    store = Store(executor.database)
+    killed: dict = {}
+
+    def kill_when_grading():
+        while "at" not in killed:
+            for child in psutil.Process(worker.pid).children():
+                try:
+                    grading = any("ipykernel" in " ".join(p.cmdline()) for p in child.children(recursive=True))
+                except psutil.Error:  # processes come and go meanwhile
+                    continue
+                if grading:
+                    child.send_signal(signal.SIGKILL)
+                    killed["at"] = time.perf_counter()
+                    break
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_when_grading, daemon=True)
+    watcher.start()
+    _timed(course, ["victim"], options, executor)
+    done = time.perf_counter()
+    watcher.join(timeout=1)
+    [key] = store.transact(lambda c: [k for (k,) in c.execute(
+        "SELECT job_key FROM tito_jobs WHERE spec->>'student' = 'victim'").fetchall()])
+    assert len(store.attempts(key)) == 2, store.attempts(key)
+    store.close()
+    return done - killed["at"]
+
+
+def measure() -> dict:
+    postgres, redis = start_postgres(), start_redis()
+    try:
+        database = postgres.new_database()
+        with tempfile.TemporaryDirectory(prefix="tito-bench-queue-") as scratch:
+            course_root = course_of_module_01(Path(scratch) / "course")
+            root = course_root / "assignments"
+            _class(root, "warm", 1)
+            _class(root, "pool", STUDENTS)
+            _class(root, "queue", STUDENTS)
+            course = Course(course_root)
+            options = Options(workers=SLOTS)
+            executor = QueueExecutor(redis.url, database)
+            worker = _worker(redis.url, database, Path(scratch) / "worker")
+            try:
+                _timed(course, ["warm-00"], options)  # the gradebook made, the assignment registered
+                _timed(course, ["warm-00"], options, executor)  # the worker warmed: nbgrader imported
+                pool = _timed(course, [f"pool-{n:02d}" for n in range(STUDENTS)], options)
+                queue = _timed(course, [f"queue-{n:02d}" for n in range(STUDENTS)], options, executor)
+                death = _death_to_completion(course, executor, worker, options)
+            finally:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait()
+    finally:
+        redis.stop()
+        postgres.stop()
+    return {"pool": pool, "queue": queue, "death": death}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _load() -> str:
+    try:
+        return ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    load_before = _load()
+    try:
+        seconds = measure()
+    except Missing as why:
+        print(f"benchmarks/queue.py not run: {why}")
+        return
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    per_minute = {k: STUDENTS / seconds[k] * 60 for k in ("pool", "queue")}
+    per_notebook = seconds["queue"] * SLOTS / STUDENTS  # seconds of one slot per notebook
+    lines = [
+        "# Grading over a queue",
+        "",
+        f"Measured {now} by `python -m benchmarks queue` (benchmarks/queue.py).",
+        "",
+        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}. Load average (1, 5, 15 min) before: {load_before}; "
+        f"after: {_load()} (other work on the machine slows the figures down).",
+        "",
+        f"{STUDENTS} synthetic submissions of module {SLUG} (correct, one function wrong, untouched), "
+        f"graded end to end by `autograder.grade.grade` with {SLOTS} slots: a local Pool of {SLOTS} "
+        f"processes, and one `tito worker --concurrency {SLOTS}` on Celery + Redis with results in "
+        "PostgreSQL, all on this machine. Whole runs: collecting, the merge and the CSV export "
+        "included; the worker was started and had graded one job before.",
+        "",
+        "| executor | submissions | seconds | submissions per minute |",
+        "|---|---:|---:|---:|",
+        f"| local pool | {STUDENTS} | {seconds['pool']:.1f} | {per_minute['pool']:.1f} |",
+        f"| queue | {STUDENTS} | {seconds['queue']:.1f} | {per_minute['queue']:.1f} |",
+        "",
+        f"The queue's time against the pool's: {100 * (seconds['queue'] / seconds['pool'] - 1):+.0f}% "
+        "(the target: at most +10%).",
+        "",
+        f"A pool process SIGKILLed mid-notebook: its job was graded again and its result written "
+        f"{seconds['death']:.1f} s after the kill (the message is requeued at once; the time is "
+        "Celery starting a new pool process, which imports nbgrader, and the notebook graded again).",
+        "",
+        f"A deadline burst of {BURST:,} notebooks at {per_notebook:.1f} s of one slot each "
+        "(this machine's figure; a notebook of a later module takes longer):",
+        "",
+        "| slots | minutes |",
+        "|---:|---:|",
+    ]
+    for slots in (16, 64, 256):
+        lines.append(f"| {slots} | {BURST * per_notebook / slots / 60:.1f} |")
+    lines.append("")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
