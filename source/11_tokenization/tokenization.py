@@ -310,7 +310,7 @@ def merge(ids, pair, new_id):
 # %%
 #| test: pair_merge (2 points)
 def test_pair_merge():
-    ids = list("aaabdaaabac".encode("utf-8"))
+    ids = list(b"aaabdaaabac")                   # the bytes 97, 97, 97, 98, ...
     counts = get_pair_counts(ids)
     assert counts[(97, 97)] == 4 and counts[(97, 98)] == 2 and len(counts) == 6, (
         f"pairs of 'aaabdaaabac': (97, 97) 4 times, (97, 98) twice, 6 distinct; got "
