@@ -18,6 +18,8 @@ _EXPORTED_BY = {
     "tinytorch.core.spatial": ("09", "spatial"),
     "tinytorch.data": ("10", "dataloader"),
     "tinytorch.text": ("11", "tokenization"),
+    "tinytorch.core.embeddings": ("12", "embeddings"),
+    "tinytorch.core.attention": ("13", "attention"),
 }
 
 
