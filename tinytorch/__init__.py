@@ -18,6 +18,7 @@ _EXPORTED_BY = {
     "tinytorch.core.spatial": ("09", "spatial"),
     "tinytorch.data": ("10", "dataloader"),
     "tinytorch.core.embeddings": ("12", "embeddings"),
+    "tinytorch.core.transformers": ("14", "transformers"),
 }
 
 
