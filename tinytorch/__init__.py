@@ -17,6 +17,7 @@ _EXPORTED_BY = {
     "tinytorch.core.training": ("08", "training"),
     "tinytorch.core.spatial": ("09", "spatial"),
     "tinytorch.data": ("10", "dataloader"),
+    "tinytorch.text": ("11", "tokenization"),
     "tinytorch.core.embeddings": ("12", "embeddings"),
     "tinytorch.core.transformers": ("14", "transformers"),
 }
