@@ -97,10 +97,11 @@ from tinytorch.core.tensor import Tensor
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
-    """Normalize every vector along the last axis of x to mean 0 and variance 1, then scale
-    by weight and shift by bias (both of shape (D,)). One recorded op, "layer_norm"."""
-    # TODO: compute the mean and the biased variance of x.data over the last axis (keep the
-    #       axis), r = 1 / sqrt(variance + eps), xhat = (x - mean) * r, and
+    """Normalize every vector along the last axis of x to mean 0 and variance 1, then
+    scale by weight and shift by bias (both of shape (D,)). One recorded op,
+    "layer_norm"."""
+    # TODO: compute the mean and the biased variance of x.data over the last axis (keep
+    #       the axis), r = 1 / sqrt(variance + eps), xhat = (x - mean) * r, and
     #       out = xhat * weight + bias (NumPy arrays: weight.data, bias.data).
     ### BEGIN SOLUTION
     mean = x.data.mean(axis=-1, keepdims=True)
@@ -146,8 +147,8 @@ class LayerNorm(Module):
 
     def forward(self, x):
         if x.ndim == 0 or x.shape[-1] != self.dim:
-            raise ValueError(f"LayerNorm({self.dim}) expects inputs of shape (..., {self.dim}), "
-                             f"got {x.shape}")
+            raise ValueError(f"LayerNorm({self.dim}) expects inputs of shape "
+                             f"(..., {self.dim}), got {x.shape}")
         return layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -165,8 +166,8 @@ def test_layer_norm():
     out = LayerNorm(4)(Tensor([[1.0, 2.0, 3.0, 4.0]]))
     expected = [-1.3416, -0.4472, 0.4472, 1.3416]
     assert out.shape == (1, 4) and np.allclose(out.data, expected, atol=1e-3), (
-        f"LayerNorm(4) of [1, 2, 3, 4]: expected {expected}, got {out.data}. Subtract the "
-        "mean, divide by sqrt(variance + eps); the variance divides by D, not D - 1.")
+        f"LayerNorm(4) of [1, 2, 3, 4]: expected {expected}, got {out.data}. Subtract "
+        "the mean, divide by sqrt(variance + eps); the variance divides by D, not D - 1.")
     big = LayerNorm(4)(Tensor([[100.0, 200.0, 300.0, 400.0]]))
     assert np.allclose(big.data, out.data, atol=1e-4), (
         "scaling a vector by 100 must not change its LayerNorm")
@@ -195,10 +196,12 @@ check_against(layer_norm, _ln_oracle, cases(_shapes, magnitudes=["ordinary", "ro
 for _x, _w, _b in [((2, 3, 5), (5,), (5,)), ((4, 3), (3,), (3,))]:
     _r = np.random.default_rng(len(_x))
     check_graph(lambda x, w, b: layer_norm(x, w, b),
-                [_r.standard_normal(_x) * 3 + 1, _r.standard_normal(_w), _r.standard_normal(_b)],
+                [_r.standard_normal(_x) * 3 + 1, _r.standard_normal(_w),
+                 _r.standard_normal(_b)],
                 rtol=1e-5, atol=1e-7, name="layer_norm")
 # a constant row: variance 0, so eps alone keeps it finite; the output is the bias
-_const = layer_norm(Tensor(np.full((1, 3), 7.0)), Tensor(np.ones(3)), Tensor([1.0, 2.0, 3.0]))
+_const = layer_norm(Tensor(np.full((1, 3), 7.0)), Tensor(np.ones(3)),
+                    Tensor([1.0, 2.0, 3.0]))
 assert_close(_const, [[1.0, 2.0, 3.0]], what="layer_norm of a constant row")
 assert LayerNorm(6)(Tensor(np.ones((2, 6)), dtype=np.float64)).dtype == np.float64, (
     "LayerNorm must keep float64 inputs float64")
@@ -289,7 +292,8 @@ class TransformerBlock(Module):
 def test_block():
     manual_seed(0)
     mlp = MLP(8)
-    assert (mlp.fc.in_features, mlp.fc.out_features, mlp.proj.out_features) == (8, 32, 8), (
+    sizes = (mlp.fc.in_features, mlp.fc.out_features, mlp.proj.out_features)
+    assert sizes == (8, 32, 8), (
         "MLP(8): fc is Linear(8, 32) and proj Linear(32, 8) (hidden = 4 * dim)")
     x = Tensor(np.random.default_rng(1).standard_normal((2, 3, 8)))
     h = mlp.fc(x).data
@@ -369,8 +373,9 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig: {name} must be a positive whole number, "
                                  f"got {value!r}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd {self.n_embd} must be a multiple of n_head "
-                             f"{self.n_head} (each head gets n_embd // n_head features)")
+            raise ValueError(f"GPTConfig: n_embd {self.n_embd} must be a multiple of "
+                             f"n_head {self.n_head} (each head gets n_embd // n_head "
+                             "features)")
 
 
 def _token_ids(idx):
@@ -394,9 +399,9 @@ class GPT(Module):
         self.blocks = Sequential(*[TransformerBlock(d, config.n_head)
                                    for _ in range(config.n_layer)])
         self.ln_f = LayerNorm(d)
-        # TODO: with config.tie_weights, set self.head to None (forward then uses the token
-        #       embedding's own Parameter as the head); otherwise a Linear from n_embd to
-        #       vocab_size without bias.
+        # TODO: with config.tie_weights, set self.head to None (forward then uses the
+        #       token embedding's own Parameter as the head); otherwise a Linear from
+        #       n_embd to vocab_size without bias.
         ### BEGIN SOLUTION
         if config.tie_weights:
             self.head = None
@@ -432,8 +437,9 @@ class GPT(Module):
 
     def extra_repr(self):
         c = self.config
-        return (f"vocab_size={c.vocab_size}, block_size={c.block_size}, n_layer={c.n_layer}, "
-                f"n_head={c.n_head}, n_embd={c.n_embd}, tie_weights={c.tie_weights}")
+        return (f"vocab_size={c.vocab_size}, block_size={c.block_size}, "
+                f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+                f"tie_weights={c.tie_weights}")
 
 # %% [markdown]
 # ### Test it: the GPT's shapes, its limits and tying
@@ -446,7 +452,8 @@ def test_gpt_forward():
     ids = np.array([[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 1]])
     logits = model(ids)
     assert logits.shape == (3, 4, 11), (
-        f"GPT on ids (3, 4) with vocab 11: expected logits (3, 4, 11), got {logits.shape}")
+        f"GPT on ids (3, 4) with vocab 11: expected logits (3, 4, 11), got "
+        f"{logits.shape}")
     first = model(ids[:, :2]).data
     assert np.allclose(first, logits.data[:, :2], atol=1e-5), (
         "position t's logits must not depend on tokens after t (causal attention): "
@@ -467,7 +474,8 @@ def test_gpt_forward():
 test_gpt_forward()
 ### BEGIN HIDDEN TESTS
 manual_seed(5)
-_cfg = GPTConfig(vocab_size=7, block_size=5, n_layer=1, n_head=2, n_embd=4, tie_weights=True)
+_cfg = GPTConfig(vocab_size=7, block_size=5, n_layer=1, n_head=2, n_embd=4,
+                 tie_weights=True)
 _tied = GPT(_cfg)
 _ids = np.array([[0, 3, 6, 2], [1, 1, 5, 4]])
 _loss = (_tied(_ids) * Tensor(np.random.default_rng(0).standard_normal((2, 4, 7)))).sum()
@@ -478,15 +486,18 @@ _untied = GPT(GPTConfig(7, 5, 1, 2, 4))
 _untied.load_state_dict({**{k: v for k, v in _tied.state_dict().items()},
                          "head.weight": _emb.data.T.copy()})
 _untied.zero_grad()
-(_untied(_ids) * Tensor(np.random.default_rng(0).standard_normal((2, 4, 7)))).sum().backward()
-assert_close(_emb.grad, _untied.tok_emb.weight.grad.data + _untied.head.weight.grad.data.T,
-             rtol=1e-4, atol=1e-5,
-             what="a tied GPT's embedding gradient (it must be the sum of the embedding's and "
-                  "the head's gradients: one shared Parameter, not a copy)")
+_w = Tensor(np.random.default_rng(0).standard_normal((2, 4, 7)))
+(_untied(_ids) * _w).sum().backward()
+_sum = _untied.tok_emb.weight.grad.data + _untied.head.weight.grad.data.T
+assert_close(_emb.grad, _sum, rtol=1e-4, atol=1e-5,
+             what="a tied GPT's embedding gradient (it must be the sum of the "
+                  "embedding's and the head's gradients: one shared Parameter, not a "
+                  "copy)")
 _tied.tok_emb.weight.data[...] += 1.0
-assert_close(_tied(_ids), _tied.ln_f(_tied.blocks(_tied.pos_emb(_tied.tok_emb(_ids)))).data
-             @ _tied.tok_emb.weight.data.T, rtol=1e-4, atol=1e-5,
-             what="a tied GPT's logits after the embedding changed (x @ tok_emb.weight.T)")
+_final = _tied.ln_f(_tied.blocks(_tied.pos_emb(_tied.tok_emb(_ids)))).data
+assert_close(_tied(_ids), _final @ _tied.tok_emb.weight.data.T, rtol=1e-4, atol=1e-5,
+             what="a tied GPT's logits after the embedding changed "
+                  "(x @ tok_emb.weight.T)")
 _g = GPT(GPTConfig(9, 4, 2, 1, 6))
 assert _g(np.array([[8], [0]])).shape == (2, 1, 9), "one token per row is a valid input"
 assert len(_g.blocks) == 2 and _g.head.bias is None, "n_layer blocks; a head without bias"
@@ -526,7 +537,8 @@ assert len(_g.blocks) == 2 and _g.head.bias is None, "n_layer blocks; a head wit
 # %%
 #| export
 def count_parameters(config):
-    """The number of learnable numbers in GPT(config), from the formula (no model built)."""
+    """The number of learnable numbers in GPT(config), from the formula (no model
+    built)."""
     v, d = config.vocab_size, config.n_embd
     # TODO: add up the table above: embeddings, n_layer blocks, the final LayerNorm and
     #       the head (only when the weights are not tied).
@@ -636,7 +648,8 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=
         raise ValueError(f"generate expects prompts of shape (B, T) with T >= 1, got "
                          f"{idx.shape}: pass [ids] for a single prompt")
     if int(max_new_tokens) < 0:
-        raise ValueError(f"generate: max_new_tokens must be 0 or more, got {max_new_tokens}")
+        raise ValueError(f"generate: max_new_tokens must be 0 or more, got "
+                         f"{max_new_tokens}")
     if not temperature > 0:
         raise ValueError(f"generate: temperature must be > 0, got {temperature} (use "
                          "top_k=1 for greedy decoding)")
@@ -690,8 +703,8 @@ def test_generate():
         f"next_token_loss: expected {expected:.5f}, got {loss.item():.5f}")
     out = model.generate(ids, 6, generator=np.random.default_rng(0))
     assert out.shape == (2, 9) and np.array_equal(out[:, :3], ids), (
-        f"generate((2, 3) prompts, 6 new): expected (2, 9) ids starting with the prompts, "
-        f"got {out.shape}. Generation runs past block_size 4: crop the context.")
+        f"generate((2, 3) prompts, 6 new): expected (2, 9) ids starting with the "
+        f"prompts, got {out.shape}. Generation runs past block_size 4: crop the context.")
     again = model.generate(ids, 6, generator=np.random.default_rng(0))
     assert np.array_equal(out, again), "the same generator seed must give the same tokens"
     greedy = model.generate(ids, 1, top_k=1, temperature=5.0)
@@ -730,11 +743,13 @@ assert set(np.unique(_top2)) == {0, 1}, (
 assert abs(np.mean(_top2 == 0) - 2 / 3) < 0.08, (
     f"top_k=2 renormalizes the two kept tokens to 2/3 and 1/3; token 0 came "
     f"{np.mean(_top2 == 0):.2f} of the time")
-_cold = _m.generate(np.zeros((400, 1), dtype=np.int64), 1, temperature=0.25, generator=_gen)
+_zeros = np.zeros((400, 1), dtype=np.int64)
+_cold = _m.generate(_zeros, 1, temperature=0.25, generator=_gen)
 assert np.mean(_cold[:, 1] == 0) > 0.9, (
     "temperature 0.25 divides the logits by 0.25 and sharpens the distribution: token 0 "
     f"should come > 90% of the time, came {np.mean(_cold[:, 1] == 0):.2f}")
-_hot = _m.generate(np.zeros((2000, 1), dtype=np.int64), 1, temperature=4.0, generator=_gen)
+_hot = _m.generate(np.zeros((2000, 1), dtype=np.int64), 1, temperature=4.0,
+                   generator=_gen)
 assert np.mean(_hot[:, 1] == 0) < 0.3, "temperature 4 flattens the distribution"
 assert_mode_restored(_m, _m.generate, np.array([[1, 2]]), 2)
 manual_seed(11)
@@ -750,7 +765,8 @@ _b = GPT(GPTConfig(vocab_size=6, block_size=3, n_layer=1, n_head=1, n_embd=4))
 _one = _b.generate(np.array([[2, 3]]), 6, top_k=1)
 _two = _b.generate(np.array([[5, 1], [2, 3]]), 6, top_k=1)
 assert np.array_equal(_two[1], _one[0]), "greedy generation of a batch row by row"
-_loss = next_token_loss(Tensor(np.zeros((2, 3, 4)), requires_grad=True), [[0, 1, 2], [3, 0, 1]])
+_loss = next_token_loss(Tensor(np.zeros((2, 3, 4)), requires_grad=True),
+                        [[0, 1, 2], [3, 0, 1]])
 assert abs(_loss.item() - np.log(4)) < 1e-6, "uniform logits give a loss of ln V"
 ### END HIDDEN TESTS
 
@@ -810,8 +826,8 @@ def test_gpt_learns():
         f"started at {losses[0]:.3f}")
     assert np.mean(losses[-10:]) < 0.5, (
         f"after 80 AdamW steps the loss should be below 0.5 on one repeated line, got "
-        f"{np.mean(losses[-10:]):.3f} (first {losses[0]:.3f}). If it does not fall, check "
-        "the residual additions and next_token_loss's targets.")
+        f"{np.mean(losses[-10:]):.3f} (first {losses[0]:.3f}). If it does not fall, "
+        "check the residual additions and next_token_loss's targets.")
     text = tokenizer.decode(model.generate(np.array([tokenizer.encode("to be, or")]), 30,
                                            top_k=1)[0].tolist())
     assert "not to be, that" in text, (

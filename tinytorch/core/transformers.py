@@ -16,8 +16,9 @@ from tinytorch.core.tensor import Tensor
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
-    """Normalize every vector along the last axis of x to mean 0 and variance 1, then scale
-    by weight and shift by bias (both of shape (D,)). One recorded op, "layer_norm"."""
+    """Normalize every vector along the last axis of x to mean 0 and variance 1, then
+    scale by weight and shift by bias (both of shape (D,)). One recorded op,
+    "layer_norm"."""
     mean = x.data.mean(axis=-1, keepdims=True)
     centered = x.data - mean
     variance = (centered * centered).mean(axis=-1, keepdims=True)   # biased: / D
@@ -56,8 +57,8 @@ class LayerNorm(Module):
 
     def forward(self, x):
         if x.ndim == 0 or x.shape[-1] != self.dim:
-            raise ValueError(f"LayerNorm({self.dim}) expects inputs of shape (..., {self.dim}), "
-                             f"got {x.shape}")
+            raise ValueError(f"LayerNorm({self.dim}) expects inputs of shape "
+                             f"(..., {self.dim}), got {x.shape}")
         return layer_norm(x, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -115,8 +116,9 @@ class GPTConfig:
                 raise ValueError(f"GPTConfig: {name} must be a positive whole number, "
                                  f"got {value!r}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd {self.n_embd} must be a multiple of n_head "
-                             f"{self.n_head} (each head gets n_embd // n_head features)")
+            raise ValueError(f"GPTConfig: n_embd {self.n_embd} must be a multiple of "
+                             f"n_head {self.n_head} (each head gets n_embd // n_head "
+                             "features)")
 
 
 def _token_ids(idx):
@@ -169,12 +171,14 @@ class GPT(Module):
 
     def extra_repr(self):
         c = self.config
-        return (f"vocab_size={c.vocab_size}, block_size={c.block_size}, n_layer={c.n_layer}, "
-                f"n_head={c.n_head}, n_embd={c.n_embd}, tie_weights={c.tie_weights}")
+        return (f"vocab_size={c.vocab_size}, block_size={c.block_size}, "
+                f"n_layer={c.n_layer}, n_head={c.n_head}, n_embd={c.n_embd}, "
+                f"tie_weights={c.tie_weights}")
 
 
 def count_parameters(config):
-    """The number of learnable numbers in GPT(config), from the formula (no model built)."""
+    """The number of learnable numbers in GPT(config), from the formula (no model
+    built)."""
     v, d = config.vocab_size, config.n_embd
     block = 2 * 2 * d + 4 * (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d)
     total = v * d + config.block_size * d + config.n_layer * block + 2 * d
@@ -206,7 +210,8 @@ def generate(model, idx, max_new_tokens, temperature=1.0, top_k=None, generator=
         raise ValueError(f"generate expects prompts of shape (B, T) with T >= 1, got "
                          f"{idx.shape}: pass [ids] for a single prompt")
     if int(max_new_tokens) < 0:
-        raise ValueError(f"generate: max_new_tokens must be 0 or more, got {max_new_tokens}")
+        raise ValueError(f"generate: max_new_tokens must be 0 or more, got "
+                         f"{max_new_tokens}")
     if not temperature > 0:
         raise ValueError(f"generate: temperature must be > 0, got {temperature} (use "
                          "top_k=1 for greedy decoding)")
