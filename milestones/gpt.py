@@ -94,7 +94,7 @@ EXPLANATION = """\
 MILESTONE gpt: a GPT trained from scratch writes Shakespeare
 Your modules, end to end: module 11's tokenizer turns the plays into ids, module 12 embeds them
 with their positions, {layers} pre-norm transformer blocks of modules 13-14 ({heads} heads, width {width})
-read windows of {block} characters, and module 14's head scores the next character. The loss is
+read windows of {block} tokens (characters), and module 14's head scores the next one. The loss is
 module 05's cross-entropy on every position (next_token_loss), the gradients come from module 07
 and AdamW (module 06) takes {steps:,} steps of {batch} windows, its learning rate warmed up and
 annealed. A checkpoint every {every} steps: run the same command again after an interruption and
@@ -406,6 +406,7 @@ def train(args: argparse.Namespace, corpus: Corpus, say=lambda *a: None) -> Resu
     harness.write_json(os.path.join(folder, "settings.json"), settings)
 
     curve_x, curve_y = validation_windows(val_ids, CURVE_STRIDE)
+    unit = "nats/char" if args.tokenizer == "char" else "nats/token"      # of the curve
     remaining = args.steps - result.resumed_from
     if remaining > 0 and not args.quiet:
         per_step = measure_speed(tokenizer.vocab_size, train_ids, args.batch_size, args.seed)
@@ -450,8 +451,8 @@ def train(args: argparse.Namespace, corpus: Corpus, say=lambda *a: None) -> Resu
                 t["save_checkpoint"](last, model, optimizer, epoch=step, history=history,
                                      rng_state={"batches": generator.bit_generator.state})
                 progress.say(f"step {step:>5,}/{args.steps:,}  train {record['loss']:.3f}  "
-                             f"val {val:.3f} (every {CURVE_STRIDE}th window)  lr {optimizer.lr:.2g}  "
-                             f"{duration(seconds)}", say)
+                             f"val {val:.3f} (every {CURVE_STRIDE}th window)  {unit}  "
+                             f"lr {optimizer.lr:.2g}  {duration(seconds)}", say)
                 start, losses = time.perf_counter(), []
     finally:
         progress.close()

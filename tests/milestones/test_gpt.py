@@ -152,6 +152,19 @@ def test_a_killed_run_resumes_exactly_and_a_reference_run_records_nothing(text, 
         assert again[key] == first[key], key
 
 
+def test_the_bpe_option_trains_on_tokens_and_reports_per_character(text, tmp_path):
+    run = run_script(["--data", str(text), "--tokenizer", "bpe", "--vocab-size", "300", "--steps", "20",
+                      "--batch-size", "4", "--eval-every", "10", "--history-json", str(tmp_path / "r.json"),
+                      "--checkpoint", str(tmp_path / "ck")], tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert result["tokenizer"] == "bpe" and result["vocab_size"] == 300
+    assert re.search(r"^tokenizer: bpe, 300 tokens \([\d.]+ characters per token", run.stdout, re.M)
+    assert "nats/token" in run.stdout and result["val_chars"] > 0
+    assert result["val_bits_per_char"] == pytest.approx(result["val_loss"] / math.log(2))
+    assert run.stdout.strip().splitlines()[-1].startswith("MILESTONE gpt: PATH CHECK (validation loss ")
+
+
 # --- the verdict's contract, without training ----------------------------------------------------
 
 def judged(official: bool, val_loss: float, argv: list[str]) -> harness.Verdict:
