@@ -469,9 +469,10 @@ for _name, _t in _times.items():
     print(f"{_name:>9}: {1000 * min(_t):6.1f} ms forward + backward, (32, 4, 64, 16)")
 
 # %% [markdown]
-# Measured here (a shared 2-core machine, NumPy 2.4, float32, one thread), the best of
-# several runs: 33 to 39 ms as one op against 49 to 62 ms composed, for one layer's
-# attention in one training step. It is the same arithmetic; the one op skips the
+# Measured here (NumPy 2.4, float32, one thread of a shared 2-core machine), the best of
+# several runs: 17 ms as one op against 25 ms composed when the machine was quiet, 33 to
+# 39 ms against 49 to 62 ms when it was busy; about 1.5x for one layer's attention in one
+# training step. It is the same arithmetic; the one op skips the
 # intermediate (B, H, T, T) arrays of the composed graph and the softmax rule's second pass
 # of exponentials, which cost as much as a matrix product here.
 
