@@ -20,6 +20,7 @@ _EXPORTED_BY = {
     "tinytorch.text": ("11", "tokenization"),
     "tinytorch.core.embeddings": ("12", "embeddings"),
     "tinytorch.core.attention": ("13", "attention"),
+    "tinytorch.core.transformers": ("14", "transformers"),
 }
 
 

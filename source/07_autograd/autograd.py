@@ -570,7 +570,7 @@ def tanh_grad(g, x):
 def gelu_grad(g, x):
     c, k = np.sqrt(2 / np.pi).item(), 0.044715      # Python floats: keep float32 float32
     v = x.data
-    t = np.tanh(c * (v + k * v ** 3))
+    t = np.tanh(c * (v + k * v * v * v))
     return (g * (0.5 * (1 + t) + 0.5 * v * (1 - t ** 2) * c * (1 + 3 * k * v ** 2)),)
 
 

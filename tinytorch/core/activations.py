@@ -79,7 +79,7 @@ class GELU(Activation):
     def forward(self, x):
         c, a = math.sqrt(2 / math.pi), 0.044715
         self.input = x.data
-        self.t = np.tanh(c * (x.data + a * x.data ** 3))
+        self.t = np.tanh(c * (x.data + a * x.data * x.data * x.data))
         out = 0.5 * x.data * (1 + self.t)
         return x._result(out, "gelu", x)
 
