@@ -68,7 +68,7 @@ def steps(seed: int = 0):
     import torch
     import torch.nn.functional as F
 
-    from tinytorch.core.transformers import next_token_loss, random_windows
+    from tinytorch.models.transformer import next_token_loss, random_windows
 
     milestone, model, twin, ids = setup(seed)
     x, y = random_windows(ids, milestone.BLOCK_SIZE, milestone.BATCH_SIZE, np.random.default_rng(seed))

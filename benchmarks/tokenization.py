@@ -31,7 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from tinytorch.datasets import load_shakespeare
-from tinytorch.text import SPLIT_PATTERN, BPETokenizer, bytes_per_token, merge
+from tinytorch.text.tokenization import SPLIT_PATTERN, BPETokenizer, bytes_per_token, merge
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tokenization.md"
 TARGET_SECONDS = 60.0          # training 1,024 tokens on the corpus, one core

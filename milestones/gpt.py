@@ -139,15 +139,15 @@ def _tinytorch():
     from tinytorch.core.layers import manual_seed
     from tinytorch.core.optimizers import AdamW
     from tinytorch.core.training import History, load_checkpoint, save_checkpoint
-    from tinytorch.core.transformers import (
+    from tinytorch.datasets.shakespeare import TINY_MD5, load_shakespeare
+    from tinytorch.models.transformer import (
         GPT,
         GPTConfig,
         count_parameters,
         next_token_loss,
         random_windows,
     )
-    from tinytorch.datasets.shakespeare import TINY_MD5, load_shakespeare
-    from tinytorch.text import BPETokenizer, CharTokenizer
+    from tinytorch.text.tokenization import BPETokenizer, CharTokenizer
 
     return dict(manual_seed=manual_seed, AdamW=AdamW, History=History, load_checkpoint=load_checkpoint,
                 save_checkpoint=save_checkpoint, GPT=GPT, GPTConfig=GPTConfig, count_parameters=count_parameters,
@@ -293,59 +293,7 @@ def saved_step(path: str) -> int:
                              "Delete it, or pass --restart to start this run over.") from None
 
 
-# --- showing progress ----------------------------------------------------------------------------
-
-
-def duration(seconds: float) -> str:
-    """'45 s', '12 min', '1 h 50 min'."""
-    if not math.isfinite(seconds):
-        return "?"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    minutes = round(seconds / 60)
-    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
-
-
-class Progress:
-    """A rich progress bar with an ETA on a terminal; elsewhere (a pipe, a test, --quiet) only
-    the lines said through `say`."""
-
-    def __init__(self, total: int, done: int, enabled: bool):
-        self.bar = self.task = None
-        if enabled:
-            try:
-                from rich.console import Console
-                from rich.progress import (
-                    BarColumn,
-                    MofNCompleteColumn,
-                    TextColumn,
-                    TimeElapsedColumn,
-                    TimeRemainingColumn,
-                )
-                from rich.progress import Progress as Bar
-            except ImportError:
-                return
-            console = Console()
-            if console.is_terminal and not console.is_jupyter:
-                self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                               console=console, transient=True)
-                self.task = self.bar.add_task("training", total=total, completed=done)
-                self.bar.start()
-
-    def advance(self, loss: float) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, description=f"training  loss {loss:.3f}")
-
-    def say(self, line: str, say) -> None:
-        if self.bar is not None:
-            self.bar.console.print(line, markup=False, highlight=False)
-        else:
-            say(line)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+# --- the ETA ----------------------------------------------------------------------------------------
 
 
 def measure_speed(vocab_size: int, ids: np.ndarray, batch_size: int, seed: int) -> float:
@@ -414,7 +362,7 @@ def train(args: argparse.Namespace, corpus: Corpus, say=lambda *a: None) -> Resu
         evals = remaining // args.eval_every + 1
         result.eta_seconds = per_step * (remaining + evals * len(curve_x) / (3 * args.batch_size)
                                          + len(val_ids) / BLOCK_SIZE / (3 * args.batch_size))
-        say(f"ETA: about {duration(result.eta_seconds)} for {remaining:,} steps at {1 / per_step:.1f} steps/s "
+        say(f"ETA: about {harness.duration(result.eta_seconds)} for {remaining:,} steps at {1 / per_step:.1f} steps/s "
             f"({1000 * per_step:.0f} ms per step of {args.batch_size} x {BLOCK_SIZE} tokens, "
             f"{PROBE_STEPS} steps timed)\n")
 
@@ -429,7 +377,7 @@ def train(args: argparse.Namespace, corpus: Corpus, say=lambda *a: None) -> Resu
         history = state["history"]
         generator.bit_generator.state = state["rng_state"]["batches"]
     step = result.resumed_from
-    progress = Progress(args.steps, step, enabled=not args.quiet)
+    progress = harness.Progress(args.steps, "training", say, quiet=args.quiet, start=step)
     start, losses = time.perf_counter(), []
     try:
         while step < args.steps:
@@ -441,7 +389,7 @@ def train(args: argparse.Namespace, corpus: Corpus, say=lambda *a: None) -> Resu
             optimizer.step()
             losses.append(loss.item())
             step += 1
-            progress.advance(losses[-1])
+            progress.update(step, loss=f"{losses[-1]:.3f}")
             if step % args.eval_every == 0 or step == args.steps:
                 val = evaluate(model, curve_x, curve_y) / curve_y.size
                 seconds = time.perf_counter() - start
@@ -450,9 +398,9 @@ def train(args: argparse.Namespace, corpus: Corpus, say=lambda *a: None) -> Resu
                 history.append(record)
                 t["save_checkpoint"](last, model, optimizer, epoch=step, history=history,
                                      rng_state={"batches": generator.bit_generator.state})
-                progress.say(f"step {step:>5,}/{args.steps:,}  train {record['loss']:.3f}  "
-                             f"val {val:.3f} (every {CURVE_STRIDE}th window)  {unit}  "
-                             f"lr {optimizer.lr:.2g}  {duration(seconds)}", say)
+                progress.note(f"step {step:>5,}/{args.steps:,}  train {record['loss']:.3f}  "
+                              f"val {val:.3f} (every {CURVE_STRIDE}th window)  {unit}  "
+                              f"lr {optimizer.lr:.2g}  {harness.duration(seconds)}")
                 start, losses = time.perf_counter(), []
     finally:
         progress.close()
@@ -497,7 +445,7 @@ def verdict(result: Result) -> harness.Verdict:
     four = result.ngram.get("4")
     text = (f"validation loss {result.val_loss:.3f} nats/char {mark} {TARGET} on {result.val_chars:,} characters "
             f"({result.val_bits_per_char:.2f} bits/char; 4-gram {four:.3f}) after {result.steps:,} steps, "
-            f"{duration(result.seconds)} of training" if four is not None else
+            f"{harness.duration(result.seconds)} of training" if four is not None else
             f"validation loss {result.val_loss:.3f} nats/char {mark} {TARGET}")
     works = math.isfinite(result.val_loss) and result.val_chars > 0
     return harness.judge(SPEC, value=result.val_loss, data=result.identity, counts=result.counts,
@@ -513,7 +461,7 @@ def report(result: Result, say) -> None:
     say(f"  target                           {TARGET:6.3f}")
     if result.seconds:
         within = "within" if result.seconds <= TIME_BUDGET else "beyond"
-        say(f"training time: {duration(result.seconds)} ({within} the claim's {duration(TIME_BUDGET)})")
+        say(f"training time: {harness.duration(result.seconds)} ({within} the claim's {harness.duration(TIME_BUDGET)})")
     say(f"\nsamples from {PROMPT!r}:")
     for temperature, text in result.samples.items():
         say(f"--- temperature {temperature} ---\n{text}")

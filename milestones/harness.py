@@ -280,6 +280,8 @@ class Progress:
         for step in range(start, 3000):
             ...
             bar.update(step + 1, loss=f"{loss:.3f}")
+            if (step + 1) % 250 == 0:
+                bar.note(f"step {step + 1}: validation loss {val:.3f}")
         bar.close()
     """
 
@@ -317,6 +319,19 @@ class Progress:
         elif end or now - self.last_shown >= self.every:
             self.last_shown = now
             self.say(self.line(**numbers))
+
+    def note(self, line: str) -> None:
+        """Print `line` (an evaluation, a checkpoint) above the bar, which is then redrawn."""
+        if self.quiet:
+            return
+        redraw = self.live and self.shown
+        if redraw:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+        self.say(line)
+        if redraw:
+            self.stream.write(self.shown)
+            self.stream.flush()
 
     def close(self) -> None:
         """End the redrawn line (on a terminal), so what follows starts on its own line."""

@@ -17,10 +17,10 @@ _EXPORTED_BY = {
     "tinytorch.core.training": ("08", "training"),
     "tinytorch.core.spatial": ("09", "spatial"),
     "tinytorch.data": ("10", "dataloader"),
-    "tinytorch.text": ("11", "tokenization"),
-    "tinytorch.core.embeddings": ("12", "embeddings"),
-    "tinytorch.core.attention": ("13", "attention"),
-    "tinytorch.core.transformers": ("14", "transformers"),
+    "tinytorch.text.tokenization": ("11", "tokenization"),
+    "tinytorch.text.embeddings": ("12", "embeddings"),
+    "tinytorch.text.attention": ("13", "attention"),
+    "tinytorch.models.transformer": ("14", "transformers"),
 }
 
 

@@ -73,7 +73,7 @@ print(f"val words never seen in train: {unseen:,} of {len(words_val):,} "
 # | `SPLIT_PATTERN` | the regex that cuts text into chunks no merge may cross |
 # | `bytes_per_token` | how much text one token carries, measured on held-out text |
 #
-# Your package file starts here: the cells marked `#| export` become `tinytorch/text.py`.
+# Your package file starts here: the cells marked `#| export` become `tinytorch/text/tokenization.py`.
 # It needs only Python's standard library.
 
 # %%

@@ -56,7 +56,7 @@ print("W[ids]:\n", W_demo[ids_demo[:5]])                                  # the 
 # becomes `(B, T, D)` vectors: exactly what the rest of a language model reads.
 #
 # Your package file starts here: the cells marked `#| export` become
-# `tinytorch/core/embeddings.py`. They use module 02's Tensor, module 04's `Module`,
+# `tinytorch/text/embeddings.py`. They use module 02's Tensor, module 04's `Module`,
 # `Parameter` and seeded generator, and module 07's `register_gradient`, which puts this
 # module's new operation, `"embedding"`, into the one `GRADIENTS` table.
 #

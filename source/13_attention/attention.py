@@ -87,7 +87,7 @@ else:
 # ```
 #
 # Your package file starts here: the cells marked `#| export` become
-# `tinytorch/core/attention.py`, built on module 02's Tensor, module 04's Module and Linear,
+# `tinytorch/text/attention.py`, built on module 02's Tensor, module 04's Module and Linear,
 # and module 07's `register_gradient` and `unbroadcast`.
 
 # %%

@@ -35,12 +35,12 @@ import time
 
 import numpy as np
 
-from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import gradcheck
 from tinytorch.core.layers import Linear, manual_seed
 from tinytorch.core.optimizers import AdamW
 from tinytorch.core.tensor import Tensor
-from tinytorch.text import CharTokenizer
+from tinytorch.text.attention import MultiHeadAttention
+from tinytorch.text.tokenization import CharTokenizer
 
 np.set_printoptions(precision=4, suppress=True)      # compact arrays in this notebook
 
@@ -88,12 +88,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytorch.core.activations import GELU
-from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import no_grad, register_gradient
-from tinytorch.core.embeddings import Embedding, PositionalEmbedding
 from tinytorch.core.layers import Linear, Module, Parameter, Sequential, default_generator
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
+from tinytorch.text.attention import MultiHeadAttention
+from tinytorch.text.embeddings import Embedding, PositionalEmbedding
 
 
 def layer_norm(x, weight, bias, eps=1e-5):

@@ -1,4 +1,4 @@
-"""tinytorch.core.attention against PyTorch (CPU) as the oracle.
+"""tinytorch.text.attention against PyTorch (CPU) as the oracle.
 
 Over (batch, heads, T, head size) drawn by hypothesis, T = 1 included, with and without
 `is_causal` and with boolean masks (rows with nothing allowed included),
@@ -20,7 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytorch.core.activations import Softmax
-from tinytorch.core.attention import (
+from tinytorch.core.autograd import GRADIENT_SOURCES, GRADIENTS
+from tinytorch.core.layers import manual_seed
+from tinytorch.core.tensor import Tensor
+from tinytorch.text.attention import (
     MultiHeadAttention,
     attention_grad,
     causal_mask,
@@ -29,9 +32,6 @@ from tinytorch.core.attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from tinytorch.core.autograd import GRADIENT_SOURCES, GRADIENTS
-from tinytorch.core.layers import manual_seed
-from tinytorch.core.tensor import Tensor
 
 SETTINGS = settings(max_examples=30, deadline=None)
 TOL = {"float64": dict(rtol=1e-9, atol=1e-9), "float32": dict(rtol=1e-5, atol=1e-5)}
@@ -104,7 +104,7 @@ def test_the_one_rule_equals_the_composed_graph(shape):
     for ours, composed in zip(*grads, strict=True):
         np.testing.assert_allclose(ours, composed, rtol=1e-12, atol=1e-12)
     assert GRADIENTS["attention"] is attention_grad
-    assert GRADIENT_SOURCES["attention"] == "tinytorch.core.attention.attention_grad"
+    assert GRADIENT_SOURCES["attention"] == "tinytorch.text.attention.attention_grad"
 
 
 def _torch_twin(mha):

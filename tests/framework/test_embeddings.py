@@ -1,4 +1,4 @@
-"""tinytorch.core.embeddings against torch.nn.Embedding (CPU) as the oracle.
+"""tinytorch.text.embeddings against torch.nn.Embedding (CPU) as the oracle.
 
 Over id shapes, table sizes and dtypes drawn by hypothesis (with repeated ids, which the
 scatter-add must accumulate), Embedding gives torch's rows and, through `loss.backward()`,
@@ -18,7 +18,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytorch.core.autograd import GRADIENT_SOURCES, GRADIENTS, gradcheck
-from tinytorch.core.embeddings import (
+from tinytorch.core.layers import manual_seed
+from tinytorch.core.tensor import Tensor
+from tinytorch.text.embeddings import (
     Embedding,
     PositionalEmbedding,
     SinusoidalPositionalEncoding,
@@ -26,8 +28,6 @@ from tinytorch.core.embeddings import (
     embedding_grad,
     sinusoidal_table,
 )
-from tinytorch.core.layers import manual_seed
-from tinytorch.core.tensor import Tensor
 
 SETTINGS = settings(max_examples=30, deadline=None)
 TOL = {"float64": dict(rtol=1e-9, atol=1e-9), "float32": dict(rtol=1e-5, atol=1e-5)}
@@ -97,7 +97,7 @@ def test_bad_ids_get_one_line_that_says_what_to_do(ids, error, words):
 
 def test_the_rule_sits_in_module_07s_table_and_passes_gradcheck():
     assert GRADIENTS["embedding"] is embedding_grad
-    assert GRADIENT_SOURCES["embedding"] == "tinytorch.core.embeddings.embedding_grad"
+    assert GRADIENT_SOURCES["embedding"] == "tinytorch.text.embeddings.embedding_grad"
     assert gradcheck(lambda w: embedding(np.array([[0, 2], [2, 2]]), w), [np.ones((3, 2))])
 
 

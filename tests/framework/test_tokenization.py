@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinytorch.datasets import load_shakespeare
-from tinytorch.text import (
+from tinytorch.text.tokenization import (
     SPLIT_PATTERN,
     BPETokenizer,
     CharTokenizer,

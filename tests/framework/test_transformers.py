@@ -16,7 +16,7 @@ from benchmarks.gpt_twin import gradients_as_ours, torch_gpt_twin
 from tinytorch.core.layers import manual_seed
 from tinytorch.core.optimizers import AdamW
 from tinytorch.core.tensor import Tensor
-from tinytorch.core.transformers import (
+from tinytorch.models.transformer import (
     GPT,
     GPTConfig,
     LayerNorm,
@@ -77,7 +77,7 @@ def test_layer_norm_rule_is_registered_and_one_node():
     x = Tensor(np.ones((2, 3)), requires_grad=True)
     out = layer_norm(x, Tensor(np.ones(3)), Tensor(np.zeros(3)))
     assert out._op == "layer_norm" and out._parents[0] is x
-    assert GRADIENT_SOURCES["layer_norm"] == "tinytorch.core.transformers.layer_norm_grad"
+    assert GRADIENT_SOURCES["layer_norm"] == "tinytorch.models.transformer.layer_norm_grad"
 
 
 # --- the whole GPT against its twin ------------------------------------------------------------

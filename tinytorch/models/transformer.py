@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tinytorch.core.activations import GELU
-from tinytorch.core.attention import MultiHeadAttention
 from tinytorch.core.autograd import no_grad, register_gradient
-from tinytorch.core.embeddings import Embedding, PositionalEmbedding
 from tinytorch.core.layers import Linear, Module, Parameter, Sequential, default_generator
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.tensor import Tensor
+from tinytorch.text.attention import MultiHeadAttention
+from tinytorch.text.embeddings import Embedding, PositionalEmbedding
 
 
 def layer_norm(x, weight, bias, eps=1e-5):
