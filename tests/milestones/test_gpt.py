@@ -38,7 +38,7 @@ def script_env(tmp: Path) -> dict:
             "HOME": str(tmp / "home")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def text(tmp_path_factory) -> Path:
     """The first 120,000 characters of the shipped training text, as a file: 108,000 to train on
     and 12,000 to validate (the reader's 90/10 split of a file)."""
@@ -49,7 +49,7 @@ def text(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uninterrupted(text, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("uninterrupted")
     run = subprocess.run([sys.executable, str(SCRIPT), "--data", str(text), *LEARN, "--checkpoint", str(tmp / "ck"),
