@@ -24,7 +24,6 @@ import argparse
 import os
 import platform
 import statistics
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -36,7 +35,7 @@ from benchmarks.training import (
     _emit,
     _interleaved,
     _ticker,
-    worker_env,
+    run_worker,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,34 +144,6 @@ def worker(threads: int, repeats: int, warmup: int) -> None:
                   "torch": torch.__version__, "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
 
-def run_worker(threads: int, repeats: int, warmup: int, progress=None) -> dict:
-    import json
-
-    command = [sys.executable, "-m", "benchmarks.gpt", "--worker", "--threads", str(threads),
-               "--repeats", str(repeats), "--warmup", str(warmup)]
-    process = subprocess.Popen(command, cwd=ROOT, env=worker_env(threads), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    result, tasks = None, {}
-    for line in process.stdout:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "result" in event:
-            result = event["result"]
-        elif progress is not None and "progress" in event:
-            name = f"{threads} thread{'s' if threads > 1 else ''}: {event['progress']}"
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=event["total"])
-            progress.update(tasks[name], completed=event["done"])
-    errors = process.stderr.read()
-    if process.wait() != 0 or result is None:
-        tail = "\n".join(errors.strip().splitlines()[-15:])
-        raise RuntimeError(f"the gpt benchmark worker for {threads} thread(s) failed (exit {process.returncode}):\n"
-                           f"{tail}")
-    return result
-
-
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
     from benchmarks.grading import _cpu
     from milestones import gpt as milestone
@@ -240,7 +211,7 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, console) -> li
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         for count in threads:
-            results.append(run_worker(count, repeats, warmup, progress))
+            results.append(run_worker(count, repeats, warmup, None, progress, module="benchmarks.gpt"))
     for result in results:
         s = result["step"]
         console.print(f"{result['threads']} thread(s): tinytorch {s['tinytorch_ms']:.1f} ms/step, PyTorch "

@@ -224,9 +224,11 @@ def worker_env(threads: int) -> dict:
     return env
 
 
-def run_worker(threads: int, repeats: int, warmup: int, only: list[str] | None, progress=None) -> dict:
-    """Start the worker of one thread count and follow its progress; its result."""
-    command = [sys.executable, "-m", "benchmarks.training", "--worker", "--threads", str(threads),
+def run_worker(threads: int, repeats: int, warmup: int, only: list[str] | None, progress=None,
+               module: str = "benchmarks.training") -> dict:
+    """Start `python -m module --worker` for one thread count (its BLAS pinned before NumPy
+    loads) and follow its progress events; its result."""
+    command = [sys.executable, "-m", module, "--worker", "--threads", str(threads),
                "--repeats", str(repeats), "--warmup", str(warmup)]
     if only:
         command += ["--models", ",".join(only)]
@@ -248,7 +250,7 @@ def run_worker(threads: int, repeats: int, warmup: int, only: list[str] | None, 
     errors = process.stderr.read()
     if process.wait() != 0 or result is None:
         tail = "\n".join(errors.strip().splitlines()[-15:])
-        raise RuntimeError(f"the benchmark worker for {threads} thread(s) failed (exit {process.returncode}):\n{tail}")
+        raise RuntimeError(f"the {module} worker for {threads} thread(s) failed (exit {process.returncode}):\n{tail}")
     return result
 
 
