@@ -198,7 +198,7 @@ def test_tito_records_an_achieved_run_with_its_reason(workspace):
 
 
 @needs_tito
-def test_on_a_terminal_the_milestone_writes_to_it_directly():
+def test_on_a_terminal_the_milestone_writes_to_it_directly(tmp_path):
     """tito hands its terminal to the script (which then redraws its progress bar in place)."""
     import os
     import pty
@@ -206,7 +206,7 @@ def test_on_a_terminal_the_milestone_writes_to_it_directly():
     from tests.conftest import TITO
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen([*TITO, "milestone", "xor", "--reference", "--", "--quiet"], cwd=ROOT,
+    process = subprocess.Popen([*TITO, "milestone", "xor", "--reference", "--", "--quiet"], cwd=tmp_path,
                                stdin=subprocess.DEVNULL, stdout=follower, stderr=follower)
     os.close(follower)
     seen = b""
