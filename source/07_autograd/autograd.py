@@ -568,10 +568,28 @@ def tanh_grad(g, x):
 
 @register_gradient("gelu")
 def gelu_grad(g, x):
+    # slope = ½(1 + t) + ½·v·(1 − t²)·c·(1 + 3k·v²), with t = tanh(c·(v + k·v³)), computed
+    # in place in few arrays: in a GPT this rule runs on the widest activations, and a fresh
+    # array for every operation made it twice as slow (a tenth of a training step).
     c, k = np.sqrt(2 / np.pi).item(), 0.044715      # Python floats: keep float32 float32
-    v = x.data
-    t = np.tanh(c * (v + k * v * v * v))
-    return (g * (0.5 * (1 + t) + 0.5 * v * (1 - t ** 2) * c * (1 + 3 * k * v ** 2)),)
+    v = np.asarray(x.data, dtype=np.result_type(x.data, 1.0)).reshape(-1)   # float, 1-D
+    slope = v * v
+    t = slope * k
+    t += 1
+    t *= v
+    t *= c
+    np.tanh(t, out=t)                               # t = tanh(c·(v + k·v³))
+    slope *= 3 * k
+    slope += 1
+    slope *= v
+    slope *= c                                      # c·v·(1 + 3k·v²)
+    square = t * t
+    np.subtract(1, square, out=square)              # 1 − t²
+    slope *= square
+    slope += t
+    slope += 1
+    slope *= 0.5
+    return (g * slope.reshape(x.shape),)
 
 
 @register_gradient("softmax")
