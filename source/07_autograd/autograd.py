@@ -568,9 +568,9 @@ def tanh_grad(g, x):
 
 @register_gradient("gelu")
 def gelu_grad(g, x):
-    # slope = ½(1 + t) + ½·v·(1 − t²)·c·(1 + 3k·v²), with t = tanh(c·(v + k·v³)), computed
-    # in place in few arrays: in a GPT this rule runs on the widest activations, and a fresh
-    # array for every operation made it twice as slow (a tenth of a training step).
+    # slope = ½(1 + t) + ½·v·(1 − t²)·c·(1 + 3k·v²), with t = tanh(c·(v + k·v³)),
+    # computed in place in few arrays: in a GPT this rule runs on the widest activations,
+    # and a fresh array for every operation made it twice as slow.
     c, k = np.sqrt(2 / np.pi).item(), 0.044715      # Python floats: keep float32 float32
     v = np.asarray(x.data, dtype=np.result_type(x.data, 1.0)).reshape(-1)   # float, 1-D
     slope = v * v
