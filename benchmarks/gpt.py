@@ -35,6 +35,7 @@ from benchmarks.training import (
     _emit,
     _interleaved,
     _ticker,
+    check_run_options,
     run_worker,
 )
 
@@ -234,16 +235,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         f"{RESULTS.relative_to(ROOT)})")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.repeats, args.warmup = 3, 1
-    try:
-        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    except ValueError:
-        parser.error(f"--threads takes comma-separated whole numbers such as 1,2, got {args.threads!r}")
-    if not args.threads or min(args.threads) < 1:
-        parser.error("--threads needs at least one thread count of 1 or more")
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error(f"--repeats must be 1 or more and --warmup 0 or more, got {args.repeats} and {args.warmup}")
+    check_run_options(parser, args)
     return args
 
 

@@ -461,6 +461,21 @@ def run(threads: list[int], repeats: int, warmup: int, only: list[str] | None, o
     return results
 
 
+def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--quick, --threads, --repeats and --warmup, as every benchmark with workers takes them:
+    the thread counts parsed into a list; a bad value is the parser's one-line error."""
+    if args.quick:
+        args.repeats, args.warmup = 3, 1
+    try:
+        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    except ValueError:
+        parser.error(f"--threads takes comma-separated whole numbers such as 1,2, got {args.threads!r}")
+    if not args.threads or min(args.threads) < 1:
+        parser.error("--threads needs at least one thread count of 1 or more")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error(f"--repeats must be 1 or more and --warmup 0 or more, got {args.repeats} and {args.warmup}")
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.training", description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", default="1,2", help="comma-separated thread counts, each in its own "
@@ -475,16 +490,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--no-plot", action="store_true", help="no bar chart")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.quick:
-        args.repeats, args.warmup = 3, 1
-    try:
-        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    except ValueError:
-        parser.error(f"--threads takes comma-separated whole numbers such as 1,2, got {args.threads!r}")
-    if not args.threads or min(args.threads) < 1:
-        parser.error("--threads needs at least one thread count of 1 or more")
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error(f"--repeats must be 1 or more and --warmup 0 or more, got {args.repeats} and {args.warmup}")
+    check_run_options(parser, args)
     from benchmarks.models import specs
 
     known = [spec.key for spec in specs()]
