@@ -15,10 +15,10 @@ into its visible and its hidden part. Each mutant is then
   `source/NN_name/equivalent.yaml`, and not run).
 
 Two ways to run a mutant, both measured (see `docs/mutation/README.md`): `fork` (default)
-imports NumPy and the reference package once, then runs each mutant's cells in a forked
-child process with a fresh namespace (each cell with its time limit, stderr counted as a
-failure as nbgrader counts it); `kernel` runs each mutant's notebook through the shared
-execution (`autograder.execute`, a fresh Jupyter kernel each), exactly as the self-test does.
+imports NumPy and the reference package once, runs the module's own cells in one process and
+forks each mutant's child just before the first cell it changes, which runs the mutated rest
+(each cell with its time limit, stderr counted as a failure as nbgrader counts it); `kernel`
+runs each mutant's notebook through the shared execution (`autograder.execute`, a fresh Jupyter kernel each), exactly as the self-test does.
 
     python -m autograder.mutation [NN ...] [--limit N] [--jobs 2] [--runner fork|kernel]
 
@@ -36,7 +36,7 @@ import io
 import json
 import os
 import re
-import selectors
+import shutil
 import signal
 import subprocess
 import sys
@@ -319,57 +319,64 @@ def _cell_parts(text: str, where: str) -> list[tuple[str | None, str]]:
 class _CellTimeout(BaseException):
     """Raised in a forked child when a cell runs past its time limit."""
 
-def _run_parts(parts: list[tuple[str | None, str]], timeout: int) -> Outcome:
-    """In a forked child: run the cells in one fresh namespace, as a notebook does (an error
-    is recorded and the run goes on; a cell past its limit ends it: later tests fail)."""
-    def alarm(signum, frame):
-        raise _CellTimeout
+class _Notebook:
+    """One notebook's run, as a kernel runs it: the cells in one namespace, an error recorded
+    and the run going on, a cell past its time limit ending it (later tests fail). A forked
+    child carries the run on where its parent stopped."""
 
-    signal.signal(signal.SIGALRM, alarm)
-    namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-    outcome: Outcome = {}
-    stopped = False
-    for number, (grade_id, code) in enumerate(parts):
-        if stopped:
+    def __init__(self, timeout: int):
+        self.timeout = timeout
+        self.namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+        self.outcome: Outcome = {}
+        self.stopped = False
+
+    def run(self, parts: list[tuple[str | None, str]], start: int = 0, stop: int | None = None) -> None:
+        def alarm(signum, frame):
+            raise _CellTimeout
+
+        signal.signal(signal.SIGALRM, alarm)
+        for number in range(start, len(parts) if stop is None else stop):
+            grade_id, code = parts[number]
+            if self.stopped:
+                if grade_id:
+                    self.outcome[grade_id] = False
+                continue
+            err = io.StringIO()
+            ok = True
+            try:
+                signal.setitimer(signal.ITIMER_REAL, self.timeout)
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                    exec(compile(code, f"<cell {number + 1}>", "exec"), self.namespace)
+            except _CellTimeout:
+                ok, self.stopped = False, True
+            except BaseException:  # noqa: BLE001 - the notebook's own errors, SystemExit included
+                ok = False
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
             if grade_id:
-                outcome[grade_id] = False
-            continue
-        err = io.StringIO()
-        ok = True
-        try:
-            signal.setitimer(signal.ITIMER_REAL, timeout)
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-                exec(compile(code, f"<cell {number + 1}>", "exec"), namespace)
-        except _CellTimeout:
-            ok, stopped = False, True
-        except BaseException:  # noqa: BLE001 - the notebook's own errors, SystemExit included
-            ok = False
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-        if grade_id:
-            outcome[grade_id] = ok and not err.getvalue()  # nbgrader: stderr scores zero
-    return outcome
+                self.outcome[grade_id] = ok and not err.getvalue()  # nbgrader: stderr scores zero
 
-def _fork(parts, timeout: int) -> tuple[int, int]:
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # the child: never returns
-        code = 1
-        try:
-            os.close(read)
-            os.chdir(tempfile.mkdtemp(prefix="tito-mutant-"))
-            data = json.dumps(_run_parts(parts, timeout)).encode()
-            with os.fdopen(write, "wb") as pipe:
-                pipe.write(data)
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write)
-    return pid, read
+
+def _shared_prefix(trunk: list, parts: list) -> int:
+    """How many cells `parts` (a mutant's) has in common with `trunk` (the module's) from the top."""
+    same = 0
+    for mine, theirs in zip(parts, trunk):
+        if mine != theirs:
+            break
+        same += 1
+    return same
+
 
 class ForkRunner:
-    """Runs mutants in forked children of one process that imported NumPy and the reference
-    package once; up to `jobs` at a time."""
+    """Runs mutants in forked processes of one process that imported NumPy and the earlier
+    modules of the reference package once.
+
+    A mutant differs from the module's source in one or two cells, so the cells above its first
+    change are the module's own: a trunk process runs the module's cells in order and, just
+    before the first cell a mutant changes, forks a child that runs the mutant's cells from there
+    on, in a copy of everything the trunk had built (namespace, scores, working folder). The
+    outcome is the one a fresh run of the whole mutated notebook gets, for the price of the
+    mutated tail. At most `jobs` processes run at a time, the trunk included."""
 
     def __init__(self, course: Course, module: Module, *, timeout: int, jobs: int):
         self.timeout, self.jobs, self.module = timeout, max(1, jobs), module
@@ -387,36 +394,74 @@ class ForkRunner:
 
     def run(self, texts: list[str]) -> list[Outcome]:
         where = self.module.source_file.as_posix()
-        pending = list(enumerate(texts))
-        results: list[Outcome | None] = [None] * len(texts)
-        active: dict[int, tuple[int, int, float, bytearray]] = {}  # fd -> (index, pid, deadline, data)
-        selector = selectors.DefaultSelector()
-        limit = self.timeout * 4  # a hard stop for a child whose cell never returns to Python
-        while pending or active:
-            while pending and len(active) < self.jobs:
-                index, text = pending.pop(0)
-                pid, fd = _fork(_cell_parts(text, where), self.timeout)
-                active[fd] = (index, pid, time.monotonic() + limit, bytearray())
-                selector.register(fd, selectors.EVENT_READ)
-            for key, _ in selector.select(timeout=1.0):
-                chunk = os.read(key.fd, 65536)
-                if chunk:
-                    active[key.fd][3].extend(chunk)
-                    continue
-                index, pid, _, data = active.pop(key.fd)
-                selector.unregister(key.fd)
-                os.close(key.fd)
-                os.waitpid(pid, 0)
-                results[index] = json.loads(data) if data else {}
-            for fd, (index, pid, deadline, _) in list(active.items()):
+        trunk = _cell_parts(self.module.source_file.read_text(encoding="utf-8"), where)
+        mutants = [_cell_parts(text, where) for text in texts]
+        limit = self.timeout * 4  # a hard stop for a process whose cell never returns to Python
+        with tempfile.TemporaryDirectory(prefix="tito-mutants-") as folder:
+            pid = os.fork()
+            if pid == 0:  # the trunk: never returns
+                code = 1
+                try:
+                    os.setpgid(0, 0)
+                    self._trunk(trunk, mutants, Path(folder), limit)
+                    code = 0
+                finally:
+                    os._exit(code)
+            deadline = time.monotonic() + limit * (len(texts) + 1)
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
                 if time.monotonic() > deadline:
-                    os.kill(pid, signal.SIGKILL)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
-                    selector.unregister(fd)
-                    os.close(fd)
-                    del active[fd]
-                    results[index] = {}
-        return [r or {} for r in results]
+                    break
+                time.sleep(0.02)
+            answers = [Path(folder, f"{index}.json") for index in range(len(texts))]
+            return [json.loads(a.read_text()) if a.is_file() else {} for a in answers]
+
+    def _trunk(self, trunk: list, mutants: list[list], folder: Path, limit: float) -> None:
+        """In the trunk process: run the module's cells, forking each mutant's child just
+        before its first changed cell; wait for every child (killing one past `limit`)."""
+        os.chdir(tempfile.mkdtemp(prefix="tito-mutant-", dir=folder))
+        notebook = _Notebook(self.timeout)
+        starts = [_shared_prefix(trunk, parts) for parts in mutants]
+        active: dict[int, float] = {}  # pid -> deadline
+
+        def reap(most: int) -> None:
+            while len(active) > most:
+                for child, deadline in list(active.items()):
+                    if os.waitpid(child, os.WNOHANG) != (0, 0):
+                        del active[child]
+                    elif time.monotonic() > deadline:
+                        os.kill(child, signal.SIGKILL)
+                        os.waitpid(child, 0)
+                        del active[child]
+                if len(active) > most:
+                    time.sleep(0.02)
+
+        done = 0
+        for cell in range(len(trunk) + 1):
+            for index in (i for i, start in enumerate(starts) if start == cell):
+                reap(self.jobs - 1)
+                child = os.fork()
+                if child == 0:  # a mutant's child: never returns
+                    code = 1
+                    try:
+                        here = tempfile.mkdtemp(prefix="tito-mutant-", dir=folder)
+                        shutil.copytree(os.getcwd(), here, dirs_exist_ok=True, symlinks=True)
+                        os.chdir(here)
+                        notebook.run(mutants[index], start=cell)
+                        Path(folder, f"{index}.json").write_text(json.dumps(notebook.outcome))
+                        code = 0
+                    finally:
+                        os._exit(code)
+                active[child] = time.monotonic() + limit
+                done += 1
+            if done == len(mutants):
+                break
+            reap(self.jobs - 1)
+            if cell < len(trunk):
+                notebook.run(trunk, start=cell, stop=cell + 1)
+        reap(0)
 
 def classify(outcome: Outcome, tests: list[str]) -> tuple[str, list[str]]:
     """(status, tests that lost points) of one mutant from its outcome."""

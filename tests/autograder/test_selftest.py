@@ -22,25 +22,18 @@ WITH_MUTANTS = [module for module in COURSE.modules if selftest.mutant_files(mod
 def test_every_mutant_passes_visible_tests_and_loses_its_hidden_points(module):
     """Each mutant file of the module, checked as `tito grade --self-test` checks it, with the
     fork runner (one process per module that imports the earlier modules once, a forked child
-    per mutant) instead of a Jupyter kernel per mutant."""
+    per mutant) instead of a Jupyter kernel per mutant; then the exact path, a fresh Jupyter
+    kernel and nbgrader's scoring, for the first mutant: the fork runner must agree with it."""
     paths = selftest.mutant_files(module)
-    checks = mutation.check_mutants(COURSE, module, [selftest.load_mutant(path) for path in paths])
+    mutants = [selftest.load_mutant(path) for path in paths]
+    checks = mutation.check_mutants(COURSE, module, mutants)
     assert [c.name for c in checks] == [f"mutant {path.stem}" for path in paths]
     failed = [f"{path.relative_to(ROOT)}: {c.detail}" for path, c in zip(paths, checks) if not c.ok]
     assert not failed, "\n".join(failed)
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize("module", WITH_MUTANTS, ids=lambda m: m.slug)
-def test_a_mutant_of_each_module_gets_the_same_verdict_in_a_real_kernel(module):
-    """The exact path, a fresh Jupyter kernel and nbgrader's scoring, for one mutant per module:
-    the fork runner above must agree with it."""
-    path = selftest.mutant_files(module)[0]
-    mutant = selftest.load_mutant(path)
-    in_kernel = selftest.check_mutant(COURSE, module, mutant, timeout=60)
-    forked = mutation.check_mutants(COURSE, module, [mutant])[0]
-    assert in_kernel.ok, f"{path.relative_to(ROOT)}: {in_kernel.detail}"
-    assert (forked.ok, forked.detail) == (in_kernel.ok, in_kernel.detail)
+    in_kernel = selftest.check_mutant(COURSE, module, mutants[0], timeout=60)
+    assert in_kernel.ok, f"{paths[0].relative_to(ROOT)}: {in_kernel.detail}"
+    assert (checks[0].ok, checks[0].detail) == (in_kernel.ok, in_kernel.detail)
 
 
 @pytest.mark.slow
