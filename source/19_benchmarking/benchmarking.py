@@ -209,8 +209,8 @@ def measure(fn, *, warmup=3, repeats=20, number=1, timer=time.perf_counter):
 
 # %%
 class _FakeClock:
-    """A timer for tests: `clock()` reads the time, `clock.work(durations)` makes a function
-    that advances the time by the next duration at each call."""
+    """A timer for tests: `clock()` reads the time; `clock.work(durations)` makes a
+    function that advances the time by the next duration at each call."""
 
     def __init__(self):
         self.now = 0.0
@@ -236,8 +236,8 @@ def test_measure_basics():
     fn = clock.work([100.0, 50.0, 20.0, 1.0, 2.0, 3.0, 4.0, 5.0])
     m = measure(fn, warmup=3, repeats=5, timer=clock)
     assert np.allclose(m.samples, [1, 2, 3, 4, 5]), (
-        f"warm-up durations 100, 50, 20 then recorded 1..5: expected samples [1, 2, 3, 4, "
-        f"5], got {m.samples}. The warm-up calls are not recorded.")
+        f"warm-up durations 100, 50, 20 then recorded 1..5: expected samples "
+        f"[1, 2, 3, 4, 5], got {m.samples}. The warm-up calls are not recorded.")
     assert m.median == 3.0 and m.mean == 3.0, (
         f"median and mean of 1..5 are 3, got {m.median} and {m.mean}")
     clock = _FakeClock()
@@ -255,8 +255,8 @@ from tinytorch.testing import assert_raises
 _clock = _FakeClock()
 _m = measure(_clock.work([0.5, 1.5, 4.0]), warmup=0, repeats=1, number=3, timer=_clock)
 assert np.allclose(_m.samples, [2.0]) and _m.stdev == 0.0, (
-    f"warmup=0, repeats=1, number=3 with calls of 0.5, 1.5 and 4 s: one sample of 2 s per "
-    f"call, stdev 0; got samples {_m.samples}, stdev {_m.stdev}")
+    f"warmup=0, repeats=1, number=3 with calls of 0.5, 1.5 and 4 s: one sample of 2 s "
+    f"per call, stdev 0; got samples {_m.samples}, stdev {_m.stdev}")
 _clock = _FakeClock()
 _durations = [7.0, 7.0] + [1.0, 2.0, 6.0, 3.0, 8.0, 5.0, 4.0, 30.0, 3.0, 2.0]
 _m = measure(_clock.work(_durations), warmup=2, repeats=5, number=2, timer=_clock)
@@ -408,9 +408,9 @@ for _trial in range(200):
     _lo, _hi = bootstrap_ci(_set, confidence=0.9, resamples=400, seed=_trial)
     _held += _lo <= _true <= _hi
 assert 160 <= _held <= 195, (
-    f"a 90% interval should hold the true median in about 180 of 200 simulated sets, held "
-    f"it in {_held}. Resample with replacement (rng.integers over 0..n-1), n per resample, "
-    "and take the (1 - confidence)/2 and (1 + confidence)/2 quantiles.")
+    f"a 90% interval should hold the true median in about 180 of 200 simulated sets, "
+    f"held it in {_held}. Resample with replacement (rng.integers over 0..n-1), n per "
+    "resample, and take the (1 - confidence)/2 and (1 + confidence)/2 quantiles.")
 _lo, _hi = bootstrap_ci(np.arange(1.0, 12.0), stat=np.mean, confidence=0.8, seed=3)
 _means = np.arange(1.0, 12.0)[np.random.default_rng(3).integers(0, 11, (2000, 11))]
 _want = np.quantile(_means.mean(axis=1), [0.1, 0.9])
@@ -545,9 +545,9 @@ _base = np.array([1.04, 0.80, 1.30, 1.10, 0.75, 1.35, 1.04, 0.90, 1.20, 1.00, 1.
 _cand = np.array([1.00, 0.78, 1.28, 1.05, 0.74, 1.33, 0.95, 1.00, 1.25, 0.85, 1.06])
 _c = compare(_base, _cand)
 assert abs(_c.speedup - 1.04) < 1e-9 and _c.verdict == "within noise", (
-    f"medians 1.04 and 1.00 with noise of about 30%: the speed-up 1.04's interval holds 1, "
-    f"so the verdict is 'within noise', got {_c}. Read the verdict off the interval, not "
-    "off the speed-up.")
+    f"medians 1.04 and 1.00 with noise of about 30%: the speed-up 1.04's interval holds "
+    f"1, so the verdict is 'within noise', got {_c}. Read the verdict off the interval, "
+    "not off the speed-up.")
 _slow = np.full(9, 2.0) + 0.01 * np.arange(9)
 _fast = np.full(9, 1.0) + 0.01 * np.arange(9)
 _c = compare(Measurement(_slow), Measurement(_fast))
@@ -555,7 +555,8 @@ assert _c.verdict == "faster" and abs(_c.speedup - 2.04 / 1.04) < 1e-9, (
     f"Measurements work as well as arrays; medians 2.04 and 1.04 give {2.04 / 1.04:.4f}, "
     f"got {_c}")
 assert 1.8 < _c.ci[0] < _c.speedup < _c.ci[1] < 2.2, (
-    f"the speed-up's interval: resample both sets, divide the resampled medians, got {_c}")
+    f"the speed-up's interval: resample both sets, divide the resampled medians, "
+    f"got {_c}")
 # The two intervals overlap, but the speed-up's interval lies above 1: still "faster".
 _r = np.random.default_rng(11)
 _z = _r.standard_normal(400)
@@ -565,8 +566,9 @@ _ma, _mb = Measurement(_a), Measurement(_b)
 assert _mb.ci[1] > _ma.ci[0], "(the test's data: the two intervals overlap)"
 _c = compare(_ma, _mb)
 assert _c.verdict == "faster" and _c.ci[0] > 1, (
-    f"the candidate is 2.3% faster over 400 runs each: the speed-up's interval lies above 1 "
-    f"although the two measurements' intervals overlap; expected 'faster', got {_c}")
+    f"the candidate is 2.3% faster over 400 runs each: the speed-up's interval lies "
+    f"above 1 although the two measurements' intervals overlap; expected 'faster', "
+    f"got {_c}")
 _c90 = compare(_base, _cand, confidence=0.5, seed=4)
 assert _c.confidence == 0.95 and _c90.confidence == 0.5 and (
     _c90.ci[1] - _c90.ci[0] < _c.ci[1] - _c.ci[0] + 1), "confidence is passed through"
@@ -684,7 +686,10 @@ test_environment_keys()
 # |---|---|---|
 # | `Linear(i, o)` | (M, i) → (M, o), M rows (all leading axes) | 2·M·i·o |
 # | `Conv2d(c, o, K)` | (N, c, H, W) → (N, o, Ho, Wo) | 2·N·Ho·Wo·o·c·K·K |
-# | `MultiHeadAttention(D, h)` | (B, T, D) → (B, T, D) | 4 projections 8·B·T·D², scores q·kᵀ and weights·v 4·B·T²·D |
+# | `MultiHeadAttention(D, h)` | (B, T, D) → (B, T, D) | 8·B·T·D² + 4·B·T²·D |
+#
+# (the attention's first term is its four D×D projections, the second the scores q·kᵀ and
+# the weighted sum of the values, 2·B·T²·D each)
 #
 # Worked example, a batch of 64 digits: `Linear(784, 128)` does 2·64·784·128 = 12.8 MFLOP;
 # `Conv2d(1, 16, 3, padding=1)` on (64, 1, 28, 28) gives (64, 16, 28, 28) and does
@@ -733,16 +738,19 @@ from tinytorch.text.attention import MultiHeadAttention as _MHA
 
 _got = layer_flops(Linear(6, 5), (2, 3, 6), (2, 3, 5))
 assert _got == 2 * 6 * 6 * 5, (
-    f"Linear(6, 5) on (2, 3, 6): every leading axis is rows, 2*(2*3)*6*5 = 360, got {_got}")
+    f"Linear(6, 5) on (2, 3, 6): every leading axis is rows, 2*(2*3)*6*5 = 360, "
+    f"got {_got}")
 _got = layer_flops(Conv2d(3, 4, 5, stride=2), (2, 3, 13, 9), (2, 4, 5, 3))
 assert _got == 2 * 2 * 5 * 3 * 4 * 3 * 25, (
-    f"Conv2d(3, 4, 5, stride=2) on (2, 3, 13, 9) -> (2, 4, 5, 3): 2*N*Ho*Wo*C_out*C_in*K*K "
-    f"= {2 * 2 * 5 * 3 * 4 * 3 * 25}, got {_got} (the output's size, not the input's)")
+    f"Conv2d(3, 4, 5, stride=2) on (2, 3, 13, 9) -> (2, 4, 5, 3): "
+    f"2*N*Ho*Wo*C_out*C_in*K*K = {2 * 2 * 5 * 3 * 4 * 3 * 25}, got {_got} (the output's "
+    "size, not the input's)")
 _got = layer_flops(_MHA(8, 2), (3, 5, 8), (3, 5, 8))
 _want = 8 * 3 * 5 * 64 + 4 * 3 * 25 * 8
 assert _got == _want, (
-    f"MultiHeadAttention(8, 2) on (3, 5, 8): 8*B*T*D^2 + 4*B*T^2*D = {_want}, got {_got}: "
-    "four projections, then the scores (T x T per head) and the weighted sum of values")
+    f"MultiHeadAttention(8, 2) on (3, 5, 8): 8*B*T*D^2 + 4*B*T^2*D = {_want}, "
+    f"got {_got}: four projections, then the scores (T x T per head) and the weighted "
+    "sum of the values")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -828,7 +836,7 @@ def _nbytes(value):
 
 def _wrap(layer, name, record, timer):
     """Replace layer.forward by a timed wrapper; return what restores it."""
-    own = layer.__dict__.get("forward")              # a forward set on the instance, if any
+    own = layer.__dict__.get("forward")         # a forward set on the instance, if any
     inner = layer.forward
 
     def timed(*args, **kwargs):
@@ -861,7 +869,7 @@ def profile(model, x, *, warmup=1, repeats=5, timer=time.perf_counter):
     repeats = _positive_int("repeats", repeats)
     units = list(_units(model))
     times = {name: [] for name, _ in units}
-    passes = {}                  # name -> this pass's {"flops", "bytes", "seconds", "calls"}
+    passes = {}           # name -> this pass's {"flops", "bytes", "seconds", "calls"}
 
     def record(name, layer, input_shape, out, seconds):
         entry = passes.setdefault(name, {"flops": 0, "bytes": 0, "seconds": 0.0,
@@ -903,7 +911,7 @@ def profile(model, x, *, warmup=1, repeats=5, timer=time.perf_counter):
 
 
 def format_table(rows):
-    """The rows of profile() as a text table, with each layer's share of the total time."""
+    """The rows of profile() as a text table, with each layer's share of the time."""
     total = rows[-1].seconds if rows and rows[-1].name == "total" else None
     lines = [f"{'layer':<22}{'kind':<20}{'params':>10}{'MFLOP':>10}{'out KB':>10}"
              f"{'ms':>10}{'time':>7}"]
@@ -931,7 +939,8 @@ def test_profile_counts():
     rows = profile(mlp, x)
     names = [row.name for row in rows]
     assert names == ["0", "1", "2", "total"], (
-        f"one row per layer of Sequential(Linear, ReLU, Linear), then 'total', got {names}")
+        f"one row per layer of Sequential(Linear, ReLU, Linear), then 'total', "
+        f"got {names}")
     params = [row.parameters for row in rows]
     assert params == [20 * 16 + 16, 0, 16 * 3 + 3, 387], (
         f"parameters per row: [336, 0, 51, 387] expected, got {params}")
@@ -968,7 +977,8 @@ _rows = profile(_cnn, _x, warmup=2, repeats=3, timer=_StepClock())
 assert [r.kind for r in _rows] == ["Conv2d", "ReLU", "MaxPool2d", "Conv2d", "Flatten",
                                    "Linear", "Sequential"], [r.kind for r in _rows]
 _want = [1 * 4 * 9 + 4, 0, 0, 4 * 6 * 9 + 6, 0, 6 * 5 + 5]
-assert [r.parameters for r in _rows[:-1]] == _want and _rows[-1].parameters == sum(_want), (
+_got = [r.parameters for r in _rows]
+assert _got[:-1] == _want and _got[-1] == sum(_want), (
     f"parameters of the CNN's layers: expected {_want} and {sum(_want)} in total, got "
     f"{[r.parameters for r in _rows]}")
 # conv1 (2, 1, 6, 6) -> (2, 4, 6, 6); pool -> (2, 4, 3, 3); conv2 stride 2 -> (2, 6, 1, 1)
@@ -999,8 +1009,8 @@ else:
     raise AssertionError("a Conv2d(1, ...) fed 3 channels should raise ValueError")
 _left = [type(layer).__name__ for layer in _m.layers if "forward" in layer.__dict__]
 assert not _left, (
-    f"after a forward pass that raised, {_left} still had the profiler's wrapper: restore "
-    "in a finally block")
+    f"after a forward pass that raised, {_left} still had the profiler's wrapper: "
+    "restore in a finally block")
 # a forward set on the instance before profiling is put back, not deleted
 _layer = ReLU()
 _own = _layer.forward
@@ -1016,8 +1026,8 @@ _rows = profile(_twice, Tensor(np.zeros((3, 4), dtype=np.float32)), timer=_StepC
 assert [r.name for r in _rows] == ["0", "1", "total"] and _rows[0].calls == 2, (
     f"a shared Linear is one row with calls=2, got {[(r.name, r.calls) for r in _rows]}")
 assert _rows[0].flops == 2 * 2 * 3 * 4 * 4 and _rows[0].seconds == 2.0, (
-    f"the shared Linear's FLOPs and time add up over its two calls: expected 192 and 2 s, "
-    f"got {_rows[0].flops} and {_rows[0].seconds}")
+    f"the shared Linear's FLOPs and time add up over its two calls: expected 192 and "
+    f"2 s, got {_rows[0].flops} and {_rows[0].seconds}")
 ### END HIDDEN TESTS
 
 # %% [markdown]

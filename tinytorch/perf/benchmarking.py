@@ -305,7 +305,7 @@ def _nbytes(value):
 
 def _wrap(layer, name, record, timer):
     """Replace layer.forward by a timed wrapper; return what restores it."""
-    own = layer.__dict__.get("forward")              # a forward set on the instance, if any
+    own = layer.__dict__.get("forward")         # a forward set on the instance, if any
     inner = layer.forward
 
     def timed(*args, **kwargs):
@@ -332,7 +332,7 @@ def profile(model, x, *, warmup=1, repeats=5, timer=time.perf_counter):
     repeats = _positive_int("repeats", repeats)
     units = list(_units(model))
     times = {name: [] for name, _ in units}
-    passes = {}                  # name -> this pass's {"flops", "bytes", "seconds", "calls"}
+    passes = {}           # name -> this pass's {"flops", "bytes", "seconds", "calls"}
 
     def record(name, layer, input_shape, out, seconds):
         entry = passes.setdefault(name, {"flops": 0, "bytes": 0, "seconds": 0.0,
@@ -374,7 +374,7 @@ def profile(model, x, *, warmup=1, repeats=5, timer=time.perf_counter):
 
 
 def format_table(rows):
-    """The rows of profile() as a text table, with each layer's share of the total time."""
+    """The rows of profile() as a text table, with each layer's share of the time."""
     total = rows[-1].seconds if rows and rows[-1].name == "total" else None
     lines = [f"{'layer':<22}{'kind':<20}{'params':>10}{'MFLOP':>10}{'out KB':>10}"
              f"{'ms':>10}{'time':>7}"]
