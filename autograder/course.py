@@ -101,6 +101,15 @@ class Course:
                 raise CourseError(
                     f"{meta_file} is missing.", "Every module folder needs a module.yaml: see source/README.md."
                 ) from None
+            except yaml.YAMLError as error:
+                where = getattr(error, "problem_mark", None)
+                line = f" (line {where.line + 1})" if where else ""
+                raise CourseError(
+                    f"{meta_file} is not valid YAML{line}: {getattr(error, 'problem', None) or error}.",
+                    'Quote a value that holds a colon: problem: "still too big: remove weights".',
+                ) from None
+            if not isinstance(meta, dict):
+                raise CourseError(f"{meta_file} must be a mapping of keys to values.", "See source/README.md.")
             missing = [key for key in ("title", "package") if not meta.get(key)]
             if missing:
                 raise CourseError(f"{meta_file} lacks {', '.join(missing)}.", "See source/README.md.")

@@ -189,3 +189,21 @@ def test_directives_are_parsed():
     assert solution.export and solution.solution == "g" and solution.body.startswith("def g")
     assert test.test == "g_doubles" and test.points == 2.0
     assert pipeline.strip_solution_markers(solution.body) == "def g(x):\n    return 2 * x"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("title: Compression\npackage: tinytorch.perf.compression\nproblem: still too big: remove weights\n",
+         "module.yaml is not valid YAML (line 3)"),
+        ("- title\n- package\n", "module.yaml must be a mapping of keys to values"),
+    ],
+    ids=["unquoted-colon", "a-list"],
+)
+def test_a_broken_module_yaml_is_named_in_one_line(tmp_path, text, message):
+    folder = tmp_path / "source/01_setup"
+    folder.mkdir(parents=True)
+    (folder / "module.yaml").write_text(text)
+    with pytest.raises(CourseError) as caught:
+        Course(tmp_path).modules
+    assert message in caught.value.message and "\n" not in caught.value.message
