@@ -205,5 +205,5 @@ def test_a_broken_module_yaml_is_named_in_one_line(tmp_path, text, message):
     folder.mkdir(parents=True)
     (folder / "module.yaml").write_text(text)
     with pytest.raises(CourseError) as caught:
-        Course(tmp_path).modules
+        assert Course(tmp_path).modules is None, "the course loaded a broken module.yaml"
     assert message in caught.value.message and "\n" not in caught.value.message
