@@ -225,11 +225,11 @@ def worker_env(threads: int) -> dict:
 
 
 def run_worker(threads: int, repeats: int, warmup: int, only: list[str] | None, progress=None,
-               module: str = "benchmarks.training") -> dict:
+               module: str = "benchmarks.training", extra: tuple[str, ...] = ()) -> dict:
     """Start `python -m module --worker` for one thread count (its BLAS pinned before NumPy
-    loads) and follow its progress events; its result."""
+    loads) and follow its progress events; its result. `extra`: more options for the worker."""
     command = [sys.executable, "-m", module, "--worker", "--threads", str(threads),
-               "--repeats", str(repeats), "--warmup", str(warmup)]
+               "--repeats", str(repeats), "--warmup", str(warmup), *extra]
     if only:
         command += ["--models", ",".join(only)]
     process = subprocess.Popen(command, cwd=ROOT, env=worker_env(threads), stdout=subprocess.PIPE,
