@@ -283,9 +283,12 @@ def save_plot(results: list[dict], path: Path) -> Path | None:
             axes.plot(contexts, [speedups(row)[2] for row in model["rows"]], marker="s", linestyle="--",
                       color=line.get_color(), label=f"{label}: end to end")
     for context, target in TARGETS.items():
-        axes.plot([context], [target], marker="_", markersize=20, color="red")
+        axes.plot([context], [target], marker="_", markersize=20, markeredgewidth=2, color="red")
     axes.axhline(1.0, color="grey", linewidth=0.8)
     axes.set_xscale("log", base=2)
+    axes.set_yscale("log")
+    contexts = sorted({row["context"] for r in results for m in r["models"] for row in m["rows"]})
+    axes.set_xticks(contexts, [str(c) for c in contexts])
     axes.set_xlabel("context length (tokens)")
     axes.set_ylabel("speed-up of the KV cache (×)")
     axes.set_title("Generation: module 14's recomputation / the KV cache (red: targets)")
