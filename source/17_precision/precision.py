@@ -126,9 +126,9 @@ assert isinstance(model_nbytes(_m), int), "model_nbytes returns a Python int"
 # A float32 has 1 sign bit, 8 exponent bits and 23 mantissa bits; a float16 has 1, 5 and
 # 10. Fewer mantissa bits mean about 3 significant decimal digits instead of 7 (the gap
 # between 1 and the next number is 2⁻¹⁰ ≈ 0.001). Fewer exponent bits mean a far smaller
-# range: the largest float16 is **65,504**, the smallest normal one 6.1e-5, and below about
-# 6e-8 everything is **0**. So weights (mostly between -1 and 1) survive; a sum of squares
-# or a large logit may overflow to `inf`.
+# range: the largest float16 is **65,504**, the smallest normal one 6.1e-5, and below
+# about 6e-8 everything is **0**. So weights (mostly between -1 and 1) survive; a sum of
+# squares or a large logit may overflow to `inf`.
 
 # %%
 with np.errstate(over="ignore"):
@@ -269,8 +269,9 @@ def stored_scale(scale):
 
 def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
     """The grid for values in [lo, hi] (numbers, or arrays of one range per channel):
-    (scale as stored_scale stores it, of lo's shape; zero_point: None for a symmetric grid,
-    else int32 of lo's shape). A zero range (all values 0) gets scale 1: no division by 0."""
+    (scale as stored_scale stores it, of lo's shape; zero_point: None for a symmetric
+    grid, else int32 of lo's shape). A zero range (all 0) gets scale 1: no division
+    by 0."""
     lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
     qmin, qmax = quantization_range(bits, symmetric)
     zero_point = None                                   # symmetric: 0, so nothing stored
@@ -352,7 +353,7 @@ def _float_array(w, who):
     if array.size == 0:
         raise ValueError(f"{who}: the tensor is empty, there is nothing to quantize")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values only")
+        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values")
     return array
 
 # %% [markdown]
@@ -376,9 +377,10 @@ def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
     array([-127,  -25,   38,  102], dtype=int8)
     """
     w = _float_array(w, "quantize")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
-        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes are "
-                         f"stored in 8-bit integers), got {bits!r}")
+    whole = isinstance(bits, (int, np.integer)) and not isinstance(bits, bool)
+    if not whole or not 2 <= bits <= 8:
+        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes "
+                         f"are stored in 8-bit integers), got {bits!r}")
     if per_channel and not -w.ndim <= axis < w.ndim:
         raise ValueError(f"quantize: axis {axis} is out of range for a tensor of shape "
                          f"{w.shape}")
@@ -431,7 +433,8 @@ def test_quantization_range():
     assert quantization_range(4, True) == (-7, 7), (
         f"symmetric 4-bit: expected (-7, 7), got {quantization_range(4, True)}")
     qt = quantize(np.zeros((10, 100)))
-    assert qt.q.dtype == np.int8 and quantize(np.ones(3), symmetric=False).q.dtype == np.uint8, (
+    asymmetric = quantize(np.ones(3), symmetric=False)
+    assert qt.q.dtype == np.int8 and asymmetric.q.dtype == np.uint8, (
         "codes are int8 for symmetric grids and uint8 for asymmetric ones")
 
 test_quantization_range()
@@ -638,9 +641,11 @@ def widen_range(ranges, name, x):
 
 def calibrate(model, batches):
     """Run `batches` (inputs of model) through model in evaluation mode without a graph;
-    {dotted name of every Linear and Conv2d: (min, max) of its inputs over all batches}."""
+    {dotted name of every Linear and Conv2d: (min, max) of its inputs over all batches}.
+    """
     ranges = {}
-    linears = [(name, m) for name, m in named_modules(model) if isinstance(m, WEIGHT_INPUTS)]
+    linears = [(name, m) for name, m in named_modules(model)
+               if isinstance(m, WEIGHT_INPUTS)]
 
     def recorder(name, layer):
         forward = type(layer).forward                   # the class's own forward
@@ -671,7 +676,8 @@ def test_calibrate():
     model = Sequential(Linear(3, 4), ReLU(), Linear(4, 2))
     batches = [np.array([[0.0, -1.0, 2.0]]), np.array([[5.0, 0.5, -3.0]])]
     ranges = calibrate(model, batches)
-    assert set(ranges) == {"0", "2"}, f"one range per Linear, '0' and '2'; got {set(ranges)}"
+    assert set(ranges) == {"0", "2"}, (
+        f"one range per Linear, '0' and '2'; got {set(ranges)}")
     assert ranges["0"] == (-3.0, 5.0), (
         f"the first Linear saw inputs from -3 to 5 over both batches, got {ranges['0']}")
     assert ranges["2"][0] >= 0, "after the ReLU the second Linear's inputs are all >= 0"
@@ -751,7 +757,7 @@ class QuantizedLayer(Module):
         if not isinstance(layer, cls.kinds):
             names = ", ".join(kind.__name__ for kind in cls.kinds)
             raise TypeError(f"{cls.__name__} quantizes {names} layers, got "
-                            f"{type(layer).__name__}: use quantize_model for a whole model")
+                            f"{type(layer).__name__}: use quantize_model for a model")
         qweight = quantize(layer.weight, bits=bits, symmetric=symmetric,
                            per_channel=per_channel, axis=cls.channel_axis)
         return cls(copy.deepcopy(layer), qweight)
@@ -918,14 +924,16 @@ assert np.allclose(_ql(_x).data, _fq @ dequantize(_ql.qweight), atol=1e-5), (
 #| test: quantize_model (3 points)
 def test_quantize_model():
     manual_seed(7)
-    model = Sequential(Linear(784, 256), ReLU(), Linear(256, 256), ReLU(), Linear(256, 10))
+    model = Sequential(Linear(784, 256), ReLU(), Linear(256, 256), ReLU(),
+                       Linear(256, 10))
     x = Tensor(np.random.default_rng(3).standard_normal((8, 784)))
     quantized = quantize_model(model)
     kinds = [type(layer).__name__ for layer in quantized]
     assert kinds == ["QuantizedLinear", "ReLU"] * 2 + ["QuantizedLinear"], (
         f"quantize_model: every Linear becomes a QuantizedLinear, got {kinds}")
     ratio = model_nbytes(model) / model_nbytes(quantized)
-    assert ratio >= 3.8, f"int8 per channel should store >= 3.8x fewer bytes, got {ratio:.2f}x"
+    assert ratio >= 3.8, (
+        f"int8 per channel should store >= 3.8x fewer bytes, got {ratio:.2f}x")
     diff = np.abs(quantized(x).data - model(x).data).max()
     scale = np.abs(model(x).data).max()
     assert diff < 0.02 * scale, (
@@ -983,7 +991,8 @@ def test_quantized_layers():
             f"{ratio:.2f}x (quantized layers: {kinds})")
         want, got = model(x).data, quantized(x).data
         assert got.dtype == np.float32 and got.shape == want.shape, (
-            f"a quantized model computes float32 {want.shape}, got {got.dtype} {got.shape}")
+            f"a quantized model computes float32 {want.shape}, got {got.dtype} "
+            f"{got.shape}")
         diff = np.abs(got - want).max()
         assert diff < 0.05 * np.abs(want).max(), (
             f"{type(model).__name__}: outputs moved by {diff:.3g}: too much for int8")
@@ -1005,14 +1014,16 @@ assert _qc.weight_scale.shape == (5,) and "weight" not in _qc.layer._parameters,
     "a quantized Conv2d keeps one grid per output channel and no float weight")
 _want = _conv2d(_xc, Tensor(dequantize(_qc.qweight)), _conv.bias, 2, 1).data
 assert np.allclose(_qc(_xc).data, _want, atol=1e-5), (
-    "QuantizedConv2d(x) must be the conv of x with the dequantized weight (stride, padding kept)")
+    "QuantizedConv2d(x) must be the conv of x with the dequantized weight (stride and "
+    "padding kept)")
 assert _qc.layer.weight is None, "after a call, no float weight stays in the layer"
 assert_raises(TypeError, QuantizedConv2d.from_layer, Linear(2, 2), match="Conv2d")
 _tied = GPT(GPTConfig(11, 8, 1, 2, 8, tie_weights=True))
 _ids = np.random.default_rng(10).integers(0, 11, (2, 8))
 _qt = quantize_model(_tied)
-assert np.abs(_qt(_ids).data - _tied(_ids).data).max() < 0.05 * np.abs(_tied(_ids).data).max(), (
-    "a GPT with tied weights reads its head from the quantized embedding: it must still work")
+_yt = _tied(_ids).data
+assert np.abs(_qt(_ids).data - _yt).max() < 0.05 * np.abs(_yt).max(), (
+    "a GPT with tied weights reads its head from the quantized embedding: it must work")
 assert all(_p.dtype == np.float16 for _p in _qt.parameters()), (
     "quantize_model stores what it does not quantize (biases, norms) as float16")
 _m = Sequential(Conv2d(1, 2, 3), ReLU(), _Flatten(), Linear(2 * 4 * 4, 3))

@@ -54,8 +54,9 @@ def stored_scale(scale):
 
 def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
     """The grid for values in [lo, hi] (numbers, or arrays of one range per channel):
-    (scale as stored_scale stores it, of lo's shape; zero_point: None for a symmetric grid,
-    else int32 of lo's shape). A zero range (all values 0) gets scale 1: no division by 0."""
+    (scale as stored_scale stores it, of lo's shape; zero_point: None for a symmetric
+    grid, else int32 of lo's shape). A zero range (all 0) gets scale 1: no division
+    by 0."""
     lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
     qmin, qmax = quantization_range(bits, symmetric)
     zero_point = None                                   # symmetric: 0, so nothing stored
@@ -118,7 +119,7 @@ def _float_array(w, who):
     if array.size == 0:
         raise ValueError(f"{who}: the tensor is empty, there is nothing to quantize")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values only")
+        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values")
     return array
 
 
@@ -130,9 +131,10 @@ def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
     array([-127,  -25,   38,  102], dtype=int8)
     """
     w = _float_array(w, "quantize")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
-        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes are "
-                         f"stored in 8-bit integers), got {bits!r}")
+    whole = isinstance(bits, (int, np.integer)) and not isinstance(bits, bool)
+    if not whole or not 2 <= bits <= 8:
+        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes "
+                         f"are stored in 8-bit integers), got {bits!r}")
     if per_channel and not -w.ndim <= axis < w.ndim:
         raise ValueError(f"quantize: axis {axis} is out of range for a tensor of shape "
                          f"{w.shape}")
@@ -180,9 +182,11 @@ def widen_range(ranges, name, x):
 
 def calibrate(model, batches):
     """Run `batches` (inputs of model) through model in evaluation mode without a graph;
-    {dotted name of every Linear and Conv2d: (min, max) of its inputs over all batches}."""
+    {dotted name of every Linear and Conv2d: (min, max) of its inputs over all batches}.
+    """
     ranges = {}
-    linears = [(name, m) for name, m in named_modules(model) if isinstance(m, WEIGHT_INPUTS)]
+    linears = [(name, m) for name, m in named_modules(model)
+               if isinstance(m, WEIGHT_INPUTS)]
 
     def recorder(name, layer):
         forward = type(layer).forward                   # the class's own forward
@@ -242,7 +246,7 @@ class QuantizedLayer(Module):
         if not isinstance(layer, cls.kinds):
             names = ", ".join(kind.__name__ for kind in cls.kinds)
             raise TypeError(f"{cls.__name__} quantizes {names} layers, got "
-                            f"{type(layer).__name__}: use quantize_model for a whole model")
+                            f"{type(layer).__name__}: use quantize_model for a model")
         qweight = quantize(layer.weight, bits=bits, symmetric=symmetric,
                            per_channel=per_channel, axis=cls.channel_axis)
         return cls(copy.deepcopy(layer), qweight)
