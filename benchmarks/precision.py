@@ -10,19 +10,24 @@ run_worker), on models really trained with the milestones' recipes:
   only evaluates.
 
 For float32, float16 (to_float16), int8 per tensor, int8 per channel and int4 per channel
-(quantize_model: the Linear layers; convolutions, embeddings and norms stay float32) it reports
-the stored bytes (model_nbytes), the cnn's test accuracy on the 1,000 test digits and the gpt's
-validation loss on every validation character; then the time to dequantize every quantized
-weight against one float32 forward pass (median after a warm-up). Targets: ≥ 3.8× smaller
-quantized weights, gpt validation loss within 0.01 nats and cnn accuracy within 1 point with
-int8 per channel.
+(quantize_model: every Linear, Conv2d and embedding weight in int8 codes with float16 scales,
+biases and norms in float16) it reports the stored bytes (model_nbytes), the cnn's test
+accuracy on the 1,000 test digits and the gpt's validation loss on every validation character;
+then the time to dequantize every quantized weight against one float32 forward pass (median
+after a warm-up). Targets: both whole models ≥ 3.8× smaller, gpt validation loss within 0.01
+nats and cnn accuracy within 1 point with int8 per channel.
 
     python -m benchmarks precision            (with the others: python -m benchmarks)
     python -m benchmarks.precision [--quick] [--threads 1] [--repeats N] [--warmup N]
                                    [--checkpoint DIR] [--plot PATH | --no-plot]
 
---quick trains 1 cnn epoch and 30 gpt steps (a smoke run: the quality figures then mean
-nothing). Results: benchmarks/results/precision.md and precision.png beside it.
+--quick is a smoke run of the same code (its quality figures mean nothing): the cnn recipe for
+1 epoch on every 8th training digit (500; the files are sorted by class, so a prefix would hold
+only 0s and 1s), scored on every 5th test digit (200); the gpt recipe
+(model, AdamW, schedule, batches) for 20 steps in memory, without the milestone's checkpoints,
+n-gram baselines and samples, scored on the first 32 validation windows (2,048 characters).
+Sizes do not depend on training: they are the full run's. Results:
+benchmarks/results/precision.md and precision.png beside it.
 """
 
 from __future__ import annotations
@@ -50,7 +55,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "precision.md"
 CHECKPOINTS = Path.home() / ".cache" / "tinytorch" / "precision-gpt-checkpoints"
 SIZE_TARGET, LOSS_TARGET, ACCURACY_TARGET = 3.8, 0.01, 0.01
-QUICK_EPOCHS, QUICK_STEPS = 1, 30
+QUICK_EPOCHS, QUICK_TRAIN_EVERY, QUICK_TEST_EVERY = 1, 8, 5     # every 8th training digit, every 5th test one
+QUICK_STEPS, QUICK_WINDOWS = 20, 32
 VARIANTS = ("float32", "float16", "int8 per tensor", "int8 per channel", "int4 per channel")
 
 
@@ -62,16 +68,6 @@ def variants(model):
             "int8 per tensor": quantize_model(model, per_channel=False),
             "int8 per channel": quantize_model(model),
             "int4 per channel": quantize_model(model, bits=4)}
-
-
-def linear_bytes(model) -> tuple[int, int]:
-    """(float32 bytes of the Linear weights, bytes of the same weights quantized int8 per channel)."""
-    from tinytorch.core.layers import Linear
-    from tinytorch.perf.precision import QuantizedLinear, named_modules
-
-    dense = sum(m.weight.data.nbytes for _, m in named_modules(model) if isinstance(m, Linear))
-    quantized = [m for _, m in named_modules(variants(model)["int8 per channel"]) if isinstance(m, QuantizedLinear)]
-    return dense, sum(m.qweight.nbytes for m in quantized)
 
 
 def median_seconds(fn, repeats: int, warmup: int) -> float:
@@ -88,9 +84,9 @@ def median_seconds(fn, repeats: int, warmup: int) -> float:
 def dequantize_vs_forward(model, x, repeats: int, warmup: int) -> dict:
     """Seconds to dequantize every weight of the int8 model, and one float32 forward of x."""
     from tinytorch.core.autograd import no_grad
-    from tinytorch.perf.precision import QuantizedLinear, dequantize, named_modules, quantize_model
+    from tinytorch.perf.precision import QuantizedLayer, dequantize, named_modules, quantize_model
 
-    layers = [m for _, m in named_modules(quantize_model(model)) if isinstance(m, QuantizedLinear)]
+    layers = [m for _, m in named_modules(quantize_model(model)) if isinstance(m, QuantizedLayer)]
     model.eval()
     with no_grad():
         forward = median_seconds(lambda: model(x), repeats, warmup)
@@ -98,8 +94,9 @@ def dequantize_vs_forward(model, x, repeats: int, warmup: int) -> dict:
     return {"dequantize_ms": 1e3 * unpack, "forward_ms": 1e3 * forward}
 
 
-def train_cnn(epochs: int, seed: int = 0):
-    """The cnn milestone's recipe (its model, optimizer, schedule, batch and split); (model, data)."""
+def train_cnn(epochs: int, seed: int = 0, every: int = 1):
+    """The cnn milestone's recipe (its model, optimizer, schedule, batch and split) on every
+    `every`-th training digit; (model, data)."""
     from milestones import cnn, digits
     from tinytorch.core.layers import manual_seed
     from tinytorch.core.losses import CrossEntropyLoss
@@ -112,31 +109,32 @@ def train_cnn(epochs: int, seed: int = 0):
     optimizer = SGD(model.parameters(), lr=cnn.LR, momentum=cnn.MOMENTUM)
     trainer = Trainer(model, CrossEntropyLoss(), optimizer, seed=seed,
                       scheduler=CosineAnnealingLR(optimizer, T_max=max(epochs, 1)))
-    trainer.fit(data.x_train.reshape(-1, 1, 28, 28), data.y_train, epochs=epochs, batch_size=cnn.BATCH_SIZE,
+    x_train, y_train = data.x_train[::every], data.y_train[::every]
+    trainer.fit(x_train.reshape(-1, 1, 28, 28), y_train, epochs=epochs, batch_size=cnn.BATCH_SIZE,
                 validation_split=cnn.VALIDATION)
     return model, data
 
 
-def accuracy(model, data) -> float:
+def accuracy(model, data, every: int = 1) -> float:
+    """Accuracy on every `every`-th test digit."""
     from tinytorch.core.autograd import no_grad
 
     model.eval()
     with no_grad():
-        logits = model(data.x_test.reshape(-1, 1, 28, 28)).data
-    return float((logits.argmax(axis=1) == data.y_test).mean())
+        logits = model(data.x_test[::every].reshape(-1, 1, 28, 28)).data
+    return float((logits.argmax(axis=1) == data.y_test[::every]).mean())
 
 
-def measure_cnn(epochs: int, repeats: int, warmup: int) -> dict:
+def measure_cnn(epochs: int, repeats: int, warmup: int, quick: bool) -> dict:
+    train_every, test_every = (QUICK_TRAIN_EVERY, QUICK_TEST_EVERY) if quick else (1, 1)
     start = time.perf_counter()
-    model, data = train_cnn(epochs)
+    model, data = train_cnn(epochs, every=train_every)
     trained = time.perf_counter() - start
-    rows = [{"variant": name, "nbytes": _nbytes(m), "quality": accuracy(m, data)}
+    rows = [{"variant": name, "nbytes": _nbytes(m), "quality": accuracy(m, data, test_every)}
             for name, m in variants(model).items()]
-    dense, quantized = linear_bytes(model)
     timing = dequantize_vs_forward(model, data.x_test[:64].reshape(-1, 1, 28, 28), repeats, warmup)
-    return {"model": "cnn", "epochs": epochs, "train_seconds": trained, "rows": rows,
-            "linear_float32_bytes": dense, "linear_int8_bytes": quantized, "timing": timing,
-            "timing_input": "a batch of 64 digits"}
+    return {"model": "cnn", "epochs": epochs, "train_seconds": trained, "rows": rows, "timing": timing,
+            "scored_on": f"{len(data.y_test[::test_every]):,} test digits", "timing_input": "a batch of 64 digits"}
 
 
 def train_gpt(steps: int, checkpoint: Path):
@@ -158,23 +156,54 @@ def train_gpt(steps: int, checkpoint: Path):
     return model, inputs, targets, result
 
 
-def measure_gpt(steps: int, checkpoint: Path, repeats: int, warmup: int) -> dict:
+def train_gpt_quick(steps: int, seed: int = 0):
+    """The gpt milestone's model, AdamW, schedule and batches for `steps` steps in memory (no
+    checkpoint, n-gram baselines or samples: the quick run); (model, first validation windows, targets)."""
+    import numpy as np
+
+    from milestones import gpt as milestone
+    from tinytorch.core.layers import manual_seed
+    from tinytorch.models.transformer import next_token_loss, random_windows
+
+    corpus = milestone.load_corpus(None)
+    tokenizer = milestone.make_tokenizer("char", corpus, 0)
+    train_ids = np.array(tokenizer.encode(corpus.train), dtype=np.int64)
+    manual_seed(seed)
+    model = milestone.build_model(tokenizer.vocab_size)
+    optimizer = milestone.make_optimizer(model)
+    generator = np.random.default_rng(seed)
+    for step in range(steps):
+        optimizer.lr = milestone.learning_rate(step, steps)
+        x, y = random_windows(train_ids, milestone.BLOCK_SIZE, milestone.BATCH_SIZE, generator)
+        loss = next_token_loss(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    val_ids = np.array(tokenizer.encode(corpus.val[:QUICK_WINDOWS * milestone.BLOCK_SIZE + 1]), dtype=np.int64)
+    inputs, targets = milestone.validation_windows(val_ids)
+    return model, inputs, targets
+
+
+def measure_gpt(steps: int, checkpoint: Path, repeats: int, warmup: int, quick: bool) -> dict:
     from milestones import gpt as milestone
 
     start = time.perf_counter()
-    model, inputs, targets, result = train_gpt(steps, checkpoint)
+    if quick:
+        model, inputs, targets = train_gpt_quick(steps)
+        result = None
+    else:
+        model, inputs, targets, result = train_gpt(steps, checkpoint)
     trained = time.perf_counter() - start
     rows = []
     for name, variant in variants(model).items():
         # float16 activations run through NumPy's emulated float16 matmul: too slow to score here
         loss = math.nan if name == "float16" else milestone.evaluate(variant, inputs, targets) / targets.size
         rows.append({"variant": name, "nbytes": _nbytes(variant), "quality": loss})
-    if math.isfinite(rows[0]["quality"]) and abs(rows[0]["quality"] - result.val_loss) > 1e-4:
+    if result is not None and abs(rows[0]["quality"] - result.val_loss) > 1e-4:
         raise RuntimeError(f"the reloaded GPT scores {rows[0]['quality']:.4f}, the milestone {result.val_loss:.4f}")
-    dense, quantized = linear_bytes(model)
     timing = dequantize_vs_forward(model, inputs[:32], repeats, warmup)
-    return {"model": "gpt", "steps": steps, "train_seconds": trained, "rows": rows,
-            "linear_float32_bytes": dense, "linear_int8_bytes": quantized, "timing": timing,
+    return {"model": "gpt", "steps": steps, "train_seconds": trained, "rows": rows, "timing": timing,
+            "scored_on": f"{targets.size:,} validation characters",
             "timing_input": "a batch of 32 windows of 64 characters"}
 
 
@@ -188,10 +217,10 @@ def worker(threads: int, repeats: int, warmup: int, quick: bool, checkpoint: Pat
     import numpy
 
     _emit(progress="cnn: train and score", done=0, total=2)
-    cnn = measure_cnn(QUICK_EPOCHS if quick else 12, repeats, warmup)
-    _emit(progress="cnn: train and score", done=1, total=2)
-    gpt = measure_gpt(QUICK_STEPS if quick else 2000, checkpoint, repeats, warmup)
-    _emit(progress="cnn: train and score", done=2, total=2)
+    cnn = measure_cnn(QUICK_EPOCHS if quick else 12, repeats, warmup, quick)
+    _emit(progress="gpt: train and score", done=1, total=2)
+    gpt = measure_gpt(QUICK_STEPS if quick else 2000, checkpoint, repeats, warmup, quick)
+    _emit(progress="gpt: train and score", done=2, total=2)
     _emit(result={"threads": threads, "quick": quick, "models": [cnn, gpt], "blas": _blas(),
                   "numpy": numpy.__version__, "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
@@ -208,8 +237,8 @@ def markdown(result: dict, started: str, loads: tuple[str, str]) -> str:
         "# Precision: stored size and quality of the milestones' models in fewer bits",
         "",
         f"Measured {started} by `python -m benchmarks precision` (benchmarks/precision.py)"
-        + (" with --quick: 1 cnn epoch and 30 gpt steps, a smoke run whose quality figures mean nothing." if
-           result["quick"] else "."),
+        + (f" with --quick: a smoke run whose quality figures mean nothing (the cnn trained on every "
+           f"{QUICK_TRAIN_EVERY}th digit, the gpt for {QUICK_STEPS} steps in memory)." if result["quick"] else "."),
         "",
         f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, NumPy {result['numpy']}. Load average (1, 5, 15 min) before: {loads[0]}; "
@@ -219,10 +248,14 @@ def markdown(result: dict, started: str, loads: tuple[str, str]) -> str:
         f"Threads pinned in the worker before NumPy loads: {_blas_text(result['blas'])}.",
         "",
         f"Models: the cnn milestone's CNN trained by its recipe for {cnn['epochs']} epoch(s) "
-        f"({cnn['train_seconds']:.0f} s); the gpt milestone's GPT trained by its own train() for {gpt['steps']:,} "
-        f"steps ({gpt['train_seconds']:.0f} s, 0 when its checkpoint was already complete). quantize_model "
-        "replaces the Linear layers; convolutions, embeddings, norms and biases stay float32. int4 codes sit in "
-        "int8 arrays (NumPy has no 4-bit type), so they store no fewer bytes than int8 here.",
+        f"({cnn['train_seconds']:.0f} s), scored on {cnn['scored_on']}; the gpt milestone's GPT trained "
+        + ("by its recipe" if result["quick"] else "by its own train()") + f" for {gpt['steps']:,} steps "
+        f"({gpt['train_seconds']:.0f} s" + ("" if result["quick"] else ", 0 when its checkpoint was already complete")
+        + f"), scored on {gpt['scored_on']}. "
+        "quantize_model stores every Linear, Conv2d and embedding weight as int8 codes with one float16 scale per "
+        "output channel (per row of an embedding) and no zero point (symmetric), and the biases and norms as "
+        "float16. int4 codes sit in int8 arrays (NumPy has no 4-bit type), so they store no fewer bytes than int8 "
+        "here.",
         "",
         "| variant | cnn bytes | cnn size vs float32 | cnn test accuracy | change | gpt bytes | gpt size vs float32 "
         "| gpt validation loss (nats/char) | change |",
@@ -237,22 +270,23 @@ def markdown(result: dict, started: str, loads: tuple[str, str]) -> str:
                      f"{_kb(g['nbytes'])} | {base_g['nbytes'] / g['nbytes']:.2f}× | {loss} | {change} |")
     int8_c = next(r for r in cnn["rows"] if r["variant"] == "int8 per channel")
     int8_g = next(r for r in gpt["rows"] if r["variant"] == "int8 per channel")
-    ratios = {m["model"]: m["linear_float32_bytes"] / m["linear_int8_bytes"] for m in (cnn, gpt)}
+    ratios = {"cnn": base_c["nbytes"] / int8_c["nbytes"], "gpt": base_g["nbytes"] / int8_g["nbytes"]}
     loss_change = int8_g["quality"] - base_g["quality"]
     points = 100 * (int8_c["quality"] - base_c["quality"])
+    def verdict(met: bool) -> str:
+        return "not judged: a --quick run" if result["quick"] else ("met" if met else "not met")
+
     lines += [
         "",
-        "Targets with int8 per channel: the quantized weights ≥ "
-        f"{SIZE_TARGET}× smaller: {ratios['cnn']:.2f}× (cnn Linears) and {ratios['gpt']:.2f}× (gpt Linears) "
+        "Targets with int8 per channel: the whole stored model ≥ "
+        f"{SIZE_TARGET}× smaller: {ratios['cnn']:.2f}× (cnn) and {ratios['gpt']:.2f}× (gpt) "
         f"({'met' if min(ratios.values()) >= SIZE_TARGET else 'not met'}); gpt validation loss within "
-        f"{LOSS_TARGET}: {loss_change:+.4f} ({'met' if abs(loss_change) <= LOSS_TARGET else 'not met'}); cnn accuracy "
-        f"within {100 * ACCURACY_TARGET:.0f} point: {points:+.1f} "
-        f"({'met' if abs(points) <= 100 * ACCURACY_TARGET else 'not met'}). The whole models shrink less than "
-        "their Linear weights because the layers quantize_model leaves alone stay float32.",
+        f"{LOSS_TARGET}: {loss_change:+.4f} ({verdict(abs(loss_change) <= LOSS_TARGET)}); cnn accuracy "
+        f"within {100 * ACCURACY_TARGET:.0f} point: {points:+.1f} ({verdict(abs(points) <= 100 * ACCURACY_TARGET)}).",
         "",
         "## Speed: the price of dequantizing",
         "",
-        "NumPy has no int8 matrix product faster than its float32 one, so a QuantizedLinear dequantizes its weight "
+        "NumPy has no int8 matrix product faster than its float32 one, so a quantized layer dequantizes its weight "
         "at every call and multiplies in float32. Median of the repeats after a warm-up:",
         "",
         "| model | dequantize every quantized weight | one float32 forward | input |",
@@ -321,7 +355,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--threads", default="1", help="the BLAS thread count of the worker (default 1)")
     parser.add_argument("--repeats", type=int, default=20, help="timed repeats (default 20)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed repeats first (default 3)")
-    parser.add_argument("--quick", action="store_true", help="1 cnn epoch, 30 gpt steps, 3 repeats: a smoke run")
+    parser.add_argument("--quick", action="store_true", help=f"a smoke run: the cnn on every {QUICK_TRAIN_EVERY}th digit "
+                        f"for 1 epoch, the gpt for {QUICK_STEPS} steps, 3 repeats")
     parser.add_argument("--checkpoint", type=Path, default=CHECKPOINTS, help="where the gpt milestone's run keeps "
                         f"its checkpoint (default {CHECKPOINTS}); a complete one is reused")
     parser.add_argument("--out", type=Path, default=RESULTS, help=f"the markdown results (default "

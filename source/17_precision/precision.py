@@ -21,7 +21,8 @@
 # 2. **int8**: 1 byte, an integer grid with a scale: `real ≈ scale × (q − zero_point)`;
 #    symmetric or asymmetric, one scale per tensor or one per output channel;
 # 3. **calibration**: the ranges of the activations, measured on real batches;
-# 4. a **QuantizedLinear** and `quantize_model`, which swaps every Linear of a model;
+# 4. **quantized layers** and `quantize_model`, which swaps every Linear, Conv2d and
+#    Embedding of a model for one that stores its weight in int8;
 # 5. **int4**, to watch the error grow as the bits run out.
 #
 # One honest limit up front: NumPy has no int8 matrix product that is faster than its
@@ -59,7 +60,9 @@ import numpy as np
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
+from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
+from tinytorch.text.embeddings import Embedding, PositionalEmbedding
 
 
 def model_nbytes(model):
@@ -123,9 +126,9 @@ assert isinstance(model_nbytes(_m), int), "model_nbytes returns a Python int"
 # A float32 has 1 sign bit, 8 exponent bits and 23 mantissa bits; a float16 has 1, 5 and
 # 10. Fewer mantissa bits mean about 3 significant decimal digits instead of 7 (the gap
 # between 1 and the next number is 2⁻¹⁰ ≈ 0.001). Fewer exponent bits mean a far smaller
-# range: the largest float16 is **65,504**, the smallest normal one 6.1e-5, and below about
-# 6e-8 everything is **0**. So weights (mostly between -1 and 1) survive; a sum of squares
-# or a large logit may overflow to `inf`.
+# range: the largest float16 is **65,504**, the smallest normal one 6.1e-5, and below
+# about 6e-8 everything is **0**. So weights (mostly between -1 and 1) survive; a sum of
+# squares or a large logit may overflow to `inf`.
 
 # %%
 with np.errstate(over="ignore"):
@@ -225,6 +228,18 @@ assert _gpt.tok_emb.weight.dtype == np.float32, "the original GPT must stay floa
 # and every weight is off by about 10. Symmetric grids suit weights (centred on 0);
 # asymmetric ones suit activations after a ReLU (all ≥ 0: symmetric would waste the
 # negative half). With `bits` b instead of 8 the ranges are ±(2^(b−1) − 1) and 0..2^b − 1.
+#
+# **Storing the scale.** One scale per output channel of a 64-wide layer is 64 numbers
+# beside 4,096 codes; at 4 bytes each they would cost 6% of the layer. We store them as
+# float16 (11 significant bits), **rounded up** to the next float16, and compute the codes
+# with the scale as stored. Rounding up never shrinks the grid, so max|w| still fits in
+# ±127 and the error stays at most (stored scale)/2, which is at most 2⁻¹⁰ (0.1%) above
+# the float32 half step. In the first example 1/127 = 0.0078740 is stored as 0.0078812:
+# the codes are the same, -1.0 comes back as -127 × 0.0078812 = -1.0009 (0.0009 ≤ 0.0039).
+# Dequantizing stays exact in float32: a code (8 bits) times an 11-bit scale has at most
+# 19 significant bits. Scales outside float16's normal range (6.1e-5 .. 65,504, weights
+# below about 0.008 or above 8 million in a channel) keep the whole tensor's scales
+# float32. A symmetric grid stores **no zero point**: it is 0 by construction.
 
 # %%
 #| export
@@ -240,24 +255,38 @@ def quantization_range(bits, symmetric):
     ### END SOLUTION
 
 
+def stored_scale(scale):
+    """The scales as stored: float16, each rounded up to the next float16 (a grid never
+    shrinks), when every one is a normal float16 (6.1e-5 .. 65,504); else float32."""
+    scale = np.asarray(scale, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        half = scale.astype(np.float16)
+    half = np.where(half < scale, np.nextafter(half, np.float16(np.inf)), half)
+    if np.all(np.isfinite(half) & (half >= np.finfo(np.float16).tiny)):
+        return half.astype(np.float16)
+    return scale
+
+
 def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
-    """The grid for values in [lo, hi] (numbers, or arrays of one range per channel): (scale
-    float32, zero_point int32), each of lo's shape. A zero range (all values equal to 0)
-    gets scale 1, so that nothing divides by zero."""
+    """The grid for values in [lo, hi] (numbers, or arrays of one range per channel):
+    (scale as stored_scale stores it, of lo's shape; zero_point: None for a symmetric
+    grid, else int32 of lo's shape). A zero range (all 0) gets scale 1: no division
+    by 0."""
     lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
     qmin, qmax = quantization_range(bits, symmetric)
-    # TODO: symmetric: scale = max(|lo|, |hi|) / qmax and zero_point 0. Asymmetric: widen
-    #       [lo, hi] to include 0, scale = (hi - lo) / (qmax - qmin), zero_point = qmin -
-    #       lo / scale rounded and clipped to [qmin, qmax]. Where scale is 0, use 1.
+    zero_point = None                                   # symmetric: 0, so nothing stored
+    # TODO: symmetric: scale = max(|lo|, |hi|) / qmax. Asymmetric: widen [lo, hi] to
+    #       include 0, scale = (hi - lo) / (qmax - qmin). Where scale is 0, use 1; then
+    #       scale = stored_scale(scale). Asymmetric only: zero_point = qmin - lo / scale
+    #       (the stored scale) rounded, clipped to [qmin, qmax], as int32.
     ### BEGIN SOLUTION
     if symmetric:
         scale = np.maximum(np.abs(lo), np.abs(hi)) / qmax
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        zero_point = np.zeros(scale.shape, dtype=np.int32)
     else:
         lo, hi = np.minimum(lo, 0), np.maximum(hi, 0)
         scale = (hi - lo) / (qmax - qmin)
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    scale = stored_scale(np.where(scale > 0, scale, 1.0))
+    if not symmetric:
         zero_point = np.clip(np.round(qmin - lo / scale), qmin, qmax).astype(np.int32)
     ### END SOLUTION
     return scale, zero_point
@@ -265,9 +294,10 @@ def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
 # %% [markdown]
 # A `QuantizedTensor` holds what dequantizing needs: the codes `q` (int8 for symmetric
 # grids, uint8 for asymmetric ones), `scale` and `zero_point` (one number, or one per
-# channel along `axis`), and `bits`. Its `.nbytes` is what it really stores: the codes at
-# 1 byte each plus the scales (float32) and zero points (int32). Counting the codes at 4
-# bytes, as if they were still float32, would report no saving at all.
+# channel along `axis`; no zero point for a symmetric grid), and `bits`. Its `.nbytes` is
+# what it really stores: the codes at 1 byte each plus the scales (float16, 2 bytes) and
+# any zero points (int32). Counting the codes at 4 bytes, as if they were still float32,
+# would report no saving at all.
 
 # %%
 #| export
@@ -275,14 +305,15 @@ def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
 class QuantizedTensor:
     """Integer codes and the grid to read them: real ≈ scale × (q − zero_point).
 
-    q: int8 (symmetric) or uint8 (asymmetric) array; scale (float32) and zero_point
-    (int32): shape () for one grid per tensor, (C,) for one per channel along `axis`
-    (None per tensor); bits: the grid's bits (2..8; the codes sit in 8-bit integers).
+    q: int8 (symmetric) or uint8 (asymmetric) array; scale (float16, or float32 when
+    float16 cannot hold it) and zero_point (int32; None for a symmetric grid, where it is
+    0): shape () for one grid per tensor, (C,) for one per channel along `axis` (None per
+    tensor); bits: the grid's bits (2..8; the codes sit in 8-bit integers).
     """
 
     q: np.ndarray
     scale: np.ndarray
-    zero_point: np.ndarray
+    zero_point: np.ndarray | None
     bits: int = 8
     axis: int | None = None
 
@@ -292,10 +323,12 @@ class QuantizedTensor:
 
     @property
     def nbytes(self):
-        """Bytes stored: the codes, the scales and the zero points, each at its dtype."""
-        # TODO: the sum of the three arrays' .nbytes, as a Python int.
+        """Bytes stored: the codes, the scales and any zero points, each at its dtype."""
+        # TODO: the sum of the arrays' .nbytes (a zero point of None stores nothing), as
+        #       a Python int.
         ### BEGIN SOLUTION
-        return int(self.q.nbytes + self.scale.nbytes + self.zero_point.nbytes)
+        zero_points = 0 if self.zero_point is None else self.zero_point.nbytes
+        return int(self.q.nbytes + self.scale.nbytes + zero_points)
         ### END SOLUTION
 
     def __repr__(self):
@@ -320,7 +353,7 @@ def _float_array(w, who):
     if array.size == 0:
         raise ValueError(f"{who}: the tensor is empty, there is nothing to quantize")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values only")
+        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values")
     return array
 
 # %% [markdown]
@@ -337,16 +370,17 @@ def _float_array(w, who):
 # %%
 #| export
 def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
-    """w -> QuantizedTensor on a `bits`-bit grid: symmetric (int8 codes, zero_point 0) or
+    """w -> QuantizedTensor on a `bits`-bit grid: symmetric (int8 codes, no zero point) or
     asymmetric (uint8 codes), one grid for the tensor or one per channel along `axis`.
 
     >>> quantize(np.array([-1.0, -0.2, 0.3, 0.8])).q
     array([-127,  -25,   38,  102], dtype=int8)
     """
     w = _float_array(w, "quantize")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
-        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes are "
-                         f"stored in 8-bit integers), got {bits!r}")
+    whole = isinstance(bits, (int, np.integer)) and not isinstance(bits, bool)
+    if not whole or not 2 <= bits <= 8:
+        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes "
+                         f"are stored in 8-bit integers), got {bits!r}")
     if per_channel and not -w.ndim <= axis < w.ndim:
         raise ValueError(f"quantize: axis {axis} is out of range for a tensor of shape "
                          f"{w.shape}")
@@ -354,13 +388,16 @@ def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
     qmin, qmax = quantization_range(bits, symmetric)
     # TODO: lo and hi: the min and max over the whole tensor, or, per channel, over every
     #       axis except `axis` (shape (C,)). Get (scale, zero_point) from
-    #       scale_and_zero_point, then q = round(w / scale) + zero_point clipped to
-    #       [qmin, qmax] (use _along(..., axis, w.ndim) to broadcast a per-channel grid).
+    #       scale_and_zero_point, then q = round(w / scale), plus the zero point when
+    #       there is one, clipped to [qmin, qmax] (use _along(..., axis, w.ndim) to
+    #       broadcast a per-channel grid).
     ### BEGIN SOLUTION
     others = None if axis is None else tuple(i for i in range(w.ndim) if i != axis)
     lo, hi = w.min(axis=others), w.max(axis=others)
     scale, zero_point = scale_and_zero_point(lo, hi, bits, symmetric)
-    codes = np.round(w / _along(scale, axis, w.ndim)) + _along(zero_point, axis, w.ndim)
+    codes = np.round(w / _along(scale, axis, w.ndim))
+    if zero_point is not None:
+        codes = codes + _along(zero_point, axis, w.ndim)
     q = np.clip(codes, qmin, qmax)
     ### END SOLUTION
     q = q.astype(np.int8 if symmetric else np.uint8)
@@ -368,13 +405,16 @@ def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
 
 
 def dequantize(qt):
-    """QuantizedTensor -> float32 array: scale × (q − zero_point)."""
-    # TODO: cast q and zero_point to float32, broadcast scale and zero_point along
-    #       qt.axis with _along, and return scale * (q - zero_point) as float32.
+    """QuantizedTensor -> float32 array: scale × (q − zero_point) (zero_point None: 0)."""
+    # TODO: cast q to float32 and subtract the zero point (when there is one, cast to
+    #       float32 and broadcast along qt.axis with _along); multiply by the scale,
+    #       broadcast the same way, and return float32.
     ### BEGIN SOLUTION
-    scale = _along(qt.scale, qt.axis, qt.q.ndim)
-    zero_point = _along(qt.zero_point, qt.axis, qt.q.ndim).astype(np.float32)
-    return (scale * (qt.q.astype(np.float32) - zero_point)).astype(np.float32)
+    codes = qt.q.astype(np.float32)
+    if qt.zero_point is not None:
+        codes = codes - _along(qt.zero_point, qt.axis, qt.q.ndim).astype(np.float32)
+    scale = _along(qt.scale, qt.axis, qt.q.ndim).astype(np.float32)
+    return (scale * codes).astype(np.float32)
     ### END SOLUTION
 
 # %% [markdown]
@@ -393,7 +433,8 @@ def test_quantization_range():
     assert quantization_range(4, True) == (-7, 7), (
         f"symmetric 4-bit: expected (-7, 7), got {quantization_range(4, True)}")
     qt = quantize(np.zeros((10, 100)))
-    assert qt.q.dtype == np.int8 and quantize(np.ones(3), symmetric=False).q.dtype == np.uint8, (
+    asymmetric = quantize(np.ones(3), symmetric=False)
+    assert qt.q.dtype == np.int8 and asymmetric.q.dtype == np.uint8, (
         "codes are int8 for symmetric grids and uint8 for asymmetric ones")
 
 test_quantization_range()
@@ -402,11 +443,11 @@ _w = np.random.default_rng(5).standard_normal((64, 32)).astype(np.float32)
 for _sym in (True, False):
     for _pc in (False, True):
         _qt = quantize(_w, symmetric=_sym, per_channel=_pc, axis=1)
-        _want = _w.size + 2 * 4 * (32 if _pc else 1)
+        _want = _w.size + (2 if _sym else 2 + 4) * (32 if _pc else 1)
         assert _qt.nbytes == _want, (
             f"QuantizedTensor.nbytes (symmetric={_sym}, per_channel={_pc}) of a 64x32 "
-            f"tensor: expected {_want} (1 byte per code, 4 per scale and per zero point), "
-            f"got {_qt.nbytes}")
+            f"tensor: expected {_want} (1 byte per code, 2 per float16 scale, 4 per int32 "
+            f"zero point, none for a symmetric grid), got {_qt.nbytes}")
         assert isinstance(_qt.nbytes, int), "nbytes is a Python int"
 assert quantization_range(2, False) == (0, 3) and quantization_range(3, True) == (-3, 3), (
     "quantization_range must follow bits: 2-bit asymmetric is (0, 3), 3-bit symmetric "
@@ -418,9 +459,10 @@ assert quantization_range(2, False) == (0, 3) and quantization_range(3, True) ==
 def test_quantize_symmetric():
     w = np.array([-1.0, -0.2, 0.3, 0.8], dtype=np.float32)
     qt = quantize(w)
-    assert np.isclose(qt.scale, 1 / 127) and np.all(qt.zero_point == 0), (
-        f"symmetric: scale = max|w| / 127 = {1 / 127:.6f} and zero_point 0, got "
-        f"scale {qt.scale}, zero_point {qt.zero_point}")
+    assert qt.scale == np.float16(0.0078812) and qt.zero_point is None, (
+        f"symmetric: scale = max|w| / 127 = {1 / 127:.7f}, stored as the float16 just "
+        f"above, 0.0078812, and no zero point; got scale {qt.scale}, zero_point "
+        f"{qt.zero_point}")
     assert qt.q.tolist() == [-127, -25, 38, 102], (
         f"the worked example's codes are [-127, -25, 38, 102], got {qt.q.tolist()}")
     back = dequantize(qt)
@@ -436,7 +478,7 @@ from tinytorch.testing import assert_raises, assert_untouched, cases
 def _check_bound(w, **options):
     qt = quantize(w, **options)
     back = dequantize(qt)
-    scale = _along(qt.scale, qt.axis, w.ndim)
+    scale = _along(qt.scale, qt.axis, w.ndim).astype(np.float64)
     bound = scale * (0.5 + 1e-4)                   # half a step, and float32 round-off
     assert back.dtype == np.float32 and back.shape == w.shape, (
         f"dequantize of a {w.shape} tensor should be float32 of that shape")
@@ -466,13 +508,13 @@ assert_raises(ValueError, quantize, np.array([1.0, np.nan]), match="nan")
 def test_quantize_asymmetric():
     w = np.array([-0.5, 0.013, 0.7, 2.05], dtype=np.float32)
     qt = quantize(w, symmetric=False)
-    assert np.isclose(qt.scale, 0.01) and qt.zero_point == 50, (
-        f"asymmetric: scale (2.05 + 0.5) / 255 = 0.01, zero_point round(0.5 / 0.01) = 50; "
-        f"got {qt.scale}, {qt.zero_point}")
+    assert np.isclose(qt.scale, 0.01, rtol=2**-10) and qt.zero_point == 50, (
+        f"asymmetric: scale (2.05 + 0.5) / 255 = 0.01 (stored as float16: 0.0100021), "
+        f"zero_point round(0.5 / 0.01) = 50; got {qt.scale}, {qt.zero_point}")
     assert qt.q.tolist() == [0, 51, 120, 255], (
         f"the worked example's codes are [0, 51, 120, 255], got {qt.q.tolist()}")
     back = dequantize(qt)
-    assert np.allclose(back, [-0.5, 0.01, 0.7, 2.05], atol=1e-6), (
+    assert np.allclose(back, [-0.5, 0.01, 0.7, 2.05], rtol=2**-10, atol=0), (
         f"dequantize: (q - 50) * 0.01 = [-0.5, 0.01, 0.7, 2.05], got {back}")
 
 test_quantize_asymmetric()
@@ -496,8 +538,9 @@ for _case in cases([(3, 5), (2, 3, 4, 6)], magnitudes=["ordinary", "tiny", "rows
 #
 # One grid for a whole matrix takes its step from the largest weight anywhere. If one
 # output channel holds weights 50 times larger than the others, every other channel is
-# rounded to a handful of codes. One scale per output channel costs 8 bytes per channel
-# (a scale and a zero point) and gives each channel its own step.
+# rounded to a handful of codes. One scale per output channel costs 2 bytes per channel
+# (a float16 scale; an asymmetric grid adds a 4-byte zero point) and gives each channel
+# its own step.
 
 # %%
 rng = np.random.default_rng(0)
@@ -525,9 +568,13 @@ def test_quantize_edges():
             f"an all-zero tensor (symmetric={symmetric}) must come back as zeros, got "
             f"{back.ravel()[:4]}: guard the zero scale")
     w = np.array([[-2.0, 0.5], [1.0, 2.0]], dtype=np.float32)
-    back = dequantize(quantize(w))
-    assert np.allclose([back[0, 0], back[1, 1]], [-2.0, 2.0], rtol=1e-6, atol=0), (
-        f"the ends of a symmetric range (±max|w|) must come back exactly, got {back}")
+    qt = quantize(w)
+    back = dequantize(qt)
+    assert [qt.q[0, 0], qt.q[1, 1]] == [-127, 127], (
+        f"the ends of a symmetric range (±max|w|) take the codes ±127, got {qt.q}")
+    assert np.allclose([back[0, 0], back[1, 1]], [-2.0, 2.0], rtol=2**-10, atol=0), (
+        "the ends of a symmetric range (±max|w|) come back within the float16 scale's "
+        f"rounding (2^-10 of them), got {back}")
 
 test_quantize_edges()
 ### BEGIN HIDDEN TESTS
@@ -557,16 +604,20 @@ assert _aq.q.tolist()[0] == 0 and _aq.q.tolist()[-1] == 255, (
 #
 # Weights are known in advance; the inputs of each layer (the **activations**) are not. To
 # run a layer on int8 inputs, we must fix their grid before we see them. **Calibration**
-# runs a few real batches through the float model and records, for every Linear, the
-# smallest and largest input it saw. Those (min, max) pairs become the asymmetric grids
-# of the inputs (after a ReLU they are all ≥ 0, where asymmetric grids shine).
+# runs a few real batches through the float model and records, for every Linear and
+# Conv2d, the smallest and largest input it saw. Those (min, max) pairs become the
+# asymmetric grids of the inputs (after a ReLU they are all ≥ 0, where asymmetric grids
+# shine).
 #
-# Module 04 has no hooks, so `calibrate` wraps each Linear's `forward` for the duration
+# Module 04 has no hooks, so `calibrate` wraps each layer's `forward` for the duration
 # of the batches (and restores it after, in a `finally`). Write the part that widens the
 # running range with a new batch: keep the smallest minimum and largest maximum seen.
 
 # %%
 #| export
+WEIGHT_INPUTS = (Linear, Conv2d)                     # the layers that multiply inputs
+
+
 def named_modules(model, prefix=""):
     """(dotted name, module) for `model` (name prefix, "" at the top) and every
     sub-module, depth first, as named_parameters names them."""
@@ -590,9 +641,11 @@ def widen_range(ranges, name, x):
 
 def calibrate(model, batches):
     """Run `batches` (inputs of model) through model in evaluation mode without a graph;
-    {dotted name of every Linear: (min, max) of its inputs over all batches}."""
+    {dotted name of every Linear and Conv2d: (min, max) of its inputs over all batches}.
+    """
     ranges = {}
-    linears = [(name, m) for name, m in named_modules(model) if isinstance(m, Linear)]
+    linears = [(name, m) for name, m in named_modules(model)
+               if isinstance(m, WEIGHT_INPUTS)]
 
     def recorder(name, layer):
         forward = type(layer).forward                   # the class's own forward
@@ -623,7 +676,8 @@ def test_calibrate():
     model = Sequential(Linear(3, 4), ReLU(), Linear(4, 2))
     batches = [np.array([[0.0, -1.0, 2.0]]), np.array([[5.0, 0.5, -3.0]])]
     ranges = calibrate(model, batches)
-    assert set(ranges) == {"0", "2"}, f"one range per Linear, '0' and '2'; got {set(ranges)}"
+    assert set(ranges) == {"0", "2"}, (
+        f"one range per Linear, '0' and '2'; got {set(ranges)}")
     assert ranges["0"] == (-3.0, 5.0), (
         f"the first Linear saw inputs from -3 to 5 over both batches, got {ranges['0']}")
     assert ranges["2"][0] >= 0, "after the ReLU the second Linear's inputs are all >= 0"
@@ -648,16 +702,23 @@ assert np.allclose(_got["0"], (_all.min(), _all.max())), (
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## A quantized Linear
+# ## Quantized layers: one wrapper for every weight
 #
-# `QuantizedLinear` keeps the int8 weight and the float32 bias as **buffers** (so
-# `state_dict()` saves them and `model_nbytes` counts them as stored) and has no
-# Parameters: it is for inference. Its forward **dequantizes the weight, then runs one
-# float32 matrix product**. Why not multiply in int8? NumPy's matmul has no int8 kernel:
-# on integer arrays it runs a plain loop, far slower than the float32 BLAS, and int8
-# products overflow unless widened to int32 first. The last section measures this. With
-# `input_range` (from `calibrate`) it also rounds its input onto that uint8 grid first,
-# simulating int8 activations ("W8A8").
+# Every layer with a weight so far reads it as `self.weight` in its forward: module 04's
+# Linear (`x @ weight`, weight (in, out)), module 09's Conv2d (weight (out, in, k, k)),
+# module 12's Embedding and PositionalEmbedding (one row per token or position). So one
+# wrapper serves them all: `QuantizedLayer` keeps the float layer **without** its weight,
+# stores the codes, scales and zero points as **buffers** (`state_dict()` saves them,
+# `model_nbytes` counts them as stored), and in forward puts a dequantized float32 weight
+# into the layer for the length of one call, then takes it out again. Each kind only says
+# where its output channels are: axis 1 of a Linear's (in, out), axis 0 of a conv's
+# (out, in, k, k), axis 0 of an embedding (one grid per row).
+#
+# Why dequantize and multiply in float32, instead of multiplying the int8 codes? NumPy's
+# matmul has no int8 kernel: on integer arrays it runs a plain loop, far slower than the
+# float32 BLAS, and int8 products overflow unless widened to int32 first. The last section
+# measures this. With `input_range` (from `calibrate`) a quantized Linear or Conv2d also
+# rounds its input onto that uint8 grid first, simulating int8 activations ("W8A8").
 
 # %%
 #| export
@@ -670,68 +731,106 @@ def fake_quantize(x, lo, hi, bits=8):
     return (scale * (q - zero_point)).astype(np.float32)
 
 
-class QuantizedLinear(Module):
-    """A Linear whose weight is stored as a QuantizedTensor (int8 codes by default); its
-    forward dequantizes the weight and multiplies in float32. Inference only."""
+class QuantizedLayer(Module):
+    """A float layer whose weight is stored as a QuantizedTensor (int8 codes by default):
+    forward dequantizes the weight into the layer for one call and runs the layer's own
+    forward in float32. Inference only. Subclasses name the layer kinds they take and the
+    axis of the weight's output channels."""
 
-    def __init__(self, qweight, bias=None, input_range=None):
+    kinds = ()                                          # the float layer classes taken
+    channel_axis = 0                                    # the weight's output channels
+
+    def __init__(self, layer, qweight, input_range=None):
         super().__init__()
-        self.in_features, self.out_features = qweight.shape
         self.bits, self.axis = qweight.bits, qweight.axis
         self.register_buffer("weight_q", qweight.q)
         self.register_buffer("weight_scale", qweight.scale)
-        self.register_buffer("weight_zero_point", qweight.zero_point)
-        bias = None if bias is None else np.asarray(getattr(bias, "data", bias), np.float32)
-        self.register_buffer("bias", bias)
-        self.input_range = input_range                 # (lo, hi) of the inputs, or None
+        self.register_buffer("weight_zero_point", qweight.zero_point)   # None: symmetric
+        layer.weight = None                             # no float copy stays stored
+        self.layer = layer                              # its bias and settings stay
+        self.input_range = input_range                  # (lo, hi) of the inputs, or None
 
     @classmethod
-    def from_linear(cls, linear, bits=8, per_channel=True, symmetric=True):
-        """The quantized twin of a module-04 Linear (per channel: one grid per output
-        feature, axis 1 of the (in, out) weight). `linear` is not changed."""
-        qweight = quantize(linear.weight.data, bits=bits, symmetric=symmetric,
-                           per_channel=per_channel, axis=1)
-        bias = None if linear.bias is None else linear.bias.data.copy()
-        return cls(qweight, bias)
+    def from_layer(cls, layer, bits=8, per_channel=True, symmetric=True):
+        """The quantized twin of `layer` (per channel: one grid per output channel).
+        `layer` is not changed: the twin holds a copy of it without the weight."""
+        if not isinstance(layer, cls.kinds):
+            names = ", ".join(kind.__name__ for kind in cls.kinds)
+            raise TypeError(f"{cls.__name__} quantizes {names} layers, got "
+                            f"{type(layer).__name__}: use quantize_model for a model")
+        qweight = quantize(layer.weight, bits=bits, symmetric=symmetric,
+                           per_channel=per_channel, axis=cls.channel_axis)
+        return cls(copy.deepcopy(layer), qweight)
 
     @property
     def qweight(self):
         return QuantizedTensor(self.weight_q, self.weight_scale, self.weight_zero_point,
                                self.bits, self.axis)
 
+    @property
+    def weight(self):
+        """The dequantized float32 weight, as a Tensor made for this call."""
+        return Tensor(dequantize(self.qweight))
+
     def forward(self, x):
-        """x (..., in_features) -> (..., out_features)."""
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r} expects inputs of shape (..., {self.in_features}), "
-                             f"got {x.shape}")
         if self.input_range is not None:
-            x = Tensor(fake_quantize(x.data, *self.input_range))
-        # TODO: dequantize self.qweight into a float32 (in, out) array, multiply x by it
-        #       as a Tensor, and add the bias (a float32 array, or None) as a Tensor.
+            x = Tensor(fake_quantize(getattr(x, "data", x), *self.input_range))
+        # TODO: set self.layer.weight to the dequantized weight (self.weight), return
+        #       self.layer(x), and, in a `finally`, set self.layer.weight back to None.
         ### BEGIN SOLUTION
-        weight = Tensor(dequantize(self.qweight))       # (in, out), made for this call
-        out = x @ weight                                # (..., in) @ (in, out) -> (..., out)
-        if self.bias is not None:
-            out = out + Tensor(self.bias)
+        self.layer.weight = self.weight                 # float32, for this call only
+        try:
+            return self.layer(x)
+        finally:
+            self.layer.weight = None
         ### END SOLUTION
-        return out
 
     def extra_repr(self):
         grid = "per tensor" if self.axis is None else "per channel"
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bits={self.bits}, {grid}, {self.weight_q.dtype}")
+        return f"bits={self.bits}, {grid}, {self.weight_q.dtype}"
+
+
+class QuantizedLinear(QuantizedLayer):
+    """A module-04 Linear with a quantized (in, out) weight: output channels on axis 1."""
+
+    kinds, channel_axis = (Linear,), 1
+
+    @classmethod
+    def from_linear(cls, linear, bits=8, per_channel=True, symmetric=True):
+        return cls.from_layer(linear, bits, per_channel, symmetric)
+
+
+class QuantizedConv2d(QuantizedLayer):
+    """A module-09 Conv2d with a quantized (out, in, k, k) weight: one grid per kernel."""
+
+    kinds, channel_axis = (Conv2d,), 0
+
+
+class QuantizedEmbedding(QuantizedLayer):
+    """A module-12 Embedding or PositionalEmbedding with a quantized table: one grid per
+    row (per token, per position)."""
+
+    kinds, channel_axis = (Embedding, PositionalEmbedding), 0
 
 # %% [markdown]
-# ## quantize_model: every Linear swapped, the original untouched
+# ## quantize_model: every weight swapped, the original untouched
 #
-# `quantize_model` deep-copies the model and replaces each Linear of the copy by its
-# `QuantizedLinear`. The walk goes parent by parent (`named_modules`): a child is
-# replaced under its parent with `setattr`, and `replace_child` also swaps it in a list
-# the parent keeps (Sequential runs `self.layers`, not its registered children).
+# `quantize_model` deep-copies the model and replaces each Linear, Conv2d and embedding of
+# the copy by its quantized twin. The walk goes parent by parent (`named_modules`): a
+# child is replaced under its parent with `setattr`, and `replace_child` also swaps it in
+# a list the parent keeps (Sequential runs `self.layers`, not its registered children).
+#
+# What is left are small vectors: biases and LayerNorm's gains and shifts (in the gpt
+# milestone's GPT, 1,792 numbers beside 112,128 weights). Kept float32 they would hold the
+# GPT at 3.7× smaller, so they are stored as float16, as `to_float16` does: a relative
+# rounding of at most 2⁻¹¹ (0.05%), where int8 moves a channel's largest weight by up to
+# 1/254 of it (0.4%).
 
 # %%
 #| export
+QUANTIZED_LAYERS = (QuantizedLinear, QuantizedConv2d, QuantizedEmbedding)
+
+
 def replace_child(parent, name, old, new):
     """Put `new` where `old` is: parent's child `name`, and in any list attribute of
     parent that holds `old` (Sequential.layers)."""
@@ -741,33 +840,45 @@ def replace_child(parent, name, old, new):
             value[:] = [new if item is old else item for item in value]
 
 
+def quantized_class(layer):
+    """The QuantizedLayer subclass that takes `layer`, or None."""
+    return next((cls for cls in QUANTIZED_LAYERS if isinstance(layer, cls.kinds)), None)
+
+
 def quantize_model(model, bits=8, per_channel=True, symmetric=True, activations=None):
-    """A copy of `model` with every Linear replaced by a QuantizedLinear (`model` itself
-    is unchanged). activations: calibrate()'s ranges, to quantize each Linear's inputs
-    too; None keeps them float32."""
-    if isinstance(model, Linear):
-        return QuantizedLinear.from_linear(model, bits, per_channel, symmetric)
-    quantized = copy.deepcopy(model)
+    """A copy of `model` with every Linear, Conv2d, Embedding and PositionalEmbedding
+    replaced by its quantized twin, and every other Parameter (biases, norms) stored as
+    float16; `model` itself is unchanged. activations: calibrate()'s ranges, to quantize
+    each Linear's and Conv2d's inputs too; None keeps them float32."""
+    if quantized_class(model) is not None:                     # a single layer
+        quantized = quantized_class(model).from_layer(model, bits, per_channel, symmetric)
+    else:
+        quantized = copy.deepcopy(model)
     for parent_name, parent in list(named_modules(quantized)):
         for name, child in list(parent._modules.items()):
-            if not isinstance(child, Linear):
+            twin = quantized_class(child)
+            if twin is None or isinstance(parent, QuantizedLayer):
                 continue
             full = f"{parent_name}.{name}" if parent_name else name
-            # TODO: make the QuantizedLinear of child (from_linear with bits, per_channel,
-            #       symmetric); with activations, set its input_range to activations[full];
-            #       put it in child's place with replace_child.
+            # TODO: make child's quantized twin (twin.from_layer with bits, per_channel,
+            #       symmetric); with activations, and a child among WEIGHT_INPUTS, set its
+            #       input_range to _range_of(activations, full); put it in child's place
+            #       with replace_child.
             ### BEGIN SOLUTION
-            layer = QuantizedLinear.from_linear(child, bits, per_channel, symmetric)
-            if activations is not None:
+            layer = twin.from_layer(child, bits, per_channel, symmetric)
+            if activations is not None and isinstance(child, WEIGHT_INPUTS):
                 layer.input_range = _range_of(activations, full)
             replace_child(parent, name, child, layer)
             ### END SOLUTION
+    for _, param in quantized.named_parameters():              # biases, norms
+        param.data = param.data.astype(np.float16)
+        param.grad = None
     return quantized
 
 
 def _range_of(activations, name):
     if name not in activations:
-        raise KeyError(f"quantize_model: activations has no range for Linear '{name}': "
+        raise KeyError(f"quantize_model: activations has no range for layer '{name}': "
                        "pass the ranges calibrate(model, batches) returns for this model")
     return activations[name]
 
@@ -813,14 +924,16 @@ assert np.allclose(_ql(_x).data, _fq @ dequantize(_ql.qweight), atol=1e-5), (
 #| test: quantize_model (3 points)
 def test_quantize_model():
     manual_seed(7)
-    model = Sequential(Linear(784, 256), ReLU(), Linear(256, 256), ReLU(), Linear(256, 10))
+    model = Sequential(Linear(784, 256), ReLU(), Linear(256, 256), ReLU(),
+                       Linear(256, 10))
     x = Tensor(np.random.default_rng(3).standard_normal((8, 784)))
     quantized = quantize_model(model)
     kinds = [type(layer).__name__ for layer in quantized]
     assert kinds == ["QuantizedLinear", "ReLU"] * 2 + ["QuantizedLinear"], (
         f"quantize_model: every Linear becomes a QuantizedLinear, got {kinds}")
     ratio = model_nbytes(model) / model_nbytes(quantized)
-    assert ratio >= 3.8, f"int8 per channel should store >= 3.8x fewer bytes, got {ratio:.2f}x"
+    assert ratio >= 3.8, (
+        f"int8 per channel should store >= 3.8x fewer bytes, got {ratio:.2f}x")
     diff = np.abs(quantized(x).data - model(x).data).max()
     scale = np.abs(model(x).data).max()
     assert diff < 0.02 * scale, (
@@ -848,6 +961,78 @@ assert _qa[0].input_range == _ranges["0"] and _qa[2][0].input_range == _ranges["
 _q4 = quantize_model(_model, bits=4)
 assert np.abs(_q4(_x).data - _y).max() > np.abs(_q(_x).data - _y).max(), (
     "bits must reach the QuantizedLinears: 4 bits should err more than 8")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Test it: convolutions and embeddings too
+#
+# The cnn milestone's CNN and the gpt milestone's GPT: every weight quantized, each model
+# at least 3.8× smaller, and outputs that stay close to the float model's.
+
+# %%
+#| test: quantized_layers (3 points)
+def test_quantized_layers():
+    from tinytorch.core.spatial import Flatten, MaxPool2d
+
+    manual_seed(9)
+    cnn = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+                     Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+                     Flatten(), Linear(32 * 7 * 7, 64), ReLU(), Linear(64, 10))
+    gpt = GPT(GPTConfig(76, 64, 2, 4, 64))
+    images = np.random.default_rng(5).random((4, 1, 28, 28)).astype(np.float32)
+    ids = np.random.default_rng(6).integers(0, 76, (2, 16))
+    for model, x in [(cnn, images), (gpt, ids)]:
+        quantized = quantize_model(model)
+        kinds = sorted({type(m).__name__ for _, m in named_modules(quantized)
+                        if isinstance(m, QuantizedLayer)})
+        ratio = model_nbytes(model) / model_nbytes(quantized)
+        assert ratio >= 3.8, (
+            f"{type(model).__name__}: int8 per channel should be >= 3.8x smaller, got "
+            f"{ratio:.2f}x (quantized layers: {kinds})")
+        want, got = model(x).data, quantized(x).data
+        assert got.dtype == np.float32 and got.shape == want.shape, (
+            f"a quantized model computes float32 {want.shape}, got {got.dtype} "
+            f"{got.shape}")
+        diff = np.abs(got - want).max()
+        assert diff < 0.05 * np.abs(want).max(), (
+            f"{type(model).__name__}: outputs moved by {diff:.3g}: too much for int8")
+    assert isinstance(quantized.tok_emb, QuantizedEmbedding) and isinstance(
+        quantized.pos_emb, QuantizedEmbedding), "the GPT's embeddings are quantized too"
+    assert quantized.tok_emb.weight_scale.shape == (76,), "one grid per embedding row"
+
+test_quantized_layers()
+### BEGIN HIDDEN TESTS
+from tinytorch.core.spatial import Flatten as _Flatten
+from tinytorch.core.spatial import conv2d as _conv2d
+from tinytorch.testing import assert_raises
+
+manual_seed(10)
+_conv = Conv2d(3, 5, 3, stride=2, padding=1)
+_qc = QuantizedConv2d.from_layer(_conv)
+_xc = Tensor(np.random.default_rng(9).standard_normal((2, 3, 9, 9)))
+assert _qc.weight_scale.shape == (5,) and "weight" not in _qc.layer._parameters, (
+    "a quantized Conv2d keeps one grid per output channel and no float weight")
+_want = _conv2d(_xc, Tensor(dequantize(_qc.qweight)), _conv.bias, 2, 1).data
+assert np.allclose(_qc(_xc).data, _want, atol=1e-5), (
+    "QuantizedConv2d(x) must be the conv of x with the dequantized weight (stride and "
+    "padding kept)")
+assert _qc.layer.weight is None, "after a call, no float weight stays in the layer"
+assert_raises(TypeError, QuantizedConv2d.from_layer, Linear(2, 2), match="Conv2d")
+_tied = GPT(GPTConfig(11, 8, 1, 2, 8, tie_weights=True))
+_ids = np.random.default_rng(10).integers(0, 11, (2, 8))
+_qt = quantize_model(_tied)
+_yt = _tied(_ids).data
+assert np.abs(_qt(_ids).data - _yt).max() < 0.05 * np.abs(_yt).max(), (
+    "a GPT with tied weights reads its head from the quantized embedding: it must work")
+assert all(_p.dtype == np.float16 for _p in _qt.parameters()), (
+    "quantize_model stores what it does not quantize (biases, norms) as float16")
+_m = Sequential(Conv2d(1, 2, 3), ReLU(), _Flatten(), Linear(2 * 4 * 4, 3))
+_xm = np.random.default_rng(11).random((3, 1, 6, 6))
+_rm = calibrate(_m, [_xm])
+assert set(_rm) == {"0", "3"} and _rm["0"] == (_xm.min(), _xm.max()), (
+    f"calibrate records the inputs of Conv2d and Linear layers, got {_rm}")
+assert quantize_model(_m, activations=_rm)[0].input_range == _rm["0"], (
+    "with activations, a quantized Conv2d gets its input range too")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -928,7 +1113,8 @@ for name, fn in timings.items():
 # - `model_nbytes`: size as stored; `to_float16`: 2 bytes per weight, range up to 65,504;
 # - `quantize` / `dequantize`: the affine map, symmetric (-127..127) or asymmetric (0..255
 #   with a clamped zero point), per tensor or per channel, error at most scale/2;
-# - `calibrate`: activation ranges; `QuantizedLinear` and `quantize_model`: int8 models
+# - `calibrate`: activation ranges; `QuantizedLayer` (Linear, Conv2d, embeddings) and
+#   `quantize_model`: int8 models
 #   about 4× smaller, which compute in float32 and say so.
 #
 # Next, module 18 goes further the other way: instead of storing each weight in fewer

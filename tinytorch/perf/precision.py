@@ -9,7 +9,9 @@ import numpy as np
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Linear, Module
+from tinytorch.core.spatial import Conv2d
 from tinytorch.core.tensor import Tensor
+from tinytorch.text.embeddings import Embedding, PositionalEmbedding
 
 
 def model_nbytes(model):
@@ -38,20 +40,33 @@ def quantization_range(bits, symmetric):
     return 0, 2 ** bits - 1
 
 
+def stored_scale(scale):
+    """The scales as stored: float16, each rounded up to the next float16 (a grid never
+    shrinks), when every one is a normal float16 (6.1e-5 .. 65,504); else float32."""
+    scale = np.asarray(scale, dtype=np.float32)
+    with np.errstate(over="ignore"):
+        half = scale.astype(np.float16)
+    half = np.where(half < scale, np.nextafter(half, np.float16(np.inf)), half)
+    if np.all(np.isfinite(half) & (half >= np.finfo(np.float16).tiny)):
+        return half.astype(np.float16)
+    return scale
+
+
 def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
-    """The grid for values in [lo, hi] (numbers, or arrays of one range per channel): (scale
-    float32, zero_point int32), each of lo's shape. A zero range (all values equal to 0)
-    gets scale 1, so that nothing divides by zero."""
+    """The grid for values in [lo, hi] (numbers, or arrays of one range per channel):
+    (scale as stored_scale stores it, of lo's shape; zero_point: None for a symmetric
+    grid, else int32 of lo's shape). A zero range (all 0) gets scale 1: no division
+    by 0."""
     lo, hi = np.asarray(lo, dtype=np.float32), np.asarray(hi, dtype=np.float32)
     qmin, qmax = quantization_range(bits, symmetric)
+    zero_point = None                                   # symmetric: 0, so nothing stored
     if symmetric:
         scale = np.maximum(np.abs(lo), np.abs(hi)) / qmax
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-        zero_point = np.zeros(scale.shape, dtype=np.int32)
     else:
         lo, hi = np.minimum(lo, 0), np.maximum(hi, 0)
         scale = (hi - lo) / (qmax - qmin)
-        scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    scale = stored_scale(np.where(scale > 0, scale, 1.0))
+    if not symmetric:
         zero_point = np.clip(np.round(qmin - lo / scale), qmin, qmax).astype(np.int32)
     return scale, zero_point
 
@@ -60,14 +75,15 @@ def scale_and_zero_point(lo, hi, bits=8, symmetric=True):
 class QuantizedTensor:
     """Integer codes and the grid to read them: real ≈ scale × (q − zero_point).
 
-    q: int8 (symmetric) or uint8 (asymmetric) array; scale (float32) and zero_point
-    (int32): shape () for one grid per tensor, (C,) for one per channel along `axis`
-    (None per tensor); bits: the grid's bits (2..8; the codes sit in 8-bit integers).
+    q: int8 (symmetric) or uint8 (asymmetric) array; scale (float16, or float32 when
+    float16 cannot hold it) and zero_point (int32; None for a symmetric grid, where it is
+    0): shape () for one grid per tensor, (C,) for one per channel along `axis` (None per
+    tensor); bits: the grid's bits (2..8; the codes sit in 8-bit integers).
     """
 
     q: np.ndarray
     scale: np.ndarray
-    zero_point: np.ndarray
+    zero_point: np.ndarray | None
     bits: int = 8
     axis: int | None = None
 
@@ -77,8 +93,9 @@ class QuantizedTensor:
 
     @property
     def nbytes(self):
-        """Bytes stored: the codes, the scales and the zero points, each at its dtype."""
-        return int(self.q.nbytes + self.scale.nbytes + self.zero_point.nbytes)
+        """Bytes stored: the codes, the scales and any zero points, each at its dtype."""
+        zero_points = 0 if self.zero_point is None else self.zero_point.nbytes
+        return int(self.q.nbytes + self.scale.nbytes + zero_points)
 
     def __repr__(self):
         grid = "per tensor" if self.axis is None else f"per channel (axis {self.axis})"
@@ -102,21 +119,22 @@ def _float_array(w, who):
     if array.size == 0:
         raise ValueError(f"{who}: the tensor is empty, there is nothing to quantize")
     if not np.all(np.isfinite(array)):
-        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values only")
+        raise ValueError(f"{who}: the tensor holds nan or inf; quantize finite values")
     return array
 
 
 def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
-    """w -> QuantizedTensor on a `bits`-bit grid: symmetric (int8 codes, zero_point 0) or
+    """w -> QuantizedTensor on a `bits`-bit grid: symmetric (int8 codes, no zero point) or
     asymmetric (uint8 codes), one grid for the tensor or one per channel along `axis`.
 
     >>> quantize(np.array([-1.0, -0.2, 0.3, 0.8])).q
     array([-127,  -25,   38,  102], dtype=int8)
     """
     w = _float_array(w, "quantize")
-    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
-        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes are "
-                         f"stored in 8-bit integers), got {bits!r}")
+    whole = isinstance(bits, (int, np.integer)) and not isinstance(bits, bool)
+    if not whole or not 2 <= bits <= 8:
+        raise ValueError(f"quantize: bits must be a whole number from 2 to 8 (the codes "
+                         f"are stored in 8-bit integers), got {bits!r}")
     if per_channel and not -w.ndim <= axis < w.ndim:
         raise ValueError(f"quantize: axis {axis} is out of range for a tensor of shape "
                          f"{w.shape}")
@@ -125,17 +143,24 @@ def quantize(w, bits=8, symmetric=True, per_channel=False, axis=0):
     others = None if axis is None else tuple(i for i in range(w.ndim) if i != axis)
     lo, hi = w.min(axis=others), w.max(axis=others)
     scale, zero_point = scale_and_zero_point(lo, hi, bits, symmetric)
-    codes = np.round(w / _along(scale, axis, w.ndim)) + _along(zero_point, axis, w.ndim)
+    codes = np.round(w / _along(scale, axis, w.ndim))
+    if zero_point is not None:
+        codes = codes + _along(zero_point, axis, w.ndim)
     q = np.clip(codes, qmin, qmax)
     q = q.astype(np.int8 if symmetric else np.uint8)
     return QuantizedTensor(q, scale, zero_point, int(bits), axis)
 
 
 def dequantize(qt):
-    """QuantizedTensor -> float32 array: scale × (q − zero_point)."""
-    scale = _along(qt.scale, qt.axis, qt.q.ndim)
-    zero_point = _along(qt.zero_point, qt.axis, qt.q.ndim).astype(np.float32)
-    return (scale * (qt.q.astype(np.float32) - zero_point)).astype(np.float32)
+    """QuantizedTensor -> float32 array: scale × (q − zero_point) (zero_point None: 0)."""
+    codes = qt.q.astype(np.float32)
+    if qt.zero_point is not None:
+        codes = codes - _along(qt.zero_point, qt.axis, qt.q.ndim).astype(np.float32)
+    scale = _along(qt.scale, qt.axis, qt.q.ndim).astype(np.float32)
+    return (scale * codes).astype(np.float32)
+
+
+WEIGHT_INPUTS = (Linear, Conv2d)                     # the layers that multiply inputs
 
 
 def named_modules(model, prefix=""):
@@ -157,9 +182,11 @@ def widen_range(ranges, name, x):
 
 def calibrate(model, batches):
     """Run `batches` (inputs of model) through model in evaluation mode without a graph;
-    {dotted name of every Linear: (min, max) of its inputs over all batches}."""
+    {dotted name of every Linear and Conv2d: (min, max) of its inputs over all batches}.
+    """
     ranges = {}
-    linears = [(name, m) for name, m in named_modules(model) if isinstance(m, Linear)]
+    linears = [(name, m) for name, m in named_modules(model)
+               if isinstance(m, WEIGHT_INPUTS)]
 
     def recorder(name, layer):
         forward = type(layer).forward                   # the class's own forward
@@ -193,53 +220,85 @@ def fake_quantize(x, lo, hi, bits=8):
     return (scale * (q - zero_point)).astype(np.float32)
 
 
-class QuantizedLinear(Module):
-    """A Linear whose weight is stored as a QuantizedTensor (int8 codes by default); its
-    forward dequantizes the weight and multiplies in float32. Inference only."""
+class QuantizedLayer(Module):
+    """A float layer whose weight is stored as a QuantizedTensor (int8 codes by default):
+    forward dequantizes the weight into the layer for one call and runs the layer's own
+    forward in float32. Inference only. Subclasses name the layer kinds they take and the
+    axis of the weight's output channels."""
 
-    def __init__(self, qweight, bias=None, input_range=None):
+    kinds = ()                                          # the float layer classes taken
+    channel_axis = 0                                    # the weight's output channels
+
+    def __init__(self, layer, qweight, input_range=None):
         super().__init__()
-        self.in_features, self.out_features = qweight.shape
         self.bits, self.axis = qweight.bits, qweight.axis
         self.register_buffer("weight_q", qweight.q)
         self.register_buffer("weight_scale", qweight.scale)
-        self.register_buffer("weight_zero_point", qweight.zero_point)
-        bias = None if bias is None else np.asarray(getattr(bias, "data", bias), np.float32)
-        self.register_buffer("bias", bias)
-        self.input_range = input_range                 # (lo, hi) of the inputs, or None
+        self.register_buffer("weight_zero_point", qweight.zero_point)   # None: symmetric
+        layer.weight = None                             # no float copy stays stored
+        self.layer = layer                              # its bias and settings stay
+        self.input_range = input_range                  # (lo, hi) of the inputs, or None
 
     @classmethod
-    def from_linear(cls, linear, bits=8, per_channel=True, symmetric=True):
-        """The quantized twin of a module-04 Linear (per channel: one grid per output
-        feature, axis 1 of the (in, out) weight). `linear` is not changed."""
-        qweight = quantize(linear.weight.data, bits=bits, symmetric=symmetric,
-                           per_channel=per_channel, axis=1)
-        bias = None if linear.bias is None else linear.bias.data.copy()
-        return cls(qweight, bias)
+    def from_layer(cls, layer, bits=8, per_channel=True, symmetric=True):
+        """The quantized twin of `layer` (per channel: one grid per output channel).
+        `layer` is not changed: the twin holds a copy of it without the weight."""
+        if not isinstance(layer, cls.kinds):
+            names = ", ".join(kind.__name__ for kind in cls.kinds)
+            raise TypeError(f"{cls.__name__} quantizes {names} layers, got "
+                            f"{type(layer).__name__}: use quantize_model for a model")
+        qweight = quantize(layer.weight, bits=bits, symmetric=symmetric,
+                           per_channel=per_channel, axis=cls.channel_axis)
+        return cls(copy.deepcopy(layer), qweight)
 
     @property
     def qweight(self):
         return QuantizedTensor(self.weight_q, self.weight_scale, self.weight_zero_point,
                                self.bits, self.axis)
 
+    @property
+    def weight(self):
+        """The dequantized float32 weight, as a Tensor made for this call."""
+        return Tensor(dequantize(self.qweight))
+
     def forward(self, x):
-        """x (..., in_features) -> (..., out_features)."""
-        x = x if isinstance(x, Tensor) else Tensor(x)
-        if x.ndim == 0 or x.shape[-1] != self.in_features:
-            raise ValueError(f"{self!r} expects inputs of shape (..., {self.in_features}), "
-                             f"got {x.shape}")
         if self.input_range is not None:
-            x = Tensor(fake_quantize(x.data, *self.input_range))
-        weight = Tensor(dequantize(self.qweight))       # (in, out), made for this call
-        out = x @ weight                                # (..., in) @ (in, out) -> (..., out)
-        if self.bias is not None:
-            out = out + Tensor(self.bias)
-        return out
+            x = Tensor(fake_quantize(getattr(x, "data", x), *self.input_range))
+        self.layer.weight = self.weight                 # float32, for this call only
+        try:
+            return self.layer(x)
+        finally:
+            self.layer.weight = None
 
     def extra_repr(self):
         grid = "per tensor" if self.axis is None else "per channel"
-        return (f"in_features={self.in_features}, out_features={self.out_features}, "
-                f"bits={self.bits}, {grid}, {self.weight_q.dtype}")
+        return f"bits={self.bits}, {grid}, {self.weight_q.dtype}"
+
+
+class QuantizedLinear(QuantizedLayer):
+    """A module-04 Linear with a quantized (in, out) weight: output channels on axis 1."""
+
+    kinds, channel_axis = (Linear,), 1
+
+    @classmethod
+    def from_linear(cls, linear, bits=8, per_channel=True, symmetric=True):
+        return cls.from_layer(linear, bits, per_channel, symmetric)
+
+
+class QuantizedConv2d(QuantizedLayer):
+    """A module-09 Conv2d with a quantized (out, in, k, k) weight: one grid per kernel."""
+
+    kinds, channel_axis = (Conv2d,), 0
+
+
+class QuantizedEmbedding(QuantizedLayer):
+    """A module-12 Embedding or PositionalEmbedding with a quantized table: one grid per
+    row (per token, per position)."""
+
+    kinds, channel_axis = (Embedding, PositionalEmbedding), 0
+
+
+QUANTIZED_LAYERS = (QuantizedLinear, QuantizedConv2d, QuantizedEmbedding)
 
 
 def replace_child(parent, name, old, new):
@@ -251,27 +310,38 @@ def replace_child(parent, name, old, new):
             value[:] = [new if item is old else item for item in value]
 
 
+def quantized_class(layer):
+    """The QuantizedLayer subclass that takes `layer`, or None."""
+    return next((cls for cls in QUANTIZED_LAYERS if isinstance(layer, cls.kinds)), None)
+
+
 def quantize_model(model, bits=8, per_channel=True, symmetric=True, activations=None):
-    """A copy of `model` with every Linear replaced by a QuantizedLinear (`model` itself
-    is unchanged). activations: calibrate()'s ranges, to quantize each Linear's inputs
-    too; None keeps them float32."""
-    if isinstance(model, Linear):
-        return QuantizedLinear.from_linear(model, bits, per_channel, symmetric)
-    quantized = copy.deepcopy(model)
+    """A copy of `model` with every Linear, Conv2d, Embedding and PositionalEmbedding
+    replaced by its quantized twin, and every other Parameter (biases, norms) stored as
+    float16; `model` itself is unchanged. activations: calibrate()'s ranges, to quantize
+    each Linear's and Conv2d's inputs too; None keeps them float32."""
+    if quantized_class(model) is not None:                     # a single layer
+        quantized = quantized_class(model).from_layer(model, bits, per_channel, symmetric)
+    else:
+        quantized = copy.deepcopy(model)
     for parent_name, parent in list(named_modules(quantized)):
         for name, child in list(parent._modules.items()):
-            if not isinstance(child, Linear):
+            twin = quantized_class(child)
+            if twin is None or isinstance(parent, QuantizedLayer):
                 continue
             full = f"{parent_name}.{name}" if parent_name else name
-            layer = QuantizedLinear.from_linear(child, bits, per_channel, symmetric)
-            if activations is not None:
+            layer = twin.from_layer(child, bits, per_channel, symmetric)
+            if activations is not None and isinstance(child, WEIGHT_INPUTS):
                 layer.input_range = _range_of(activations, full)
             replace_child(parent, name, child, layer)
+    for _, param in quantized.named_parameters():              # biases, norms
+        param.data = param.data.astype(np.float16)
+        param.grad = None
     return quantized
 
 
 def _range_of(activations, name):
     if name not in activations:
-        raise KeyError(f"quantize_model: activations has no range for Linear '{name}': "
+        raise KeyError(f"quantize_model: activations has no range for layer '{name}': "
                        "pass the ranges calibrate(model, batches) returns for this model")
     return activations[name]
