@@ -618,6 +618,14 @@ assert _tok.merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}, (
     "train starts from scratch: the merges of an earlier training are forgotten")
 for _bad in (255, 300.0, True, "512"):
     assert_raises(ValueError, BPETokenizer().train, "abc", _bad)
+import contextlib
+import io
+
+with contextlib.redirect_stdout(io.StringIO()) as _shown:
+    _loud = BPETokenizer().train("aaabdaaabac", 256 + 3, verbose=True)
+assert _loud.merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}, (
+    "verbose=True only prints progress: it learns the same merges")
+assert _shown.getvalue().strip(), "verbose=True prints a line per merge"
 ### END HIDDEN TESTS
 
 # %% [markdown]
