@@ -16,7 +16,7 @@
 # 2. **convolution**: its seven-loop definition, module 09's kernel offsets, then **im2col**:
 #    every patch copied into one row of a matrix, and the whole convolution (forward and both
 #    gradients) a few GEMMs;
-# 3. **pooling** by strided slices, remembering where each maximum was.
+# 3. **pooling** by strided slices, forward and backward in one memory layout.
 #
 # Then `accelerate(model)` makes every `Conv2d` and `MaxPool2d` of a model compute with the
 # fast kernels, same Parameters, and the `cnn` and `cifar10` milestones use it.
@@ -223,8 +223,8 @@ for _name, _fn in [("blocked, 64", lambda: matmul_blocked(_a, _b, 64)),
 # ```
 #
 # For one batch of 64 CIFAR images through a 32→32-channel 3×3 layer that is
-# 64·32·32·32·32·9 ≈ 600 million Python iterations: about ten minutes, for one layer's
-# forward pass.
+# 64·32·32·32·32·9 ≈ 600 million Python iterations: at a microsecond each, ten minutes for
+# one layer's forward pass.
 
 # %%
 #| export
@@ -635,7 +635,7 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
       f"im2col {_gemm:.2f} ms")
 
 # %% [markdown]
-# The big step is from Python loops to any vectorized form: thousands of times. Between
+# The big step is from Python loops to any vectorized form: hundreds of times. Between
 # the kernel offsets and im2col the difference is small, and goes either way with the
 # sizes: both end in BLAS, nine smaller GEMMs against one larger GEMM plus the copy of the
 # patches (K·K times the input). What im2col buys is one mechanism for forward and both
@@ -643,25 +643,30 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # libraries and PyTorch's fallback path use. The benchmark measures both on the cifar10
 # network.
 #
-# ## Pooling by strided slices
+# ## Pooling by strided slices, in one layout
 #
-# Module 09's `max_pool2d` already takes the maximum of K·K strided slices. Its backward
-# then compared every slice with the maximum again, kept a mask of the windows already
-# served (so that one tie gets the gradient, not all), and added: five array operations
-# per offset. The faster way is to **remember where each maximum was** in the forward
-# pass: stack the K·K slices, `argmax` over them (the first maximum wins ties, as in
-# PyTorch), and the backward sends `g` to the slice whose index won. Channels last again,
-# so every slice reads whole runs of C numbers.
+# Module 09's `max_pool2d` already takes the maximum of K·K strided slices, and its forward
+# pass is fast. Its backward is not (measured on the cifar10 network's first pooling: about
+# four to six times its forward), for a reason that has nothing to do with loops: the incoming
+# gradient is stored NCHW, the gradient it builds channels-last (like the input), and every
+# operation between arrays of different memory orders walks one of them with large strides.
+# The fix is to do everything **channels last**: the input and the output as transposed
+# views (free), the gradient built as (N, H, W, C), and one transpose back at the end.
+#
+# The rule itself: for each offset in row-major order, the windows whose maximum sits at that
+# offset and that are still `free` (no earlier offset held the same maximum) receive `g`
+# there. Ties are common (after a ReLU, a window of zeros), and PyTorch gives the gradient
+# to the first maximum only: so does this.
 #
 # ```
-# window [[1, 3], [4, 2]]: slices in order (0,0) (0,1) (1,0) (1,1) = 1, 3, 4, 2
-# argmax = 2 -> out = 4; backward: the gradient goes to offset (1, 0), zero elsewhere
+# window [[0, 0], [0, 0]], g = 1: offset (0, 0) wins, takes 1, and the window is no longer
+# free; offsets (0, 1), (1, 0), (1, 1) equal the maximum too, but receive 0
 # ```
 
 # %%
 #| export
 def _pool_grid(x, kernel_size, stride):
-    """(stride, H_out, W_out) of K x K pooling windows over x (N, C, H, W)."""
+    """(H_out, W_out) of K x K pooling windows over x (N, C, H, W)."""
     if x.ndim != 4:
         raise ValueError(f"pooling expects (N, C, H, W), got shape {x.shape}")
     if int(kernel_size) < 1 or int(stride) < 1:
@@ -682,19 +687,24 @@ def _window_offset(array, a, b, stride, h_out, w_out):
 
 
 @register_gradient("maxpool2d_fast")
-def max_pool2d_fast_grad(g, x, kernel_size, stride, winner):
-    """Each window's gradient goes to the offset that won its maximum (saved as `winner`)."""
+def max_pool2d_fast_grad(g, x, kernel_size, stride, out):
+    """Each window's gradient goes to its first maximum (row-major), all channels last."""
     n_images, channels, height, width = x.shape
-    grad = np.zeros((n_images, height, width, channels), dtype=g.dtype)   # channels last
-    g_last = g.transpose(0, 2, 3, 1)                              # (N, Ho, Wo, C)
     h_out, w_out = g.shape[2], g.shape[3]
-    # TODO: for every offset (a, b), numbered a*K + b, add g where `winner` equals that
-    #       number (0 elsewhere) to the offset's strided view of grad; overlapping
-    #       windows (stride < K) add up.
+    x_last = x.data.transpose(0, 2, 3, 1)                         # (N, H, W, C), views
+    g_last, out_last = g.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
+    grad = np.zeros((n_images, height, width, channels), dtype=g.dtype)   # channels last
+    free = np.ones(out_last.shape, dtype=bool)     # windows whose maximum is still unclaimed
+    # TODO: for every offset (a, b) in row-major order: the windows that won there are
+    #       those where the offset's view of x_last equals out_last and that are still
+    #       free; they are no longer free; add g_last times them to the offset's view of
+    #       grad (add: overlapping windows, stride < K, share input pixels).
     ### BEGIN SOLUTION
     for a in range(kernel_size):
         for b in range(kernel_size):
-            won = winner == a * kernel_size + b
+            won = _window_offset(x_last, a, b, stride, h_out, w_out) == out_last
+            won &= free
+            free &= ~won
             _window_offset(grad, a, b, stride, h_out, w_out)[...] += g_last * won
     ### END SOLUTION
     return (grad.transpose(0, 3, 1, 2),)                          # (N, C, H, W), a view
@@ -707,18 +717,17 @@ def max_pool2d_fast(x, kernel_size=2, stride=None):
     stride = kernel_size if stride is None else int(stride)
     h_out, w_out = _pool_grid(x, kernel_size, stride)
     x_last = x.data.transpose(0, 2, 3, 1)                         # (N, H, W, C), a view
-    # TODO: stack the K*K strided views of x_last (offset (a, b) at index a*K + b) into
-    #       one array (K*K, N, H_out, W_out, C); `winner` is its argmax over axis 0 (the
-    #       first maximum on ties) and `out` its maximum; return out as (N, C, Ho, Wo)
-    #       by a transpose, recording "maxpool2d_fast" with kernel_size, stride, winner.
+    out = _window_offset(x_last, 0, 0, stride, h_out, w_out).copy()   # (N, Ho, Wo, C)
+    # TODO: for every other offset (a, b), keep in `out` the larger of `out` and the
+    #       offset's view of x_last (np.maximum with out=out: no new array).
     ### BEGIN SOLUTION
-    stacked = np.stack([_window_offset(x_last, a, b, stride, h_out, w_out)
-                        for a in range(kernel_size) for b in range(kernel_size)])
-    winner = stacked.argmax(axis=0)                               # (N, Ho, Wo, C)
-    out = np.take_along_axis(stacked, winner[None], axis=0)[0]    # (N, Ho, Wo, C)
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            np.maximum(out, _window_offset(x_last, a, b, stride, h_out, w_out), out=out)
     ### END SOLUTION
-    return x._result(out.transpose(0, 3, 1, 2), "maxpool2d_fast", x,
-                     kernel_size=kernel_size, stride=stride, winner=winner)
+    out = out.transpose(0, 3, 1, 2)                               # (N, C, Ho, Wo), a view
+    return x._result(out, "maxpool2d_fast", x, kernel_size=kernel_size, stride=stride,
+                     out=out)
 
 # %% [markdown]
 # ### Test it: fast pooling
@@ -934,36 +943,46 @@ def test_trains_the_same():
 test_trains_the_same()
 
 # %% [markdown]
-# One training step of a small digits CNN, before and after `accelerate` (the benchmark does
-# this for the cifar10 network, against PyTorch):
+# One training step of the `cnn` milestone's network on 32 digits, module 09's layers against
+# the same network accelerated, the two steps taken in turn so that both see the same load
+# (the benchmark does this for the cifar10 network, against PyTorch):
 
 # %%
-manual_seed(0)
-_model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
-                    Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
-                    Flatten(), Linear(32 * 7 * 7, 64), ReLU(), Linear(64, 10))
-_x = Tensor(np.random.default_rng(0).standard_normal((32, 1, 28, 28)))
-_y = Tensor(np.arange(32) % 10, dtype=np.int64)
-_optimizer = SGD(_model.parameters(), lr=0.01, momentum=0.9)
+def _digits_step(fast):
+    manual_seed(0)
+    model = Sequential(Conv2d(1, 16, 3, padding=1), ReLU(), MaxPool2d(2),
+                       Conv2d(16, 32, 3, padding=1), ReLU(), MaxPool2d(2),
+                       Flatten(), Linear(32 * 7 * 7, 64), ReLU(), Linear(64, 10))
+    if fast:
+        accelerate(model)
+    optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = Tensor(np.random.default_rng(0).standard_normal((32, 1, 28, 28)))   # (32, 1, 28, 28)
+    y = Tensor(np.arange(32) % 10, dtype=np.int64)
+
+    def step():
+        loss = CrossEntropyLoss()(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return step
 
 
-def _step():
-    loss = CrossEntropyLoss()(_model(_x), _y)
-    _optimizer.zero_grad()
-    loss.backward()
-    _optimizer.step()
-
-
-_before = median_ms(_step)
-accelerate(_model)
-_after = median_ms(_step)
-print(f"one step of 32 digits: module 09 {_before:.1f} ms, accelerated {_after:.1f} ms")
+_steps = {"module 09": _digits_step(False), "accelerated": _digits_step(True)}
+_times = {name: [] for name in _steps}
+for _round in range(6):                  # the first round warms up and is not counted
+    for _name, _fn in _steps.items():
+        _start = time.perf_counter()
+        _fn()
+        if _round:
+            _times[_name].append(1000 * (time.perf_counter() - _start))
+print("one step of 32 digits: " + ", ".join(
+    f"{name} {np.median(ms):.1f} ms" for name, ms in _times.items()))
 
 # %% [markdown]
 # ## What you built, and what comes next
 #
-# Three ladders, measured: Python loops → vectorized NumPy → one BLAS call. Thousands of
-# times come from leaving Python; the last steps (kernel offsets against im2col, blocked
+# Three ladders, measured: Python loops → vectorized NumPy → one BLAS call. Hundreds to
+# thousands of times come from leaving Python; the last steps (kernel offsets against im2col, blocked
 # against plain matmul) are small because BLAS already does the blocking, and they are
 # where layout (channels last), copies and dtypes (float32, never a silent float64) decide.
 # `accelerate(model)` puts the fast kernels into any model of module 09's layers, and the

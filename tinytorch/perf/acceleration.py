@@ -177,7 +177,7 @@ def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
 
 
 def _pool_grid(x, kernel_size, stride):
-    """(stride, H_out, W_out) of K x K pooling windows over x (N, C, H, W)."""
+    """(H_out, W_out) of K x K pooling windows over x (N, C, H, W)."""
     if x.ndim != 4:
         raise ValueError(f"pooling expects (N, C, H, W), got shape {x.shape}")
     if int(kernel_size) < 1 or int(stride) < 1:
@@ -198,15 +198,19 @@ def _window_offset(array, a, b, stride, h_out, w_out):
 
 
 @register_gradient("maxpool2d_fast")
-def max_pool2d_fast_grad(g, x, kernel_size, stride, winner):
-    """Each window's gradient goes to the offset that won its maximum (saved as `winner`)."""
+def max_pool2d_fast_grad(g, x, kernel_size, stride, out):
+    """Each window's gradient goes to its first maximum (row-major), all channels last."""
     n_images, channels, height, width = x.shape
-    grad = np.zeros((n_images, height, width, channels), dtype=g.dtype)   # channels last
-    g_last = g.transpose(0, 2, 3, 1)                              # (N, Ho, Wo, C)
     h_out, w_out = g.shape[2], g.shape[3]
+    x_last = x.data.transpose(0, 2, 3, 1)                         # (N, H, W, C), views
+    g_last, out_last = g.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
+    grad = np.zeros((n_images, height, width, channels), dtype=g.dtype)   # channels last
+    free = np.ones(out_last.shape, dtype=bool)     # windows whose maximum is still unclaimed
     for a in range(kernel_size):
         for b in range(kernel_size):
-            won = winner == a * kernel_size + b
+            won = _window_offset(x_last, a, b, stride, h_out, w_out) == out_last
+            won &= free
+            free &= ~won
             _window_offset(grad, a, b, stride, h_out, w_out)[...] += g_last * won
     return (grad.transpose(0, 3, 1, 2),)                          # (N, C, H, W), a view
 
@@ -218,12 +222,13 @@ def max_pool2d_fast(x, kernel_size=2, stride=None):
     stride = kernel_size if stride is None else int(stride)
     h_out, w_out = _pool_grid(x, kernel_size, stride)
     x_last = x.data.transpose(0, 2, 3, 1)                         # (N, H, W, C), a view
-    stacked = np.stack([_window_offset(x_last, a, b, stride, h_out, w_out)
-                        for a in range(kernel_size) for b in range(kernel_size)])
-    winner = stacked.argmax(axis=0)                               # (N, Ho, Wo, C)
-    out = np.take_along_axis(stacked, winner[None], axis=0)[0]    # (N, Ho, Wo, C)
-    return x._result(out.transpose(0, 3, 1, 2), "maxpool2d_fast", x,
-                     kernel_size=kernel_size, stride=stride, winner=winner)
+    out = _window_offset(x_last, 0, 0, stride, h_out, w_out).copy()   # (N, Ho, Wo, C)
+    for a in range(kernel_size):
+        for b in range(kernel_size):
+            np.maximum(out, _window_offset(x_last, a, b, stride, h_out, w_out), out=out)
+    out = out.transpose(0, 3, 1, 2)                               # (N, C, Ho, Wo), a view
+    return x._result(out, "maxpool2d_fast", x, kernel_size=kernel_size, stride=stride,
+                     out=out)
 
 
 def _fast_conv2d_forward(self, x):
