@@ -1,30 +1,31 @@
 # %% [markdown]
 # # Module 15: Acceleration — our educational loops are slow
 #
-# Module 09 wrote convolution twice: as its definition, four Python loops, and as a loop over
-# the 9 kernel offsets, each offset one matrix multiply. The first was too slow to train
-# anything; the second trains the `cnn` milestone in about 30 seconds, and the `cifar10`
-# recipe in about two hours. Where does the time go, and how far can NumPy take it?
+# Module 09 wrote convolution twice: as its definition, four Python loops, and as a loop
+# over the 9 kernel offsets, each offset one matrix multiply. The first was too slow to
+# train anything; the second trains the `cnn` milestone in about 30 seconds, and the
+# `cifar10` recipe in about two hours. Where does the time go, and how far can NumPy take
+# it?
 #
 # The rule of thumb this module measures, step by step: **a Python loop costs about a
-# microsecond per iteration, whatever it does; a NumPy call costs a few microseconds and then
-# runs at the speed of C.** So the work is to move loops out of Python and into as few, as
-# large, NumPy calls as possible, ideally one matrix multiply (GEMM), which BLAS runs at
-# close to the processor's peak. Three ladders:
+# microsecond per iteration, whatever it does; a NumPy call costs a few microseconds and
+# then runs at the speed of C.** So the work is to move loops out of Python and into as
+# few, as large, NumPy calls as possible, ideally one matrix multiply (GEMM), which BLAS
+# runs at close to the processor's peak. Three ladders:
 #
 # 1. **matmul**: three Python loops, then blocks of NumPy products, then one `np.matmul`;
-# 2. **convolution**: its seven-loop definition, module 09's kernel offsets, then **im2col**:
-#    every patch copied into one row of a matrix, and the whole convolution (forward and both
-#    gradients) a few GEMMs;
+# 2. **convolution**: its seven-loop definition, module 09's kernel offsets, then
+#    **im2col**: every patch copied into one row of a matrix, and the whole convolution
+#    (forward and both gradients) a few GEMMs;
 # 3. **pooling** by strided slices, forward and backward in one memory layout.
 #
-# Then `accelerate(model)` makes every `Conv2d` and `MaxPool2d` of a model compute with the
-# fast kernels, same Parameters, and the `cnn` and `cifar10` milestones use it.
+# Then `accelerate(model)` makes every `Conv2d` and `MaxPool2d` of a model compute with
+# the fast kernels, same Parameters, and the `cnn` and `cifar10` milestones use it.
 #
 # Timings here are medians of a few calls after a warm-up, printed and never asserted: the
 # machine you run on is shared and noisy. Module 19 makes such measurements rigorous
-# (confidence intervals, pinned threads); `benchmarks/acceleration.py` measures the ladders
-# and the cifar10 training step against PyTorch.
+# (confidence intervals, pinned threads); `benchmarks/acceleration.py` measures the
+# ladders and the cifar10 training step against PyTorch.
 
 # %%
 import time
@@ -64,10 +65,10 @@ def median_ms(fn, repeats=5, warmup=1):
 # %% [markdown]
 # ## Matrix multiply: loops, blocks, BLAS
 #
-# `C = A @ B` with A of shape (n, k) and B (k, m): `C[i, j] = Σ_p A[i, p] · B[p, j]`, three
-# loops and n·m·k multiply-adds. Written in Python each multiply-add is a trip through the
-# interpreter. Your package file starts here: the cells marked `#| export` become
-# `tinytorch/perf/acceleration.py`.
+# `C = A @ B` with A of shape (n, k) and B (k, m): `C[i, j] = Σ_p A[i, p] · B[p, j]`,
+# three loops and n·m·k multiply-adds. Written in Python each multiply-add is a trip
+# through the interpreter. Your package file starts here: the cells marked `#| export`
+# become `tinytorch/perf/acceleration.py`.
 
 # %%
 #| export
@@ -81,8 +82,8 @@ from tinytorch.core.tensor import Tensor
 
 def _check_matmul(a, b):
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"matmul needs 2-D arrays (n, k) and (k, m), got shapes {a.shape} "
-                         f"and {b.shape}")
+        raise ValueError(f"matmul needs 2-D arrays (n, k) and (k, m), got shapes "
+                         f"{a.shape} and {b.shape}")
 
 
 def matmul_loops(a, b):
@@ -91,8 +92,8 @@ def matmul_loops(a, b):
     n, k = a.shape
     m = b.shape[1]
     out = np.zeros((n, m), dtype=np.result_type(a, b))
-    # TODO: for every row i and column j, out[i, j] is the sum over p of a[i, p] * b[p, j],
-    #       accumulated one product at a time in a third loop.
+    # TODO: for every row i and column j, out[i, j] is the sum over p of
+    #       a[i, p] * b[p, j], accumulated one product at a time in a third loop.
     ### BEGIN SOLUTION
     for i in range(n):
         for j in range(m):
@@ -107,20 +108,20 @@ def matmul_loops(a, b):
 # ### Blocking
 #
 # In C, the triple loop is slow for a second reason: for each `C[i, j]` it walks a whole
-# column of B, and for large matrices those columns no longer fit in the processor's cache,
-# so every multiply waits for memory. **Cache blocking** cuts the matrices into tiles that
-# fit (say 64×64) and multiplies tile by tile: each tile loaded is then used 64 times
-# before it leaves the cache.
+# column of B, and for large matrices those columns no longer fit in the processor's
+# cache, so every multiply waits for memory. **Cache blocking** cuts the matrices into
+# tiles that fit (say 64×64) and multiplies tile by tile: each tile loaded is then used 64
+# times before it leaves the cache.
 #
 # ```
 # C[I, J] += A[I, P] @ B[P, J]   for every block row I, block column J, block P
 # ```
 #
-# Be honest about what this buys in NumPy: each tile product is **one BLAS call**, and BLAS
-# already blocks internally (OpenBLAS packs panels sized for the L1 and L2 caches), so
-# `matmul_blocked` is at best as fast as one `np.matmul`, and slower for small tiles because
-# each call costs Python time. Its value here is to show the structure a fast GEMM has
-# inside; its speed is the C library's.
+# Be honest about what this buys in NumPy: each tile product is **one BLAS call**, and
+# BLAS already blocks internally (OpenBLAS packs panels sized for the L1 and L2 caches),
+# so `matmul_blocked` is at best as fast as one `np.matmul`, and slower for small tiles
+# because each call costs Python time. Its value here is to show the structure a fast GEMM
+# has inside; its speed is the C library's.
 
 # %%
 #| export
@@ -164,8 +165,8 @@ def test_matmuls():
         got = matmul_blocked(a, b, block)
         assert np.allclose(got, a @ b), (
             f"matmul_blocked(block={block}) of (8, 6) and (6, 4) differs from a @ b by "
-            f"{np.abs(got - a @ b).max():.2e}: add every product of a block row of a and a "
-            "block column of b into out's tile.")
+            f"{np.abs(got - a @ b).max():.2e}: add every product of a block row of a "
+            "and a block column of b into out's tile.")
     a32 = a.astype(np.float32)
     assert matmul_loops(a32, b.astype(np.float32)).dtype == np.float32, (
         "float32 inputs give a float32 product: no float64 on the way")
@@ -181,10 +182,12 @@ for _n, _k, _m, _block in [(7, 5, 3, 2), (10, 9, 11, 4), (3, 2, 5, 64), (1, 6, 1
         _a = _r.standard_normal((_n, _k)).astype(_dtype)
         _b = _r.standard_normal((_k, _m)).astype(_dtype)
         _want = _a.astype(np.float64) @ _b.astype(np.float64)
+        _blocked = matmul_blocked(_a, _b, _block)
         for _name, _got in (("matmul_loops", matmul_loops(_a, _b)),
-                            (f"matmul_blocked(block={_block})", matmul_blocked(_a, _b, _block))):
-            assert _got.dtype == _dtype, f"{_name} of {_dtype} inputs returned {_got.dtype}"
-            assert_close(_got, _want, what=f"{_name} of ({_n}, {_k}) @ ({_k}, {_m}) {_dtype}")
+                            (f"matmul_blocked(block={_block})", _blocked)):
+            _what = f"{_name} of ({_n}, {_k}) @ ({_k}, {_m}) {_dtype}"
+            assert _got.dtype == _dtype, f"{_what} returned {_got.dtype}"
+            assert_close(_got, _want, what=_what)
 assert_raises(ValueError, matmul_loops, np.zeros((2, 3)), np.zeros((2, 3)))
 assert_raises(ValueError, matmul_blocked, np.zeros((2, 3)), np.zeros((3, 2)), 0)
 ### END HIDDEN TESTS
@@ -215,8 +218,8 @@ for _name, _fn in [("blocked, 64", lambda: matmul_blocked(_a, _b, 64)),
 # ## Convolution: the definition, in seven loops
 #
 # Module 09's `conv2d_naive` had four loops and let `np.sum` do the patch. Written out
-# completely, a convolution is **seven** loops: image n, kernel o, output row i and column j,
-# then input channel c and kernel offset (a, b):
+# completely, a convolution is **seven** loops: image n, kernel o, output row i and column
+# j, then input channel c and kernel offset (a, b):
 #
 # ```
 # out[n, o, i, j] = bias[o] + Σ_c Σ_a Σ_b x_padded[n, c, i·S + a, j·S + b] · w[o, c, a, b]
@@ -230,16 +233,17 @@ for _name, _fn in [("blocked, 64", lambda: matmul_blocked(_a, _b, 64)),
 #| export
 def _check_conv(x, weight, stride, padding):
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"convolution expects x of shape (N, C_in, H, W) and weight of shape "
-                         f"(C_out, C_in, K, K) with the same C_in; got {x.shape} and "
-                         f"{weight.shape}")
+        raise ValueError(f"convolution expects x of shape (N, C_in, H, W) and weight of "
+                         f"shape (C_out, C_in, K, K) with the same C_in; got {x.shape} "
+                         f"and {weight.shape}")
     if int(stride) < 1 or int(padding) < 0:
         raise ValueError(f"convolution needs stride >= 1 and padding >= 0, got "
                          f"stride={stride}, padding={padding}")
     if (x.shape[2] + 2 * padding < weight.shape[2]
             or x.shape[3] + 2 * padding < weight.shape[3]):
-        raise ValueError(f"a {weight.shape[2]}x{weight.shape[3]} kernel does not fit in an "
-                         f"input of {x.shape[2]}x{x.shape[3]} pixels with padding {padding}")
+        raise ValueError(f"a {weight.shape[2]}x{weight.shape[3]} kernel does not fit in "
+                         f"an input of {x.shape[2]}x{x.shape[3]} pixels with padding "
+                         f"{padding}")
 
 
 def conv2d_definition(x, w, b=None, stride=1, padding=0):
@@ -256,8 +260,9 @@ def conv2d_definition(x, w, b=None, stride=1, padding=0):
     x_padded = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
     out = np.zeros((n_images, c_out, h_out, w_out), dtype=np.result_type(x, w))
     # TODO: seven loops: image n, kernel o, output row i, output column j; inside them
-    #       start from bias[o] (0 without a bias) and add, for every input channel c and
-    #       kernel offset (a, b), x_padded[n, c, i*stride + a, j*stride + b] * w[o, c, a, b].
+    #       start from bias[o] (0 without a bias) and add, for every input channel c
+    #       and kernel offset (a, b), x_padded[n, c, i*stride + a, j*stride + b] times
+    #       w[o, c, a, b].
     ### BEGIN SOLUTION
     for n in range(n_images):
         for o in range(c_out):
@@ -292,8 +297,9 @@ def test_conv_definition():
         got = conv2d_definition(x, w, b, 1, padding)
         want = conv2d_naive(x, w, b, 1, padding)
         assert got.shape == want.shape and np.allclose(got, want), (
-            f"conv2d_definition(padding={padding}) differs from module 09's conv2d_naive: "
-            f"shapes {got.shape} and {want.shape}. Add the bias once per output value, "
+            f"conv2d_definition(padding={padding}) differs from module 09's "
+            f"conv2d_naive: shapes {got.shape} and {want.shape}. Add the bias once per "
+            "output value, "
             "and every channel and offset's product.")
 
 test_conv_definition()
@@ -303,14 +309,16 @@ from tinytorch.testing import assert_close
 _r = np.random.default_rng(2)
 # strides with padding (the window starts at i*stride in the padded input), tall and wide
 # images, kernels of 1 to 4, one channel and several, with and without a bias
-for _shape, _c_out, _k, _s, _p in [((1, 2, 5, 7), 3, 3, 2, 1), ((2, 1, 6, 4), 2, 2, 3, 2),
-                                   ((1, 3, 4, 4), 2, 1, 2, 0), ((1, 2, 7, 5), 1, 4, 1, 2)]:
+_DEFINITION_CASES = [((1, 2, 5, 7), 3, 3, 2, 1), ((2, 1, 6, 4), 2, 2, 3, 2),
+                     ((1, 3, 4, 4), 2, 1, 2, 0), ((1, 2, 7, 5), 1, 4, 1, 2)]
+for _shape, _c_out, _k, _s, _p in _DEFINITION_CASES:
     for _dtype in ("float32", "float64"):
         _x = _r.standard_normal(_shape).astype(_dtype)
         _w = _r.standard_normal((_c_out, _shape[1], _k, _k)).astype(_dtype)
         for _b in (None, _r.standard_normal(_c_out).astype(_dtype)):
-            _what = (f"conv2d_definition(x {_shape} {_dtype}, {_c_out} kernels {_k}x{_k}, "
-                     f"stride={_s}, padding={_p}, bias {'None' if _b is None else 'given'})")
+            _what = (f"conv2d_definition(x {_shape} {_dtype}, {_c_out} kernels "
+                     f"{_k}x{_k}, stride={_s}, padding={_p}, "
+                     f"bias {'None' if _b is None else 'given'})")
             _got = conv2d_definition(_x, _w, _b, _s, _p)
             assert _got.dtype == _dtype, f"{_what} returned {_got.dtype}"
             assert_close(_got, conv2d_naive(_x.astype(np.float64), _w.astype(np.float64),
@@ -323,20 +331,20 @@ for _shape, _c_out, _k, _s, _p in [((1, 2, 5, 7), 3, 3, 2, 1), ((2, 1, 6, 4), 2,
 #
 # Module 09's kernel-offset loop already does 9 matrix multiplies instead of millions of
 # Python iterations. **im2col** ("image to columns") goes to one: copy every K×K patch of
-# the (padded) input into one row of a matrix, all channels of the patch side by side. Then
-# the convolution is one product of that patch matrix with the kernels as a matrix:
+# the (padded) input into one row of a matrix, all channels of the patch side by side.
+# Then the convolution is one product of that patch matrix with the kernels as a matrix:
 #
 # ```
-# patches (N·H_out·W_out, K·K·C_in)  @  kernels (K·K·C_in, C_out)  ->  (N·H_out·W_out, C_out)
+# patches (N·H_out·W_out, K·K·C_in) @ kernels (K·K·C_in, C_out) -> (N·H_out·W_out, C_out)
 # ```
 #
 # Two choices make it fast in NumPy:
 #
 # - **channels last** (N, H, W, C) inside the kernel. A pixel's C channels are then
-#   neighbours in memory, a patch's row of pixels is one contiguous run of K·C numbers, and
-#   the GEMM's output (N, H_out, W_out, C_out) is already the layout the next layer reads.
-#   Module 09's convolution already stored its output channels-last (a transposed view), so
-#   `x.transpose(0, 2, 3, 1)` is free between our layers;
+#   neighbours in memory, a patch's row of pixels is one contiguous run of K·C numbers,
+#   and the GEMM's output (N, H_out, W_out, C_out) is already the layout the next layer
+#   reads. Module 09's convolution already stored its output channels-last (a transposed
+#   view), so `x.transpose(0, 2, 3, 1)` is free between our layers;
 # - `numpy.lib.stride_tricks.sliding_window_view` makes every window a **view**: no index
 #   arithmetic, no copy until the one reshape into the patch matrix.
 #
@@ -366,7 +374,8 @@ def im2col(x, k, stride=1, padding=0):
 
     x: (N, H, W, C); k: the kernel size (an int, or (rows, columns)).
     Returns (N, H_out, W_out, K·K·C), contiguous, in x's dtype: the patch whose top-left
-    corner is at (i·stride, j·stride) of the zero-padded x, ordered (row, column, channel).
+    corner is at (i·stride, j·stride) of the zero-padded x, ordered (row, column,
+    channel).
     """
     kh, kw = _pair(k)
     n_images, height, width, channels = x.shape
@@ -388,8 +397,8 @@ def im2col(x, k, stride=1, padding=0):
         padded[:, padding:padding + height, padding:padding + width] = x
     else:
         padded = x
-    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))   # (N, H', W', C, kh, kw)
-    windows = windows[:, ::stride, ::stride]                       # (N, Ho, Wo, C, kh, kw)
+    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))  # N, H', W', C, kh, kw
+    windows = windows[:, ::stride, ::stride]                      # N, Ho, Wo, C, kh, kw
     patches = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))
     ### END SOLUTION
     return patches.reshape(n_images, h_out, w_out, kh * kw * channels)
@@ -400,8 +409,8 @@ def im2col(x, k, stride=1, padding=0):
 # %%
 #| test: im2col (2 points)
 def test_im2col():
-    x = np.stack([np.arange(1.0, 10.0).reshape(3, 3),
-                  10 * np.arange(1.0, 10.0).reshape(3, 3)], axis=-1)[None]   # (1, 3, 3, 2)
+    grid = np.arange(1.0, 10.0).reshape(3, 3)
+    x = np.stack([grid, 10 * grid], axis=-1)[None]                    # (1, 3, 3, 2)
     cols = im2col(x, 2, 1, 0)
     assert cols.shape == (1, 2, 2, 8), (
         f"im2col of (1, 3, 3, 2) with K=2: expected shape (1, 2, 2, 8), got {cols.shape}")
@@ -450,11 +459,11 @@ for _shape, _k, _s, _p in [((2, 5, 7, 3), 3, 2, 1), ((1, 6, 4, 1), 2, 3, 0),
 #   (C_out, C_in, K, K). Saving the patch matrix in the forward pass spares computing it
 #   again (it costs memory: K·K times the input);
 # - **bias**: `g` summed over its rows;
-# - **input**: the input gradient is itself a convolution: of the output gradient, bordered
-#   by K−1 zeros, with the kernel **flipped** by 180° and its in/out channels swapped. With
-#   stride S the output gradient first goes back on the grid of the pixels its windows started
-#   from (S−1 zeros between neighbours). So it is im2col again and one more GEMM: no
-#   `np.add.at`, no loop over pixels.
+# - **input**: the input gradient is itself a convolution: of the output gradient,
+#   bordered by K−1 zeros, with the kernel **flipped** by 180° and its in/out channels
+#   swapped. With stride S the output gradient first goes back on the grid of the pixels
+#   its windows started from (S−1 zeros between neighbours). So it is im2col again and one
+#   more GEMM: no `np.add.at`, no loop over pixels.
 #
 # ```
 # 1-D, K = 3, stride 1:  out[i] = w0·x[i] + w1·x[i+1] + w2·x[i+2]
@@ -468,13 +477,13 @@ for _shape, _k, _s, _p in [((2, 5, 7, 3), 3, 2, 1), ((1, 6, 4, 1), 2, 3, 0),
 # %%
 #| export
 def conv2d_im2col_input_grad(g, weight, input_shape, stride=1, padding=0):
-    """dL/dx (N, C_in, H, W) of a convolution, from g = dL/d(out) (N, C_out, H_out, W_out):
-    the output gradient on the input's grid, bordered by K-1 zeros, convolved (im2col and
-    one GEMM) with the kernel flipped and its in/out channels swapped."""
+    """dL/dx (N, C_in, H, W) of a convolution, from g = dL/d(out), (N, C_out, H_out,
+    W_out): the output gradient on the input's grid, bordered by K-1 zeros, convolved
+    (im2col and one GEMM) with the kernel flipped and its in/out channels swapped."""
     n_images, c_in, height, width = input_shape
     c_out, _, kh, kw = weight.shape
     h_out, w_out = g.shape[2], g.shape[3]
-    # the padded input's grid with K-1 more zeros on every side: (N, Hp+kh-1, Wp+kw-1, C_out)
+    # the padded input's grid, K-1 more zeros on every side: (N, Hp+kh-1, Wp+kw-1, C_out)
     grid = np.zeros((n_images, height + 2 * padding + kh - 1,
                      width + 2 * padding + kw - 1, c_out), dtype=g.dtype)
     # TODO: put g (channels last) on the grid: g[:, :, i, j] at row kh-1 + i*stride and
@@ -504,7 +513,8 @@ def conv2d_im2col_grad(g, x, weight, bias=None, *, stride, padding, patches):
     #       (C_out, C_in, kh, kw) as a contiguous array.
     ### BEGIN SOLUTION
     grad_w = patches.reshape(-1, patches.shape[-1]).T @ g_rows    # (kh*kw*C_in, C_out)
-    grad_w = np.ascontiguousarray(grad_w.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1))
+    grad_w = grad_w.reshape(kh, kw, c_in, c_out)
+    grad_w = np.ascontiguousarray(grad_w.transpose(3, 2, 0, 1))    # (C_out, C_in, kh, kw)
     ### END SOLUTION
     grad_x = None                                                # no dL/dx for an image
     if x.requires_grad:
@@ -533,7 +543,8 @@ def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
     out = patches.reshape(-1, patches.shape[-1]) @ kernels          # (N*Ho*Wo, C_out)
     if bias is not None:
         out += bias.data
-    out = out.reshape(*patches.shape[:3], c_out).transpose(0, 3, 1, 2)   # (N, C_out, Ho, Wo)
+    out = out.reshape(*patches.shape[:3], c_out)                    # (N, Ho, Wo, C_out)
+    out = out.transpose(0, 3, 1, 2)                                 # (N, C_out, Ho, Wo)
     ### END SOLUTION
     return x._result(out, "conv2d_im2col", *parents, stride=stride, padding=padding,
                      patches=patches)
@@ -568,7 +579,8 @@ def test_conv_im2col():
     (conv2d(x9, w9, b9, 1, 1) * Tensor(g, dtype=np.float64)).sum().backward()
     for name, ours, theirs in (("x", xt, x9), ("weight", wt, w9), ("bias", bt, b9)):
         assert np.allclose(ours.grad.data, theirs.grad.data), (
-            f"the gradient of {name} differs from module 09's conv2d (stride 1, padding 1)")
+            f"the gradient of {name} differs from module 09's conv2d (stride 1, "
+            "padding 1)")
     assert gradcheck(lambda x, w, b: conv2d_im2col(x, w, b, stride=1, padding=1),
                      [x[:1, :2, :4, :3], w[:2, :2], b[:2]])
 
@@ -619,9 +631,10 @@ _x = _rng.standard_normal((2, 4, 10, 10)).astype(np.float32)
 _w = _rng.standard_normal((8, 4, 3, 3)).astype(np.float32)
 _xt, _wt = Tensor(_x), Tensor(_w)
 _seven = median_ms(lambda: conv2d_definition(_x, _w, None, 1, 1), repeats=1, warmup=0)
-_small = [("seven loops", _seven),
-          ("module 09, four loops", median_ms(lambda: conv2d_naive(_x, _w, None, 1, 1), 1, 0)),
-          ("module 09, kernel offsets", median_ms(lambda: conv2d_forward(_x, _w, None, 1, 1))),
+_four = median_ms(lambda: conv2d_naive(_x, _w, None, 1, 1), repeats=1, warmup=0)
+_small = [("seven loops", _seven), ("module 09, four loops", _four),
+          ("module 09, kernel offsets",
+           median_ms(lambda: conv2d_forward(_x, _w, None, 1, 1))),
           ("im2col + one GEMM", median_ms(lambda: conv2d_im2col(_xt, _wt, None, 1, 1)))]
 print("2 images, 4 -> 8 channels, 10x10, 3x3, padding 1:")
 for _name, _ms in _small:
@@ -635,9 +648,9 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
       f"im2col {_gemm:.2f} ms")
 
 # %% [markdown]
-# The big step is from Python loops to any vectorized form: hundreds of times. Between
-# the kernel offsets and im2col the difference is small, and goes either way with the
-# sizes: both end in BLAS, nine smaller GEMMs against one larger GEMM plus the copy of the
+# The big step is from Python loops to any vectorized form: hundreds of times. Between the
+# kernel offsets and im2col the difference is small, and goes either way with the sizes:
+# both end in BLAS, nine smaller GEMMs against one larger GEMM plus the copy of the
 # patches (K·K times the input). What im2col buys is one mechanism for forward and both
 # gradients, a layout that needs no copies between layers, and the recipe that GPU
 # libraries and PyTorch's fallback path use. The benchmark measures both on the cifar10
@@ -645,18 +658,19 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 #
 # ## Pooling by strided slices, in one layout
 #
-# Module 09's `max_pool2d` already takes the maximum of K·K strided slices, and its forward
-# pass is fast. Its backward is not (measured on the cifar10 network's first pooling: about
-# four to six times its forward), for a reason that has nothing to do with loops: the incoming
-# gradient is stored NCHW, the gradient it builds channels-last (like the input), and every
-# operation between arrays of different memory orders walks one of them with large strides.
-# The fix is to do everything **channels last**: the input and the output as transposed
-# views (free), the gradient built as (N, H, W, C), and one transpose back at the end.
+# Module 09's `max_pool2d` already takes the maximum of K·K strided slices, and its
+# forward pass is fast. Its backward is not (measured on the cifar10 network's first
+# pooling: about four to six times its forward), for a reason that has nothing to do with
+# loops: the incoming gradient is stored NCHW, the gradient it builds channels-last (like
+# the input), and every operation between arrays of different memory orders walks one of
+# them with large strides. The fix is to do everything **channels last**: the input and
+# the output as transposed views (free), the gradient built as (N, H, W, C), and one
+# transpose back at the end.
 #
-# The rule itself: for each offset in row-major order, the windows whose maximum sits at that
-# offset and that are still `free` (no earlier offset held the same maximum) receive `g`
-# there. Ties are common (after a ReLU, a window of zeros), and PyTorch gives the gradient
-# to the first maximum only: so does this.
+# The rule itself: for each offset in row-major order, the windows whose maximum sits at
+# that offset and that are still `free` (no earlier offset held the same maximum) receive
+# `g` there. Ties are common (after a ReLU, a window of zeros), and PyTorch gives the
+# gradient to the first maximum only: so does this.
 #
 # ```
 # window [[0, 0], [0, 0]], g = 1: offset (0, 0) wins, takes 1, and the window is no longer
@@ -694,7 +708,7 @@ def max_pool2d_fast_grad(g, x, kernel_size, stride, out):
     x_last = x.data.transpose(0, 2, 3, 1)                         # (N, H, W, C), views
     g_last, out_last = g.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
     grad = np.zeros((n_images, height, width, channels), dtype=g.dtype)   # channels last
-    free = np.ones(out_last.shape, dtype=bool)     # windows whose maximum is still unclaimed
+    free = np.ones(out_last.shape, dtype=bool)     # windows whose maximum is unclaimed
     # TODO: for every offset (a, b) in row-major order: the windows that won there are
     #       those where the offset's view of x_last equals out_last and that are still
     #       free; they are no longer free; add g_last times them to the offset's view of
@@ -750,8 +764,9 @@ def test_max_pool_fast():
     v = rng.standard_normal((2, 3, 6, 5)).astype(np.float32)
     got, want = max_pool2d_fast(Tensor(v), 2), max_pool2d(Tensor(v), 2)
     assert got.dtype == np.float32 and np.array_equal(got.data, want.data), (
-        f"max_pool2d_fast should equal module 09's max_pool2d (float32, 6x5 with a row and "
-        f"a column left over): got shape {got.shape} {got.dtype}, expected {want.shape}")
+        f"max_pool2d_fast should equal module 09's max_pool2d (float32, 6x5 with a row "
+        f"and a column left over): got shape {got.shape} {got.dtype}, expected "
+        f"{want.shape}")
 
 test_max_pool_fast()
 ### BEGIN HIDDEN TESTS
@@ -776,7 +791,8 @@ for _shape, _k, _s in [((1, 2, 7, 6), 3, 2), ((2, 3, 5, 8), 2, 2), ((1, 1, 6, 4)
                      what=_name + ": the values")
         assert_close(_xf.grad, _x9.grad.data, what=_name + ": dL/dx against module 09's")
     check_graph(lambda x, k=_k, s=_s: max_pool2d_fast(x, k, s),
-                [_r.standard_normal(_shape)], name=f"max_pool2d_fast(x {_shape}, {_k}, {_s})")
+                [_r.standard_normal(_shape)],
+                name=f"max_pool2d_fast(x {_shape}, {_k}, {_s})")
 
 
 def max_pool2d_fast_3x3_stride2(x):
@@ -794,8 +810,9 @@ assert_dtype_kept(max_pool2d_fast_3x3_stride2, shapes=((2, 3, 7, 5),))
 # Python lets an object carry its own `forward`: an attribute set on the instance is found
 # before the class's method. `accelerate` walks the model (`children()`, recursively) and
 # gives every `Conv2d` a `forward` that calls `conv2d_im2col` and every `MaxPool2d` one
-# that calls `max_pool2d_fast` (not `AvgPool2d`, which is a subclass of `MaxPool2d`, nor any
-# other subclass: their `forward` is their own). Calling it twice changes nothing more.
+# that calls `max_pool2d_fast` (not `AvgPool2d`, which is a subclass of `MaxPool2d`, nor
+# any other subclass: their `forward` is their own). Calling it twice changes nothing
+# more.
 #
 # ```python
 # model = accelerate(build_model())   # the same object, now computing with im2col
@@ -864,14 +881,15 @@ def test_accelerate():
     same = accelerate(model)
     assert same is model, "accelerate returns the model it was given, not a copy"
     assert all(p is q for p, q in zip(params, model.parameters())), (
-        "accelerate keeps every Parameter object: an optimizer holding them goes on working")
+        "accelerate keeps every Parameter object: an optimizer holding them goes on "
+        "working")
     out = model(x)
     assert np.allclose(out.data, before, atol=1e-5), (
         f"the accelerated model's output differs from the original's by "
         f"{np.abs(out.data - before).max():.2e}")
     assert model.layers[0](x)._op == "conv2d_im2col", (
-        "after accelerate, Conv2d must compute with conv2d_im2col (its output records the "
-        "op 'conv2d_im2col')")
+        "after accelerate, Conv2d must compute with conv2d_im2col (its output records "
+        "the op 'conv2d_im2col')")
     accelerate(model)
     assert np.allclose(model(x).data, before, atol=1e-5), "accelerate twice: the same"
 
@@ -885,8 +903,10 @@ _model = Sequential(_inner, AvgPool2d(2), Flatten())
 accelerate(_model)
 accelerate(_model)
 assert is_accelerated(_inner.layers[0]) and is_accelerated(_inner.layers[2]), (
-    "accelerate must reach the layers of a Sequential inside a Sequential (walk children())")
-assert not is_accelerated(_model.layers[1]) and "forward" not in _model.layers[1].__dict__, (
+    "accelerate must reach the layers of a Sequential inside a Sequential (walk "
+    "children())")
+_avg = _model.layers[1]
+assert not is_accelerated(_avg) and "forward" not in _avg.__dict__, (
     "AvgPool2d is a subclass of MaxPool2d but averages: accelerate must leave it alone "
     "(match the type exactly)")
 assert [n for n, _ in _model.named_parameters()] == ["0.0.weight", "0.0.bias"], (
@@ -904,9 +924,9 @@ assert np.allclose(_y.data, _plain(Tensor(_x, dtype=np.float64)).data, atol=1e-1
 # %% [markdown]
 # ## Does it train the same?
 #
-# The strongest check of all: a few SGD steps of a small CNN, once with module 09's kernels
-# and once accelerated, from the same weights on the same batch. Every loss and every weight
-# agree (to float32's rounding: the sums run in a different order).
+# The strongest check of all: a few SGD steps of a small CNN, once with module 09's
+# kernels and once accelerated, from the same weights on the same batch. Every loss and
+# every weight agree (to float32's rounding: the sums run in a different order).
 
 # %%
 #| test: trains_the_same (2 points)
@@ -933,8 +953,9 @@ def test_trains_the_same():
         runs.append((losses, [p.data.copy() for p in model.parameters()]))
     (slow_losses, slow_params), (fast_losses, fast_params) = runs
     assert np.allclose(slow_losses, fast_losses, rtol=1e-4), (
-        f"5 SGD steps: module 09's losses {np.round(slow_losses, 5).tolist()}, accelerated "
-        f"{np.round(fast_losses, 5).tolist()}. Check the gradients of conv2d_im2col.")
+        f"5 SGD steps: module 09's losses {np.round(slow_losses, 5).tolist()}, "
+        f"accelerated {np.round(fast_losses, 5).tolist()}. Check the gradients of "
+        "conv2d_im2col.")
     for slow, fast in zip(slow_params, fast_params):
         assert fast.dtype == np.float32 and np.allclose(slow, fast, atol=1e-4), (
             f"after 5 steps a parameter differs by {np.abs(slow - fast).max():.2e} "
@@ -943,9 +964,9 @@ def test_trains_the_same():
 test_trains_the_same()
 
 # %% [markdown]
-# One training step of the `cnn` milestone's network on 32 digits, module 09's layers against
-# the same network accelerated, the two steps taken in turn so that both see the same load
-# (the benchmark does this for the cifar10 network, against PyTorch):
+# One training step of the `cnn` milestone's network on 32 digits, module 09's layers
+# against the same network accelerated, the two steps taken in turn so that both see the
+# same load (the benchmark does this for the cifar10 network, against PyTorch):
 
 # %%
 def _digits_step(fast):
@@ -956,7 +977,7 @@ def _digits_step(fast):
     if fast:
         accelerate(model)
     optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
-    x = Tensor(np.random.default_rng(0).standard_normal((32, 1, 28, 28)))   # (32, 1, 28, 28)
+    x = Tensor(np.random.default_rng(0).standard_normal((32, 1, 28, 28)))
     y = Tensor(np.arange(32) % 10, dtype=np.int64)
 
     def step():
@@ -982,11 +1003,11 @@ print("one step of 32 digits: " + ", ".join(
 # ## What you built, and what comes next
 #
 # Three ladders, measured: Python loops → vectorized NumPy → one BLAS call. Hundreds to
-# thousands of times come from leaving Python; the last steps (kernel offsets against im2col, blocked
-# against plain matmul) are small because BLAS already does the blocking, and they are
-# where layout (channels last), copies and dtypes (float32, never a silent float64) decide.
-# `accelerate(model)` puts the fast kernels into any model of module 09's layers, and the
-# `cnn` and `cifar10` milestones use it.
+# thousands of times come from leaving Python; the last steps (kernel offsets against
+# im2col, blocked against plain matmul) are small because BLAS already does the blocking,
+# and they are where layout (channels last), copies and dtypes (float32, never a silent
+# float64) decide. `accelerate(model)` puts the fast kernels into any model of module 09's
+# layers, and the `cnn` and `cifar10` milestones use it.
 #
 # Faster kernels do not change what generation does: module 14's `generate` recomputes the
 # whole context for every new token. **Generation recomputes everything**, and module 16

@@ -12,8 +12,8 @@ from tinytorch.core.tensor import Tensor
 
 def _check_matmul(a, b):
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
-        raise ValueError(f"matmul needs 2-D arrays (n, k) and (k, m), got shapes {a.shape} "
-                         f"and {b.shape}")
+        raise ValueError(f"matmul needs 2-D arrays (n, k) and (k, m), got shapes "
+                         f"{a.shape} and {b.shape}")
 
 
 def matmul_loops(a, b):
@@ -51,16 +51,17 @@ def matmul_blocked(a, b, block=64):
 
 def _check_conv(x, weight, stride, padding):
     if x.ndim != 4 or weight.ndim != 4 or x.shape[1] != weight.shape[1]:
-        raise ValueError(f"convolution expects x of shape (N, C_in, H, W) and weight of shape "
-                         f"(C_out, C_in, K, K) with the same C_in; got {x.shape} and "
-                         f"{weight.shape}")
+        raise ValueError(f"convolution expects x of shape (N, C_in, H, W) and weight of "
+                         f"shape (C_out, C_in, K, K) with the same C_in; got {x.shape} "
+                         f"and {weight.shape}")
     if int(stride) < 1 or int(padding) < 0:
         raise ValueError(f"convolution needs stride >= 1 and padding >= 0, got "
                          f"stride={stride}, padding={padding}")
     if (x.shape[2] + 2 * padding < weight.shape[2]
             or x.shape[3] + 2 * padding < weight.shape[3]):
-        raise ValueError(f"a {weight.shape[2]}x{weight.shape[3]} kernel does not fit in an "
-                         f"input of {x.shape[2]}x{x.shape[3]} pixels with padding {padding}")
+        raise ValueError(f"a {weight.shape[2]}x{weight.shape[3]} kernel does not fit in "
+                         f"an input of {x.shape[2]}x{x.shape[3]} pixels with padding "
+                         f"{padding}")
 
 
 def conv2d_definition(x, w, b=None, stride=1, padding=0):
@@ -100,7 +101,8 @@ def im2col(x, k, stride=1, padding=0):
 
     x: (N, H, W, C); k: the kernel size (an int, or (rows, columns)).
     Returns (N, H_out, W_out, K·K·C), contiguous, in x's dtype: the patch whose top-left
-    corner is at (i·stride, j·stride) of the zero-padded x, ordered (row, column, channel).
+    corner is at (i·stride, j·stride) of the zero-padded x, ordered (row, column,
+    channel).
     """
     kh, kw = _pair(k)
     n_images, height, width, channels = x.shape
@@ -116,20 +118,20 @@ def im2col(x, k, stride=1, padding=0):
         padded[:, padding:padding + height, padding:padding + width] = x
     else:
         padded = x
-    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))   # (N, H', W', C, kh, kw)
-    windows = windows[:, ::stride, ::stride]                       # (N, Ho, Wo, C, kh, kw)
+    windows = sliding_window_view(padded, (kh, kw), axis=(1, 2))  # N, H', W', C, kh, kw
+    windows = windows[:, ::stride, ::stride]                      # N, Ho, Wo, C, kh, kw
     patches = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))
     return patches.reshape(n_images, h_out, w_out, kh * kw * channels)
 
 
 def conv2d_im2col_input_grad(g, weight, input_shape, stride=1, padding=0):
-    """dL/dx (N, C_in, H, W) of a convolution, from g = dL/d(out) (N, C_out, H_out, W_out):
-    the output gradient on the input's grid, bordered by K-1 zeros, convolved (im2col and
-    one GEMM) with the kernel flipped and its in/out channels swapped."""
+    """dL/dx (N, C_in, H, W) of a convolution, from g = dL/d(out), (N, C_out, H_out,
+    W_out): the output gradient on the input's grid, bordered by K-1 zeros, convolved
+    (im2col and one GEMM) with the kernel flipped and its in/out channels swapped."""
     n_images, c_in, height, width = input_shape
     c_out, _, kh, kw = weight.shape
     h_out, w_out = g.shape[2], g.shape[3]
-    # the padded input's grid with K-1 more zeros on every side: (N, Hp+kh-1, Wp+kw-1, C_out)
+    # the padded input's grid, K-1 more zeros on every side: (N, Hp+kh-1, Wp+kw-1, C_out)
     grid = np.zeros((n_images, height + 2 * padding + kh - 1,
                      width + 2 * padding + kw - 1, c_out), dtype=g.dtype)
     grid[:, kh - 1:kh - 1 + stride * (h_out - 1) + 1:stride,
@@ -148,7 +150,8 @@ def conv2d_im2col_grad(g, x, weight, bias=None, *, stride, padding, patches):
     c_out, c_in, kh, kw = weight.shape
     g_rows = g.transpose(0, 2, 3, 1).reshape(-1, c_out)          # (N*Ho*Wo, C_out)
     grad_w = patches.reshape(-1, patches.shape[-1]).T @ g_rows    # (kh*kw*C_in, C_out)
-    grad_w = np.ascontiguousarray(grad_w.reshape(kh, kw, c_in, c_out).transpose(3, 2, 0, 1))
+    grad_w = grad_w.reshape(kh, kw, c_in, c_out)
+    grad_w = np.ascontiguousarray(grad_w.transpose(3, 2, 0, 1))    # (C_out, C_in, kh, kw)
     grad_x = None                                                # no dL/dx for an image
     if x.requires_grad:
         grad_x = conv2d_im2col_input_grad(g, weight.data, x.shape, stride, padding)
@@ -171,7 +174,8 @@ def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
     out = patches.reshape(-1, patches.shape[-1]) @ kernels          # (N*Ho*Wo, C_out)
     if bias is not None:
         out += bias.data
-    out = out.reshape(*patches.shape[:3], c_out).transpose(0, 3, 1, 2)   # (N, C_out, Ho, Wo)
+    out = out.reshape(*patches.shape[:3], c_out)                    # (N, Ho, Wo, C_out)
+    out = out.transpose(0, 3, 1, 2)                                 # (N, C_out, Ho, Wo)
     return x._result(out, "conv2d_im2col", *parents, stride=stride, padding=padding,
                      patches=patches)
 
@@ -205,7 +209,7 @@ def max_pool2d_fast_grad(g, x, kernel_size, stride, out):
     x_last = x.data.transpose(0, 2, 3, 1)                         # (N, H, W, C), views
     g_last, out_last = g.transpose(0, 2, 3, 1), out.transpose(0, 2, 3, 1)
     grad = np.zeros((n_images, height, width, channels), dtype=g.dtype)   # channels last
-    free = np.ones(out_last.shape, dtype=bool)     # windows whose maximum is still unclaimed
+    free = np.ones(out_last.shape, dtype=bool)     # windows whose maximum is unclaimed
     for a in range(kernel_size):
         for b in range(kernel_size):
             won = _window_offset(x_last, a, b, stride, h_out, w_out) == out_last
