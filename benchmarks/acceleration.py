@@ -9,7 +9,10 @@ three see the same load:
 
 - module 09's layers as the milestone builds them (a loop over the kernel offsets);
 - the same model after `accelerate` (module 15: im2col and one GEMM, pooling by strided slices);
-- its PyTorch twin (benchmarks/models.py).
+- its PyTorch twin (benchmarks/models.py), with PyTorch's default CPU convolution (oneDNN's
+  direct convolution kernels);
+- the same twin with oneDNN switched off (`torch.backends.mkldnn.enabled = False`): PyTorch's
+  own im2col and GEMM convolution, the same recipe as module 15's.
 
 The first step's losses of the two tinytorch models must agree (else the comparison is void).
 The first worker also climbs the ladders, each rung checked against the one below it:
@@ -84,8 +87,9 @@ def interleaved(fns: list, repeats: int, warmup: int, tick=lambda: None) -> list
 
 
 def steps(seed: int = 0):
-    """(module 09 step, accelerated step, torch step): one training step each of the cifar10
-    CNN, from the same initial weights on the same batch; each returns its loss."""
+    """(module 09 step, accelerated step, torch step, torch step without oneDNN): one training
+    step each of the cifar10 CNN, from the same initial weights on the same batch; each returns
+    its loss."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -115,33 +119,43 @@ def steps(seed: int = 0):
 
         return step
 
-    twin_optimizer = torch.optim.SGD(twin.parameters(), lr=spec.lr, momentum=0.9)
+    def torch_step(net, onednn: bool):
+        optimizer = torch.optim.SGD(net.parameters(), lr=spec.lr, momentum=0.9)
 
-    def torch_step():
-        twin_optimizer.zero_grad()
-        loss = F.cross_entropy(twin(torch.from_numpy(x)), labels)
-        loss.backward()
-        twin_optimizer.step()
-        return loss.item()
+        def step():
+            previous = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = onednn
+            try:
+                optimizer.zero_grad()
+                loss = F.cross_entropy(net(torch.from_numpy(x)), labels)
+                loss.backward()
+                optimizer.step()
+            finally:
+                torch.backends.mkldnn.enabled = previous
+            return loss.item()
 
-    return tinytorch_step(model), tinytorch_step(fast), torch_step
+        return step
+
+    _, gemm_twin = pair(spec, seed)
+    return tinytorch_step(model), tinytorch_step(fast), torch_step(twin, True), torch_step(gemm_twin, False)
 
 
 def measure_step(repeats: int, warmup: int) -> dict:
-    """Median ms per step of the three, and their ratios; the first losses checked equal."""
+    """Median ms per step of the four, and their ratios; the first losses checked equal."""
     from benchmarks.models import specs
 
-    slow, fast, theirs = steps()
-    first = [slow(), fast(), theirs()]
-    if not (math.isclose(first[0], first[1], rel_tol=1e-4) and math.isclose(first[0], first[2], rel_tol=1e-3)):
-        raise AssertionError(f"the first losses differ (module 09 {first[0]}, accelerated {first[1]}, "
-                             f"torch {first[2]}): the comparison would be void")
-    times = interleaved([slow, fast, theirs], repeats, warmup, _ticker("cifar10 step", repeats))
+    slow, fast, theirs, theirs_gemm = steps()
+    first = [slow(), fast(), theirs(), theirs_gemm()]
+    if not all(math.isclose(first[0], loss, rel_tol=1e-4) for loss in first[1:]):
+        raise AssertionError(f"the first losses differ (module 09, accelerated, torch, torch without oneDNN: "
+                             f"{first}): the comparison would be void")
+    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, _ticker("cifar10 step", repeats))
     ms = [1e3 * statistics.median(t) for t in times]
     batch = next(s.batch for s in specs() if s.key == "cifar10_cnn")
-    return {"batch": batch, "module09_ms": ms[0], "im2col_ms": ms[1], "torch_ms": ms[2],
+    return {"batch": batch, "module09_ms": ms[0], "im2col_ms": ms[1], "torch_ms": ms[2], "torch_gemm_ms": ms[3],
             "speedup": ms[0] / ms[1], "ratio_module09": ms[0] / ms[2], "ratio_im2col": ms[1] / ms[2],
-            "fastest_ratio_im2col": min(times[1]) / min(times[2]), "first_losses": first}
+            "ratio_im2col_gemm": ms[1] / ms[3], "fastest_ratio_im2col": min(times[1]) / min(times[2]),
+            "first_losses": first}
 
 
 def _median_ms(fn, calls: int) -> float:
@@ -258,19 +272,23 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "## The cifar10 CNN's training step",
         "",
         "Forward, cross-entropy, backward, SGD (momentum 0.9) and zero_grad on one batch of 64 images, from the "
-        f"same initial weights: median of {repeats} steps after {warmup} warm-up steps. Ratio = the time over "
-        "PyTorch's (NCHW float32); the last column compares the fastest step of each side, which other work on "
-        "the machine slows least.",
+        f"same initial weights: median of {repeats} steps after {warmup} warm-up steps. PyTorch (NCHW float32) "
+        "twice: as it comes (its CPU convolution is oneDNN's direct convolution) and with oneDNN off (its own "
+        "im2col and GEMM, on its BLAS: the recipe module 15 uses). Ratio = the time over PyTorch's; the "
+        "fastest-steps column compares the fastest step of each side, which other work on the machine slows "
+        "least.",
         "",
-        "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | im2col's speed-up over module 09 "
-        "| module 09 / PyTorch | im2col / PyTorch | im2col / PyTorch, fastest steps |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | PyTorch without oneDNN ms/step "
+        "| im2col's speed-up over module 09 | module 09 / PyTorch | im2col / PyTorch "
+        "| im2col / PyTorch, fastest steps | im2col / PyTorch without oneDNN |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
         s = result["step"]
         lines.append(f"| {result['threads']} | {s['module09_ms']:.1f} | {s['im2col_ms']:.1f} | {s['torch_ms']:.1f} | "
-                     f"{s['speedup']:.2f}× | {s['ratio_module09']:.2f}× | {s['ratio_im2col']:.2f}× | "
-                     f"{s['fastest_ratio_im2col']:.2f}× |")
+                     f"{s['torch_gemm_ms']:.1f} | {s['speedup']:.2f}× | {s['ratio_module09']:.2f}× | "
+                     f"{s['ratio_im2col']:.2f}× | {s['fastest_ratio_im2col']:.2f}× | "
+                     f"{s['ratio_im2col_gemm']:.2f}× |")
     verdicts = []
     for result in results:
         target = TARGETS.get(result["threads"])
@@ -280,7 +298,8 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
                             f"{'met' if ratio <= target else 'NOT met'})")
     if verdicts:
         lines += ["", "Targets for the accelerated step: " + "; ".join(verdicts) + "."]
-    lines += ["", "First losses (module 09, accelerated, PyTorch), checked equal before timing: "
+    lines += ["", "First losses (module 09, accelerated, PyTorch, PyTorch without oneDNN), checked equal "
+              "before timing: "
               + "; ".join(", ".join(f"{loss:.5f}" for loss in r["step"]["first_losses"]) + f" at {r['threads']} "
                           "thread(s)" for r in results) + "."]
     lines += ["", "## CIFAR-10: one epoch, and the run to 75%", "",
@@ -324,22 +343,26 @@ def save_plot(results: list[dict], path: Path) -> Path | None:
     ladder = next((r["ladder"] for r in results if "ladder" in r), None)
     figure, axes = plt.subplots(1, 2 if ladder else 1, figsize=(11 if ladder else 6, 4.2), squeeze=False)
     step_axes = axes[0][0]
-    kinds = [("module09_ms", "module 09"), ("im2col_ms", "im2col (module 15)"), ("torch_ms", "PyTorch")]
+    kinds = [("module09_ms", "module 09"), ("im2col_ms", "im2col (module 15)"), ("torch_ms", "PyTorch"),
+             ("torch_gemm_ms", "PyTorch without oneDNN")]
     width = 0.8 / len(kinds)
     for index, (key, label) in enumerate(kinds):
         positions = [t + index * width for t in range(len(results))]
         bars = step_axes.bar(positions, [r["step"][key] for r in results], width, label=label)
         step_axes.bar_label(bars, fmt="%.0f", fontsize=8)
-    step_axes.set_xticks([t + width for t in range(len(results))], [f"{r['threads']} thread(s)" for r in results])
+    step_axes.set_xticks([t + width * (len(kinds) - 1) / 2 for t in range(len(results))],
+                         [f"{r['threads']} thread(s)" for r in results])
     step_axes.set_ylabel("ms per training step (batch 64)")
     step_axes.set_title("cifar10 CNN training step")
-    step_axes.legend(fontsize=8)
+    step_axes.set_ylim(0, 1.35 * max(r["step"][key] for r in results for key, _ in kinds))
+    step_axes.legend(fontsize=8, ncol=2, loc="upper center")
     if ladder:
         ladder_axes = axes[0][1]
         rows = [("matmul: " + row["name"], row["speedup"]) for row in ladder["matmul"][1:]]
         rows += [("conv: " + row["name"].split(" (")[0], row["speedup"]) for row in ladder["conv"][1:]]
         bars = ladder_axes.barh([name for name, _ in rows], [speedup for _, speedup in rows],
-                                color=["tab:blue"] * (len(ladder["matmul"]) - 1) + ["tab:orange"] * (len(ladder["conv"]) - 1))
+                                color=["tab:blue"] * (len(ladder["matmul"]) - 1)
+                                + ["tab:orange"] * (len(ladder["conv"]) - 1))
         ladder_axes.bar_label(bars, fmt="%.0f×", fontsize=8)
         ladder_axes.set_xscale("log")
         ladder_axes.invert_yaxis()
@@ -370,8 +393,8 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, plot: Path | N
     for result in results:
         s = result["step"]
         console.print(f"{result['threads']} thread(s): module 09 {s['module09_ms']:.1f} ms/step, im2col "
-                      f"{s['im2col_ms']:.1f}, PyTorch {s['torch_ms']:.1f}: im2col {s['ratio_im2col']:.2f}× PyTorch's "
-                      f"time ({s['speedup']:.2f}× faster than module 09)")
+                      f"{s['im2col_ms']:.1f}, PyTorch {s['torch_ms']:.1f} (without oneDNN {s['torch_gemm_ms']:.1f}): "
+                      f"im2col {s['ratio_im2col']:.2f}× PyTorch's time ({s['speedup']:.2f}× faster than module 09)")
     atomic_write(out, markdown(results, started, (load_before, _load()), repeats, warmup))
     console.print(f"results: {out}")
     if plot is not None:
