@@ -70,19 +70,24 @@ PARTS = ("step", "ladder")
 
 # --- the worker ----------------------------------------------------------------------------------
 
-def interleaved(fns: list, repeats: int, warmup: int, tick=lambda: None) -> list[list[float]]:
+def interleaved(fns: list, repeats: int, warmup: int, tick=lambda: None, cpu: list | None = None) -> list[list[float]]:
     """Time each of `fns` in turn, `repeats` rounds after `warmup` untimed rounds: all see the
-    same load on a shared machine. One list of seconds per function."""
+    same load on a shared machine. One list of seconds per function; with `cpu` (a list),
+    one list per function of the process's CPU seconds is appended to it too (time taken
+    from this process by others does not count there: a figure less moved by a busy machine)."""
     for _ in range(warmup):
         for fn in fns:
             fn()
-    times = [[] for _ in fns]
+    times, cpu_times = [[] for _ in fns], [[] for _ in fns]
     for _ in range(repeats):
-        for fn, record in zip(fns, times):
-            start = time.perf_counter()
+        for fn, record, cpu_record in zip(fns, times, cpu_times):
+            start, cpu_start = time.perf_counter(), time.process_time()
             fn()
             record.append(time.perf_counter() - start)
+            cpu_record.append(time.process_time() - cpu_start)
         tick()
+    if cpu is not None:
+        cpu.extend(cpu_times)
     return times
 
 
@@ -149,13 +154,15 @@ def measure_step(repeats: int, warmup: int) -> dict:
     if not all(math.isclose(first[0], loss, rel_tol=1e-4) for loss in first[1:]):
         raise AssertionError(f"the first losses differ (module 09, accelerated, torch, torch without oneDNN: "
                              f"{first}): the comparison would be void")
-    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, _ticker("cifar10 step", repeats))
+    cpu: list = []
+    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, _ticker("cifar10 step", repeats), cpu)
     ms = [1e3 * statistics.median(t) for t in times]
+    cpu_ms = [1e3 * statistics.median(t) for t in cpu]
     batch = next(s.batch for s in specs() if s.key == "cifar10_cnn")
     return {"batch": batch, "module09_ms": ms[0], "im2col_ms": ms[1], "torch_ms": ms[2], "torch_gemm_ms": ms[3],
             "speedup": ms[0] / ms[1], "ratio_module09": ms[0] / ms[2], "ratio_im2col": ms[1] / ms[2],
             "ratio_im2col_gemm": ms[1] / ms[3], "fastest_ratio_im2col": min(times[1]) / min(times[2]),
-            "first_losses": first}
+            "first_losses": first, "cpu_ms": dict(zip(("module09", "im2col", "torch", "torch_gemm"), cpu_ms))}
 
 
 def _median_ms(fn, calls: int) -> float:
@@ -289,6 +296,17 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
                      f"{s['torch_gemm_ms']:.1f} | {s['speedup']:.2f}× | {s['ratio_module09']:.2f}× | "
                      f"{s['ratio_im2col']:.2f}× | {s['fastest_ratio_im2col']:.2f}× | "
                      f"{s['ratio_im2col_gemm']:.2f}× |")
+    lines += ["", "The same steps in CPU time of the worker process (median; time the machine gave to other "
+              "processes is not counted, so these move less with the load, though a busy machine still slows "
+              "caches and memory; with 2 threads it is the sum of both threads' time):", "",
+              "| threads | module 09 CPU ms | im2col CPU ms | PyTorch CPU ms | PyTorch without oneDNN CPU ms "
+              "| im2col / module 09 | im2col / PyTorch | im2col / PyTorch without oneDNN |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for result in results:
+        c = result["step"]["cpu_ms"]
+        lines.append(f"| {result['threads']} | {c['module09']:.1f} | {c['im2col']:.1f} | {c['torch']:.1f} | "
+                     f"{c['torch_gemm']:.1f} | {c['im2col'] / c['module09']:.2f}× | {c['im2col'] / c['torch']:.2f}× | "
+                     f"{c['im2col'] / c['torch_gemm']:.2f}× |")
     verdicts = []
     for result in results:
         target = TARGETS.get(result["threads"])

@@ -32,6 +32,8 @@ def test_a_quick_run_writes_every_table_with_positive_finite_numbers(tmp_path):
     (step,) = table_rows(text, "| threads | module 09 ms/step |")
     assert step[0] == "1" and len(step) == 10
     assert all(math.isfinite(number(cell)) and number(cell) > 0 for cell in step[1:]), step
+    (cpu,) = table_rows(text, "| threads | module 09 CPU ms |")
+    assert cpu[0] == "1" and all(number(cell) > 0 for cell in cpu[1:]), cpu
     assert "Targets for the accelerated step: " in text and "target ≤ 1.1×" in text
     (epoch,) = table_rows(text, "| threads | module 09: epoch |")
     assert epoch[0] == "1" and len(epoch) == 7
