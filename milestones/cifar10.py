@@ -276,7 +276,7 @@ def measure_speed(data: Data, batch_size: int, seed: int) -> tuple[float, float]
     The probe's model is thrown away; the run itself starts from manual_seed(seed) afterwards."""
     t = _tinytorch()
     t["manual_seed"](seed)
-    model = build_model()
+    model, _ = harness.fast_kernels(build_model())
     optimizer, _ = make_optimizer(model, 1)
     probe = t["Trainer"](model, t["CrossEntropyLoss"](), optimizer, seed=seed)
     picked = np.arange(batch_size * (PROBE_STEPS + 1)) % len(data.x_train)
@@ -331,7 +331,8 @@ def train(args: argparse.Namespace, data: Data, say=lambda *a: None) -> Result:
             f"of {args.batch_size}, {PROBE_STEPS} steps timed; about {harness.duration(per_epoch)} per epoch)\n")
 
     t["manual_seed"](args.seed)                                 # the initial weights
-    model = build_model()
+    model, kernels = harness.fast_kernels(build_model())
+    say(f"convolution: {kernels}")
     optimizer, scheduler = make_optimizer(model, args.epochs)
     trainer = t["Trainer"](model, t["CrossEntropyLoss"](), optimizer, scheduler=scheduler, seed=args.seed)
     history = trainer.fit(data.x_train, data.y_train, epochs=args.epochs, batch_size=args.batch_size,

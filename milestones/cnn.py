@@ -121,7 +121,8 @@ def train(seed: int = 0, epochs: int = EPOCHS, data_dir: str | None = None, prog
     say(f"seed {seed}, {epochs} epochs, batch {BATCH_SIZE}; {held_out:,} of the training images held out "
         "for validation\n")
     manual_seed(seed)
-    model = build_model()
+    model, kernels = harness.fast_kernels(build_model())
+    say(f"convolution: {kernels}")
     optimizer = SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     scheduler = CosineAnnealingLR(optimizer, T_max=max(epochs, 1))     # lr from LR down to 0 over the run
     trainer = Trainer(model, CrossEntropyLoss(), optimizer, scheduler=scheduler, seed=seed)

@@ -255,6 +255,23 @@ def run_script(main) -> None:
     sys.exit(main())
 
 
+# --- the fastest kernels the package has ------------------------------------------------------------
+
+
+def fast_kernels(model):
+    """(model, what it computes with): with module 15 in the package, the same model made to
+    compute its Conv2d and MaxPool2d layers with module 15's kernels (`accelerate`, which keeps
+    every Parameter); without it, the model as module 09 built it."""
+    try:
+        from tinytorch.perf.acceleration import accelerate
+    except ModuleNotFoundError as error:
+        if error.name not in ("tinytorch.perf", "tinytorch.perf.acceleration"):
+            raise
+        return model, ("module 09's (a loop over the kernel offsets; module 15 makes it faster: "
+                       "tito module complete 15)")
+    return accelerate(model), "module 15's (im2col and one matrix multiply; pooling by strided slices)"
+
+
 # --- showing a run as text -------------------------------------------------------------------------
 
 

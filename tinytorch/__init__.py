@@ -21,6 +21,7 @@ _EXPORTED_BY = {
     "tinytorch.text.embeddings": ("12", "embeddings"),
     "tinytorch.text.attention": ("13", "attention"),
     "tinytorch.models.transformer": ("14", "transformers"),
+    "tinytorch.perf.acceleration": ("15", "acceleration"),
     "tinytorch.perf.caching": ("16", "caching"),
     "tinytorch.perf.precision": ("17", "precision"),
     "tinytorch.perf.compression": ("18", "compression"),

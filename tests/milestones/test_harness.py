@@ -271,3 +271,17 @@ def test_a_quiet_progress_shows_nothing():
     bar.update(3)
     bar.close()
     assert lines == [] and terminal.getvalue() == ""
+
+
+def test_fast_kernels_accelerate_with_module_15_and_keep_module_09_without_it(monkeypatch):
+    from tinytorch.core.layers import Sequential
+    from tinytorch.core.spatial import Conv2d, MaxPool2d
+    from tinytorch.perf.acceleration import is_accelerated
+
+    model = Sequential(Conv2d(1, 2, 3), MaxPool2d(2))
+    same, kernels = harness.fast_kernels(model)
+    assert same is model and "module 15" in kernels and all(is_accelerated(layer) for layer in model.layers)
+    monkeypatch.setitem(sys.modules, "tinytorch.perf.acceleration", None)    # a package without module 15
+    plain = Sequential(Conv2d(1, 2, 3))
+    same, kernels = harness.fast_kernels(plain)
+    assert same is plain and "module 09" in kernels and "forward" not in vars(plain.layers[0])
