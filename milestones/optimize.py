@@ -196,11 +196,16 @@ def _tinytorch():
     from tinytorch.core.layers import Linear, Sequential, manual_seed
     from tinytorch.core.losses import CrossEntropyLoss
     from tinytorch.core.optimizers import SGD, CosineAnnealingLR
-    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d, conv2d_naive
+    from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
     from tinytorch.core.training import Trainer, load_checkpoint, save_checkpoint
     from tinytorch.perf import acceleration, benchmarking, caching, compression, precision
 
-    return types.SimpleNamespace(**locals())
+    return types.SimpleNamespace(
+        ReLU=ReLU, no_grad=no_grad, Linear=Linear, Sequential=Sequential, manual_seed=manual_seed,
+        CrossEntropyLoss=CrossEntropyLoss, SGD=SGD, CosineAnnealingLR=CosineAnnealingLR, Conv2d=Conv2d,
+        Flatten=Flatten, MaxPool2d=MaxPool2d, Trainer=Trainer, load_checkpoint=load_checkpoint,
+        save_checkpoint=save_checkpoint, acceleration=acceleration, benchmarking=benchmarking,
+        caching=caching, compression=compression, precision=precision)
 
 
 # --- the CNN ------------------------------------------------------------------------------------
