@@ -144,10 +144,10 @@ class Row:
         if self.kind == "size":
             return f"{self.ratio:.2f}x smaller"
         low, high = self.ci
-        interval = f"(CI {low:.3g}-{high:.3g}x)"
+        interval = f"(CI {times(low)}-{times(high)}x)"
         if self.verdict == "within noise":
             return f"within noise {interval}"
-        return f"{self.ratio:.3g}x {'faster' if self.verdict == 'faster' else 'slower'} {interval}"
+        return f"{times(self.ratio)}x {'faster' if self.verdict == 'faster' else 'slower'} {interval}"
 
     def verdict_text(self) -> str:
         if self.checked is False:
@@ -159,6 +159,11 @@ class Row:
         if self.kind == "speed" and not self.counted:
             return "missed: not a speed-up"
         return f"missed (< {self.target:g}x)" if self.ratio < self.target else "missed: accuracy lost"
+
+
+def times(ratio: float) -> str:
+    """2,604 / 16.3 / 0.789: three significant digits, whole numbers from 100 up."""
+    return f"{ratio:,.0f}" if ratio >= 100 else f"{ratio:.3g}"
 
 
 def speed_row(what: str, baseline: str, optimized: str, slow, fast, *, target: float | None = None,
@@ -312,7 +317,7 @@ def convolution_rows(model, data, settings: Settings, say) -> list[Row]:
     batch = x_test[:settings.batch]
     loops, offsets, fast = (with_convolution(model, kind) for kind in ("definition", "offsets", "im2col"))
     reference = logits_of(offsets, batch)
-    same_loops = close(logits_of(loops, batch), reference)
+    same_loops = close(logits_of(loops, batch), reference)      # also the loops' warm-up
     same_fast = close(logits_of(fast, batch), reference)
     predicted, predicted_fast = logits_of(offsets, x_test).argmax(1), logits_of(fast, x_test).argmax(1)
     before = float((predicted == data.y_test).mean())
@@ -323,8 +328,8 @@ def convolution_rows(model, data, settings: Settings, say) -> list[Row]:
         f"{'identical' if same_test else 'DIFFER'}")
 
     with t.no_grad():
-        say(f"  timing module 09's definition loops ({settings.slow_repeats} calls after 1 warm-up) ...")
-        slow = t.benchmarking.measure(lambda: loops(batch), warmup=1, repeats=settings.slow_repeats)
+        say(f"  timing module 09's definition loops ({settings.slow_repeats} calls) ...")
+        slow = t.benchmarking.measure(lambda: loops(batch), warmup=0, repeats=settings.slow_repeats)
         middle = t.benchmarking.measure(lambda: offsets(batch), warmup=3, repeats=settings.repeats)
         quick = t.benchmarking.measure(lambda: fast(batch), warmup=3, repeats=settings.repeats)
     for label, m in (("definition", slow), ("offsets", middle), ("im2col", quick)):
@@ -438,11 +443,11 @@ def generation_row(model, prompt: np.ndarray, new_tokens: int, settings: Setting
     def cached():
         return t.caching.generate_cached(model, prompt, new_tokens, top_k=1, generator=np.random.default_rng(0))
 
-    same = bool(np.array_equal(uncached(), cached()))
+    same = bool(np.array_equal(uncached(), cached()))             # these calls are the warm-up
     say(f"  {what}: greedy tokens {'identical' if same else 'DIFFER'}; timing {settings.slow_repeats} "
-        "generations of each after 1 warm-up ...")
-    slow = t.benchmarking.measure(uncached, warmup=1, repeats=settings.slow_repeats)
-    fast = t.benchmarking.measure(cached, warmup=1, repeats=settings.slow_repeats)
+        f"uncached and {settings.repeats} cached generations ...")
+    slow = t.benchmarking.measure(uncached, warmup=0, repeats=settings.slow_repeats)
+    fast = t.benchmarking.measure(cached, warmup=1, repeats=settings.repeats)
     say(f"  generate        {slow}\n  generate_cached {fast}")
     per_token = new_tokens / fast.median
     return speed_row(what, "generate (14)", f"generate_cached (16), {per_token:,.0f} tok/s", slow, fast,

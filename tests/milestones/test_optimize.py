@@ -122,3 +122,29 @@ def test_a_corrupted_cached_generation_is_caught_by_its_twin_check(monkeypatch):
     size = optimize.Row("cnn size", "a", "b", "size", 5.0, checked=True, target=4.0)
     verdict = optimize.verdict(optimize.Record("full", 0, rows=[row, size], identity=SHIPPED), quick=False)
     assert verdict.outcome == harness.MISSED and "twin check FAILED: gpt" in verdict.line
+
+
+def test_the_gpt_milestones_model_is_reported_when_its_finished_checkpoint_is_there(tmp_path):
+    """Its row is timed and twin-checked but carries no target (its context of 64 is refilled
+    for every token past 64); without the checkpoint it is left out, saying where it looked."""
+    import argparse
+
+    from milestones import gpt
+    from tinytorch.core.layers import manual_seed
+    from tinytorch.core.training import save_checkpoint
+
+    corpus = gpt.load_corpus(None)
+    tokenizer = gpt.make_tokenizer("char", corpus, 0)
+    val_ids = np.array(tokenizer.encode(corpus.val[:200]), dtype=np.int64)
+    args = argparse.Namespace(seed=0, gpt_checkpoint=str(tmp_path))
+    said = []
+    assert optimize.gpt_milestone_row(args, corpus, tokenizer, val_ids, optimize.QUICK, said.append) == []
+    assert "no finished gpt milestone checkpoint" in said[-1]
+    recipe = argparse.Namespace(seed=0, steps=gpt.STEPS, batch_size=gpt.BATCH_SIZE, tokenizer="char",
+                                vocab_size=gpt.BPE_VOCAB, eval_every=gpt.EVAL_EVERY)
+    folder = gpt.run_folder(str(tmp_path), gpt.run_settings(recipe, corpus))
+    manual_seed(0)
+    save_checkpoint(f"{folder}/last.npz", gpt.build_model(tokenizer.vocab_size), epoch=gpt.STEPS)
+    [row] = optimize.gpt_milestone_row(args, corpus, tokenizer, val_ids, optimize.QUICK, said.append)
+    assert row.checked is True and row.target is None and row.verdict_text() == "reported"
+    assert row.what.startswith("gpt milestone ctx 64")
