@@ -643,7 +643,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         record = run(args, settings, say)
     except BaseException as error:                     # the harness re-raises what it does not handle
-        return harness.stopped(SPEC, error, args.result, interrupted="trained models are in their checkpoints")
+        return harness.stopped(SPEC, error, args.result, interrupted="a model is kept in its checkpoint once it is trained")
     say(f"\nthe optimizations, measured ({harness.duration(record.seconds)}; one BLAS thread; a speed-up counts "
         "only when its 95% interval lies above 1):")
     for line in table(record):
