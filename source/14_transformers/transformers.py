@@ -765,6 +765,24 @@ _b = GPT(GPTConfig(vocab_size=6, block_size=3, n_layer=1, n_head=1, n_embd=4))
 _one = _b.generate(np.array([[2, 3]]), 6, top_k=1)
 _two = _b.generate(np.array([[5, 1], [2, 3]]), 6, top_k=1)
 assert np.array_equal(_two[1], _one[0]), "greedy generation of a batch row by row"
+_single = [_m.generate(np.zeros((1, 1), dtype=np.int64), 1, top_k=3, generator=_gen)[0, 1]
+           for _ in range(200)]
+assert set(_single) == {0, 1, 2}, (
+    f"top_k=3 keeps three tokens whatever the batch size; one row at a time sampled only "
+    f"{sorted(set(_single))}: take k from the number of tokens (the last axis)")
+
+
+class _Ones:
+    """A generator whose uniform draw is 1.0: what round-off does to a cumulative sum."""
+
+    def random(self, size):
+        return np.ones(size)
+
+
+_edge = _b.generate(np.arange(12).reshape(6, 2) % 6, 8, generator=_Ones())
+assert _edge.max() < 6, (
+    f"a draw at (or above) the last cumulative probability must pick the last token, "
+    f"got id {_edge.max()} for a vocabulary of 6")
 _loss = next_token_loss(Tensor(np.zeros((2, 3, 4)), requires_grad=True),
                         [[0, 1, 2], [3, 0, 1]])
 assert abs(_loss.item() - np.log(4)) < 1e-6, "uniform logits give a loss of ln V"
