@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from autograder.config import db_url
+from autograder.gradebook import sqlalchemy_url
 from autograder.samples import SLUG, course_of_module_01, solved, write
 from autograder.store import Store
 from tests.autograder.students import check_row, class_of_module_01
@@ -105,7 +107,6 @@ def test_4_a_job_sent_twice_and_merged_twice_is_graded_and_recorded_once(tmp_pat
     workers.start()
     _grade(course, *_queue(services))
     first = _summary(course)
-    gradebook = (root / "gradebook.db").read_bytes()
     [key] = _keys(services[1])
 
     from autograder.celery_app import make_app
@@ -125,11 +126,11 @@ def test_4_a_job_sent_twice_and_merged_twice_is_graded_and_recorded_once(tmp_pat
     assert _rows(again) == _rows(first)
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as book:
+    assert db_url(root) == sqlalchemy_url(services[1])  # the gradebook is in --db, beside the jobs
+    with Gradebook(db_url(root)) as book:
         assert [s.id for s in book.students] == ["alice"]
         assert len(book.assignment_submissions(SLUG)) == 1
         assert book.find_submission(SLUG, "alice").score == 5
-    assert len(gradebook) > 0
     store.close()
 
 
