@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
@@ -168,7 +169,9 @@ def worker_template(root: Path, modules, into: Path) -> Path:
     is on PostgreSQL: its assignments registered, with the real gradebook's due dates and the
     extensions of its students (what nbgrader reads to grade and to take off late points)."""
     from nbgrader.api import Gradebook  # heavy: nbgrader
+    from sqlalchemy.exc import SAWarning
 
+    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission is noisy
     with tempfile.TemporaryDirectory(prefix="tito-template-") as folder:
         sources = {m.slug: (Path(root) / "source" / m.slug / f"{m.slug}.ipynb").read_text(encoding="utf-8")
                    for m in modules}
