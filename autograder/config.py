@@ -4,6 +4,8 @@ The nbgrader course root is `assignments/` (its `source/` and `release/` are bui
 of `tito build`). Grading adds, all git-ignored:
 
     assignments/gradebook.db                     nbgrader's gradebook (sqlite)
+    assignments/gradebook.url                    or, instead, where it is on PostgreSQL
+                                                 (autograder/gradebook.py)
     assignments/submitted/<student>/<NN_name>/   what students handed in (nbgrader's layout)
     assignments/autograded/<student>/<NN_name>/  the graded notebooks, hidden tests restored
     assignments/feedback/<student>/<NN_name>/    HTML feedback, hidden tests kept out
@@ -35,9 +37,15 @@ EXPORT_DIR = "export"
 RUNS_DIR = "runs"
 RECEIPTS_DIR = "receipts"
 STORE_DIR = "collected"
+GRADEBOOK_POINTER = "gradebook.url"
 
 
 def db_url(root: Path) -> str:
+    """Where the gradebook of the nbgrader course at `root` is: the PostgreSQL URL its
+    gradebook.url holds (`tito grade --db`, autograder/gradebook.py), else its gradebook.db."""
+    pointer = Path(root).resolve() / GRADEBOOK_POINTER
+    if pointer.is_file():
+        return pointer.read_text(encoding="utf-8").strip()
     return f"sqlite:///{Path(root).resolve() / 'gradebook.db'}"
 
 
@@ -65,6 +73,11 @@ def nbgrader_config(
     config = Config()
     config.CourseDirectory.root = str(root)
     config.CourseDirectory.db_url = db_url(database or root)
+    if not config.CourseDirectory.db_url.startswith("sqlite"):
+        # PostgreSQL checks nbgrader's foreign keys (SQLite does not): an assignment must name
+        # a course, and nbgrader makes the course's row only for a non-empty id, the one its
+        # Gradebook opens with
+        config.CourseDirectory.course_id = "default_course"
     config.Application.log_level = logging.ERROR
     config.NbGraderAPI.log_level = logging.ERROR
     for key, value in executor_settings(timeout).items():

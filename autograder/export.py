@@ -1,6 +1,7 @@
 """Grades out of nbgrader's gradebook, as CSV files an LMS imports.
 
-Every value is read from the gradebook (`assignments/gradebook.db`), not from a run's
+Every value is read from the gradebook (`assignments/gradebook.db`, or where
+`assignments/gradebook.url` says: autograder/gradebook.py), not from a run's
 summary, so the files hold what nbgrader holds, manual grades given in its formgrader
 included. Every file is written with proper CSV quoting (a name with a comma stays one
 field) and atomically.
@@ -203,7 +204,7 @@ def export_course(course: Course, modules: list[str] | None = None, output: Path
     from nbgrader.api import Gradebook  # heavy: nbgrader and SQLAlchemy, only when exporting
 
     root = course.assignments_dir
-    if not (root / "gradebook.db").is_file():
+    if not (root / "gradebook.db").is_file() and db_url(root).startswith("sqlite"):
         raise CourseError(f"No gradebook in {root}: nothing is graded yet.", "Grade first: `tito grade`.")
     with Gradebook(db_url(root)) as gradebook:
         known = {a.name for a in gradebook.assignments}

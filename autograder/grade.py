@@ -32,6 +32,8 @@ Step 3 has two executors behind one method, `run(jobs, on_result, on_start)`: th
 `Pool`, and the Celery queue of autograder/queue.py (`tito grade --queue URL --db URL`), whose
 workers may be on other machines. Everything before and after it (collecting, receipts, the
 merge, late penalties, history, feedback, the CSVs) is this module's, whichever one ran.
+Over a queue the gradebook is in PostgreSQL, and every write to it goes through
+autograder/gradebook.py, one writer at a time, so two coordinators may merge the same class.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, CellResult
 from autograder.export import export, write_nbgrader_csv
 from autograder.files import atomic_write, iso, utc_now
+from autograder.gradebook import keep_gradebook_in, on_postgres, worker_template, write_gradebook
 from autograder.history import feedback_note, mark_change, previous_rows, stamp_feedback
 from autograder.policy import Policy, apply_policy, load_policy, record_late
 from autograder.pool import GRADED, Job, Outcome, Pool
@@ -389,6 +392,7 @@ def grade(
     root: Path | None = None,
     hooks: Hooks | None = None,
     executor: object | None = None,
+    gradebook: str | None = None,
 ) -> Report:
     """Grade every submission of `modules` (default: all built) by `students` (default: all).
 
@@ -401,6 +405,9 @@ def grade(
         executor: what grades the jobs, `run(jobs, on_result, on_start)` returning how many it
             left queued (default: a local `Pool` of `options.workers` processes; over a queue:
             `autograder.queue.QueueExecutor`).
+        gradebook: a PostgreSQL URL to keep nbgrader's gradebook in from now on (default:
+            where the course keeps it, `assignments/gradebook.db` unless a run said otherwise;
+            autograder/gradebook.py).
     """
 
     options = options or Options()
@@ -409,6 +416,8 @@ def grade(
     selected = gradable_modules(course, root, modules)
     if not selected:
         raise CourseError(f"No module has a student notebook in {root / 'release'}.", "Run `tito build`.")
+    if gradebook:
+        keep_gradebook_in(root, gradebook)
     run = _start(course, root, options, hooks or Hooks())
     run.executor = executor
     slugs = [m.slug for m in selected]
@@ -482,16 +491,24 @@ def _register(run: _Run, selected: list[Module], found: Collected, collected: Co
     """The gradebook learns the assignments handed in, the students, due dates and extensions."""
     handed_in = [m for m in selected if any(x.module == m.slug for x in found.submissions)]
     run.hooks.step("registering the assignments in the gradebook")
-    register_assignments(run.root, handed_in)
-    _record_identities(run.root, {**found.identities, **collected.identities})
-    apply_policy(run.root, run.policy, found.submissions)
+
+    def register() -> None:
+        register_assignments(run.root, handed_in)
+        _record_identities(run.root, {**found.identities, **collected.identities})
+        apply_policy(run.root, run.policy, found.submissions)
+
+    write_gradebook(run.root, register)
 
 
 def _grade_all(run: _Run, submissions: list, bwrap: str | None, outside: list[Path | None]) -> None:
     """Grade every submission with the run's executor, recording each outcome as it comes."""
     with tempfile.TemporaryDirectory(prefix="tito-grade-") as scratch_dir:
         scratch = Path(scratch_dir)
-        shutil.copyfile(run.root / "gradebook.db", scratch / "gradebook.db")
+        if on_postgres(run.root):  # the workers' private courses take a SQLite copy
+            handed_in = sorted({s.module for s in submissions})
+            worker_template(run.root, [run.course.module(slug) for slug in handed_in], scratch / "gradebook.db")
+        else:
+            shutil.copyfile(run.root / "gradebook.db", scratch / "gradebook.db")
         # what a confined kernel must never see, even where it lies inside a folder it reads
         hidden = sorted({
             str(Path(p).resolve()) for p in (run.course.root, run.root, Path.home(), scratch, *outside) if p
@@ -545,13 +562,14 @@ def _record(run: _Run, job: Job, outcome: Outcome) -> None:
     root = run.root
     replaced = (root / "feedback" / job.student / job.module / f"{job.module}.html").is_file()
     try:
-        row = _merge(root, job, outcome, run.options)
+        row = write_gradebook(root, lambda: _merge(root, job, outcome, run.options))
     except Exception as error:  # noqa: BLE001 - record it as ungraded, go on with the batch
         why = f"the grade could not be recorded: {type(error).__name__}: {error}"
-        row = _merge(root, job, Outcome.ungraded("error", *outcome.notes, why), run.options)
+        ungraded = Outcome.ungraded("error", *outcome.notes, why)
+        row = write_gradebook(root, lambda: _merge(root, job, ungraded, run.options))
     row.sha256 = run.digests.get((row.student, row.module))
     try:
-        record_late(root, row, job.late_penalty)
+        write_gradebook(root, lambda: record_late(root, row, job.late_penalty))
     except Exception as error:  # noqa: BLE001 - the grade stands; say the penalty is missing
         row.notes.append(f"the late penalty could not be recorded: {type(error).__name__}: {error}")
     mark_change(row, run.history.get((row.student, row.module)))

@@ -41,6 +41,12 @@ HARD_LIMIT_GRACE = 60.0  # seconds past a job's deadline before Celery's hard ti
 POLL_SECONDS = 0.5
 
 
+def default_patience(jobs: list[Job]) -> float:
+    """How long a coordinator waits with no job finishing: the longest a job may take to end,
+    every attempt stopped by Celery's hard time limit at the latest."""
+    return max((job.deadline + HARD_LIMIT_GRACE for job in jobs), default=0.0) * MAX_ATTEMPTS
+
+
 def job_key(course_id: str, job: Job, tests: str, submission: str) -> str:
     """The job's identity: what is graded, against which tests, under which limits."""
     limits = {
@@ -58,8 +64,11 @@ class QueueExecutor:
 
     Args:
         wait: wait for every result and merge it (False: send the jobs and return).
-        patience: seconds the coordinator waits with nothing finishing before it gives up on
-            the rest (None: forever), so a class with no worker running says so.
+        patience: seconds the coordinator waits with no job finishing before it records the
+            rest as `error` and stops waiting (None: `default_patience`, a job's whole life):
+            a class with no worker running, or a job Celery's hard time limit killed (its
+            message is then acknowledged, and no result ever comes), says so instead of
+            waiting forever.
     """
 
     broker: str
@@ -98,6 +107,7 @@ class QueueExecutor:
         return self._collect(pending, on_result)
 
     def _collect(self, pending: dict[str, Job], on_result) -> int:
+        patience = default_patience(list(pending.values())) if self.patience is None else self.patience
         last = time.monotonic()
         while pending:
             found = self.store.results(list(pending))
@@ -105,10 +115,11 @@ class QueueExecutor:
                 job = pending.pop(key)
                 on_result(job, self.outcome(job, outcome))
                 last = time.monotonic()
-            if pending and self.patience is not None and time.monotonic() - last > self.patience:
+            if pending and time.monotonic() - last > patience:
                 for job in pending.values():
                     on_result(job, Outcome.ungraded(
-                        "error", f"no worker finished it within {self.patience:g} s: is `tito worker` running?"
+                        "error", f"no worker finished a job for {patience:g} s: start `tito worker` (or wait for "
+                        "the busy ones), then run this command again to merge the grade"
                     ))
                 return 0
             if pending:

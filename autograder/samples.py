@@ -72,7 +72,7 @@ def copy_course(target: Path, only: list[str] | None = None, source: Path = COUR
     for name in ("source", "assignments", "tinytorch"):
         shutil.copytree(
             source / name, target / name,
-            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted", "autograded", "feedback", "grades"),
+            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "gradebook.url", "submitted", "autograded", "feedback", "grades"),
         )
     shutil.copy2(source / "pyproject.toml", target / "pyproject.toml")
     if only is not None:

@@ -65,11 +65,6 @@ def libpq_url(url: str) -> str:
     return f"{scheme.split('+')[0]}{sep}{rest}"
 
 
-def sqlalchemy_url(url: str) -> str:
-    """The same database as SQLAlchemy (so nbgrader's gradebook) reaches it with psycopg 3."""
-    return "postgresql+psycopg://" + libpq_url(url).partition("://")[2]
-
-
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

@@ -72,7 +72,7 @@ def main() -> None:
         copy = Path(scratch) / "course"
         for name in ("source", "assignments", "tinytorch", "milestones"):
             shutil.copytree(course.root / name, copy / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "submitted",
+                            ignore=shutil.ignore_patterns("__pycache__", "gradebook.db", "gradebook.url", "submitted",
                                                           "autograded", "feedback", "grades"))
         shutil.copy2(course.root / "pyproject.toml", copy / "pyproject.toml")
         grading = {**env, "TITO_COURSE": str(copy)}

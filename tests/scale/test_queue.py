@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from autograder.config import db_url
+from autograder.gradebook import sqlalchemy_url
 from autograder.samples import SLUG, course_of_module_01, solved, write
 from autograder.store import Store
 from tests.autograder.students import check_row, class_of_module_01
@@ -75,10 +77,17 @@ def _hand_in_class(root, count: int) -> dict:
     return handed
 
 
-def test_1_the_queue_grades_as_the_local_pool_does(tmp_path, services, workers):
-    local, queued = (course_of_module_01(tmp_path / name) for name in ("local", "queued"))
+def test_1_and_8_the_queue_grades_as_the_local_pool_does_and_two_coordinators_merge_alike(
+    tmp_path, services, workers
+):
+    """Case 1, then case 8: two more coordinators (two staff machines, each with a copy of the
+    course) merge the same graded students (six of them: enough to overlap) into the same
+    PostgreSQL gradebook at once."""
+    local, queued, second, third = (
+        course_of_module_01(tmp_path / name) for name in ("local", "queued", "second", "third"))
     expected = _hand_in_class(local / "assignments", 20)
-    _hand_in_class(queued / "assignments", 20)
+    for course in (queued, second, third):
+        _hand_in_class(course / "assignments", 20)
     workers.start()
     workers.start()
 
@@ -97,6 +106,23 @@ def test_1_the_queue_grades_as_the_local_pool_does(tmp_path, services, workers):
     assert len(keys) == 20 and store.counts(keys) == {"results": 20, "attempts": 20}
     store.close()
 
+    merging = sorted(expected)[:6]
+    coordinators = [_start_grade(course, *_queue(services), *[f"--student={s}" for s in merging])
+                    for course in (second, third)]
+    for coordinator in coordinators:
+        _finished(coordinator)
+
+    assert sorted(_keys(services[1])) == sorted(keys) and _results_per_key(services[1]) == [1] * 20  # nothing regraded
+    for course in (second, third):
+        assert _rows(_summary(course)) == {student: rows[student] for student in merging}
+        assert _csv(course / "assignments") == _csv(local / "assignments")  # the whole shared gradebook
+    from nbgrader.api import Gradebook, SubmittedNotebook
+
+    with Gradebook(db_url(queued / "assignments")) as book:  # one entry per student and notebook
+        assert sorted(s.id for s in book.students) == sorted(expected)
+        assert sorted(s.student.id for s in book.assignment_submissions(SLUG)) == sorted(expected)
+        assert book.db.query(SubmittedNotebook).count() == 20
+
 
 def test_4_a_job_sent_twice_and_merged_twice_is_graded_and_recorded_once(tmp_path, services, workers):
     course = course_of_module_01(tmp_path / "course")
@@ -105,7 +131,6 @@ def test_4_a_job_sent_twice_and_merged_twice_is_graded_and_recorded_once(tmp_pat
     workers.start()
     _grade(course, *_queue(services))
     first = _summary(course)
-    gradebook = (root / "gradebook.db").read_bytes()
     [key] = _keys(services[1])
 
     from autograder.celery_app import make_app
@@ -125,11 +150,11 @@ def test_4_a_job_sent_twice_and_merged_twice_is_graded_and_recorded_once(tmp_pat
     assert _rows(again) == _rows(first)
     from nbgrader.api import Gradebook
 
-    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as book:
+    assert db_url(root) == sqlalchemy_url(services[1])  # the gradebook is in --db, beside the jobs
+    with Gradebook(db_url(root)) as book:
         assert [s.id for s in book.students] == ["alice"]
         assert len(book.assignment_submissions(SLUG)) == 1
         assert book.find_submission(SLUG, "alice").score == 5
-    assert len(gradebook) > 0
     store.close()
 
 
@@ -261,6 +286,22 @@ def test_queue_and_db_go_together(small_course):
     invoke("grade", "01", "--queue", "redis://127.0.0.1:1/0", expected_code=1,
            expected_output="--queue and --db go together")
     invoke("grade", "01", "--no-wait", expected_code=1, expected_output="--no-wait goes with --queue")
+    invoke("grade", "01", "--patience", "60", expected_code=1, expected_output="--patience goes with --queue")
+
+
+def test_with_no_worker_running_the_coordinator_gives_up_after_its_patience(tmp_path, services):
+    """The watchdog: nothing finishes (no worker, or Celery's hard time limit killed the job):
+    the job ends as `error` saying what to do, instead of the coordinator waiting forever."""
+    course = course_of_module_01(tmp_path / "course")
+    write(course / "assignments", "ada", solved(course / "assignments"))
+
+    _grade(course, *_queue(services, "--patience", "2"))
+
+    [row] = _summary(course)["rows"]
+    assert (row["status"], row["score"]) == ("error", 0.0)
+    assert row["notes"] == ["no worker finished a job for 2 s: start `tito worker` (or wait for the busy ones), "
+                            "then run this command again to merge the grade"]
+    assert list(_attempts(services[1]).values()) == [[]]  # sent, never taken: a worker would grade it
 
 
 def _results_per_key(database: str) -> list[int]:

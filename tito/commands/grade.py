@@ -148,11 +148,18 @@ def grade(
         rich_help_panel="Grading on several machines",
     ),
     db: str = typer.Option(
-        None, "--db", help="With --queue: the PostgreSQL database of jobs and results (postgresql://user@host/db).",
+        None, "--db", help="With --queue: the PostgreSQL database of jobs, results and from then on the "
+        "course's gradebook (postgresql://user@host/db).",
         rich_help_panel="Grading on several machines",
     ),
     no_wait: bool = typer.Option(
         False, "--no-wait", help="With --queue: send the jobs and return; run again without it to merge.",
+        rich_help_panel="Grading on several machines",
+    ),
+    patience: float = typer.Option(
+        None, "--patience", min=1,
+        help="With --queue: seconds to wait with no submission graded before the rest are recorded as "
+        "errors (default: the --deadline plus a minute, times the 3 attempts a job may have).",
         rich_help_panel="Grading on several machines",
     ),
 ) -> None:
@@ -175,7 +182,7 @@ def grade(
     selected = [course.module(m) for m in modules] if modules else None
     report = _grade_with_progress_bar(
         course, selected, student or None, archives=from_dir, exchange=exchange, course_id=course_id, options=options,
-        executor=_queue(queue, db, no_wait, course_id),
+        executor=_queue(queue, db, no_wait, course_id, patience), gradebook=db,
     )
     if report.pending:
         console.print(
@@ -186,11 +193,13 @@ def grade(
     _print_report(course, report)
 
 
-def _queue(queue: str | None, db: str | None, no_wait: bool, course_id: str):
+def _queue(queue: str | None, db: str | None, no_wait: bool, course_id: str, patience: float | None):
     """The queue executor --queue and --db ask for (None: the local pool)."""
     if queue is None and db is None:
         if no_wait:
             raise CourseError("--no-wait goes with --queue.", "Run `tito grade NN --queue URL --db URL --no-wait`.")
+        if patience is not None:
+            raise CourseError("--patience goes with --queue.", "Run `tito grade NN --queue URL --db URL --patience 600`.")
         return None
     if not (queue and db):
         raise CourseError(
@@ -204,7 +213,7 @@ def _queue(queue: str | None, db: str | None, no_wait: bool, course_id: str):
             f"Grading over a queue needs the [scale] extra ({error.name} is missing).",
             "Run `pip install 'tinytorch[scale]'` (or `make install`).",
         ) from None
-    return QueueExecutor(queue, db, course_id=course_id, wait=not no_wait)
+    return QueueExecutor(queue, db, course_id=course_id, wait=not no_wait, patience=patience)
 
 
 def _check_export_alone(export: bool, grading_asked: bool) -> None:
