@@ -655,11 +655,11 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # gradients, a layout that needs no copies between layers, and the recipe that GPU
 # libraries and PyTorch's fallback path use. The benchmark measures both on the cifar10
 # network: at one BLAS thread its training step takes the same time either way, at two
-# threads im2col's few large GEMMs take half the time of the kernel offsets' many small
-# ones (each BLAS call makes its threads wait for each other). PyTorch is faster still
-# (about 1.8× at one thread) only because its CPU convolution is not a GEMM at all but
-# oneDNN's hand-tuned direct kernels: switched off, PyTorch's own im2col and GEMM are
-# within 15% of yours.
+# threads im2col's few large GEMMs gain about 10% over the kernel offsets' many small ones
+# (each BLAS call makes its threads wait for each other). PyTorch is faster still (about
+# 1.7× at one thread) because its CPU convolution is not a GEMM at all but oneDNN's
+# hand-tuned direct kernels: switched off, PyTorch's own im2col and GEMM take as long as
+# yours.
 #
 # ## Pooling by strided slices, in one layout
 #
