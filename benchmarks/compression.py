@@ -277,7 +277,7 @@ def worker(threads: int, repeats: int, warmup: int, quick: bool) -> None:
     cnn_result, teacher = measure_cnn(data, cnn_epochs, cnn_fine, repeats, warmup, seed=0)
     distilled = measure_distillation(data, teacher, 2 if quick else digits.EPOCHS, seed=0)
     _emit(result={"threads": threads, "quick": quick, "mlp": mlp, "cnn": cnn_result, "distillation": distilled,
-                  "data": mnist.describe(), "train_images": len(data["x_train"]), "test_images": len(data["x_test"]),
+                  "data": mnist.describe().replace(f"{ROOT}/", ""), "train_images": len(data["x_train"]), "test_images": len(data["x_test"]),
                   "blas": _blas(), "numpy": numpy.__version__,
                   "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
