@@ -587,7 +587,7 @@ def test_generate_cached():
 
 test_generate_cached()
 ### BEGIN HIDDEN TESTS
-from tinytorch.testing import assert_mode_restored, assert_raises
+from tinytorch.testing import assert_mode_restored, assert_raises, assert_untouched
 
 # past block_size: the window moves, the cache is refilled, the tokens stay module 14's
 manual_seed(6)
@@ -619,6 +619,10 @@ assert_mode_restored(_g, generate_cached, _g, np.array([[1]]), 2)
 assert_raises(ValueError, generate_cached, _g, [[1]], 2, temperature=0.0)
 assert_raises(ValueError, generate_cached, _g, [[1]], 2, top_k=0)
 assert_raises(ValueError, generate_cached, _g, [[]], 2)
+# generating reads the model and the prompt, and writes neither (a returned view of the
+# prompt would change when the caller edits it)
+assert_untouched(generate_cached, _g, np.array([[4, 4, 3, 1, 2, 0]]), 6, no_view=True,
+                 watch=[_p.data for _p in _g.parameters()])
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -801,7 +801,7 @@ def test_low_rank():
 
 test_low_rank()
 ### BEGIN HIDDEN TESTS
-from tinytorch.testing import assert_raises
+from tinytorch.testing import assert_raises, assert_untouched
 
 manual_seed(9)
 _lin = Linear(9, 6)
@@ -821,6 +821,10 @@ for _r in (1, 3, 5):
         "split sqrt(s) evenly: A's columns and B's rows have equal norms")
 assert_raises(ValueError, low_rank, _lin, 7, match="rank")
 assert_raises(ValueError, low_rank, _lin, 0, match="rank")
+# the Linear it factors stays as it was, and the factors are new arrays, not views of it
+_f = assert_untouched(low_rank, _lin, 3, watch=[_lin.weight.data, _lin.bias.data])
+assert not any(np.shares_memory(_q.data, _o.data) for _q in _f.parameters()
+               for _o in _lin.parameters()), "the factors must not share memory with the Linear"
 ### END HIDDEN TESTS
 
 # %% [markdown]
