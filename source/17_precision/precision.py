@@ -496,6 +496,13 @@ for _case in cases([(7,), (3, 5), (5, 3), (2, 3, 4, 6)], magnitudes=["ordinary",
     _check_bound(_a, per_channel=True, axis=-1)
     _check_bound(_a, bits=4)
 assert_untouched(quantize, np.linspace(-1, 1, 12).reshape(3, 4), per_channel=True)
+_w = np.array([[-8.0, 1.0], [-1.0, 0.5], [0.25, 9.0]], dtype=np.float32)
+_qt = quantize(_w, per_channel=True, axis=0)
+_want = stored_scale(np.array([8.0, 1.0, 9.0], dtype=np.float32) / 127)
+assert np.array_equal(_qt.scale, _want), (
+    f"per channel along axis 0, each row's scale is its own max|w| / 127: "
+    f"{_want.tolist()}, got {np.asarray(_qt.scale).tolist()}. Take min and max over "
+    "every axis except `axis`.")
 assert np.array_equal(quantize(-np.array([-1.0, -0.2, 0.3, 0.8])).q, [127, 25, -38, -102]), (
     "symmetric: negating w must negate the codes")
 assert_raises(ValueError, quantize, np.ones(3), bits=16, match="bits")
@@ -526,6 +533,10 @@ for _w in [np.array([10.0, 10.5, 11.0]), np.array([-3.0, -2.5, -2.0]),
         f"the zero point must lie in 0..255, got {_qt.zero_point} for {_w.ravel()[:3]}...")
     _check_bound(_w, symmetric=False)
     _check_bound(_w, symmetric=False, per_channel=True, axis=-1)
+_qt = quantize(np.array([0.1, 0.25, 0.6]), symmetric=False)
+assert _qt.scale == stored_scale(np.float32(0.6) / 255) and _qt.zero_point == 0, (
+    f"[0.1, 0.6] widened to include 0 is [0, 0.6]: scale 0.6 / 255 (stored), zero point "
+    f"0; got {_qt.scale}, {_qt.zero_point}")
 _qt = quantize(np.array([0.0, 1.0, 3.0]), symmetric=False)
 assert dequantize(_qt)[0] == 0.0, "0 must dequantize to exactly 0 (include 0 in the range)"
 for _case in cases([(3, 5), (2, 3, 4, 6)], magnitudes=["ordinary", "tiny", "rows"]):

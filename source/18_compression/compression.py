@@ -636,7 +636,7 @@ print(f"64 images: full {full_ms:.1f} ms, half the channels {half_ms:.1f} ms, "
 #| test: prune_channels (3 points)
 def zero_removed(model, pruned):
     """A copy of `model` with every output channel that `pruned` dropped set to zero."""
-    zeroed = prune_channels(model, 0.0)                       # a plain copy
+    zeroed = copy.deepcopy(model)
     for old, new in zip(zeroed, pruned):
         if isinstance(old, Conv2d):
             gone = old.out_channels - new.out_channels
@@ -708,6 +708,9 @@ assert_close(_small(_x), _zeroed(_x).data, rtol=1e-5, atol=1e-5,
              what="the pruned Conv2d + BatchNorm2d + Flatten + Linear model against the "
                   "original with those channels zeroed (BatchNorm statistics and the "
                   "channel-major inputs of the Linear after Flatten cut to match)")
+assert_close(prune_channels(_net, 0.0)(_x), _net(_x).data, rtol=1e-6, atol=1e-6,
+             what="prune_channels(model, 0.0) keeps every channel and input in order: the "
+                  "same outputs as the model")
 assert prune_channels(_net, 1.0)[0].out_channels == 1, "at least one channel stays"
 assert_raises(TypeError, prune_channels, Linear(3, 2), 0.5, match="Sequential")
 ### END HIDDEN TESTS

@@ -572,6 +572,18 @@ assert _c.verdict == "faster" and _c.ci[0] > 1, (
 _c90 = compare(_base, _cand, confidence=0.5, seed=4)
 assert _c.confidence == 0.95 and _c90.confidence == 0.5 and (
     _c90.ci[1] - _c90.ci[0] < _c.ci[1] - _c.ci[0] + 1), "confidence is passed through"
+# Identical timings: every resampled ratio is exactly 1, an interval [1, 1] lies neither
+# above nor below 1.
+_c = compare(np.full(10, 0.5), np.full(10, 0.5))
+assert _c.ci == (1.0, 1.0) and _c.verdict == "within noise", (
+    f"two sets of identical timings give the interval [1, 1], which is not above 1 (so "
+    f"not 'faster') nor below 1 (not 'slower'): 'within noise', got {_c}")
+# A constant baseline against a noisy candidate: the interval comes from the candidate's
+# resampled medians, one per resample, so it has a width.
+_c = compare(np.full(15, 1.0), np.linspace(0.5, 1.5, 15))
+assert _c.ci[1] - _c.ci[0] > 0.1, (
+    f"the candidate's timings spread from 0.5 to 1.5: the speed-up's interval must be "
+    f"wide, got {_c.ci}. Take the median of each resample (axis 1), not of them all.")
 assert_raises(ValueError, compare, [0.0, 0.0], [1.0, 1.0], match="median")
 assert_raises(ValueError, compare, [], [1.0], match="at least one")
 ### END HIDDEN TESTS
