@@ -51,13 +51,14 @@ def save_safetensors(tensors, path, metadata=None):
     arrays = {}
     for name, value in tensors.items():
         if not isinstance(name, str) or not name or name == "__metadata__":
-            raise SafetensorsError(f"save_safetensors: tensor names are non-empty strings "
-                                   f"other than '__metadata__', got {name!r}")
+            raise SafetensorsError(f"save_safetensors: tensor names are non-empty "
+                                   f"strings other than '__metadata__', got {name!r}")
         array = np.asarray(value)
         if array.dtype.newbyteorder("<").str not in NAMES:
+            kinds = ", ".join(str(np.dtype(kind)) for kind in DTYPES.values())
             raise SafetensorsError(f"save_safetensors: {name!r} has dtype {array.dtype}, "
                                    f"which safetensors cannot hold; convert it to one of "
-                                   f"{', '.join(str(np.dtype(k)) for k in DTYPES.values())}")
+                                   f"{kinds}")
         arrays[name] = array
     header, chunks, offset = {}, [], 0
     for name in sorted(arrays):
@@ -102,7 +103,7 @@ def load_safetensors(path):
     n = int.from_bytes(data[:8], "little")
     if 8 + n > len(data):
         raise _fail(path, f"the header length {n} reaches past the end of the file "
-                          f"({len(data)} bytes): the file is truncated or not safetensors")
+                          f"({len(data)} bytes): truncated, or not safetensors")
     try:
         header = json.loads(data[8:8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -152,7 +153,8 @@ def _entry(path, name, entry):
         raise _fail(path, f"tensor {name!r}: shape {shape!r} is not a list of sizes")
     if (not isinstance(offsets, list) or len(offsets) != 2
             or not all(type(o) is int for o in offsets)):
-        raise _fail(path, f"tensor {name!r}: data_offsets {offsets!r} is not [begin, end]")
+        raise _fail(path, f"tensor {name!r}: data_offsets {offsets!r} is not "
+                          "[begin, end]")
     return np.dtype(DTYPES[kind]), tuple(shape), offsets[0], offsets[1]
 
 
@@ -231,7 +233,11 @@ def load(path):
     if ARCHITECTURE not in metadata:
         raise ValueError(f"{path}: no {ARCHITECTURE!r} in the metadata; load_safetensors "
                          "reads its tensors, export(model, path) writes a loadable model")
-    model = build(json.loads(metadata[ARCHITECTURE]))
+    try:
+        model = build(json.loads(metadata[ARCHITECTURE]))
+    except (TypeError, KeyError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path}: the architecture in the metadata cannot be built "
+                         f"({error}); export the model again") from None
     own = model.state_dict()
     missing = sorted(set(own) - set(tensors))
     unexpected = sorted(set(tensors) - set(own))
@@ -444,7 +450,7 @@ class LanguageEngine:
         """ids (B, t) of the given cache `slots` (B,), whose first new token sits at
         position starts[b]: writes their keys and values into those slots at positions
         starts[b] .. starts[b] + t - 1 and returns the last position's logits (B, V)."""
-        ids, starts = np.asarray(ids), np.asarray(starts)
+        ids, starts, slots = np.asarray(ids), np.asarray(starts), np.asarray(slots)
         batch, t = ids.shape
         heads, hs = self.n_head, self.head_size
         positions = starts[:, None] + np.arange(t)                    # (B, t)

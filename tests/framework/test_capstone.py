@@ -232,6 +232,9 @@ def test_load_is_strict_and_says_what_does_not_fit(tmp_path):
     save_safetensors(tensors, path)
     with pytest.raises(ValueError, match="export"):
         load(path)
+    save_safetensors(tensors, path, {"tinytorch.architecture": '{"kind": "gpt", "config": {"vocab": 3}}'})
+    with pytest.raises(ValueError, match="cannot be built"):
+        load(path)
 
 
 def test_tokenizers_travel_as_json():
