@@ -41,7 +41,11 @@ from tinytorch.models.transformer import GPT, GPTConfig
 from tinytorch.text.tokenization import CharTokenizer
 
 np.set_printoptions(precision=4, suppress=True)      # compact arrays in this notebook
-workdir = Path(tempfile.mkdtemp(prefix="capstone-"))  # the files this notebook writes
+
+
+def new_folder():
+    """A new temporary folder for the files a cell writes."""
+    return Path(tempfile.mkdtemp(prefix="capstone-"))
 
 # %% [markdown]
 # ## A safetensors file, byte by byte
@@ -187,7 +191,7 @@ def hexdump(data, width=16):
 # %%
 #| test: save_safetensors (3 points)
 def test_save_safetensors():
-    path = workdir / "b.safetensors"
+    path = new_folder() / "b.safetensors"
     save_safetensors({"b": np.array([1.0, -2.0], np.float32)}, path)
     data = path.read_bytes()
     hexdump(data)
@@ -207,11 +211,13 @@ test_save_safetensors()
 ### BEGIN HIDDEN TESTS
 from tinytorch.testing import assert_raises
 
-_d = (workdir / "b.safetensors").read_bytes()
+_p = new_folder() / "b.safetensors"
+save_safetensors({"b": np.array([1.0, -2.0], np.float32)}, _p)
+_d = _p.read_bytes()
 assert _d[:8] == bytes([56]) + bytes(7) and len(_d) == 72 and _d[62:64] == b"  ", (
     "the worked example: 54 bytes of JSON padded with spaces to 56, so N = 56 and the "
     "data buffer starts at byte 64, aligned to 8 bytes")
-_p = workdir / "_two.safetensors"
+_p = new_folder() / "two.safetensors"
 _a = np.arange(6, dtype=np.int64).reshape(2, 3)
 _z = np.array([True, False, True])
 save_safetensors({"z": _z, "a": _a, "h": np.ones(3, np.float16)}, _p, {"task": "t"})
@@ -355,7 +361,7 @@ def test_load_safetensors():
                for name, kind in DTYPES.items()}
     tensors["scalar"] = np.array(3.5, np.float32)
     tensors["empty"] = np.zeros((0, 4), np.float32)
-    path = workdir / "all.safetensors"
+    path = new_folder() / "all.safetensors"
     save_safetensors(tensors, path, {"note": "every dtype"})
     back, metadata = load_safetensors(path)
     assert metadata == {"note": "every dtype"}, f"metadata came back as {metadata}"
@@ -365,7 +371,8 @@ def test_load_safetensors():
         assert got.dtype == array.dtype and got.shape == array.shape, (
             f"{name}: expected {array.dtype} {array.shape}, got {got.dtype} {got.shape}")
         assert np.array_equal(got, array), f"{name}: the values changed"
-    good = (workdir / "b.safetensors").read_bytes()       # the worked example, 72 bytes
+    save_safetensors({"b": np.array([1.0, -2.0], np.float32)}, path)
+    good = path.read_bytes()                            # the worked example, 72 bytes
     bad = {
         "truncated": good[:5],
         "past the end": good[:40],
@@ -388,7 +395,7 @@ test_load_safetensors()
 ### BEGIN HIDDEN TESTS
 from tinytorch.testing import assert_raises
 
-_p = workdir / "_bad.safetensors"
+_p = new_folder() / "bad.safetensors"
 
 
 def _file(head, buffer):
@@ -410,6 +417,15 @@ _cases = {
 for _problem, _data in _cases.items():
     _p.write_bytes(_data)
     assert_raises(SafetensorsError, load_safetensors, _p, match=_problem)
+_p.write_bytes(_file({"b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 12]}},
+                     bytes(12)))
+assert_raises(SafetensorsError, load_safetensors, _p,
+              match="needs 4 bytes, data_offsets give 8")
+# N is all 8 bytes: a high byte set makes it far too long; one byte short is short
+_example = _file({"b": _f32}, np.array([1.0, -2.0], "<f4").tobytes())
+for _data in (_example[:7] + b"\x01" + _example[8:], _example[:8 + 55]):
+    _p.write_bytes(_data)
+    assert_raises(SafetensorsError, load_safetensors, _p, match="past the end")
 # two tensors whose spans overlap: one byte cannot belong to both
 _p.write_bytes(_file({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
                       "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}},
@@ -593,7 +609,7 @@ def test_export_load():
     tok = CharTokenizer.from_text("hello world")
     for model, x in ((gpt, np.array([[1, 2, 3]])),
                      (cnn, np.random.default_rng(1).standard_normal((2, 1, 8, 8)))):
-        path = workdir / "model.safetensors"
+        path = new_folder() / "model.safetensors"
         export(model, path, extra={"tokenizer": tokenizer_to_json(tok)})
         loaded, metadata = load(path)
         assert type(loaded) is type(model) and not loaded.training, (
@@ -615,7 +631,7 @@ manual_seed(5)
 _m = Sequential(Conv2d(2, 3, 3, stride=2, bias=False), BatchNorm2d(3, eps=0.01), ReLU(),
                 MaxPool2d(2, stride=1), Flatten(), Linear(3 * 2 * 2, 2))
 _m(np.random.default_rng(3).standard_normal((4, 2, 7, 7)) * 3)
-_path = workdir / "_m.safetensors"
+_path = new_folder() / "m.safetensors"
 export(_m, _path, extra={"task": "vision"})
 _tensors, _meta = load_safetensors(_path)
 assert set(_tensors) == set(_m.state_dict()) and "1.running_var" in _tensors, (
@@ -678,13 +694,14 @@ assert_raises(TypeError, export, Sequential(Linear(2, 2), GPT(GPTConfig(3, 2, 1,
 # key is written) and a mask **per slot**: `allowed[b, j] = j <= position[b]`.
 #
 # **int8 weights.** With `int8=True` every matrix is stored as module 17's per-channel
-# int8 codes and float scales, 4× fewer bytes. When to turn them back into floats? Once,
-# at start, would keep the file small but not the memory: the engine would hold float32
-# again. So this engine keeps the codes and dequantizes **per use**, cheaply: with one
-# scale per output column, `x @ (q · s) = (x @ q) · s`, so the product runs on the codes
-# (cast for the call) and the scales multiply the B outputs, not the D × D weights. The
-# embedding tables dequantize only the rows a step reads. The price is the cast at every
-# product: the end of the module measures it.
+# int8 codes and float scales, 4× fewer bytes. When to turn them back into floats?
+# Once, when the engine starts, is simplest, but then the engine holds float32 weights
+# again and int8 saved nothing in memory. So this engine keeps the codes and dequantizes
+# **per use**, cheaply: with one scale per output column, `x @ (q · s) = (x @ q) · s`, so
+# the product runs on the codes (cast for the call) and the scales multiply the outputs
+# (B × out numbers), not the weights (in × out). The embedding tables dequantize only the
+# rows a step reads. The price is the cast at every product: the end of the module
+# measures it.
 
 # %%
 #| export
@@ -1286,7 +1303,7 @@ for _ in range(60):
     optimizer.step()
 print(f"trained: loss {loss.item():.3f}")
 
-path = workdir / "language.safetensors"
+path = new_folder() / "language.safetensors"
 export(model, path, extra={"task": "language", "tokenizer": tokenizer_to_json(tokenizer)})
 print(f"{path.name}: {path.stat().st_size:,} bytes")
 print(load_safetensors(path)[1][ARCHITECTURE])
