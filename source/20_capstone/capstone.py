@@ -483,8 +483,11 @@ def _layer_spec(layer):
         return {"type": "Sequential", "layers": [_layer_spec(item) for item in layer]}
     if type(layer) not in LAYERS:
         known = ", ".join(sorted(BY_NAME))
-        raise TypeError(f"export: {type(layer).__name__} is not a layer export knows "
-                        f"(a GPT, or a Sequential of {known})")
+        name = type(layer).__name__
+        advice = ("; export the float model, the engines quantize it (int8=True)"
+                  if name.startswith("Quantized") else "")
+        raise TypeError(f"export: {name} is not a layer export knows (a GPT, or a "
+                        f"Sequential of {known}){advice}")
     spec = {"type": type(layer).__name__}
     for name in LAYERS[type(layer)]:
         value = getattr(layer, name)

@@ -211,6 +211,8 @@ def test_every_layer_kind_exports_and_anything_else_is_named(tmp_path):
         export(Sequential(Linear(2, 2), LayerNorm(2)), path)
     with pytest.raises(TypeError, match="Linear"):
         export(Linear(2, 2), path)
+    with pytest.raises(TypeError, match="QuantizedLinear.*int8=True"):
+        export(quantize_model(model), path)
     with pytest.raises(ValueError, match="tinytorch.architecture"):
         export(model, path, extra={"tinytorch.architecture": "{}"})
 
@@ -281,6 +283,25 @@ def test_batched_greedy_tokens_and_logits_are_module_14s(tie):
         expected = model_logits(model, full)[len(prompt) - 1:]
         assert np.abs(np.array(logits) - expected).max() < 1e-5 * max(1, np.abs(expected).max())
         assert np.array(logits).dtype == np.float32
+
+
+configs = st.builds(
+    lambda n_layer, n_head, head_size, vocab, block, tie: GPTConfig(vocab, block, n_layer, n_head,
+                                                                    n_head * head_size, tie),
+    st.integers(1, 2), st.integers(1, 3), st.integers(1, 4), st.integers(2, 13), st.integers(1, 8),
+    st.booleans())
+
+
+@settings(max_examples=15, deadline=None)
+@given(configs, st.integers(1, 3), st.data())
+def test_any_model_any_batch_of_prompts_gives_each_prompts_own_tokens(config, max_batch, data):
+    model = make_gpt(config, seed=data.draw(st.integers(0, 99)), scale=2.0)
+    ids = st.lists(st.integers(0, config.vocab_size - 1), min_size=1, max_size=config.block_size + 2)
+    prompts = data.draw(st.lists(ids, min_size=1, max_size=4))
+    new = data.draw(st.integers(1, config.block_size + 3))
+    got = LanguageEngine(model, max_batch=max_batch).generate(prompts, new)
+    for prompt, tokens in zip(prompts, got):
+        assert tokens == generate(model, np.array([prompt]), new, top_k=1)[0, len(prompt):].tolist()
 
 
 def test_generate_more_prompts_than_slots_in_turns_equals_each_alone():
