@@ -341,11 +341,11 @@ def language_model(args, settings: Settings, corpus, tokenizer, train_ids, say):
     return model, f"the gpt milestone's checkpoint {last} (step {step:,})", recipe_model
 
 
-def engine_logits(model, inputs: np.ndarray, batch: int = 64) -> np.ndarray:
+def engine_logits(model, inputs: np.ndarray, batch: int = 64, int8: bool = False) -> np.ndarray:
     """The logits (N, T, V) a LanguageEngine of `model` gives at every position of `inputs`
     (N, T), the way it serves: one token at a time through its KV cache (teacher-forced: the
     next token is the text's, not the engine's), `batch` windows in as many slots at once."""
-    engine = _capstone().LanguageEngine(model, max_batch=batch)
+    engine = _capstone().LanguageEngine(model, max_batch=batch, int8=int8)
     out = []
     for first in range(0, len(inputs), batch):
         ids = inputs[first:first + batch]                              # (B, T)
@@ -437,6 +437,20 @@ def language(args, settings: Settings, record: Record, say) -> None:
     record.claims.append(Claim("validation loss change", "the training model (14)", "the engine's logits",
                                abs(engine_loss - model_loss), "nats", VAL_LOSS_DELTA, op="<=",
                                quality=quality, note="", check=f"{targets.size:,} validation tokens"))
+    say("  the int8 engine (module 17's per-channel codes, dequantized in each product), for comparison ...")
+    small = _capstone().LanguageEngine(model, int8=True, max_batch=STREAMS)
+    int8_time = measure(lambda: small.generate(prompts[:1], new), warmup=1, repeats=settings.repeats)
+    int8_loss = mean_loss(engine_logits(model, inputs, int8=True), targets)
+    say(f"  int8 engine, 1 stream {int8_time}; validation loss {int8_loss:.4f}")
+    record.claims.append(Claim("int8 engine (reported)", f"float32: {per_token(one.median):,.0f} tokens/s, "
+                               f"{engine.nbytes:,} bytes", f"int8: {per_token(int8_time.median):,.0f} tokens/s, "
+                               f"{small.nbytes:,} bytes", abs(int8_loss - model_loss), "nats", None,
+                               quality=f"val {model_loss:.3f} -> {int8_loss:.3f}"))
+    record.notes.append(f"the claims are the float32 engine's: its greedy tokens are module 14's and its logits the "
+                        f"model's; the int8 engine keeps {engine.nbytes / small.nbytes:.1f}x fewer weight bytes, "
+                        f"moves the validation loss by {int8_loss - model_loss:+.4f} nats and generates "
+                        f"{per_token(int8_time.median):,.0f} tokens/s against {per_token(one.median):,.0f} (one "
+                        "stream; NumPy multiplies float32, so its codes are cast back for every product)")
     text = tokenizer.decode(batched[0])
     say(f"  the engine continues {tokenizer.decode(prompts[0])!r} with {text!r}")
 
