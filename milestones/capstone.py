@@ -450,7 +450,7 @@ def language(args, settings: Settings, record: Record, say) -> None:
                         f"model's; the int8 engine keeps {engine.nbytes / small.nbytes:.1f}x fewer weight bytes, "
                         f"moves the validation loss by {int8_loss - model_loss:+.4f} nats and generates "
                         f"{per_token(int8_time.median):,.0f} tokens/s against {per_token(one.median):,.0f} (one "
-                        "stream; NumPy multiplies float32, so its codes are cast back for every product)")
+                        "stream)")
     text = tokenizer.decode(batched[0])
     say(f"  the engine continues {tokenizer.decode(prompts[0])!r} with {text!r}")
 
@@ -564,7 +564,7 @@ def vision(args, settings: Settings, record: Record, say) -> None:
         y = generator.integers(0, cifar10.CLASSES, len(x))
         where = "random images of CIFAR-10's shape (a step's time does not depend on the pixels)"
         record.notes.append(f"no CIFAR-10: {error}")
-        say(f"  no CIFAR-10 here ({str(error).split('.')[0]}): timing on {where}")
+        say(f"  no CIFAR-10 here (see the note below): timing on {where}")
     t.manual_seed(args.seed)
     model = cifar_model(settings)
     slow, fast, agree = training_twins(model, x, y, settings, say)
