@@ -142,6 +142,17 @@ def test_a_report_changed_after_submission_is_refused_and_a_resubmission_without
     assert any("does not match its checksum" in p.message for p in import_archives(root, inbox, [SLUG]).problems)
 
 
+def test_submitting_module_20_hands_in_the_report_from_the_workspace(tmp_path, course):
+    module = course.module("20")
+    notebook = tmp_path / f"{module.slug}.ipynb"
+    notebook.write_text("{}")
+    workspace = types.SimpleNamespace(root=tmp_path, submissions_dir=tmp_path / "submissions")
+    identity = types.SimpleNamespace(as_dict=lambda: {"id": "ada", "name": "Ada", "email": "ada@example.org"})
+    (tmp_path / REPORT).write_bytes(b'{"schema": "tinytorch.capstone-report"}')
+    archive = read_submission(workflow.submit_archive(workspace, module, notebook, identity))
+    assert archive.module == SLUG and archive.attachments == {REPORT: (tmp_path / REPORT).read_bytes()}
+
+
 def test_only_a_module_that_hands_in_a_file_takes_it(tmp_path):
     notebook = tmp_path / "n.ipynb"
     notebook.write_text("{}")
