@@ -557,6 +557,7 @@ def vision(args, settings: Settings, record: Record, say) -> None:
     try:
         data = cifar10.load_data(args.data, None)
         x, y, where = data.x_train[:settings.batch * 16], data.y_train[:settings.batch * 16], data.description
+        say(f"  timing on {where}")
     except harness.MilestoneError as error:
         data = None
         generator = np.random.default_rng(args.seed)
@@ -576,7 +577,7 @@ def vision(args, settings: Settings, record: Record, say) -> None:
     held_out = 50_000 - int(round(50_000 * cifar10.VALIDATION))
     epochs, cited = EXPECTED_EPOCHS, "README.md, the cifar10 milestone's expectation (not a measurement here)"
     result = None
-    if data is not None and data.full and not args.quick:
+    if data is not None and data.identity.official and data.full and not args.quick:
         say("\n   the real run: the cifar10 milestone's recipe with the fastest kernels (its checkpoint folder)")
         recipe = argparse.Namespace(seed=args.seed, epochs=cifar10.EPOCHS, batch_size=cifar10.BATCH_SIZE,
                                     checkpoint=args.cifar_checkpoint, restart=False, limit=None, quiet=args.quiet)
@@ -595,8 +596,12 @@ def vision(args, settings: Settings, record: Record, say) -> None:
         record.claims.append(Claim("test accuracy", "-", "the cifar10 recipe, fastest kernels", result.test_accuracy,
                                    "accuracy", ACCURACY, note=f"{result.test_size:,} test images"))
     else:
-        why = ("--quick times a small CNN and trains nothing" if args.quick else
-               "CIFAR-10 is not here: the speed is measured, the 75% is not")
+        if args.quick:
+            why = "--quick times a small CNN and trains nothing"
+        elif data is None:
+            why = "CIFAR-10 is not here: the speed is measured, the 75% is not"
+        else:
+            why = cifar10.decide(data.identity, None)[1] + ": the speed is measured, the 75% is not"
         record.counts, record.reason = False, why
         record.claims.append(Claim("test accuracy", "-", "the cifar10 recipe", None, "accuracy", ACCURACY,
                                    note="needs the official CIFAR-10" if not args.quick else "--quick"))
@@ -817,6 +822,8 @@ def plot(record: Record, path: str) -> str | None:
     axes.set_xticks(range(len(speeds)), [f"{c.name}\n{c.baseline.split(':')[0]}\n-> {c.optimized.split(':')[0]}"
                                          for c in speeds], fontsize=7)
     axes.set_yscale("log")
+    axes.yaxis.set_major_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}x"))
+    axes.yaxis.set_minor_formatter(plt.FuncFormatter(lambda value, _: f"{value:g}x"))
     axes.axhline(1, color="black", linewidth=0.6)
     axes.set_ylabel("speed-up (median, 95% CI; red dashes: target)")
     axes.set_title(f"capstone, {record.track} track ({record.settings} settings)")
