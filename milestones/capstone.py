@@ -134,8 +134,7 @@ class Settings:
     name: str
     repeats: int                  # timed calls of a fast path
     slow_repeats: int             # timed calls of a slow path
-    gpt: tuple | None             # (n_layer, n_embd, n_head, block) of a tiny GPT; None: the gpt milestone's
-    gpt_steps: int                # the tiny GPT's training steps
+    tiny_gpt: bool                # the optimize milestone's --quick GPT, not the gpt milestone's
     prompt: int                   # prompt tokens of each stream
     new_tokens: int               # tokens generated per stream
     val_windows: int | None       # validation windows scored (None: every one)
@@ -146,8 +145,8 @@ class Settings:
     cnn_stride: int               # every n-th training digit
 
 
-FULL = Settings("full", 10, 5, None, 0, 16, 48, None, None, cifar10.BATCH_SIZE, None, cnn.EPOCHS, 1)
-QUICK = Settings("quick", 3, 3, (1, 32, 2, 32), 3, 8, 16, 4, (4, 4, 8, 8, 16), 4, (4, 8, 16), 1, 8)
+FULL = Settings("full", 10, 5, False, 16, 48, None, None, cifar10.BATCH_SIZE, None, cnn.EPOCHS, 1)
+QUICK = Settings("quick", 3, 3, True, 8, 16, 4, (4, 4, 8, 8, 16), 4, (4, 8, 16), 1, 8)
 
 
 # --- one claim, one row of the table ---------------------------------------------------------------
@@ -318,13 +317,13 @@ def gpt_recipe(args) -> argparse.Namespace:
 def language_model(args, settings: Settings, corpus, tokenizer, train_ids, say):
     """(the model in eval mode, where it came from, whether it is the recipe's model)."""
     t = _tinytorch()
-    if settings.gpt is not None:                                   # --quick: a tiny GPT, a few steps
-        n_layer, n_embd, n_head, block = settings.gpt
+    if settings.tiny_gpt:                                          # --quick: a tiny GPT, a few steps
+        tiny = optimize.QUICK
         t.manual_seed(args.seed)
-        model = optimize.build_gpt(tokenizer.vocab_size, optimize.QUICK)
-        optimize.train_gpt(model, train_ids, optimize.QUICK, args.seed, say, args.quiet)
+        model = optimize.build_gpt(tokenizer.vocab_size, tiny)
+        optimize.train_gpt(model, train_ids, tiny, args.seed, say, args.quiet)
         model.eval()
-        return model, f"a tiny GPT {n_layer}x{n_embd} trained {optimize.QUICK.gpt_steps} steps (--quick)", False
+        return model, f"a tiny GPT {tiny.gpt[0]}x{tiny.gpt[1]} trained {tiny.gpt_steps} steps (--quick)", False
     recipe = gpt_recipe(args)
     folder = gpt.run_folder(args.gpt_checkpoint, gpt.run_settings(recipe, corpus))
     last = os.path.join(folder, "last.npz")
@@ -380,7 +379,7 @@ def language(args, settings: Settings, record: Record, say) -> None:
     say("\n1. the model")
     model, source, recipe_model = language_model(args, settings, corpus, tokenizer, train_ids, say)
     block = model.config.block_size
-    inputs, targets = gpt.validation_windows(val_ids) if block == gpt.BLOCK_SIZE else _windows(val_ids, block)
+    inputs, targets = _windows(val_ids, block)
     if settings.val_windows is not None:
         inputs, targets = inputs[:settings.val_windows], targets[:settings.val_windows]
     reference = model_logits(model, inputs)
@@ -470,6 +469,8 @@ def language(args, settings: Settings, record: Record, say) -> None:
 
 
 def _windows(ids: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """Consecutive windows of `block` over the validation ids, as the gpt milestone scores them:
+    (inputs, targets) of (n, block), every id after the first predicted once."""
     count = (len(ids) - 1) // block
     windows = ids[np.arange(count)[:, None] * block + np.arange(block + 1)]
     return windows[:, :-1], windows[:, 1:]
@@ -585,10 +586,14 @@ def vision(args, settings: Settings, record: Record, say) -> None:
         reached = [r["epoch"] for r in result.history if r.get("val_accuracy", 0) >= ACCURACY]
         if reached:
             epochs, cited = reached[0], "this run's validation accuracy (the first epoch at 75%)"
+    estimates = {}
     for label, seconds in (("module 09", slow.median), ("modules 15-18", fast.median)):
-        estimate = epochs * held_out / (settings.batch / seconds)
-        say(f"  time to 75% with {label}: about {harness.duration(estimate)} ({epochs} epochs of {held_out:,} images "
+        estimates[label] = harness.duration(epochs * held_out / (settings.batch / seconds))
+        say(f"  time to 75% with {label}: about {estimates[label]} ({epochs} epochs of {held_out:,} images "
             f"at {settings.batch / seconds:,.0f} images/s; epochs: {cited})")
+    record.claims.append(Claim("time to 75% (estimate)", f"module 09: {estimates['module 09']}",
+                               f"modules 15-18: {estimates['modules 15-18']}", None, "", None,
+                               note=f"{epochs} epochs of {held_out:,} images"))
     record.notes.append(f"epochs to 75%: {epochs} ({cited}); training timed on {where}")
     if result is not None:
         record.identity = result.identity
