@@ -190,22 +190,25 @@ def test_save_safetensors():
     data = path.read_bytes()
     hexdump(data)
     n = int.from_bytes(data[:8], "little")
-    assert n == 56 and len(data) == 8 + 56 + 8, (
-        f"the header of the worked example is 54 bytes of JSON padded to 56: expected N = "
-        f"56 and a file of 72 bytes, got N = {n} and {len(data)} bytes. N is 8 bytes, "
-        "little-endian (int.to_bytes(8, 'little')), and counts the padding")
+    assert 8 + n <= len(data), (
+        f"the first 8 bytes, read as a little-endian number, say the header is {n:,} "
+        f"bytes long, but the file has {len(data)}: write len(header) with "
+        "to_bytes(8, 'little')")
     header = json.loads(data[8:8 + n])
     assert header == {"b": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, (
         f"header: expected b's dtype F32, shape [2], offsets [0, 8], got {header}")
-    assert data[8 + 54:8 + 56] == b"  ", "the header is padded with spaces"
-    assert data[-8:] == bytes.fromhex("0000803f000000c0"), (
-        f"the data: 1.0 and -2.0 as little-endian float32 (00 00 80 3f 00 00 00 c0), got "
-        f"{data[-8:].hex(' ')}")
+    assert data[8 + n:] == bytes.fromhex("0000803f000000c0"), (
+        f"after the header: 1.0 and -2.0 as little-endian float32 (00 00 80 3f 00 00 00 "
+        f"c0), got {data[8 + n:].hex(' ')}")
 
 test_save_safetensors()
 ### BEGIN HIDDEN TESTS
 from tinytorch.testing import assert_raises
 
+_d = (workdir / "b.safetensors").read_bytes()
+assert _d[:8] == bytes([56]) + bytes(7) and len(_d) == 72 and _d[62:64] == b"  ", (
+    "the worked example: 54 bytes of JSON padded with spaces to 56, so N = 56 and the "
+    "data buffer starts at byte 64, aligned to 8 bytes")
 _p = workdir / "_two.safetensors"
 _a = np.arange(6, dtype=np.int64).reshape(2, 3)
 _z = np.array([True, False, True])
@@ -364,7 +367,6 @@ def test_load_safetensors():
         "not UTF-8 JSON": good[:8] + b"{" * 56 + good[64:],
         "unknown dtype": good.replace(b'"F32"', b'"X32"'),
         "needs": good.replace(b"[2]", b"[3]"),
-        "outside": good.replace(b"[0,8]", b"[8,16]"),
     }
     for problem, data in bad.items():
         path.write_bytes(data)
@@ -382,31 +384,35 @@ test_load_safetensors()
 from tinytorch.testing import assert_raises
 
 _p = workdir / "_bad.safetensors"
-_good = (workdir / "b.safetensors").read_bytes()
+
+
+def _file(head, buffer):
+    padded = _header_bytes(head)
+    return len(padded).to_bytes(8, "little") + padded + buffer
+
+
+_f32 = {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}
 _cases = {
     "truncated": b"\x01\x02",
     "past the end": (10 ** 9).to_bytes(8, "little") + b"{}",
     "not UTF-8": b"\x08" + bytes(7) + b"\xff\xfe{}    ",
     "not an object": b"\x08" + bytes(7) + b"[1,2]   ",
-    "unknown dtype": _good.replace(b'"F32"', b'"BF8"'),
-    "needs": _good.replace(b"[2]", b"[1]"),
-    "outside": _good.replace(b"[0,8]", b"[4,12]"),
-    "str": _good[:8] + b'{"__metadata__":{"a":1},' + _good[9:8 + 56 - 23],
+    "unknown dtype": _file({"b": {**_f32, "dtype": "BF8"}}, bytes(8)),
+    "needs": _file({"b": {**_f32, "shape": [1]}}, bytes(8)),
+    "outside": _file({"b": {**_f32, "data_offsets": [4, 12]}}, bytes(8)),
+    "str": _file({"b": _f32, "__metadata__": {"epochs": 3}}, bytes(8)),
 }
 for _problem, _data in _cases.items():
     _p.write_bytes(_data)
     assert_raises(SafetensorsError, load_safetensors, _p, match=_problem)
-# two tensors whose spans overlap, and offsets that cover the buffer twice
-_h = {"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
-      "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}
-_t = _header_bytes(_h)
-_p.write_bytes(len(_t).to_bytes(8, "little") + _t + bytes(6))
+# two tensors whose spans overlap: one byte cannot belong to both
+_p.write_bytes(_file({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+                      "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}, bytes(6)))
 assert_raises(SafetensorsError, load_safetensors, _p, match="overlap")
 # offsets relative to the buffer: a header of another length moves nothing
-_h = {"a": {"dtype": "I16", "shape": [2], "data_offsets": [0, 4]},
-      "__metadata__": {"long": "x" * 37}}
-_t = _header_bytes(_h)
-_p.write_bytes(len(_t).to_bytes(8, "little") + _t + np.array([7, -7], "<i2").tobytes())
+_p.write_bytes(_file({"a": {"dtype": "I16", "shape": [2], "data_offsets": [0, 4]},
+                      "__metadata__": {"long": "x" * 37}},
+                     np.array([7, -7], "<i2").tobytes()))
 _back, _meta = load_safetensors(_p)
 assert _back["a"].tolist() == [7, -7] and _meta == {"long": "x" * 37}, (
     "data_offsets count from the first byte after the header")
@@ -592,6 +598,32 @@ def test_export_load():
         assert back.decode(back.encode("hello")) == "hello", "the tokenizer round trip"
 
 test_export_load()
+### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_raises
+
+manual_seed(5)
+_m = Sequential(Conv2d(2, 3, 3, stride=2, bias=False), BatchNorm2d(3, eps=0.01), ReLU(),
+                MaxPool2d(2, stride=1), Flatten(), Linear(3 * 2 * 2, 2))
+_m(np.random.default_rng(3).standard_normal((4, 2, 7, 7)) * 3)
+_path = workdir / "_m.safetensors"
+export(_m, _path, extra={"task": "vision"})
+_tensors, _meta = load_safetensors(_path)
+assert set(_tensors) == set(_m.state_dict()) and "1.running_var" in _tensors, (
+    "export writes the state_dict: parameters and buffers")
+assert _meta["task"] == "vision" and json.loads(_meta[ARCHITECTURE])["kind"] == "sequential"
+_l, _ = load(_path)
+assert _l[0].bias is None and _l[0].stride == 2 and _l[1].eps == 0.01, (
+    "every constructor argument comes back")
+_x = np.random.default_rng(4).standard_normal((3, 2, 7, 7))
+with no_grad():
+    assert np.array_equal(_l(_x).data, _m.eval()(_x).data), "the loaded CNN's outputs"
+save_safetensors({k: v for k, v in _tensors.items() if k != "0.weight"}, _path, _meta)
+assert_raises(ValueError, load, _path, match="missing")
+save_safetensors({**_tensors, "5.bias": np.zeros(3, np.float32)}, _path, _meta)
+assert_raises(ValueError, load, _path, match="shape")
+assert_raises(TypeError, export, Sequential(Linear(2, 2), GPT(GPTConfig(3, 2, 1, 1, 2))),
+              _path, match="GPT")
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## What inference does not need
@@ -932,16 +964,80 @@ def test_language_engine():
     gpt = GPT(GPTConfig(vocab_size=13, block_size=12, n_layer=2, n_head=2, n_embd=8))
     for p in gpt.parameters():
         p.data = p.data * 2                             # sharper logits
-    prompts = [[1, 2, 3, 4, 5], [6], [7, 8, 9]]
-    engine = LanguageEngine(gpt, max_batch=2)
+    engine = LanguageEngine(gpt, max_batch=3)
+    slot = engine.open([1, 2, 3, 4])                    # one request alone
+    with no_grad():
+        want = gpt(np.array([[1, 2, 3, 4]])).data[0, -1]
+    assert np.abs(engine.logits(slot) - want).max() < 1e-5, (
+        "after open(prompt), the slot's logits should be the model's at the prompt's "
+        "last position")
+    engine.close(slot)
+    prompts = [[1, 2, 3], [4, 5, 6], [7, 8, 9]]         # three at once, the same length
     got = engine.generate(prompts, 6)
     for prompt, tokens in zip(prompts, got):
         want = gpt.generate(np.array([prompt]), 6, top_k=1)[0, len(prompt):].tolist()
         assert tokens == want, (
-            f"prompt {prompt}: the engine wrote {tokens}, module 14 writes {want}. Does "
-            "each slot add its own position rows and read only its own cached keys?")
+            f"prompt {prompt}: the engine wrote {tokens}, module 14 writes {want}. Are "
+            "the keys written into each request's own slot, at its positions?")
 
 test_language_engine()
+### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_close, assert_raises
+
+manual_seed(7)
+_g = GPT(GPTConfig(vocab_size=13, block_size=9, n_layer=2, n_head=2, n_embd=8))
+for _p in _g.parameters():
+    _p.data = _p.data * 2.5
+
+
+def _alone(prompt, n):
+    return _g.generate(np.array([prompt]), n, top_k=1)[0, len(prompt):].tolist()
+
+
+# prompts of different lengths batched: every slot at its own position, its own length
+_prompts = [[1, 2, 3, 4, 5, 6], [7], [8, 9, 10]]
+_e = LanguageEngine(_g, max_batch=3)
+for _prompt, _tokens in zip(_prompts, _e.generate(_prompts, 5)):
+    assert _tokens == _alone(_prompt, 5), (
+        f"prompt {_prompt} batched with prompts of other lengths: the engine wrote "
+        f"{_tokens}, module 14 alone {_alone(_prompt, 5)}. Each slot needs its own "
+        "positions (starts[b] + i) and its own mask (j <= positions[b, i])")
+# the logits at every step, for both slots of a batch, against module 14's forward
+_e = LanguageEngine(_g, max_batch=2)
+_ids = {_e.open([3, 1, 4, 1, 5]): [3, 1, 4, 1, 5], _e.open([9, 2]): [9, 2]}
+for _ in range(3):
+    for _slot, _token in _e.step().items():
+        _ids[_slot].append(_token)
+        with no_grad():
+            _want = _g(np.array([_ids[_slot]])).data[0, -1]
+        assert_close(_e.logits(_slot), _want, rtol=1e-5, atol=1e-5,
+                     what=f"slot {_slot}'s logits after {len(_ids[_slot])} tokens")
+# a long request leaves; a short one takes its slot, whose cache still holds old keys
+_e = LanguageEngine(_g, max_batch=2)
+_a, _b = _e.open([1, 2, 3, 4, 5, 6, 7]), _e.open([8])
+_out = {_a: [], _b: []}
+for _ in range(2):
+    for _slot, _token in _e.step().items():
+        _out[_slot].append(_token)
+_e.close(_a)
+_c = _e.open([11, 12])
+_out[_c] = []
+for _ in range(4):
+    for _slot, _token in _e.step().items():
+        _out[_slot].append(_token)
+assert _c == _a and _out[_c] == _alone([11, 12], 4), (
+    f"a request in a reused slot wrote {_out[_c]}, alone it writes "
+    f"{_alone([11, 12], 4)}: the slot's old keys past its own length must be masked")
+assert _out[_b] == _alone([8], 6), "the other request goes on unchanged"
+# past block_size, as module 16: the slot starts again from its last block_size tokens
+_e = LanguageEngine(_g, max_batch=2)
+assert _e.generate([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], [4]], 12) == [
+    _alone([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 12), _alone([4], 12)], (
+    "past block_size the engine must crop as module 16 (and module 14) do")
+_full = LanguageEngine(_g, max_batch=1)
+_full.open([1])
+assert_raises(EngineFull, _full.open, [2])
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## BatchNorm folded into the convolution
@@ -1113,3 +1209,31 @@ def test_vision_engine():
         f"{np.abs(got - want).max():.2g}: check fold_batchnorm's algebra")
 
 test_vision_engine()
+### BEGIN HIDDEN TESTS
+from tinytorch.core.tensor import Tensor
+from tinytorch.testing import assert_close
+
+# a BatchNorm trained with a large eps, small variances, a convolution without bias
+manual_seed(6)
+_conv, _bn = Conv2d(2, 3, 3, stride=2, padding=1, bias=False), BatchNorm2d(3, eps=0.1)
+_r = np.random.default_rng(8)
+_bn.running_mean = _r.standard_normal(3).astype(np.float32)
+_bn.running_var = _r.uniform(0.01, 0.2, 3).astype(np.float32)
+_bn.weight.data = _r.uniform(0.5, 2, 3).astype(np.float32)
+_bn.bias.data = _r.standard_normal(3).astype(np.float32)
+_x = Tensor(_r.standard_normal((2, 2, 6, 6)).astype(np.float32))
+with no_grad():
+    _want = _bn.eval()(_conv(_x)).data
+_w, _b = fold_batchnorm(_conv.weight.data, None, _bn)
+_folded = Conv2d(2, 3, 3, stride=2, padding=1)
+_folded.weight.data, _folded.bias.data = _w, _b
+with no_grad():
+    assert_close(_folded(_x), _want, rtol=1e-4, atol=1e-5,
+                 what="the folded convolution (eps 0.1, no bias) against conv + BatchNorm")
+_cnn = Sequential(_conv, _bn, ReLU(), Flatten(), Linear(3 * 3 * 3, 4))
+with no_grad():
+    _logits = _cnn.eval()(_x).data
+_p = np.exp(_logits - _logits.max(1, keepdims=True))
+assert_close(VisionEngine(_cnn).predict_proba(_x.data), _p / _p.sum(1, keepdims=True),
+             rtol=1e-4, atol=1e-5, what="the engine's probabilities (BatchNorm eps 0.1)")
+### END HIDDEN TESTS
