@@ -181,8 +181,11 @@ def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
 
 
 def _claim_text(claim: dict) -> str:
-    """'one stream 2818 tokens/s (>= 100: met)'."""
+    """'one stream 2818 tokens/s (>= 100: met)'; a row without a figure: what it compared."""
     value = claim.get("value")
+    if value is None and claim.get("target") is None:
+        checked = {True: ", twin check passed", False: ", twin check FAILED"}.get(claim.get("checked"), "")
+        return f"{claim['name']}: {claim.get('baseline', '')} -> {claim.get('optimized', '')}{checked}"
     shown = "not measured" if value is None else f"{float(value):.4g} {claim.get('unit', '')}".rstrip()
     target = claim.get("target")
     met = {True: "met", False: "missed", None: "not measured" if target is not None else "reported"}[claim.get("met")]

@@ -53,6 +53,7 @@ CUSTOM = capstone.Claim("custom workload", "baseline()", "optimized()", 704.0, "
                         verdict="faster", strict=True, checked=True)
 VISION = capstone.Claim("training images/s", "module 09", "module 15", 1.09, "x", 2.0, ci=(0.97, 1.16),
                         verdict="within noise", checked=True)
+EXPORTED = capstone.Claim("exported model", "the trained model", "loaded from the file", None, "", None, checked=True)
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_a_class_of_three_reports_one_broken_becomes_capstone_csv(tmp_path, inbo
         (reports / name).mkdir(parents=True)
     _archive(inbox, tmp_path, "ada", "2026-12-06T11:00:00",
              _report(reports / "ada", ("language", [FAST, BATCHED], True), ("custom", [CUSTOM], True)))
-    _archive(inbox, tmp_path, "bob", "2026-12-06T11:05:00", _report(reports / "bob", ("vision", [VISION], False)))
+    _archive(inbox, tmp_path, "bob", "2026-12-06T11:05:00", _report(reports / "bob", ("vision", [VISION, EXPORTED], False)))
     _archive(inbox, tmp_path, "carol", "2026-12-06T11:10:00", b'{"schema": "tinytorch.capstone-rep')   # cut short
     root = tmp_path / "assignments"
 
@@ -92,6 +93,8 @@ def test_a_class_of_three_reports_one_broken_becomes_capstone_csv(tmp_path, inbo
     assert (language["machine"], language["load"], language["settings"]) == ("x86_64", "1.25", "full")
     assert (table[("ada", "custom")]["outcome"], table[("ada", "custom")]["claims_met"]) == ("achieved", "1/1")
     assert (table[("bob", "vision")]["outcome"], table[("bob", "vision")]["claims_met"]) == ("path-check", "0/1")
+    assert table[("bob", "vision")]["claims"].endswith(
+        "; exported model: the trained model -> loaded from the file, twin check passed")
     assert table[("carol", "")]["problem"].startswith(f"{REPORT} is not JSON")
 
 
