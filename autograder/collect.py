@@ -4,8 +4,10 @@ exchange. Archives and the exchange are first brought into the course layout
 always reads one place.
 
 Archives are the ones `tito submit` writes; `autograder.submission.read_submission` reads
-and verifies them (format and checksum). Of a student's archives for a module the newest
-valid one wins, by its `submitted_at`; a broken archive is reported, never fatal.
+and verifies them (format and checksums). Of a student's archives for a module the newest
+valid one wins, by its `submitted_at`; a broken archive is reported, never fatal. What a
+module hands in besides its notebook (module 20's capstone report) is placed beside the
+notebook, where `tito grade --export` reads it.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from nbgrader.utils import parse_utc
 
 from autograder.config import nbgrader_config
 from autograder.files import atomic_write
-from autograder.submission import SubmissionError, read_submission
+from autograder.submission import ATTACHMENTS, SubmissionError, read_submission
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S.%f UTC"  # what nbgrader's exchange writes in timestamp.txt
@@ -210,6 +212,11 @@ def import_archives(
         target.mkdir(parents=True, exist_ok=True)
         atomic_write(target / f"{module}.ipynb", archive.notebook_bytes)
         atomic_write(target / "timestamp.txt", stamp + "\n")
+        for name in ATTACHMENTS.get(module, ()):             # what came with the notebook, and only that
+            if name in archive.attachments:
+                atomic_write(target / name, archive.attachments[name])
+            else:
+                (target / name).unlink(missing_ok=True)
         meta = {"module": module, "student": archive.student, "submitted_at": archive.submitted_at,
                 "tito_version": archive.tito_version, "sha256": archive.sha256, "archive": archive.path.name}
         atomic_write(target / "submission.json", json.dumps(meta, indent=1, sort_keys=True) + "\n")

@@ -15,6 +15,11 @@ field) and atomically.
   (`<NN_name>/<grade id> (max <points>)`), `<NN_name> raw_score`, `<NN_name> late_penalty`
   and `<NN_name> score (max <points>)`, then the course `total (max <points>)`.
 
+- `export/capstone.csv`, when any submission holds a capstone report (module 20 hands in the
+  capstone milestone's `capstone-report.json` with its notebook: autograder/submission.py): one
+  row per student and track, the track's outcome, how many of its targeted claims it met, and
+  each claim's figure and target; a report that cannot be read is one row naming the problem.
+
 A student with no submission for a module scores 0 there, as in nbgrader's own export.
 """
 
@@ -32,6 +37,11 @@ from autograder.errors import CourseError
 from autograder.files import atomic_write
 
 COURSE_FILE = "course.csv"
+CAPSTONE_FILE = "capstone.csv"
+CAPSTONE_REPORT = "capstone-report.json"      # written by milestones/capstone.py
+CAPSTONE_SCHEMA, CAPSTONE_VERSION = "tinytorch.capstone-report", 1
+CAPSTONE_COLUMNS = ["student_id", "name", "email", "module", "submitted_at", "track", "outcome", "claims_met",
+                    "claims", "settings", "finished_at", "machine", "load", "problem"]
 STUDENT_COLUMNS = ["student_id", "last_name", "first_name", "email"]
 
 
@@ -167,6 +177,84 @@ def nbgrader_table(gradebook) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+# --- the capstone reports --------------------------------------------------------------------
+
+
+def _claim_text(claim: dict) -> str:
+    """'one stream 2818 tokens/s (>= 100: met)'; a row without a figure: what it compared."""
+    value = claim.get("value")
+    if value is None and claim.get("target") is None:
+        checked = {True: ", twin check passed", False: ", twin check FAILED"}.get(claim.get("checked"), "")
+        return f"{claim['name']}: {claim.get('baseline', '')} -> {claim.get('optimized', '')}{checked}"
+    shown = "not measured" if value is None else f"{float(value):.4g} {claim.get('unit', '')}".rstrip()
+    target = claim.get("target")
+    met = {True: "met", False: "missed", None: "not measured" if target is not None else "reported"}[claim.get("met")]
+    goal = f"{claim.get('op', '>=')} {float(target):g}: " if target is not None else ""
+    return f"{claim['name']} {shown} ({goal}{met})"
+
+
+def _track_row(track: str, entry) -> list[str]:
+    """The columns track .. load of one track's entry (KeyError, TypeError, ValueError when malformed)."""
+    if not isinstance(entry, dict) or not isinstance(entry["claims"], list):
+        raise TypeError(f"its {track} entry is not a track's result")
+    claims = entry["claims"]
+    targeted = [c for c in claims if c.get("target") is not None]
+    environment = entry.get("environment") or {}
+    load = environment.get("load")
+    return [track, str(entry["outcome"]), f"{sum(c.get('met') is True for c in targeted)}/{len(targeted)}",
+            "; ".join(_claim_text(c) for c in claims), str(entry.get("settings", "")),
+            str(entry.get("finished_at", "")), str(environment.get("machine", "")),
+            f"{float(load[0]):.2f}" if isinstance(load, list) and load else ""]
+
+
+def capstone_rows(path: Path) -> list[list[str]]:
+    """The columns track .. problem of every track in the capstone report at `path`; a report
+    that cannot be read is one row whose problem says why."""
+    def problem(why: str) -> list[list[str]]:
+        return [[""] * (len(CAPSTONE_COLUMNS) - 6) + [why]]
+
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        return problem(f"{path.name} cannot be read: {error}")
+    except ValueError as error:
+        return problem(f"{path.name} is not JSON: {error}")
+    if not isinstance(report, dict) or report.get("schema") != CAPSTONE_SCHEMA:
+        return problem(f"{path.name} is not a capstone report (no schema {CAPSTONE_SCHEMA!r})")
+    if report.get("version") != CAPSTONE_VERSION or not isinstance(report.get("tracks"), dict):
+        return problem(f"{path.name} is version {report.get('version')!r} of the capstone report, not {CAPSTONE_VERSION}")
+    rows = []
+    for track, entry in sorted(report["tracks"].items()):
+        try:
+            rows.append([*_track_row(track, entry), ""])
+        except (KeyError, TypeError, ValueError, AttributeError) as error:
+            rows.append([track, *[""] * (len(CAPSTONE_COLUMNS) - 7), f"{path.name}: the {track} track is malformed "
+                         f"({type(error).__name__}: {error})"])
+    return rows or problem(f"{path.name} holds no track")
+
+
+def capstone_table(root: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of capstone.csv: every `submitted/<student>/<module>/capstone-report.json`
+    under `root`, the student named by the submission's own submission.json."""
+    rows = []
+    for path in sorted(Path(root).glob(f"submitted/*/*/{CAPSTONE_REPORT}")):
+        folder = path.parent
+        try:
+            meta = json.loads((folder / "submission.json").read_text(encoding="utf-8"))
+            student, submitted = meta.get("student") or {}, str(meta.get("submitted_at", ""))
+        except (OSError, ValueError, AttributeError):
+            student, submitted = {}, ""
+        who = [folder.parent.name, str(student.get("name", "")), str(student.get("email", "")), folder.name, submitted]
+        rows += [[*who, *row] for row in capstone_rows(path)]
+    return list(CAPSTONE_COLUMNS), rows
+
+
+def write_capstone_csv(root: Path, output: Path) -> Path | None:
+    """capstone.csv in `output` when any submission under `root` holds a capstone report."""
+    header, rows = capstone_table(root)
+    return write_csv(Path(output) / CAPSTONE_FILE, header, rows) if rows else None
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
@@ -186,7 +274,8 @@ def write_nbgrader_csv(root: Path) -> Path:
 def export(root: Path, names: list[str] | None = None, output: Path | None = None) -> list[Path]:
     """Write one CSV per module (those in `names`, default: every assignment in the gradebook)
     and the course's CSV (always every assignment) into `output` (default
-    `assignments/grades/export/`). Returns the paths written, the course file last."""
+    `assignments/grades/export/`), and the capstone reports' CSV when there are any. Returns
+    the paths written."""
     from nbgrader.api import Gradebook  # heavy: nbgrader
 
     output = Path(output) if output else Path(root) / GRADES_DIR / EXPORT_DIR
@@ -195,7 +284,8 @@ def export(root: Path, names: list[str] | None = None, output: Path | None = Non
         for name in names or sorted(a.name for a in gradebook.assignments):
             written.append(write_csv(output / f"{name}.csv", *module_table(gradebook, root, name)))
         written.append(write_csv(output / COURSE_FILE, *course_table(gradebook, root)))
-    return written
+    capstone = write_capstone_csv(root, output)
+    return written + ([capstone] if capstone else [])
 
 
 def export_course(course: Course, modules: list[str] | None = None, output: Path | None = None) -> list[Path]:

@@ -33,7 +33,7 @@ from autograder.course import Module
 from autograder.errors import CourseError
 from autograder.execute import DEFAULT_TIMEOUT, results
 from autograder.files import atomic_write, backup, iso, read_notebook, sha256_file, utc_now
-from autograder.submission import METADATA, write_submission
+from autograder.submission import ATTACHMENTS, METADATA, write_submission
 from autograder.workspace import COMPLETE, STARTED, Identity, Progress, Workspace, probe_package
 
 
@@ -380,10 +380,20 @@ def _quiet_logger() -> logging.Logger:
     return logger
 
 
+def attachments(workspace: Workspace, module: Module) -> dict[str, bytes]:
+    """The files the module hands in besides its notebook (module 20: the capstone milestone's
+    report, which `tito milestone capstone` writes in the workspace), those that exist."""
+    found = {}
+    for name in ATTACHMENTS.get(module.slug, ()):
+        if (workspace.root / name).is_file():
+            found[name] = (workspace.root / name).read_bytes()
+    return found
+
+
 def submit_archive(workspace: Workspace, module: Module, path: Path, identity: Identity) -> Path:
     return write_submission(
         path, module=module.slug, student=identity.as_dict(),
-        dest_dir=workspace.submissions_dir, tito_version=version(),
+        dest_dir=workspace.submissions_dir, tito_version=version(), attachments=attachments(workspace, module),
     )
 
 
@@ -408,9 +418,12 @@ def submit_exchange(
         folder = staging / module.slug
         folder.mkdir()
         shutil.copyfile(path, folder / f"{module.slug}.ipynb")
+        extra = attachments(workspace, module)
+        for name, data in extra.items():
+            (folder / name).write_bytes(data)
         archive = write_submission(
             path, module=module.slug, student=identity.as_dict(), dest_dir=staging / "archive",
-            tito_version=version(),
+            tito_version=version(), attachments=extra,
         )
         with zipfile.ZipFile(archive) as opened:
             (folder / METADATA).write_bytes(opened.read(METADATA))

@@ -28,7 +28,15 @@ def progress(workspace):
     return json.loads((workspace / ".tito/progress.json").read_text())
 
 
-def test_list_shows_every_milestone_and_what_it_needs(workspace):
+def future_milestone(course_copy):
+    """A milestone the course declares before its script exists (every real one has its script)."""
+    shutil.copytree(ROOT / "milestones", course_copy / "milestones", ignore=shutil.ignore_patterns("__pycache__"))
+    declared = course_copy / "milestones/milestones.yaml"
+    declared.write_text(declared.read_text() + '- name: future\n  after: "20"\n  title: a later one\n  target: "-"\n')
+
+
+def test_list_shows_every_milestone_and_what_it_needs(workspace, course_copy):
+    future_milestone(course_copy)
     invoke("init")
     result = invoke("milestone", "list", expected_output=["xor", "modules 01–06", "capstone"])
     assert "comes with module 20" in result.output
@@ -41,10 +49,11 @@ def test_missing_prerequisites_are_named(workspace):
     assert "tito module start 01" in result.output
 
 
-def test_unknown_and_future_milestones(workspace):
+def test_unknown_and_future_milestones(workspace, course_copy):
+    future_milestone(course_copy)
     invoke("init")
     assert "Unknown milestone 'xr'" in invoke("milestone", "xr", expected_code=1).output
-    assert "not part of the course yet" in invoke("milestone", "capstone", expected_code=1).output
+    assert "not part of the course yet" in invoke("milestone", "future", expected_code=1).output
 
 
 def test_reference_run_passes_and_is_not_recorded(workspace):

@@ -10,6 +10,7 @@ import typer
 from autograder import workflow
 from autograder.errors import CourseError
 from autograder.files import read_notebook, sha256_file
+from autograder.submission import ATTACHMENTS
 from autograder.workspace import Workspace
 from tito import report
 from tito.console import console
@@ -67,6 +68,17 @@ def submit(module: str = typer.Argument(..., help="The module: 02, 2, tensor or 
         )
 
 
+def _say_attachments(ws: Workspace, chosen) -> None:
+    """Which of the files the module hands in besides its notebook went with it."""
+    found = workflow.attachments(ws, chosen)
+    for name in ATTACHMENTS.get(chosen.slug, ()):
+        if name in found:
+            say(f"  with {name} (from {ws.root})")
+        else:
+            say(f"[yellow]![/] no {name} in {ws.root}: handed in without it (the capstone milestone writes it: "
+                "`tito milestone capstone -- --track language`, then submit again)")
+
+
 def _hand_in(ws: Workspace, chosen, path: Path, identity, config: dict) -> None:
     exchange = config.get("exchange")
     if exchange and not isinstance(exchange, dict):
@@ -77,10 +89,12 @@ def _hand_in(ws: Workspace, chosen, path: Path, identity, config: dict) -> None:
     if exchange:
         where = workflow.submit_exchange(ws, chosen, path, identity, exchange)
         say(f"[green]✓[/] Submitted {chosen.label} as {identity.id} through the nbgrader exchange: {where}")
+        _say_attachments(ws, chosen)
         return
     archive = workflow.submit_archive(ws, chosen, path, identity)
     say(f"[green]✓[/] Submitted {chosen.label} as {identity}:")
     say(f"  {archive}")
+    _say_attachments(ws, chosen)
     say("Hand this file in as your instructor asks; you may submit again at any time.")
 
 
