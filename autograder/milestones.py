@@ -18,6 +18,7 @@ recorded; `missed`, a non-zero exit, or no readable verdict is an error and reco
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -263,10 +264,20 @@ def check_models(folder: Path) -> None:
 
 def serve_capstone(package_dir: Path, cwd: Path, args: list[str]) -> int:
     """Run `python -m serving ARGS` on `package_dir`'s tinytorch, as a milestone runs, until it
-    exits. Ctrl-C reaches the server too (one process group): it shuts down gracefully and
-    this waits for its exit code."""
+    exits. Ctrl-C or SIGTERM here is passed on as SIGTERM (a second SIGINT would make uvicorn
+    quit at once): the server ends its streams gracefully, and this returns its exit code."""
     process = subprocess.Popen([sys.executable, "-m", "serving", *args], env=run_env(package_dir), cwd=cwd)
+
+    def stop(*_):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
-        return process.wait()
-    except KeyboardInterrupt:
-        return process.wait()
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
