@@ -26,6 +26,7 @@ _EXPORTED_BY = {
     "tinytorch.perf.precision": ("17", "precision"),
     "tinytorch.perf.compression": ("18", "compression"),
     "tinytorch.perf.benchmarking": ("19", "benchmarking"),
+    "tinytorch.capstone": ("20", "capstone"),
 }
 
 
