@@ -4,7 +4,8 @@ A request becomes a `Job` (its prompt's token ids, how many tokens, temperature,
 `Scheduler.submit` admits it or refuses at once with `Busy` when `slots` streams run and
 `queue` more wait: the server then answers 503 with Retry-After instead of queueing without
 bound. The thread moves waiting jobs into free engine slots (`engine.open` prefills each
-prompt alone), calls `engine.step()` once for all open slots (one batched forward), and hands
+prompt alone, outside the lock: admission never waits for a prefill), calls `engine.step()`
+once for all open slots (one batched forward), and hands
 each new token to its job through the job's asyncio queue, thread-safely. A job ends, and its
 slot is freed (`engine.close`), when it has its tokens, reaches its deadline, is cancelled
 (the client went away) or the server is shutting down; its last event says which.
@@ -137,16 +138,25 @@ class Scheduler:
                                            "ask for fewer tokens or a shorter prompt")
         self._waiting = collections.deque(job for job in self._waiting if not job.ended)
 
-    def _admit(self) -> None:
-        """Under the lock: move waiting jobs into free slots (each prompt prefilled alone)."""
-        while self._waiting and self.engine.free_slots > 0:
-            job = self._waiting.popleft()
-            try:
-                job.slot = self.engine.open(job.prompt, temperature=job.temperature, seed=job.seed)
-            except Exception as error:  # noqa: BLE001 - one bad prompt ends its own stream only
-                self._end(job, "error", f"the engine refused the prompt: {error}")
-                continue
-            self._active[job.slot] = job
+    def _admissions(self) -> list[Job]:
+        """Under the lock: the waiting jobs that free slots can take now."""
+        free = self.engine.free_slots          # the engine changes in this thread only
+        return [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+
+    def _open(self, job: Job) -> None:
+        """Outside the lock (a prefill takes a while, and submit() must not wait for it):
+        place the job in a free slot, then, under the lock, make it active."""
+        try:
+            slot = self.engine.open(job.prompt, temperature=job.temperature, seed=job.seed)
+            failure = None
+        except Exception as error:  # noqa: BLE001 - one bad prompt ends its own stream only
+            slot, failure = None, f"the engine refused the prompt: {error}"
+        with self._lock:
+            if failure:
+                self._end(job, "error", failure)
+            else:  # cancelled meanwhile: the next sweep ends it and frees the slot
+                job.slot = slot
+                self._active[slot] = job
 
     def _run(self) -> None:
         while True:
@@ -158,10 +168,14 @@ class Scheduler:
                         self._end(job, "shutdown", "the server stopped")
                     return
                 self._sweep(time.monotonic())
-                self._admit()
+                opening = self._admissions()
+            # prefills and the step run outside the lock: requests are admitted (or refused
+            # with 503 at once) and cancelled meanwhile
+            for job in opening:
+                self._open(job)
+            with self._lock:
                 if not self._active:
                     continue
-            # the step runs outside the lock, so requests are admitted and cancelled meanwhile
             try:
                 tokens = self.engine.step()
                 failure = None
