@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test demo build check lint bench mutation confinement services clean help
+.PHONY: install test demo build check lint bench mutation confinement services browser clean help
 
 help:
 	@echo "make install  create .venv and install tinytorch, tito and the test tools"
@@ -16,6 +16,7 @@ help:
 	@echo "make mutation mechanical mutants of every module's solutions against its tests (docs/mutation/)"
 	@echo "make confinement  install bubblewrap, which tito grade confines student code with (root, apt-get)"
 	@echo "make services install Redis and PostgreSQL, for grading over a queue and its tests (root, apt-get)"
+	@echo "make browser  install Chromium and its driver, for the capstone page's browser test (root, apt-get)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -85,6 +86,22 @@ services:
 	  else echo "could not install$$missing: the queue's tests will skip (fail in CI)"; fi; \
 	else \
 	  echo "missing:$$missing; install as root (apt-get install$$missing) to grade over a queue and test it"; \
+	fi
+
+# The capstone page's test (tests/serving/test_page.py) drives Debian's headless Chromium with
+# selenium; it skips without chromium and chromedriver, except in CI. Installed here when missing
+# and this is root with apt-get; never fails.
+browser:
+	@if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then \
+	  echo "browser: $$(command -v chromium) and $$(command -v chromedriver)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium and chromium-driver with apt-get"; \
+	  if apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1 \
+	    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium chromium-driver >/dev/null 2>&1; }; then \
+	    echo "browser: installed"; \
+	  else echo "could not install chromium: the browser test will skip (fail in CI)"; fi; \
+	else \
+	  echo "chromium or chromedriver is missing; install as root (apt-get install chromium chromium-driver) for the browser test"; \
 	fi
 
 clean:

@@ -18,6 +18,7 @@ recorded; `missed`, a non-zero exit, or no readable verdict is an error and reco
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -98,17 +99,30 @@ def missing_numbers(workspace: Workspace, after: int, progress: Progress) -> lis
     return [n for n in range(1, after + 1) if n not in complete]
 
 
-def require_prerequisites(workspace: Workspace, milestone: Milestone, progress: Progress) -> None:
-    """Refuse, naming the missing modules and the next command, unless 01..after are complete."""
-    missing = missing_numbers(workspace, milestone.after, progress)
+def require_modules(workspace: Workspace, after: int, what: str, progress: Progress) -> None:
+    """Refuse, naming the missing modules and the next command, unless 01..after are complete;
+    `what` names what needs them ("The gpt milestone")."""
+    missing = missing_numbers(workspace, after, progress)
     if not missing:
         return
     modules = {m.number: m for m in workspace.course.modules}
     names = ", ".join(modules[n].label if n in modules else f"{n:02d}" for n in missing)
     raise CourseError(
-        f"The {milestone.name} milestone needs modules 01–{milestone.after:02d} complete; missing: {names}.",
+        f"{what} needs modules 01–{after:02d} complete; missing: {names}.",
         f"Next: `tito module start {missing[0]:02d}` (or run it on the reference: --reference).",
     )
+
+
+def require_prerequisites(workspace: Workspace, milestone: Milestone, progress: Progress) -> None:
+    require_modules(workspace, milestone.after, f"The {milestone.name} milestone", progress)
+
+
+def run_env(package_dir: Path) -> dict[str, str]:
+    """The environment a milestone or the capstone's server runs in: `package_dir`'s tinytorch
+    first on the path, output unbuffered so that it shows as it comes."""
+    env = package_env(package_dir)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 # --- the verdict a run writes -----------------------------------------------------------------
@@ -183,8 +197,7 @@ def run_milestone(
     (where the script redraws its progress bar in place)."""
     with tempfile.TemporaryDirectory(prefix="tito-milestone-") as scratch:
         result_file = Path(scratch) / "result.json"
-        env = package_env(package_dir)
-        env["PYTHONUNBUFFERED"] = "1"
+        env = run_env(package_dir)
         env[RESULT_ENV] = str(result_file)
         piped = subprocess.PIPE if on_line else None
         process = subprocess.Popen(
@@ -230,3 +243,41 @@ def record(workspace: Workspace, result: MilestoneResult) -> None:
     progress = workspace.load_progress()
     progress.milestones[result.milestone] = result.record()
     workspace.save_progress(progress)
+
+
+# --- the capstone's server ------------------------------------------------------------------------
+
+CAPSTONE_AFTER = 20  # `tito capstone serve` needs module 20's engines
+MODEL_FILES = ("language.safetensors", "vision.safetensors")
+
+
+def check_models(folder: Path) -> None:
+    """Refuse, with the command that writes them, unless `folder` holds a model to serve."""
+    if not folder.is_dir():
+        raise CourseError(f"No capstone models at {folder} (no such folder).",
+                          "Run `tito milestone capstone --track language` (or --track vision) first, "
+                          "or point --models at the folder it wrote.")
+    if not any((folder / name).is_file() for name in MODEL_FILES):
+        raise CourseError(f"{folder} holds neither {' nor '.join(MODEL_FILES)}.",
+                          "Run `tito milestone capstone --track language` (or --track vision) first.")
+
+
+def serve_capstone(package_dir: Path, cwd: Path, args: list[str]) -> int:
+    """Run `python -m serving ARGS` on `package_dir`'s tinytorch, as a milestone runs, until it
+    exits. Ctrl-C or SIGTERM here is passed on as SIGTERM (a second SIGINT would make uvicorn
+    quit at once): the server ends its streams gracefully, and this returns its exit code."""
+    process = subprocess.Popen([sys.executable, "-m", "serving", *args], env=run_env(package_dir), cwd=cwd)
+
+    def stop(*_):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
+            try:
+                return process.wait()
+            except KeyboardInterrupt:
+                stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -9,6 +9,7 @@ from autograder import version
 from autograder.errors import CourseError
 from tito.commands import (
     build,
+    capstone,
     grade,
     hint,
     init,
@@ -73,6 +74,7 @@ hint.register(app)
 grade.register(app)
 worker.register(app)
 milestone.register(app)
+capstone.register(app)
 
 
 def main() -> None:
