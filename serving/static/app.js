@@ -178,7 +178,22 @@ $("clear").addEventListener("click", clearPad);
 $("classify").addEventListener("click", async () => classify(await drawingAsPng(), "image/png"));
 $("upload").addEventListener("change", () => {
   const file = $("upload").files[0];
-  if (file) classify(file, file.name.toLowerCase().endsWith(".pgm") ? "image/x-portable-graymap" : "image/png");
+  if (!file) return;
+  const pgm = file.name.toLowerCase().endsWith(".pgm");
+  classify(file, pgm ? "image/x-portable-graymap" : "image/png");
+  if (!pgm) showUpload(file);  // the browser decodes PNG, not PGM: the pad shows what was sent
 });
+
+// The uploaded image, scaled up without smoothing onto the pad, so the page shows what it read.
+async function showUpload(file) {
+  try {
+    const picture = await createImageBitmap(file);
+    clearPad();
+    ink.imageSmoothingEnabled = false;
+    ink.drawImage(picture, 0, 0, pad.width, pad.height);
+  } catch (error) {
+    // not an image the browser can draw: the server's answer says what is wrong with it
+  }
+}
 clearPad();
 checkHealth();
