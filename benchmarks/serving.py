@@ -8,7 +8,9 @@ language.safetensors written by `tito milestone capstone --track language`), els
 architecture with random weights (the speed does not depend on the weights; the report says
 which). An asyncio client (httpx) then sends a fixed number of requests per level, each a
 prompt of the corpus continued by a fixed number of tokens sampled at temperature 0.8, with
-`concurrency` requests in flight at a time, and reads every streamed line:
+`concurrency` requests in flight at a time, and reads every streamed line. Prompt and new
+tokens fill the model's context of 64 and no more: past it, each token recomputes its slot's
+whole window alone (learned positions cannot slide, module 16), which batching cannot share.
 
 - per level: p50/p95/p99 of the whole request's latency, p50/p95 of the time to the first
   token, the aggregate tokens/s (all tokens over the level's wall time) and each stream's own;
@@ -46,9 +48,9 @@ RESULTS = Path(__file__).resolve().parent / "results" / "serving.md"
 PLOT = RESULTS.with_suffix(".png")
 LEVELS = (1, 4, 8)
 SLOTS, QUEUE = 8, 8
-REQUESTS, TOKENS = 32, 64
+REQUESTS, TOKENS = 32, 48
 QUICK_REQUESTS, QUICK_TOKENS = 8, 16
-PROMPT_CHARS = 32
+PROMPT_CHARS = 16   # 16 + 48 = the model's context of 64: past it every token recomputes the window
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -82,7 +84,10 @@ def write_model(folder: Path, trained: Path | None) -> tuple[str, list[str]]:
            extra={"task": "vision", "classes": json.dumps([str(i) for i in range(10)]),
                   "input": json.dumps({"shape": [1, 28, 28]}), "source": "the cnn milestone's CNN, random weights"})
     if trained is not None:
-        return f"the trained model {trained}", prompts
+        from tinytorch.capstone import load_safetensors
+
+        source = load_safetensors(trained)[1].get("source", "no source in its metadata")
+        return f"a trained {trained.name} ({source})", prompts
     tokenizer = gpt.make_tokenizer("char", corpus, 0)
     manual_seed(0)
     model = gpt.build_model(tokenizer.vocab_size)
@@ -233,7 +238,8 @@ def markdown(info: dict, levels: list[dict], burst: dict, bad: list[dict]) -> st
         f"- Model: {info['model']}",
         f"- Server: {SLOTS} slots (streams batched in one engine step), {QUEUE} waiting places, BLAS threads "
         f"{info['threads']}; each request: a {PROMPT_CHARS}-character prompt of the validation text, "
-        f"{info['tokens']} new tokens at temperature 0.8",
+        f"{info['tokens']} new tokens at temperature 0.8 (within the model's context: past it, every token "
+        "recomputes its slot's window alone, which batching cannot share)",
         "",
         "## Latency and throughput by concurrency",
         "",
