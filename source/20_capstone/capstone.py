@@ -28,7 +28,6 @@
 # %%
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import Dropout, Linear, Sequential, manual_seed
 from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.models.transformer import GPT, GPTConfig
+from tinytorch.perf.benchmarking import measure
 from tinytorch.text.tokenization import CharTokenizer
 
 np.set_printoptions(precision=4, suppress=True)      # compact arrays in this notebook
@@ -1323,19 +1323,14 @@ for prompt, ids in zip(requests, engine.generate([tok.encode(r) for r in request
 #
 # On the `gpt` milestone's model size (untrained: speed does not depend on the weights):
 # module 14's `generate` for one stream, then the engine for 1, 4 and 8 streams at once,
-# float32 and int8. Each figure is the median of three runs; module 19's harness would
-# give it a confidence interval. The machine is shared: read the ratios, not the digits.
+# float32 and int8. Each figure is module 19's `measure`: the median of three runs after
+# a warm-up (so few runs that its interval would be wide). The machine is shared: read
+# the ratios, not the digits.
 
 # %%
 def median_seconds(fn, repeats=3):
-    """The median time of fn() over `repeats` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    """Module 19's median time of fn(), after one warm-up call."""
+    return measure(fn, warmup=1, repeats=repeats).median
 
 
 manual_seed(1)
