@@ -221,6 +221,11 @@ def verdict(run: MilestoneRun) -> MilestoneResult:
     raises a one-line error (nothing is recorded)."""
     name, result = run.milestone.name, run.result
     hint = "Read its output above; your package's modules are what it runs."
+    if run.code == 2 and result is None:  # argparse's usage error: the script never ran
+        raise CourseError(
+            f"The {name} milestone refused its options (exit code 2): the line above says which.",
+            f"See them with `tito milestone {name} -- --help`; nothing was run or recorded.",
+        )
     if run.code != 0:
         why = f": {result.reason}" if result is not None and result.reason else ""
         raise CourseError(f"The {name} milestone did not reach its target (exit code {run.code}){why}", hint)

@@ -116,6 +116,7 @@ FAKES = {  # name -> (what the script writes, its exit code)
     "missed": (_verdict("missed", "missed", "accuracy 50% is below the 100% target."), 0),
     "failed": (_verdict("failed", "missed", "accuracy 50% is below the 100% target."), 1),
     "nofile": (None, 0),
+    "usage": (None, 2),  # argparse refusing an option: exit 2, nothing written
     "garbage": ("{not json", 0),
     "other": (_verdict("achieved", "achieved", "this verdict is another milestone's."), 0),
 }
@@ -165,6 +166,7 @@ def test_a_path_check_exits_0_says_why_and_records_nothing(fake_milestones, work
         ("missed", "The missed milestone did not reach its target: accuracy 50% is below the 100% target."),
         ("failed", "The failed milestone did not reach its target (exit code 1): accuracy 50% is below"),
         ("nofile", "The nofile milestone wrote no result: nothing recorded (it wrote no result file)."),
+        ("usage", "The usage milestone refused its options (exit code 2): the line above says which."),
         ("garbage", "The garbage milestone wrote no result: nothing recorded (its result file is unusable: it is not JSON"),
         ("other", "The other milestone wrote no result: nothing recorded (its result file is unusable: it names the milestone 'achieved'"),
     ],
@@ -175,6 +177,11 @@ def test_no_achieved_verdict_is_a_one_line_error_and_records_nothing(fake_milest
     assert message in result.output
     assert len([line for line in result.output.splitlines() if line.startswith("Error:")]) == 1
     assert progress(workspace).get("milestones", {}) == {}
+
+
+def test_help_is_passed_to_the_script_and_is_no_error(fake_milestones, workspace):
+    result = invoke("milestone", "nofile", "--reference", "--", "--help")
+    assert "args: ['--help']" in result.output and "Error" not in result.output
 
 
 def test_reference_needs_no_workspace_and_options_pass_through(fake_milestones, workspace):

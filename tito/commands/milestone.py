@@ -65,7 +65,10 @@ def milestone(
     say(f"[bold]Milestone {name}[/]: {chosen.title} — running on {where}")
     # On a terminal the script draws its own progress bar; into a pipe, its lines are passed on.
     echo = None if sys.stdout.isatty() else _echo
-    result = verdict(run_milestone(chosen, ws.package_dir, cwd, args or [], on_line=echo))
+    run = run_milestone(chosen, ws.package_dir, cwd, args or [], on_line=echo)
+    if run.code == 0 and run.result is None and {"-h", "--help"} & set(args or []):
+        return  # the script printed its options
+    result = verdict(run)
     if result.outcome == PATH_CHECK:
         say(f"[yellow]A path check, not the {name} milestone:[/] {result.reason or 'its verdict says so'} "
             "Nothing recorded.")
