@@ -45,19 +45,20 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.training import (
-    EPOCH_IMAGES,
-    RECIPE_EPOCHS,
+from benchmarks.common import (
     THREAD_VARIABLES,
     UNSET,
-    _blas,
-    _blas_text,
-    _duration,
-    _emit,
-    _ticker,
+    blas_pools,
+    blas_text,
     check_run_options,
+    cpu_name,
+    duration,
+    emit,
+    load_average,
     run_worker,
+    ticker,
 )
+from benchmarks.training import EPOCH_IMAGES, RECIPE_EPOCHS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "acceleration.md"
@@ -155,7 +156,7 @@ def measure_step(repeats: int, warmup: int) -> dict:
         raise AssertionError(f"the first losses differ (module 09, accelerated, torch, torch without oneDNN: "
                              f"{first}): the comparison would be void")
     cpu: list = []
-    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, _ticker("cifar10 step", repeats), cpu)
+    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, ticker("cifar10 step", repeats), cpu)
     ms = [1e3 * statistics.median(t) for t in times]
     cpu_ms = [1e3 * statistics.median(t) for t in cpu]
     batch = next(s.batch for s in specs() if s.key == "cifar10_cnn")
@@ -186,7 +187,7 @@ def measure_ladder(repeats: int) -> dict:
     )
 
     rng = np.random.default_rng(0)
-    tick = _ticker("ladders", 2)
+    tick = ticker("ladders", 2)
     a = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(np.float32)
     b = rng.standard_normal((MATMUL_SIZE, MATMUL_SIZE)).astype(np.float32)
     reference = matmul_loops(a, b)
@@ -228,14 +229,14 @@ def worker(threads: int, repeats: int, warmup: int, parts: list[str]) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    result = {"threads": threads, "torch_threads": torch.get_num_threads(), "blas": _blas(),
+    result = {"threads": threads, "torch_threads": torch.get_num_threads(), "blas": blas_pools(),
               "numpy": numpy.__version__, "torch": torch.__version__,
               "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}}
     if "step" in parts:
         result["step"] = measure_step(repeats, warmup)
     if "ladder" in parts:
         result["ladder"] = measure_ladder(max(repeats, 5))
-    _emit(result=result)
+    emit(result=result)
 
 
 # --- the report ----------------------------------------------------------------------------------
@@ -252,7 +253,6 @@ def epochs(results: list[dict]) -> list[dict]:
 
 
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
-    from benchmarks.grading import _cpu
 
     first = results[0]
     unset = ", ".join(f"{name}={os.environ[name]}" for name in UNSET if name in os.environ) or "neither was set"
@@ -261,7 +261,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
         f"Measured {started} by `python -m benchmarks acceleration` (benchmarks/acceleration.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, NumPy {first['numpy']}, PyTorch {first['torch']}. "
         f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]} (other work on the machine slows "
         "every side; the three steps alternate so that all see the same load).",
@@ -272,7 +272,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
     ]
     for result in results:
-        lines.append(f"- {result['threads']} thread(s): {_blas_text(result['blas'])}; torch intra-op threads "
+        lines.append(f"- {result['threads']} thread(s): {blas_text(result['blas'])}; torch intra-op threads "
                      f"{result['torch_threads']}")
     lines += [
         "",
@@ -326,7 +326,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
               f"| threads | module 09: epoch | {RECIPE_EPOCHS} epochs | im2col: epoch | {RECIPE_EPOCHS} epochs "
               f"| PyTorch: epoch | {RECIPE_EPOCHS} epochs |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for row in epochs(results):
-        cells = [f"{_duration(row[f'{key}_epoch_s'])} | {_duration(RECIPE_EPOCHS * row[f'{key}_epoch_s'])}"
+        cells = [f"{duration(row[f'{key}_epoch_s'])} | {duration(RECIPE_EPOCHS * row[f'{key}_epoch_s'])}"
                  for key in ("module09", "im2col", "torch")]
         lines.append(f"| {row['threads']} | " + " | ".join(cells) + " |")
     ladder = next((r["ladder"] for r in results if "ladder" in r), None)
@@ -398,10 +398,9 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, plot: Path | N
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.files import atomic_write
-    from benchmarks.grading import _load
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    load_before = load_average()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
@@ -413,7 +412,7 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, plot: Path | N
         console.print(f"{result['threads']} thread(s): module 09 {s['module09_ms']:.1f} ms/step, im2col "
                       f"{s['im2col_ms']:.1f}, PyTorch {s['torch_ms']:.1f} (without oneDNN {s['torch_gemm_ms']:.1f}): "
                       f"im2col {s['ratio_im2col']:.2f}× PyTorch's time ({s['speedup']:.2f}× faster than module 09)")
-    atomic_write(out, markdown(results, started, (load_before, _load()), repeats, warmup))
+    atomic_write(out, markdown(results, started, (load_before, load_average()), repeats, warmup))
     console.print(f"results: {out}")
     if plot is not None:
         saved = save_plot(results, plot)

@@ -37,15 +37,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.training import (
+from benchmarks.common import (
     THREAD_VARIABLES,
-    _blas,
-    _blas_text,
-    _emit,
-    _interleaved,
-    _ticker,
+    blas_pools,
+    blas_text,
     check_run_options,
+    cpu_name,
+    emit,
+    interleaved,
+    load_average,
     run_worker,
+    ticker,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,7 +136,7 @@ def end_to_end(model, ids, length: int, repeats: int, warmup: int, tick) -> dict
 
     prompt, new = ids[None, :1], length - 1
     same = bool(np.array_equal(generate(model, prompt, new, top_k=1), generate_cached(model, prompt, new, top_k=1)))
-    plain, cached = _interleaved(lambda: generate(model, prompt, new, top_k=1),
+    plain, cached = interleaved(lambda: generate(model, prompt, new, top_k=1),
                                  lambda: generate_cached(model, prompt, new, top_k=1), repeats, warmup, tick)
     return {"uncached_tokens_per_s": new / statistics.median(plain),
             "cached_tokens_per_s": new / statistics.median(cached), "same_tokens": same}
@@ -148,7 +150,7 @@ def measure(name: str, contexts: list[int], repeats: int, warmup: int) -> dict:
     lengths = [c for c in contexts if c <= model.config.block_size]
     rows = []
     for length in lengths:
-        tick = _ticker(f"{name} context {length}", repeats + max(1, repeats // 5))
+        tick = ticker(f"{name} context {length}", repeats + max(1, repeats // 5))
         row = {"context": length, **per_token(model, ids, length, repeats, warmup, tick)}
         row.update(end_to_end(model, ids, length, max(1, repeats // 5), min(warmup, 1), tick))
         rows.append(row)
@@ -162,7 +164,7 @@ def worker(threads: int, repeats: int, warmup: int, contexts: list[int]) -> None
     import numpy
 
     models = [measure(name, contexts, repeats, warmup) for name in MODELS]
-    _emit(result={"threads": threads, "models": models, "blas": _blas(), "numpy": numpy.__version__,
+    emit(result={"threads": threads, "models": models, "blas": blas_pools(), "numpy": numpy.__version__,
                   "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
 
@@ -189,7 +191,6 @@ def verdicts(results: list[dict]) -> list[str]:
 
 
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
-    from benchmarks.grading import _cpu
 
     first = results[0]
     lines = [
@@ -197,7 +198,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
         f"Measured {started} by `python -m benchmarks caching` (benchmarks/caching.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, NumPy {first['numpy']}. Load average (1, 5, 15 min) before: {loads[0]}; "
         f"after: {loads[1]} (other work on the machine slows every figure; the sides alternate call by call so "
         "that the ratios compare like with like).",
@@ -206,7 +207,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "in the workers. Thread pools seen by threadpoolctl:",
         "",
     ]
-    lines += [f"- {r['threads']} thread(s): {_blas_text(r['blas'])}" for r in results]
+    lines += [f"- {r['threads']} thread(s): {blas_text(r['blas'])}" for r in results]
     lines += [
         "",
         "Models: module 14's GPT with untrained weights over the shipped corpus's characters, float32, batch 1. "
@@ -305,10 +306,9 @@ def run(threads: list[int], repeats: int, warmup: int, contexts: list[int], out:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.files import atomic_write
-    from benchmarks.grading import _load
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    load_before = load_average()
     results = []
     extra = ["--contexts", ",".join(map(str, contexts))]
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -318,7 +318,7 @@ def run(threads: list[int], repeats: int, warmup: int, contexts: list[int], out:
                                       extra=tuple(extra)))
     for line in verdicts(results):
         console.print(line)
-    atomic_write(out, markdown(results, started, (load_before, _load()), repeats, warmup))
+    atomic_write(out, markdown(results, started, (load_before, load_average()), repeats, warmup))
     console.print(f"results: {out}")
     if plot is not None and save_plot(results, plot):
         console.print(f"plot: {plot}")

@@ -36,15 +36,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.training import (
+from benchmarks.common import (
     THREAD_VARIABLES,
-    _blas,
-    _blas_text,
-    _emit,
-    _interleaved,
-    _ticker,
+    blas_pools,
+    blas_text,
     check_run_options,
+    cpu_name,
+    emit,
+    interleaved,
+    load_average,
     run_worker,
+    ticker,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,7 +137,7 @@ def measure_mlp(data, epochs: int, fine_epochs: int, sparsities, repeats: int, w
     x_test, y_test = data["x_test"].reshape(len(data["x_test"]), -1), data["y_test"]
     manual_seed(seed)
     model = Sequential(Linear(784, digits.HIDDEN), ReLU(), Linear(digits.HIDDEN, digits.CLASSES))
-    tick = _ticker("mnist MLP: train, prune, fine-tune", 1 + len(sparsities))
+    tick = ticker("mnist MLP: train, prune, fine-tune", 1 + len(sparsities))
     train_recipe(model, x, y, epochs=epochs, lr=digits.LR, seed=seed, cosine=False)
     tick()
     dense_accuracy = accuracy(model, x_test, y_test)
@@ -159,8 +161,8 @@ def measure_mlp(data, epochs: int, fine_epochs: int, sparsities, repeats: int, w
             with no_grad():
                 net(batch)
 
-        ours, zeros = _interleaved(lambda: forward(model), lambda: forward(ninety), repeats, warmup,
-                                   _ticker("mnist MLP: dense vs 90% zeros", repeats))
+        ours, zeros = interleaved(lambda: forward(model), lambda: forward(ninety), repeats, warmup,
+                                   ticker("mnist MLP: dense vs 90% zeros", repeats))
         timing = {"dense_ms": 1e3 * statistics.median(ours), "zeros_ms": 1e3 * statistics.median(zeros)}
     ranks = []
     for rank in RANKS:
@@ -193,7 +195,7 @@ def measure_cnn(data, epochs: int, fine_epochs: int, repeats: int, warmup: int, 
     x_test, y_test = data["x_test"].reshape(-1, 1, 28, 28), data["y_test"]
     manual_seed(seed)
     model = cnn.build_model()
-    tick = _ticker("cnn: train, prune, fine-tune", 3)
+    tick = ticker("cnn: train, prune, fine-tune", 3)
     start = time.perf_counter()
     train_recipe(model, x, y, epochs=epochs, lr=cnn.LR, seed=seed, cosine=True)
     train_seconds = time.perf_counter() - start
@@ -211,8 +213,8 @@ def measure_cnn(data, epochs: int, fine_epochs: int, repeats: int, warmup: int, 
         with no_grad():
             net(batch)
 
-    full_times, pruned_times = _interleaved(lambda: forward(model), lambda: forward(pruned), repeats, warmup,
-                                            _ticker("cnn: full vs pruned inference", repeats))
+    full_times, pruned_times = interleaved(lambda: forward(model), lambda: forward(pruned), repeats, warmup,
+                                            ticker("cnn: full vs pruned inference", repeats))
     full_ms, pruned_ms = 1e3 * statistics.median(full_times), 1e3 * statistics.median(pruned_times)
     shapes = [list(p.shape) for p in pruned.parameters() if p.ndim >= 2]
     result = {"accuracy": full_accuracy, "after_prune": after_prune, "after_fine_tune": accuracy(pruned, x_test, y_test),
@@ -276,9 +278,9 @@ def worker(threads: int, repeats: int, warmup: int, quick: bool) -> None:
     mlp = measure_mlp(data, mlp_epochs, fine, sparsities, repeats, warmup, seed=0)
     cnn_result, teacher = measure_cnn(data, cnn_epochs, cnn_fine, repeats, warmup, seed=0)
     distilled = measure_distillation(data, teacher, 2 if quick else digits.EPOCHS, seed=0)
-    _emit(result={"threads": threads, "quick": quick, "mlp": mlp, "cnn": cnn_result, "distillation": distilled,
+    emit(result={"threads": threads, "quick": quick, "mlp": mlp, "cnn": cnn_result, "distillation": distilled,
                   "data": mnist.describe().replace(f"{ROOT}/", ""), "train_images": len(data["x_train"]), "test_images": len(data["x_test"]),
-                  "blas": _blas(), "numpy": numpy.__version__,
+                  "blas": blas_pools(), "numpy": numpy.__version__,
                   "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
 
@@ -289,7 +291,6 @@ def _pct(value: float) -> str:
 
 
 def markdown(result: dict, started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
-    from benchmarks.grading import _cpu
 
     mlp, cnn, dist = result["mlp"], result["cnn"], result["distillation"]
     lines = [
@@ -299,11 +300,11 @@ def markdown(result: dict, started: str, loads: tuple[str, str], repeats: int, w
         + (", with `--quick` (1,000 training images, an epoch or two: a smoke run, not a measurement)."
            if result["quick"] else "."),
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, NumPy {result['numpy']}. Load average (1, 5, 15 min) before: {loads[0]}; "
         f"after: {loads[1]} (other work on the machine slows every timing; the accuracies do not depend on it).",
         "",
-        f"Threads pinned in the worker before NumPy loads ({result['threads']}): {_blas_text(result['blas'])}.",
+        f"Threads pinned in the worker before NumPy loads ({result['threads']}): {blas_text(result['blas'])}.",
         "",
         f"Data: {result['data']}; {result['train_images']:,} training images (10% of them held out by the "
         f"recipes), accuracy on all {result['test_images']:,} test images.",
@@ -422,10 +423,9 @@ def run(threads: int, repeats: int, warmup: int, quick: bool, out: Path, plot: P
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.files import atomic_write
-    from benchmarks.grading import _load
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    load_before = load_average()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         result = run_worker(threads, repeats, warmup, None, progress, module="benchmarks.compression",
@@ -436,7 +436,7 @@ def run(threads: int, repeats: int, warmup: int, quick: bool, out: Path, plot: P
     console.print(f"cnn {_pct(cnn['accuracy'])}; half the channels {_pct(cnn['after_fine_tune'])} after fine-tuning, "
                   f"{cnn['speedup']:.2f}× faster inference; distilled student "
                   f"{_pct(result['distillation']['distilled'])} vs {_pct(result['distillation']['alone'])} alone")
-    atomic_write(out, markdown(result, started, (load_before, _load()), repeats, warmup))
+    atomic_write(out, markdown(result, started, (load_before, load_average()), repeats, warmup))
     console.print(f"results: {out}")
     if plot is not None:
         saved = save_plot(result, plot)

@@ -28,15 +28,17 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.training import (
+from benchmarks.common import (
     THREAD_VARIABLES,
-    _blas,
-    _blas_text,
-    _emit,
-    _interleaved,
-    _ticker,
+    blas_pools,
+    blas_text,
     check_run_options,
+    cpu_name,
+    emit,
+    interleaved,
+    load_average,
     run_worker,
+    ticker,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -117,10 +119,10 @@ def measure_generation(repeats: int) -> list[dict]:
         prompt = np.repeat(ids[None, :8], batch, axis=0)
         prompt_t = torch.from_numpy(prompt)
         generator, torch_generator = np.random.default_rng(0), torch.Generator().manual_seed(0)
-        ours, theirs = _interleaved(
+        ours, theirs = interleaved(
             lambda p=prompt, g=generator: model.generate(p, NEW_TOKENS, generator=g),
             lambda p=prompt_t, g=torch_generator: torch_generate(twin, p, NEW_TOKENS, milestone.BLOCK_SIZE, g),
-            repeats, 1, _ticker(f"generate batch {batch}", repeats))
+            repeats, 1, ticker(f"generate batch {batch}", repeats))
         made = batch * NEW_TOKENS
         rows.append({"batch": batch, "tinytorch_tokens_per_s": made / statistics.median(ours),
                      "torch_tokens_per_s": made / statistics.median(theirs)})
@@ -134,19 +136,18 @@ def worker(threads: int, repeats: int, warmup: int) -> None:
 
     torch.set_num_threads(threads)
     ours, theirs, tokens = steps()
-    times_ours, times_theirs = _interleaved(ours, theirs, repeats, warmup, _ticker("training step", repeats))
+    times_ours, times_theirs = interleaved(ours, theirs, repeats, warmup, ticker("training step", repeats))
     ms_ours, ms_theirs = 1e3 * statistics.median(times_ours), 1e3 * statistics.median(times_theirs)
     step = {"tinytorch_ms": ms_ours, "torch_ms": ms_theirs, "ratio": ms_ours / ms_theirs,
             "tinytorch_tokens_per_s": tokens / ms_ours * 1e3, "torch_tokens_per_s": tokens / ms_theirs * 1e3,
             "fastest_ratio": min(times_ours) / min(times_theirs), "tokens": tokens}
     generation = measure_generation(max(1, repeats // 5))
-    _emit(result={"threads": threads, "step": step, "generation": generation, "blas": _blas(),
+    emit(result={"threads": threads, "step": step, "generation": generation, "blas": blas_pools(),
                   "torch_threads": torch.get_num_threads(), "numpy": numpy.__version__,
                   "torch": torch.__version__, "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
 
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
-    from benchmarks.grading import _cpu
     from milestones import gpt as milestone
 
     first = results[0]
@@ -155,7 +156,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
         f"Measured {started} by `python -m benchmarks gpt` (benchmarks/gpt.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, NumPy {first['numpy']}, PyTorch {first['torch']}. Load average (1, 5, 15 min) "
         f"before: {loads[0]}; after: {loads[1]} (other work on the machine slows both sides; the steps alternate so "
         "that both see the same load).",
@@ -165,7 +166,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
     ]
     for result in results:
-        lines.append(f"- {result['threads']} thread(s): {_blas_text(result['blas'])}; torch intra-op threads "
+        lines.append(f"- {result['threads']} thread(s): {blas_text(result['blas'])}; torch intra-op threads "
                      f"{result['torch_threads']}")
     lines += [
         "",
@@ -204,10 +205,9 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, console) -> li
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.files import atomic_write
-    from benchmarks.grading import _load
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    load_before = load_average()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
@@ -219,7 +219,7 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, console) -> li
                       f"{s['torch_ms']:.1f} ms/step, ratio {s['ratio']:.2f}×; generation "
                       + ", ".join(f"batch {g['batch']}: {g['tinytorch_tokens_per_s']:,.0f} vs "
                                   f"{g['torch_tokens_per_s']:,.0f} tokens/s" for g in result["generation"]))
-    atomic_write(out, markdown(results, started, (load_before, _load()), repeats, warmup))
+    atomic_write(out, markdown(results, started, (load_before, load_average()), repeats, warmup))
     console.print(f"results: {out}")
     return results
 

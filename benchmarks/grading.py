@@ -20,6 +20,7 @@ from pathlib import Path
 from autograder.course import Course
 from autograder.grade import Options, grade
 from autograder.samples import course_of_module_01, notebooks, solved, write, wrong_identity
+from benchmarks.common import cpu_name, load_average
 
 STUDENTS = 8
 WORKERS = (1, 2)
@@ -33,14 +34,6 @@ def _class(root: Path) -> None:
         write(root, f"student-{number:02d}", makers[number % len(makers)]())
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def measure() -> list[dict]:
@@ -69,15 +62,10 @@ def measure() -> list[dict]:
     return rows
 
 
-def _load() -> str:
-    try:
-        return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def main() -> None:
-    load_before = _load()
+    load_before = load_average()
     rows = measure()
     first = rows.pop()["first_run_one_student"]
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -86,9 +74,9 @@ def main() -> None:
         "",
         f"Measured {now} by `python -m benchmarks grading` (benchmarks/grading.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}. Load average (1, 5, 15 min) before: {load_before}; "
-        f"after: {_load()} (other work on the machine slows the figures down).",
+        f"after: {load_average()} (other work on the machine slows the figures down).",
         "",
         f"{STUDENTS} synthetic submissions of module 01 (correct, one function wrong, untouched), "
         "graded end to end by `autograder.grade.grade` (what `tito grade` runs): nbgrader autograde "

@@ -42,12 +42,14 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from benchmarks.training import (
+from benchmarks.common import (
     THREAD_VARIABLES,
-    _blas,
-    _blas_text,
-    _emit,
+    blas_pools,
+    blas_text,
     check_run_options,
+    cpu_name,
+    emit,
+    load_average,
     run_worker,
 )
 
@@ -216,12 +218,12 @@ def _nbytes(model) -> int:
 def worker(threads: int, repeats: int, warmup: int, quick: bool, checkpoint: Path) -> None:
     import numpy
 
-    _emit(progress="cnn: train and score", done=0, total=2)
+    emit(progress="cnn: train and score", done=0, total=2)
     cnn = measure_cnn(QUICK_EPOCHS if quick else 12, repeats, warmup, quick)
-    _emit(progress="gpt: train and score", done=1, total=2)
+    emit(progress="gpt: train and score", done=1, total=2)
     gpt = measure_gpt(QUICK_STEPS if quick else 2000, checkpoint, repeats, warmup, quick)
-    _emit(progress="gpt: train and score", done=2, total=2)
-    _emit(result={"threads": threads, "quick": quick, "models": [cnn, gpt], "blas": _blas(),
+    emit(progress="gpt: train and score", done=2, total=2)
+    emit(result={"threads": threads, "quick": quick, "models": [cnn, gpt], "blas": blas_pools(),
                   "numpy": numpy.__version__, "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}})
 
 
@@ -230,7 +232,6 @@ def _kb(nbytes: int) -> str:
 
 
 def markdown(result: dict, started: str, loads: tuple[str, str]) -> str:
-    from benchmarks.grading import _cpu
 
     cnn, gpt = result["models"]
     lines = [
@@ -240,12 +241,12 @@ def markdown(result: dict, started: str, loads: tuple[str, str]) -> str:
         + (f" with --quick: a smoke run whose quality figures mean nothing (the cnn trained on every "
            f"{QUICK_TRAIN_EVERY}th digit, the gpt for {QUICK_STEPS} steps in memory)." if result["quick"] else "."),
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, Python "
         f"{platform.python_version()}, NumPy {result['numpy']}. Load average (1, 5, 15 min) before: {loads[0]}; "
         f"after: {loads[1]} (timings on a loaded machine are slower than on an idle one; sizes and quality are not "
         "affected).",
         "",
-        f"Threads pinned in the worker before NumPy loads: {_blas_text(result['blas'])}.",
+        f"Threads pinned in the worker before NumPy loads: {blas_text(result['blas'])}.",
         "",
         f"Models: the cnn milestone's CNN trained by its recipe for {cnn['epochs']} epoch(s) "
         f"({cnn['train_seconds']:.0f} s), scored on {cnn['scored_on']}; the gpt milestone's GPT trained "
@@ -332,16 +333,15 @@ def run(args: argparse.Namespace, console) -> dict:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from autograder.files import atomic_write
-    from benchmarks.grading import _load
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    load_before = load_average()
     extra = ("--checkpoint", str(args.checkpoint)) + (("--quick",) if args.quick else ())
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         result = run_worker(args.threads[0], args.repeats, args.warmup, None, progress,
                             module="benchmarks.precision", extra=extra)
-    atomic_write(args.out, markdown(result, started, (load_before, _load())))
+    atomic_write(args.out, markdown(result, started, (load_before, load_average())))
     console.print(f"results: {args.out}")
     if not args.no_plot:
         path = args.plot or args.out.with_suffix(".png")

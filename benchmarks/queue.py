@@ -34,6 +34,7 @@ from autograder.queue import QueueExecutor
 from autograder.samples import SLUG, course_of_module_01, notebooks, solved, write, wrong_identity
 from autograder.services import Missing, start_postgres, start_redis
 from autograder.store import Store
+from benchmarks.common import cpu_name, load_average
 
 STUDENTS = 12
 SLOTS = 2
@@ -135,25 +136,12 @@ def measure() -> dict:
     return {"pool": pool, "queue": queue, "merge": merge, "per_merge": per_merge, "death": death}
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def _load() -> str:
-    try:
-        return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def main() -> None:
-    load_before = _load()
+    load_before = load_average()
     try:
         seconds = measure()
     except Missing as why:
@@ -168,9 +156,9 @@ def main() -> None:
         "",
         f"Measured {now} by `python -m benchmarks queue` (benchmarks/queue.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}. Load average (1, 5, 15 min) before: {load_before}; "
-        f"after: {_load()} (other work on the machine slows the figures down).",
+        f"after: {load_average()} (other work on the machine slows the figures down).",
         "",
         f"{STUDENTS} synthetic submissions of module {SLUG} (correct, one function wrong, untouched), "
         f"graded end to end by `autograder.grade.grade` with {SLOTS} slots, the faster of {ROUNDS} "

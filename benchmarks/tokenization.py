@@ -30,6 +30,7 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.common import cpu_name, load_average
 from tinytorch.datasets import load_shakespeare
 from tinytorch.text.tokenization import SPLIT_PATTERN, BPETokenizer, bytes_per_token, merge
 
@@ -39,21 +40,8 @@ LITERAL_CHARS = 100_000        # the slice the literal algorithm is timed on
 LITERAL_VOCAB = 300
 
 
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
-def _load() -> str:
-    try:
-        return ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    except OSError:
-        return "unknown"
 
 
 def literal_train(text: str, vocab_size: int) -> dict:
@@ -105,9 +93,9 @@ def report(result: dict, train: str, val: str, repeats: int, load_before: str) -
         "",
         f"Measured {now} by `python -m benchmarks tokenization` (benchmarks/tokenization.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}. Load average (1, 5, 15 min) before: {load_before}; "
-        f"after: {_load()} (other work on the machine slows the figures down). The trainer is "
+        f"after: {load_average()} (other work on the machine slows the figures down). The trainer is "
         "pure Python: one core.",
         "",
         f"`tinytorch.text.BPETokenizer` (module 11) trained on the training text "
@@ -154,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(size) for size in args.sizes.split(",")]
     train = load_shakespeare("train").text[:args.chars]
     val = load_shakespeare("val").text
-    load_before = _load()
+    load_before = load_average()
     literal_chars = min(LITERAL_CHARS, len(train))
     result = measure(train, val, sizes, args.repeats, literal_chars)
     text = report(result, train, val, args.repeats, load_before)

@@ -26,21 +26,32 @@ kernel ran (threadpoolctl).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from benchmarks.common import (
+    THREAD_VARIABLES,
+    UNSET,
+    blas_pools,
+    blas_text,
+    check_run_options,
+    cpu_name,
+    duration,
+    emit,
+    interleaved,
+    load_average,
+    run_worker,
+    ticker,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "training.md"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")     # see the module docstring
 EPOCH_IMAGES = 50_000                                  # CIFAR-10's training set
 RECIPE_EPOCHS = 25                                     # the small recipe that reaches 75%
 TARGET = 2.5                                           # tinytorch's cifar10 step, in PyTorch's time
@@ -48,51 +59,6 @@ CONV_CASE = dict(n=8, c_in=16, c_out=32, size=14)     # the digits CNN's second 
 
 
 # --- the worker: one thread count, in its own process ------------------------------------------
-
-def _emit(**event) -> None:
-    print(json.dumps(event), flush=True)
-
-
-def _blas() -> list[dict]:
-    """The thread pools NumPy and torch loaded, as threadpoolctl sees them."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        return [{"error": "threadpoolctl is not installed (pip install threadpoolctl)"}]
-    keys = ("internal_api", "prefix", "version", "architecture", "threading_layer", "num_threads")
-    return [{key: pool.get(key) for key in keys if pool.get(key) is not None} for pool in threadpool_info()]
-
-
-def _ticker(name: str, total: int):
-    """Report `name` at 0 of `total`; the callable returned reports one more each call."""
-    done = 0
-
-    def tick():
-        nonlocal done
-        done += 1
-        _emit(progress=name, done=done, total=total)
-
-    _emit(progress=name, done=0, total=total)
-    return tick
-
-
-def _interleaved(first, second, repeats: int, warmup: int, tick=lambda: None) -> tuple[list, list]:
-    """Time `first()` and `second()` alternately, `repeats` times each after `warmup` untimed
-    calls of each: both see the same load on a shared machine."""
-    for _ in range(warmup):
-        first()
-        second()
-    times_first, times_second = [], []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        first()
-        times_first.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        second()
-        times_second.append(time.perf_counter() - start)
-        tick()
-    return times_first, times_second
-
 
 def steps(spec, seed: int = 0):
     """(tinytorch step, torch step): each call is one training step of the model of `spec`,
@@ -157,7 +123,7 @@ def measure_models(repeats: int, warmup: int, only: list[str] | None = None) -> 
         if only and spec.key not in only:
             continue
         ours, theirs = steps(spec)
-        times_ours, times_theirs = _interleaved(ours, theirs, repeats, warmup, _ticker(spec.key, repeats))
+        times_ours, times_theirs = interleaved(ours, theirs, repeats, warmup, ticker(spec.key, repeats))
         ms_ours, ms_theirs = 1e3 * statistics.median(times_ours), 1e3 * statistics.median(times_theirs)
         rows.append({
             "model": spec.key, "title": spec.title, "batch": spec.batch,
@@ -182,7 +148,7 @@ def measure_conv(repeats: int) -> dict:
     case = CONV_CASE
     x = rng.standard_normal((case["n"], case["c_in"], case["size"], case["size"])).astype(np.float32)
     w = rng.standard_normal((case["c_out"], case["c_in"], 3, 3)).astype(np.float32)
-    tick = _ticker("conv", repeats)
+    tick = ticker("conv", repeats)
     naive_times = []
     for _ in range(min(3, repeats)):                    # about a second each: a few calls
         start = time.perf_counter()
@@ -193,7 +159,7 @@ def measure_conv(repeats: int) -> dict:
     if not np.allclose(slow, fast, rtol=1e-4, atol=1e-4):
         raise AssertionError("conv2d_naive and conv2d_forward disagree: the comparison would be void")
     xt, wt = torch.from_numpy(x), torch.from_numpy(w)
-    ours, theirs = _interleaved(lambda: conv2d_forward(x, w, None, 1, 1), lambda: F.conv2d(xt, wt, padding=1),
+    ours, theirs = interleaved(lambda: conv2d_forward(x, w, None, 1, 1), lambda: F.conv2d(xt, wt, padding=1),
                                 repeats, 2, tick)
     offsets, torch_ms = 1e3 * statistics.median(ours), 1e3 * statistics.median(theirs)
     return {"naive_ms": 1e3 * naive, "offset_ms": offsets, "torch_ms": torch_ms,
@@ -208,51 +174,15 @@ def worker(threads: int, repeats: int, warmup: int, only: list[str] | None) -> N
     torch.set_num_threads(threads)
     models = measure_models(repeats, warmup, only)
     conv = measure_conv(max(repeats, 5))
-    _emit(result={
+    emit(result={
         "threads": threads, "models": models, "conv": conv,
-        "torch_threads": torch.get_num_threads(), "blas": _blas(),
+        "torch_threads": torch.get_num_threads(), "blas": blas_pools(),
         "numpy": numpy.__version__, "torch": torch.__version__,
         "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES},
     })
 
 
 # --- the parent: one worker per thread count, then the report ------------------------------------
-
-def worker_env(threads: int) -> dict:
-    env = {key: value for key, value in os.environ.items() if key not in UNSET}
-    env.update({name: str(threads) for name in THREAD_VARIABLES})
-    return env
-
-
-def run_worker(threads: int, repeats: int, warmup: int, only: list[str] | None, progress=None,
-               module: str = "benchmarks.training", extra: tuple[str, ...] = ()) -> dict:
-    """Start `python -m module --worker` for one thread count (its BLAS pinned before NumPy
-    loads), with the module's own `extra` options, and follow its progress events; its result."""
-    command = [sys.executable, "-m", module, "--worker", "--threads", str(threads),
-               "--repeats", str(repeats), "--warmup", str(warmup), *extra]
-    if only:
-        command += ["--models", ",".join(only)]
-    process = subprocess.Popen(command, cwd=ROOT, env=worker_env(threads), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    result, tasks = None, {}
-    for line in process.stdout:
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if "result" in event:
-            result = event["result"]
-        elif progress is not None and "progress" in event:
-            name = f"{threads} thread{'s' if threads > 1 else ''}: {event['progress']}"
-            if name not in tasks:
-                tasks[name] = progress.add_task(name, total=event["total"])
-            progress.update(tasks[name], completed=event["done"])
-    errors = process.stderr.read()
-    if process.wait() != 0 or result is None:
-        tail = "\n".join(errors.strip().splitlines()[-15:])
-        raise RuntimeError(f"the {module} worker for {threads} thread(s) failed (exit {process.returncode}):\n{tail}")
-    return result
-
 
 def epoch_estimate(results: list[dict]) -> dict | None:
     """One CIFAR-10 epoch and the RECIPE_EPOCHS-epoch run, from the cifar10 CNN's images/s at
@@ -266,27 +196,7 @@ def epoch_estimate(results: list[dict]) -> dict | None:
             "tinytorch_run_s": RECIPE_EPOCHS * ours, "torch_run_s": RECIPE_EPOCHS * theirs}
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 3 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _blas_text(blas: list[dict]) -> str:
-    parts = []
-    for pool in blas:
-        if "error" in pool:
-            return pool["error"]
-        name = f"{pool.get('internal_api', '?')} {pool.get('version') or ''}".strip()
-        details = [f"{key} {pool[key]}" for key in ("prefix", "architecture", "threading_layer") if pool.get(key)]
-        parts.append(f"{name} ({', '.join(details)}; {pool.get('num_threads')} threads)")
-    return "; ".join(parts)
-
-
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
-    from benchmarks.grading import _cpu
 
     first = results[0]
     unset = ", ".join(f"{name}={os.environ[name]}" for name in UNSET if name in os.environ) or "neither was set"
@@ -295,7 +205,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
         f"Measured {started} by `python -m benchmarks training` (benchmarks/training.py).",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
+        f"Machine: {cpu_name()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}, NumPy {first['numpy']}, PyTorch {first['torch']}. "
         f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]} (other work on the machine "
         "slows both sides; the steps alternate so that both see the same load).",
@@ -307,7 +217,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "",
     ]
     for result in results:
-        lines.append(f"- {result['threads']} thread(s): {_blas_text(result['blas'])}; torch intra-op threads "
+        lines.append(f"- {result['threads']} thread(s): {blas_text(result['blas'])}; torch intra-op threads "
                      f"{result['torch_threads']}")
     lines += [
         "",
@@ -364,8 +274,8 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
             "",
             f"| | one epoch | {RECIPE_EPOCHS} epochs |",
             "|---|---:|---:|",
-            f"| tinytorch | {_duration(epoch['tinytorch_epoch_s'])} | {_duration(epoch['tinytorch_run_s'])} |",
-            f"| PyTorch CPU | {_duration(epoch['torch_epoch_s'])} | {_duration(epoch['torch_run_s'])} |",
+            f"| tinytorch | {duration(epoch['tinytorch_epoch_s'])} | {duration(epoch['tinytorch_run_s'])} |",
+            f"| PyTorch CPU | {duration(epoch['torch_epoch_s'])} | {duration(epoch['torch_run_s'])} |",
         ]
     return "\n".join(lines) + "\n"
 
@@ -394,9 +304,9 @@ def show(results: list[dict], console) -> None:
     console.print(conv)
     epoch = epoch_estimate(results)
     if epoch:
-        console.print(f"CIFAR-10 epoch at {epoch['threads']} thread(s): tinytorch {_duration(epoch['tinytorch_epoch_s'])}, "
-                      f"PyTorch {_duration(epoch['torch_epoch_s'])}; {RECIPE_EPOCHS} epochs: "
-                      f"{_duration(epoch['tinytorch_run_s'])} vs {_duration(epoch['torch_run_s'])}")
+        console.print(f"CIFAR-10 epoch at {epoch['threads']} thread(s): tinytorch {duration(epoch['tinytorch_epoch_s'])}, "
+                      f"PyTorch {duration(epoch['torch_epoch_s'])}; {RECIPE_EPOCHS} epochs: "
+                      f"{duration(epoch['tinytorch_run_s'])} vs {duration(epoch['torch_run_s'])}")
 
 
 def save_plot(results: list[dict], path: Path) -> Path | None:
@@ -431,10 +341,6 @@ def save_plot(results: list[dict], path: Path) -> Path | None:
     return path
 
 
-def _load() -> str:
-    from benchmarks.grading import _load as load
-
-    return load()
 
 
 def run(threads: list[int], repeats: int, warmup: int, only: list[str] | None, out: Path,
@@ -445,14 +351,14 @@ def run(threads: list[int], repeats: int, warmup: int, only: list[str] | None, o
     from autograder.files import atomic_write
 
     started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    load_before = _load()
+    load_before = load_average()
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         for count in threads:
-            results.append(run_worker(count, repeats, warmup, only, progress))
+            results.append(run_worker(count, repeats, warmup, only, progress, module="benchmarks.training"))
     show(results, console)
-    atomic_write(out, markdown(results, started, (load_before, _load()), repeats, warmup))
+    atomic_write(out, markdown(results, started, (load_before, load_average()), repeats, warmup))
     console.print(f"results: {out}")
     if plot is not None:
         saved = save_plot(results, plot)
@@ -460,20 +366,6 @@ def run(threads: list[int], repeats: int, warmup: int, only: list[str] | None, o
                       "(pip install matplotlib)")
     return results
 
-
-def check_run_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    """--quick, --threads, --repeats and --warmup, as every benchmark with workers takes them:
-    the thread counts parsed into a list; a bad value is the parser's one-line error."""
-    if args.quick:
-        args.repeats, args.warmup = 3, 1
-    try:
-        args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
-    except ValueError:
-        parser.error(f"--threads takes comma-separated whole numbers such as 1,2, got {args.threads!r}")
-    if not args.threads or min(args.threads) < 1:
-        parser.error("--threads needs at least one thread count of 1 or more")
-    if args.repeats < 1 or args.warmup < 0:
-        parser.error(f"--repeats must be 1 or more and --warmup 0 or more, got {args.repeats} and {args.warmup}")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
