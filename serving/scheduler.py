@@ -62,6 +62,7 @@ class Scheduler:
         self._waiting: collections.deque[Job] = collections.deque()
         self._active: dict[int, Job] = {}
         self._admitted = 0  # waiting + active, counted at admission under the lock
+        self._opening: list[Job] = []  # taken from the queue, their prompts being prefilled
         self._lock = threading.Condition()
         self._closing_at: float | None = None
         self._stop = False
@@ -105,7 +106,7 @@ class Scheduler:
 
     def status(self) -> dict:
         with self._lock:
-            return {"slots": self.slots, "queue": self.queue, "active": len(self._active),
+            return {"slots": self.slots, "queue": self.queue, "active": len(self._active) + len(self._opening),
                     "waiting": len(self._waiting), "steps": self.steps, "finished": dict(self.finished)}
 
     # --- the thread ---------------------------------------------------------------------------
@@ -141,7 +142,8 @@ class Scheduler:
     def _admissions(self) -> list[Job]:
         """Under the lock: the waiting jobs that free slots can take now."""
         free = self.engine.free_slots          # the engine changes in this thread only
-        return [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+        self._opening = [self._waiting.popleft() for _ in range(min(free, len(self._waiting)))]
+        return list(self._opening)
 
     def _open(self, job: Job) -> None:
         """Outside the lock (a prefill takes a while, and submit() must not wait for it):
@@ -152,6 +154,7 @@ class Scheduler:
         except Exception as error:  # noqa: BLE001 - one bad prompt ends its own stream only
             slot, failure = None, f"the engine refused the prompt: {error}"
         with self._lock:
+            self._opening.remove(job)
             if failure:
                 self._end(job, "error", failure)
             else:  # cancelled meanwhile: the next sweep ends it and frees the slot

@@ -157,7 +157,10 @@ def test_overload_is_refused_at_once_with_retry_after_and_disconnects_free_the_s
                               stream=True) for _ in range(SLOTS + QUEUE)]
         try:
             assert [s.status_code for s in streams] == [200] * (SLOTS + QUEUE)
-            state = health(client)["language"]
+            # the scheduler's thread places them in slots on its next turn
+            until = time.monotonic() + 30
+            while (state := health(client)["language"])["waiting"] > QUEUE and time.monotonic() < until:
+                time.sleep(0.02)
             assert (state["active"], state["waiting"]) == (SLOTS, QUEUE)
             refused = client.post("/generate", json={"prompt": "the ", "max_new_tokens": 5})
             assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
