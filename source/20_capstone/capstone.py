@@ -209,7 +209,7 @@ def test_save_safetensors():
 
 test_save_safetensors()
 ### BEGIN HIDDEN TESTS
-from tinytorch.testing import assert_raises
+from tinytorch.testing import assert_raises, assert_untouched
 
 _p = new_folder() / "b.safetensors"
 save_safetensors({"b": np.array([1.0, -2.0], np.float32)}, _p)
@@ -237,6 +237,14 @@ _big = np.array([1.5, 2.5], dtype=">f8")
 save_safetensors({"x": _big}, _p)
 assert _p.read_bytes()[-16:] == np.array([1.5, 2.5], "<f8").tobytes(), (
     "a big-endian array is written little-endian")
+assert_untouched(save_safetensors, {"x": _big}, _p)      # no byteswap in place
+assert _big.dtype == np.dtype(">f8") and _big.tolist() == [1.5, 2.5], (
+    "save_safetensors must leave the caller's arrays as they were")
+_t = np.arange(6, dtype=np.float32).reshape(2, 3).T         # (3, 2), not C-contiguous
+save_safetensors({"t": _t}, _p)
+assert _p.read_bytes()[-24:] == np.ascontiguousarray(_t).tobytes(), (
+    "a transposed (non-contiguous) array is written in row-major order, as its shape "
+    "reads: the bytes of np.ascontiguousarray(t), not of its memory")
 assert_raises(SafetensorsError, save_safetensors, {"x": np.array(["a"])}, _p,
               match="dtype")
 assert_raises(SafetensorsError, save_safetensors, {"x": _a}, _p, {"n": 1}, match="str")
@@ -439,6 +447,16 @@ _back, _meta = load_safetensors(_p)
 assert _back["a"].tolist() == [7, -7] and _meta == {"long": "x" * 37}, (
     "data_offsets count from the first byte after the header")
 _back["a"][0] = 1                      # a writable view, not a read-only bytes view
+# shapes beyond matrices: a scalar (shape []), an empty tensor, a 4-d non-square one
+_odd = {"s": np.array(2.5, np.float32), "e": np.zeros((0, 3), np.int32),
+        "w": np.arange(2 * 3 * 1 * 5, dtype=np.float64).reshape(2, 3, 1, 5)}
+save_safetensors(_odd, _p)
+_back, _ = load_safetensors(_p)
+for _k, _v in _odd.items():
+    assert _back[_k].shape == _v.shape and _back[_k].dtype == _v.dtype and (
+        np.array_equal(_back[_k], _v)), (
+        f"{_k}: {_v.dtype} of shape {_v.shape} came back as {_back[_k].dtype} of shape "
+        f"{_back[_k].shape}: the shape [] is one element, a 0 in the shape no bytes")
 assert isinstance(SafetensorsError("x"), ValueError)
 ### END HIDDEN TESTS
 
@@ -1251,7 +1269,7 @@ def test_vision_engine():
 test_vision_engine()
 ### BEGIN HIDDEN TESTS
 from tinytorch.core.tensor import Tensor
-from tinytorch.testing import assert_close
+from tinytorch.testing import assert_close, assert_untouched
 
 # a BatchNorm trained with a large eps, small variances, a convolution without bias
 manual_seed(6)
@@ -1271,11 +1289,24 @@ with no_grad():
     assert_close(_folded(_x), _want, rtol=1e-4, atol=1e-5,
                  what="the folded convolution (eps 0.1, no bias) against conv and "
                       "BatchNorm")
+_biased = Conv2d(2, 3, 3, stride=2, padding=1)
+_biased.bias.data = _r.standard_normal(3).astype(np.float32)
+with no_grad():
+    _want = _bn(_biased(_x)).data
+_w, _b = assert_untouched(fold_batchnorm, _biased.weight.data, _biased.bias.data, _bn,
+                          no_view=True)
+assert _w.dtype == _b.dtype == np.float32, f"float32 out, got {_w.dtype} and {_b.dtype}"
+_folded.weight.data, _folded.bias.data = _w, _b
+with no_grad():
+    assert_close(_folded(_x), _want, rtol=1e-4, atol=1e-5,
+                 what="the folded convolution with a bias: s * (bias - mean) + beta")
 _cnn = Sequential(_conv, _bn, ReLU(), Flatten(), Linear(3 * 3 * 3, 4))
 with no_grad():
     _logits = _cnn.eval()(_x).data
 _p = np.exp(_logits - _logits.max(1, keepdims=True))
-assert_close(VisionEngine(_cnn).predict_proba(_x.data), _p / _p.sum(1, keepdims=True),
+_probs = VisionEngine(_cnn).predict_proba(_x.data)
+assert _probs.dtype == np.float32, f"probabilities in float32, got {_probs.dtype}"
+assert_close(_probs, _p / _p.sum(1, keepdims=True),
              rtol=1e-4, atol=1e-5, what="the engine's probabilities (BatchNorm eps 0.1)")
 ### END HIDDEN TESTS
 
