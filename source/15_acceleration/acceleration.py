@@ -51,17 +51,6 @@ from tinytorch.core.tensor import Tensor
 np.set_printoptions(precision=4, suppress=True)      # compact arrays in this notebook
 
 
-def median_ms(fn, repeats=5, warmup=1):
-    """fn's time in milliseconds: the median of `repeats` calls after `warmup` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
-
 # %% [markdown]
 # ## Matrix multiply: loops, blocks, BLAS
 #
@@ -72,12 +61,26 @@ def median_ms(fn, repeats=5, warmup=1):
 
 # %%
 #| export
+import time
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch.core.autograd import register_gradient
 from tinytorch.core.spatial import Conv2d, MaxPool2d
 from tinytorch.core.tensor import Tensor
+
+
+def median_ms(fn, repeats=5, warmup=1):
+    """fn's time in milliseconds: the median of `repeats` calls after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return 1000 * float(np.median(times))
 
 
 def _check_matmul(a, b):

@@ -32,27 +32,14 @@
 # uncached model's.
 
 # %%
-import time
-
 import numpy as np
 
 from tinytorch.core.autograd import no_grad
 from tinytorch.core.layers import manual_seed
 from tinytorch.models.transformer import GPT, GPTConfig, generate
+from tinytorch.perf.acceleration import median_ms  # module 15's stopwatch
 
 np.set_printoptions(precision=4, suppress=True)      # compact arrays in this notebook
-
-
-def median_seconds(fn, repeats=3):
-    """The median time of fn() over `repeats` calls, after one untimed warm-up call.
-    (Module 19 turns this into a harness with confidence intervals.)"""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 manual_seed(0)
@@ -60,7 +47,7 @@ config = GPTConfig(vocab_size=76, block_size=64, n_layer=2, n_head=4, n_embd=64)
 model = GPT(config)                          # the gpt milestone's size, untrained
 prompt = np.array([[5]])                              # (B, T) = (1, 1)
 for new in (16, 63):
-    seconds = median_seconds(lambda n=new: generate(model, prompt, n, top_k=1))
+    seconds = median_ms(lambda n=new: generate(model, prompt, n, top_k=1), repeats=3) / 1e3
     pushed = sum(min(t, config.block_size) for t in range(1, new + 1))
     print(f"{new:3d} new tokens: {new / seconds:6.0f} tokens/s; {pushed:5d} positions "
           f"through the model for {new} new ones ({pushed / new:.1f}x the new work)")
@@ -630,8 +617,8 @@ assert_untouched(generate_cached, _g, np.array([[4, 4, 3, 1, 2, 0]]), 6, no_view
 #
 # Module 14's `generate` against `generate_cached` on the milestone's model size, writing
 # a whole context of 16 and of 64 tokens from a one-token prompt, the same greedy tokens
-# checked. Each figure is the median of three runs after a warm-up: a few lines of
-# measurement that module 19 turns into a harness with confidence intervals.
+# checked. Each figure is module 15's `median_ms` of three runs after a warm-up: a
+# stopwatch that module 19 turns into a harness with confidence intervals.
 # `benchmarks/caching.py` measures the curve up to a context of 256.
 
 # %%
@@ -639,8 +626,8 @@ for length in (16, 64):
     new = length - 1
     same = np.array_equal(generate(model, prompt, new, top_k=1),
                           generate_cached(model, prompt, new, top_k=1))
-    plain = median_seconds(lambda n=new: generate(model, prompt, n, top_k=1))
-    cached = median_seconds(lambda n=new: generate_cached(model, prompt, n, top_k=1))
+    plain = median_ms(lambda n=new: generate(model, prompt, n, top_k=1), repeats=3) / 1e3
+    cached = median_ms(lambda n=new: generate_cached(model, prompt, n, top_k=1), repeats=3) / 1e3
     print(f"context {length:3d}: {new / plain:6.0f} tokens/s recomputing, "
           f"{new / cached:6.0f} tokens/s cached: {plain / cached:4.1f}x "
           f"(same tokens: {same})")

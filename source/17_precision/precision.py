@@ -31,14 +31,13 @@
 # kernels.
 
 # %%
-import time
-
 import numpy as np
 
 from tinytorch.core.activations import ReLU
 from tinytorch.core.layers import Linear, Sequential, manual_seed
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.transformer import GPT, GPTConfig
+from tinytorch.perf.acceleration import median_ms  # module 15's stopwatch
 
 np.set_printoptions(precision=5, suppress=True)      # compact arrays in this notebook
 
@@ -1078,16 +1077,6 @@ for name, variant in variants:
 # module 19 makes such measurements rigorous):
 
 # %%
-def median_time(fn, repeats=7):
-    fn()                                                   # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 rng = np.random.default_rng(0)
 a = rng.standard_normal((64, 512)).astype(np.float32)
 big = Linear(512, 512)
@@ -1100,7 +1089,7 @@ timings = {
     "int8 codes, int32 matmul": lambda: a8.q.astype(np.int32) @ qt.q.astype(np.int32),
 }
 for name, fn in timings.items():
-    print(f"{name:<28} {median_time(fn) * 1e3:8.3f} ms")
+    print(f"{name:<28} {median_ms(fn, repeats=7):8.3f} ms")
 
 # %% [markdown]
 # On this machine's NumPy the integer product is many times *slower* than float32: BLAS

@@ -23,8 +23,6 @@
 # whatever else your machine is doing; module 19 makes such measurements rigorous.
 
 # %%
-import time
-
 import numpy as np
 
 from tinytorch.core.activations import ReLU
@@ -35,19 +33,9 @@ from tinytorch.core.spatial import BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.core.training import Trainer
 from tinytorch.datasets import load_mnist
+from tinytorch.perf.acceleration import median_ms  # module 15's stopwatch
 
 np.set_printoptions(precision=3, suppress=True)      # compact arrays in this notebook
-
-
-def median_ms(fn, repeats=7):
-    """fn's median time in milliseconds over `repeats` calls, after one untimed call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
 
 
 # %% [markdown]
