@@ -47,7 +47,8 @@ config = GPTConfig(vocab_size=76, block_size=64, n_layer=2, n_head=4, n_embd=64)
 model = GPT(config)                          # the gpt milestone's size, untrained
 prompt = np.array([[5]])                              # (B, T) = (1, 1)
 for new in (16, 63):
-    seconds = median_ms(lambda n=new: generate(model, prompt, n, top_k=1), repeats=3) / 1e3
+    ms = median_ms(lambda n=new: generate(model, prompt, n, top_k=1), repeats=3)
+    seconds = ms / 1e3
     pushed = sum(min(t, config.block_size) for t in range(1, new + 1))
     print(f"{new:3d} new tokens: {new / seconds:6.0f} tokens/s; {pushed:5d} positions "
           f"through the model for {new} new ones ({pushed / new:.1f}x the new work)")
@@ -627,7 +628,8 @@ for length in (16, 64):
     same = np.array_equal(generate(model, prompt, new, top_k=1),
                           generate_cached(model, prompt, new, top_k=1))
     plain = median_ms(lambda n=new: generate(model, prompt, n, top_k=1), repeats=3) / 1e3
-    cached = median_ms(lambda n=new: generate_cached(model, prompt, n, top_k=1), repeats=3) / 1e3
+    cached = median_ms(lambda n=new: generate_cached(model, prompt, n, top_k=1),
+                       repeats=3) / 1e3
     print(f"context {length:3d}: {new / plain:6.0f} tokens/s recomputing, "
           f"{new / cached:6.0f} tokens/s cached: {plain / cached:4.1f}x "
           f"(same tokens: {same})")
