@@ -47,7 +47,6 @@ from pathlib import Path
 
 from benchmarks.common import (
     THREAD_VARIABLES,
-    UNSET,
     blas_pools,
     blas_text,
     check_run_options,
@@ -57,6 +56,7 @@ from benchmarks.common import (
     load_average,
     run_worker,
     ticker,
+    worker_text,
 )
 from benchmarks.training import EPOCH_IMAGES, RECIPE_EPOCHS
 
@@ -255,7 +255,6 @@ def epochs(results: list[dict]) -> list[dict]:
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
 
     first = results[0]
-    unset = ", ".join(f"{name}={os.environ[name]}" for name in UNSET if name in os.environ) or "neither was set"
     lines = [
         "# Module 15: the loop ladders, and the cifar10 step with im2col",
         "",
@@ -266,9 +265,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]} (other work on the machine slows "
         "every side; the three steps alternate so that all see the same load).",
         "",
-        "Threads pinned in each worker process before NumPy and torch load (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS, "
-        "MKL_NUM_THREADS and torch.set_num_threads); the workers unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
-        f"({unset} in the parent's environment). Thread pools seen by threadpoolctl:",
+        worker_text() + " Thread pools seen by threadpoolctl:",
         "",
     ]
     for result in results:

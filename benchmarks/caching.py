@@ -48,6 +48,7 @@ from benchmarks.common import (
     load_average,
     run_worker,
     ticker,
+    worker_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -203,8 +204,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         f"after: {loads[1]} (other work on the machine slows every figure; the sides alternate call by call so "
         "that the ratios compare like with like).",
         "",
-        "Threads pinned in each worker process before NumPy loads; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset "
-        "in the workers. Thread pools seen by threadpoolctl:",
+        worker_text() + " Thread pools seen by threadpoolctl:",
         "",
     ]
     lines += [f"- {r['threads']} thread(s): {blas_text(r['blas'])}" for r in results]

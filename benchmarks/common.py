@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from autograder.milestones import ALLOCATOR_ENV
+
 ROOT = Path(__file__).resolve().parent.parent
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 UNSET = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")     # see benchmarks/training.py's docstring
@@ -105,9 +107,23 @@ def interleaved(first, second, repeats: int, warmup: int, tick=lambda: None) -> 
 
 
 def worker_env(threads: int) -> dict:
+    """A worker's environment: its threads pinned, UNSET removed, and the allocator settings
+    `tito milestone` runs the milestones with (autograder.milestones.ALLOCATOR_ENV)."""
     env = {key: value for key, value in os.environ.items() if key not in UNSET}
     env.update({name: str(threads) for name in THREAD_VARIABLES})
+    env.update(ALLOCATOR_ENV)
     return env
+
+
+def worker_text() -> str:
+    """What worker_env does, said once for a result file."""
+    unset = ", ".join(f"{name}={os.environ[name]}" for name in UNSET if name in os.environ) or "neither was set"
+    allocator = " and ".join(f"{name}={value}" for name, value in ALLOCATOR_ENV.items())
+    return ("Threads pinned in each worker process before NumPy (and torch, where it runs) loads: "
+            f"{', '.join(THREAD_VARIABLES)} and torch.set_num_threads. The workers unset "
+            f"{' and '.join(UNSET)} ({unset} in the parent's environment) and run with {allocator}, as "
+            "`tito milestone` runs the milestones: glibc's malloc then keeps freed memory for the next array "
+            "instead of returning it to the kernel (every side of a comparison runs with it).")
 
 
 def run_worker(threads: int, repeats: int, warmup: int, only: list[str] | None, progress=None, *,

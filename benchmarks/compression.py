@@ -47,6 +47,7 @@ from benchmarks.common import (
     load_average,
     run_worker,
     ticker,
+    worker_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -304,7 +305,7 @@ def markdown(result: dict, started: str, loads: tuple[str, str], repeats: int, w
         f"{platform.python_version()}, NumPy {result['numpy']}. Load average (1, 5, 15 min) before: {loads[0]}; "
         f"after: {loads[1]} (other work on the machine slows every timing; the accuracies do not depend on it).",
         "",
-        f"Threads pinned in the worker before NumPy loads ({result['threads']}): {blas_text(result['blas'])}.",
+        f"{worker_text()} Thread pools seen by threadpoolctl: {blas_text(result['blas'])}.",
         "",
         f"Data: {result['data']}; {result['train_images']:,} training images (10% of them held out by the "
         f"recipes), accuracy on all {result['test_images']:,} test images.",

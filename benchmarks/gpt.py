@@ -39,6 +39,7 @@ from benchmarks.common import (
     load_average,
     run_worker,
     ticker,
+    worker_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -161,8 +162,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         f"before: {loads[0]}; after: {loads[1]} (other work on the machine slows both sides; the steps alternate so "
         "that both see the same load).",
         "",
-        "Threads pinned in each worker process before NumPy and torch load; OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE "
-        "unset in the workers. Thread pools seen by threadpoolctl:",
+        worker_text() + " Thread pools seen by threadpoolctl:",
         "",
     ]
     for result in results:

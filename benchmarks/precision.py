@@ -51,6 +51,7 @@ from benchmarks.common import (
     emit,
     load_average,
     run_worker,
+    worker_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -246,7 +247,7 @@ def markdown(result: dict, started: str, loads: tuple[str, str]) -> str:
         f"after: {loads[1]} (timings on a loaded machine are slower than on an idle one; sizes and quality are not "
         "affected).",
         "",
-        f"Threads pinned in the worker before NumPy loads: {blas_text(result['blas'])}.",
+        f"{worker_text()} Thread pools seen by threadpoolctl: {blas_text(result['blas'])}.",
         "",
         f"Models: the cnn milestone's CNN trained by its recipe for {cnn['epochs']} epoch(s) "
         f"({cnn['train_seconds']:.0f} s), scored on {cnn['scored_on']}; the gpt milestone's GPT trained "

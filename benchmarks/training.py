@@ -37,7 +37,6 @@ from pathlib import Path
 
 from benchmarks.common import (
     THREAD_VARIABLES,
-    UNSET,
     blas_pools,
     blas_text,
     check_run_options,
@@ -48,6 +47,7 @@ from benchmarks.common import (
     load_average,
     run_worker,
     ticker,
+    worker_text,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -199,7 +199,6 @@ def epoch_estimate(results: list[dict]) -> dict | None:
 def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats: int, warmup: int) -> str:
 
     first = results[0]
-    unset = ", ".join(f"{name}={os.environ[name]}" for name in UNSET if name in os.environ) or "neither was set"
     lines = [
         "# Training speed: tinytorch against PyTorch CPU",
         "",
@@ -210,10 +209,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         f"Load average (1, 5, 15 min) before: {loads[0]}; after: {loads[1]} (other work on the machine "
         "slows both sides; the steps alternate so that both see the same load).",
         "",
-        "Threads pinned in each worker process before NumPy and torch load (OMP_NUM_THREADS, "
-        "OPENBLAS_NUM_THREADS, MKL_NUM_THREADS and torch.set_num_threads). The workers unset "
-        f"OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE ({unset} in the parent's environment). "
-        "Thread pools seen by threadpoolctl:",
+        worker_text() + " Thread pools seen by threadpoolctl:",
         "",
     ]
     for result in results:

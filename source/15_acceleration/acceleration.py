@@ -17,10 +17,12 @@
 # 2. **convolution**: its seven-loop definition, module 09's kernel offsets, then
 #    **im2col**: every patch copied into one row of a matrix, and the whole convolution
 #    (forward and both gradients) a few GEMMs;
-# 3. **pooling** by strided slices, forward and backward in one memory layout.
+# 3. **pooling** by strided slices, forward and backward in one memory layout;
 #
-# Then `accelerate(model)` makes every `Conv2d` and `MaxPool2d` of a model compute with
-# the fast kernels, same Parameters, and the `cnn` and `cifar10` milestones use it.
+# and **BatchNorm** as one operation with its backward written by hand. Then
+# `accelerate(model)` makes every `Conv2d`, `MaxPool2d` and `BatchNorm2d` of a model
+# compute with the fast kernels, same Parameters, and the `cnn` and `cifar10` milestones
+# use it.
 #
 # Timings here are medians of a few calls after a warm-up, printed and never asserted: the
 # machine you run on is shared and noisy. Module 19 makes such measurements rigorous
@@ -38,6 +40,7 @@ from tinytorch.core.layers import Linear, Sequential, manual_seed
 from tinytorch.core.losses import CrossEntropyLoss
 from tinytorch.core.optimizers import SGD
 from tinytorch.core.spatial import (
+    BatchNorm2d,
     Conv2d,
     Flatten,
     MaxPool2d,
@@ -67,7 +70,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from tinytorch.core.autograd import register_gradient
-from tinytorch.core.spatial import Conv2d, MaxPool2d
+from tinytorch.core.spatial import BatchNorm2d, Conv2d, MaxPool2d
 from tinytorch.core.tensor import Tensor
 
 
@@ -461,7 +464,8 @@ for _shape, _k, _s, _p in [((2, 5, 7, 3), 3, 2, 1), ((1, 6, 4, 1), 2, 3, 0),
 # - **weight**: as for `Linear`, `patches.T @ g`: (K·K·C_in, C_out), reshaped back to
 #   (C_out, C_in, K, K). Saving the patch matrix in the forward pass spares computing it
 #   again (it costs memory: K·K times the input);
-# - **bias**: `g` summed over its rows;
+# - **bias**: `g` summed over its rows (as a product with a row of ones: BLAS reads the
+#   matrix once, where `sum(axis=0)` walks it a row at a time);
 # - **input**: the input gradient is itself a convolution: of the output gradient,
 #   bordered by K−1 zeros, with the kernel **flipped** by 180° and its in/out channels
 #   swapped. With stride S the output gradient first goes back on the grid of the pixels
@@ -506,6 +510,13 @@ def conv2d_im2col_input_grad(g, weight, input_shape, stride=1, padding=0):
     return grad.transpose(0, 3, 1, 2)                         # (N, C_in, H, W), a view
 
 
+def _column_sums(rows):
+    """rows (m, C) summed over its m rows: (C,). As one matrix-vector product with a row
+    of ones, BLAS reads the matrix once, at full speed; rows.sum(axis=0) walks it row by
+    row, C numbers at a time, and takes about three times as long here."""
+    return np.ones(len(rows), dtype=rows.dtype) @ rows
+
+
 @register_gradient("conv2d_im2col")
 def conv2d_im2col_grad(g, x, weight, bias=None, *, stride, padding, patches):
     """The rule of "conv2d_im2col": (dL/dx, dL/dw[, dL/db]), each from one GEMM."""
@@ -524,7 +535,7 @@ def conv2d_im2col_grad(g, x, weight, bias=None, *, stride, padding, patches):
         grad_x = conv2d_im2col_input_grad(g, weight.data, x.shape, stride, padding)
     grads = (grad_x, grad_w)
     if bias is not None:
-        grads += (g_rows.sum(axis=0),)
+        grads += (_column_sums(g_rows),)
     return grads
 
 
@@ -811,16 +822,212 @@ assert_dtype_kept(max_pool2d_fast_3x3_stride2, shapes=((2, 3, 7, 5),))
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ## BatchNorm in one operation
+#
+# Module 09 built `BatchNorm2d`'s training step out of Tensor operations: the mean, `x -
+# mean`, its square, that mean, the normalizing op, `· γ` and `+ β`. Each one reads and
+# writes an array as large as the convolution's output, and its backward rule does the
+# same again: a dozen passes over memory per layer, for arithmetic that is a few additions
+# per number. Memory, not arithmetic, sets the time, so the fast version is the one that
+# touches each array the fewest times: one operation, whose backward is written by hand.
+#
+# **Layout.** A batch stored channels-last, as `conv2d_im2col` returns it, is a matrix of
+# N·H·W rows and C columns, each channel a column. A channel's statistics are column sums
+# of that matrix (`_column_sums`, as for the convolution's bias):
+#
+# ```
+# x (N=1, C=2, H=1, W=3), channels last:   rows = [[1, 10],     mean = [2, 20]
+#                                                  [2, 20],     var  = [2/3, 200/3]
+#                                                  [3, 30]]     (biased: divide by m = 3)
+# ```
+#
+# **Forward** (m = N·H·W values per channel, `s = 1/√(var + ε)`):
+# `x̂ = (x − mean)·s`, `y = γ·x̂ + β`. **Backward**, from g = dL/dy: the shift and scale
+# give `dβ = Σ g` and `dγ = Σ g·x̂` over each column, and the input's gradient is module
+# 09's `batch_norm` rule with γ folded in — the paths through the mean and the variance are
+# the two subtracted terms:
+#
+# ```
+# dx = γ·s·(g − dβ/m − x̂·dγ/m)
+# ```
+#
+# Sanity check: if g = γ·x̂ (the loss pulls y towards 0 along x̂ itself), then dβ = 0 and
+# dγ = γ·m, and dx = γ·s·(γ·x̂ − γ·x̂) = 0: stretching x does not change x̂.
+
+# %%
+#| export
+def _channel_rows(a):
+    """(N, C, H, W) -> (N·H·W, C): a pixel per row, a channel per column; a view when a
+    is stored channels-last (conv2d_im2col's output), one copy otherwise."""
+    return a.transpose(0, 2, 3, 1).reshape(-1, a.shape[1])
+
+
+def _from_channel_rows(rows, shape):
+    """(N·H·W, C) rows back to an (N, C, H, W) array of `shape`, stored channels-last."""
+    n_images, channels, height, width = shape
+    return rows.reshape(n_images, height, width, channels).transpose(0, 3, 1, 2)
+
+
+@register_gradient("batchnorm2d_fast")
+def batch_norm2d_fast_grad(g, x, weight, bias, *, x_hat, inv_std):
+    """The rule of "batchnorm2d_fast": (dL/dx, dL/dγ, dL/dβ), column sums of rows."""
+    g_rows = _channel_rows(g)                                   # (m, C)
+    m = g_rows.shape[0]
+    # TODO: dβ: the _column_sums of g_rows; dγ: the column sums of g_rows · x_hat
+    #       (np.einsum("ij,ij->j", ...) multiplies and sums without a temporary array);
+    #       the rows of dx: γ · inv_std · (g_rows - dβ/m - x_hat · dγ/m). Every new
+    #       (m, C) array is a pass over memory: update one array in place (*=, -=).
+    ### BEGIN SOLUTION
+    grad_b = _column_sums(g_rows)                               # (C,)
+    grad_w = np.einsum("ij,ij->j", g_rows, x_hat)               # (C,)
+    scale = weight.data * inv_std                               # γ·s, (C,)
+    grad_rows = g_rows * scale
+    grad_rows -= x_hat * (scale * grad_w / m)
+    grad_rows -= scale * grad_b / m
+    ### END SOLUTION
+    return _from_channel_rows(grad_rows, x.shape), grad_w, grad_b
+
+
+def batch_norm2d_fast(x, weight, bias, eps=1e-5):
+    """BatchNorm of x (N, C, H, W) by its own batch's statistics, γ (weight) and β (bias)
+    applied, as one Tensor op "batchnorm2d_fast". Returns (y, mean, var): y stored
+    channels-last, mean and the biased variance (C,) arrays for the running statistics."""
+    rows = _channel_rows(x.data)                                # (m, C)
+    # TODO: mean: the _column_sums of rows over m; x_hat: rows minus mean (a new array),
+    #       var: the mean of its squares per column (einsum, as in the rule above);
+    #       inv_std = 1 / sqrt(var + eps); scale x_hat by it in place (*=); y_rows =
+    #       x_hat · γ, then += β in place.
+    ### BEGIN SOLUTION
+    m = len(rows)
+    mean = _column_sums(rows) / m                               # (C,)
+    x_hat = rows - mean
+    var = np.einsum("ij,ij->j", x_hat, x_hat) / m               # (C,), biased
+    inv_std = 1 / np.sqrt(var + eps)
+    x_hat *= inv_std
+    y_rows = x_hat * weight.data
+    y_rows += bias.data
+    ### END SOLUTION
+    y = x._result(_from_channel_rows(y_rows, x.shape), "batchnorm2d_fast", x, weight,
+                  bias, x_hat=x_hat, inv_std=inv_std)
+    return y, mean, var
+
+# %% [markdown]
+# ### Test it: BatchNorm in one operation
+#
+# Values, all three gradients and the statistics must be module 09's, for a batch stored
+# channels-last (after a fast convolution) and for one that is not.
+
+# %%
+#| test: batch_norm_fast (2 points)
+def test_batch_norm_fast():
+    rows = np.array([[1.0, 10], [2, 20], [3, 30]])
+    x = Tensor(rows.T.reshape(1, 2, 1, 3))                  # the worked example
+    y, mean, var = batch_norm2d_fast(x, Tensor(np.ones(2)), Tensor(np.zeros(2)), eps=0)
+    assert np.allclose(mean, [2, 20]) and np.allclose(var, [2 / 3, 200 / 3]), (
+        f"the worked example: expected mean [2, 20] and var [0.667, 66.7], got "
+        f"{mean.tolist()} and {var.tolist()}")
+    assert np.allclose(y.data[0, 0, 0], [-1.2247, 0, 1.2247], atol=1e-4), (
+        f"x_hat of channel 0 is (x - 2) / sqrt(2/3): expected [-1.2247, 0, 1.2247], got "
+        f"{y.data[0, 0, 0].tolist()}")
+    rng = np.random.default_rng(11)
+    v = rng.standard_normal((4, 3, 5, 6)).astype(np.float32) * 2 + 1
+    g = Tensor(rng.standard_normal(v.shape).astype(np.float32))
+    for layout in ("channels-last", "NCHW"):
+        data = np.ascontiguousarray(v.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2) \
+            if layout == "channels-last" else v
+        slow, fast = BatchNorm2d(3), BatchNorm2d(3)
+        fast.weight.data[:] = slow.weight.data[:] = [0.5, 1.0, 2.0]
+        fast.bias.data[:] = slow.bias.data[:] = [0.1, -0.2, 0.3]
+        x9, xf = Tensor(data, requires_grad=True), Tensor(data, requires_grad=True)
+        want = slow(x9)
+        got, mean, var = batch_norm2d_fast(xf, fast.weight, fast.bias)
+        assert got.dtype == np.float32 and np.allclose(got.data, want.data, atol=1e-5), (
+            f"{layout}: y differs from module 09's BatchNorm2d by "
+            f"{np.abs(got.data - want.data).max():.2e} (dtype {got.dtype})")
+        (want * g).sum().backward()
+        (got * g).sum().backward()
+        for name, a, b in [("dL/dx", xf, x9), ("dL/dγ", fast.weight, slow.weight),
+                           ("dL/dβ", fast.bias, slow.bias)]:
+            assert np.allclose(a.grad.data, b.grad.data, atol=1e-4), (
+                f"{layout}: {name} differs from module 09's by "
+                f"{np.abs(a.grad.data - b.grad.data).max():.2e}")
+
+test_batch_norm_fast()
+### BEGIN HIDDEN TESTS
+from tinytorch.core.layers import Parameter
+from tinytorch.core.spatial import BatchNorm2d as _BN9
+from tinytorch.testing import assert_close, check_graph
+
+_r = np.random.default_rng(12)
+# one image, one pixel per image (m = N), wide and tall maps, a constant channel (var 0)
+for _shape in [(1, 2, 3, 4), (5, 3, 1, 1), (2, 4, 1, 7), (3, 1, 6, 2)]:
+    _v = _r.standard_normal(_shape) * 3 - 1
+    if _shape[1] > 1:
+        _v[:, 0] = 0.5                                      # a constant channel: var 0
+    _w, _b = _r.standard_normal(_shape[1]), _r.standard_normal(_shape[1])
+    _g = _r.standard_normal(_shape)
+    _slow, _fast = _BN9(_shape[1], eps=1e-3), _BN9(_shape[1], eps=1e-3)
+    for _layer in (_slow, _fast):
+        _layer.weight = Parameter(_w, dtype=np.float64)
+        _layer.bias = Parameter(_b, dtype=np.float64)
+    _x9 = Tensor(_v, dtype=np.float64, requires_grad=True)
+    _xf = Tensor(_v, dtype=np.float64, requires_grad=True)
+    _want = _slow(_x9)
+    _got, _mean, _var = batch_norm2d_fast(_xf, _fast.weight, _fast.bias, eps=1e-3)
+    _name = f"batch_norm2d_fast(x {_shape}, eps=1e-3)"
+    assert_close(_got, _want.data, what=_name + ": y")
+    assert_close(_mean, _v.mean(axis=(0, 2, 3)), what=_name + ": the mean")
+    assert_close(_var, _v.var(axis=(0, 2, 3)), what=_name + ": the biased variance")
+    (_want * Tensor(_g, dtype=np.float64)).sum().backward()
+    (_got * Tensor(_g, dtype=np.float64)).sum().backward()
+    assert_close(_xf.grad, _x9.grad.data, what=_name + ": dL/dx")
+    assert_close(_fast.weight.grad, _slow.weight.grad.data, what=_name + ": dL/dγ")
+    assert_close(_fast.bias.grad, _slow.bias.grad.data, what=_name + ": dL/dβ")
+    check_graph(lambda x, w, b: batch_norm2d_fast(x, w, b, eps=1e-3)[0],
+                [_v, _w, _b], name=_name)
+_x = Tensor(_r.standard_normal((2, 4, 4, 3)).transpose(0, 3, 1, 2))    # channels last
+_before = _x.data.copy()
+batch_norm2d_fast(_x, Tensor(np.ones(3)), Tensor(np.zeros(3)))
+assert np.array_equal(_x.data, _before), (
+    "batch_norm2d_fast must not change its input (a channels-last input's rows are a "
+    "view of it: subtract the mean into a new array)")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The same batch through module 09's `BatchNorm2d` and through `batch_norm2d_fast`, forward
+# and backward, the size of the cifar10 network's first layers (64 images, 32 channels of
+# 32×32: 8 MB, more than the processor's caches hold), stored channels-last:
+
+# %%
+def _bn_step(fast):
+    layer = BatchNorm2d(32)
+    rng = np.random.default_rng(0)
+    v, g = rng.standard_normal((2, 64, 32, 32, 32)).astype(np.float32).transpose(
+        0, 1, 4, 2, 3)                                   # two (N, C, H, W), channels last
+
+    def step():
+        x = Tensor(v, requires_grad=True)
+        y = batch_norm2d_fast(x, layer.weight, layer.bias)[0] if fast else layer(x)
+        y.backward(g)
+    return step
+
+
+print("BatchNorm forward + backward: " + ", ".join(
+    f"{name} {median_ms(_bn_step(fast)):.1f} ms"
+    for name, fast in [("module 09", False), ("one operation", True)]))
+
+# %% [markdown]
 # ## accelerate(model): the framework's convolution becomes the fast one
 #
 # A model built from module 09's layers should not have to be rebuilt to run fast: same
 # object, same Parameters (an optimizer holding them keeps working), same `state_dict()`.
 # Python lets an object carry its own `forward`: an attribute set on the instance is found
 # before the class's method. `accelerate` walks the model (`children()`, recursively) and
-# gives every `Conv2d` a `forward` that calls `conv2d_im2col` and every `MaxPool2d` one
-# that calls `max_pool2d_fast` (not `AvgPool2d`, which is a subclass of `MaxPool2d`, nor
-# any other subclass: their `forward` is their own). Calling it twice changes nothing
-# more.
+# gives every `Conv2d` a `forward` that calls `conv2d_im2col`, every `MaxPool2d` one that
+# calls `max_pool2d_fast` (not `AvgPool2d`, which is a subclass of `MaxPool2d`, nor any
+# other subclass: their `forward` is their own) and every `BatchNorm2d` one that trains
+# with `batch_norm2d_fast` (in evaluation it uses the running statistics, as before).
+# Calling it twice changes nothing more.
 #
 # ```python
 # model = accelerate(build_model())   # the same object, now computing with im2col
@@ -843,7 +1050,28 @@ def _fast_max_pool2d_forward(self, x):
     return max_pool2d_fast(x, self.kernel_size, self.stride)
 
 
-_FAST_FORWARD = {Conv2d: _fast_conv2d_forward, MaxPool2d: _fast_max_pool2d_forward}
+def _fast_batch_norm2d_forward(self, x):
+    """BatchNorm2d.forward by batch_norm2d_fast in training, the class's own in
+    evaluation (set on the instance by accelerate); the running statistics as module
+    09 keeps them."""
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if not self.training:
+        return BatchNorm2d.forward(self, x)
+    if x.ndim != 4 or x.shape[1] != self.num_features:
+        raise ValueError(f"{self!r} expects inputs of shape "
+                         f"(N, {self.num_features}, H, W), got {x.shape}")
+    y, mean, var = batch_norm2d_fast(x, self.weight, self.bias, self.eps)
+    count = x.size // self.num_features
+    m = self.momentum
+    new_mean = (1 - m) * self.running_mean + m * mean
+    new_var = (1 - m) * self.running_var + m * var * count / max(count - 1, 1)
+    self.running_mean = new_mean.astype(self.running_mean.dtype)
+    self.running_var = new_var.astype(self.running_var.dtype)
+    return y
+
+
+_FAST_FORWARD = {Conv2d: _fast_conv2d_forward, MaxPool2d: _fast_max_pool2d_forward,
+                 BatchNorm2d: _fast_batch_norm2d_forward}
 
 
 def _layers(module):
@@ -861,8 +1089,9 @@ def is_accelerated(layer):
 
 
 def accelerate(model):
-    """The same `model`, each module-09 Conv2d and MaxPool2d in it computing with
-    conv2d_im2col and max_pool2d_fast: same Parameters, nothing copied. Idempotent."""
+    """The same `model`, each module-09 Conv2d, MaxPool2d and BatchNorm2d in it computing
+    with conv2d_im2col, max_pool2d_fast and batch_norm2d_fast: same Parameters, nothing
+    copied. Idempotent."""
     # TODO: for every layer in _layers(model) whose type (exactly) is a key of
     #       _FAST_FORWARD, set layer.forward to that function bound to the layer
     #       (types.MethodType, or the function's __get__(layer)). Return the model.
@@ -904,29 +1133,41 @@ def test_accelerate():
 test_accelerate()
 ### BEGIN HIDDEN TESTS
 from tinytorch.core.spatial import AvgPool2d
+from tinytorch.testing import assert_close
 
 manual_seed(1)
-_inner = Sequential(Conv2d(2, 3, 3, stride=2, padding=1), ReLU(), MaxPool2d(2, stride=1))
+_inner = Sequential(Conv2d(2, 3, 3, stride=2, padding=1), BatchNorm2d(3), ReLU(),
+                    MaxPool2d(2, stride=1))
 _model = Sequential(_inner, AvgPool2d(2), Flatten())
 accelerate(_model)
 accelerate(_model)
-assert is_accelerated(_inner.layers[0]) and is_accelerated(_inner.layers[2]), (
+assert all(is_accelerated(_inner.layers[i]) for i in (0, 1, 3)), (
     "accelerate must reach the layers of a Sequential inside a Sequential (walk "
     "children())")
 _avg = _model.layers[1]
 assert not is_accelerated(_avg) and "forward" not in _avg.__dict__, (
     "AvgPool2d is a subclass of MaxPool2d but averages: accelerate must leave it alone "
     "(match the type exactly)")
-assert [n for n, _ in _model.named_parameters()] == ["0.0.weight", "0.0.bias"], (
+assert [n for n, _ in _model.named_parameters()] == ["0.0.weight", "0.0.bias",
+                                                    "0.1.weight", "0.1.bias"], (
     "accelerate must not add or rename parameters")
 _x = np.random.default_rng(9).standard_normal((2, 2, 9, 7))
 _y = _model(Tensor(_x, dtype=np.float64))
 manual_seed(1)
-_plain = Sequential(Sequential(Conv2d(2, 3, 3, stride=2, padding=1), ReLU(),
-                               MaxPool2d(2, stride=1)), AvgPool2d(2), Flatten())
+_plain = Sequential(Sequential(Conv2d(2, 3, 3, stride=2, padding=1), BatchNorm2d(3),
+                               ReLU(), MaxPool2d(2, stride=1)), AvgPool2d(2), Flatten())
 assert np.allclose(_y.data, _plain(Tensor(_x, dtype=np.float64)).data, atol=1e-10), (
-    "the accelerated nested model (stride 2, overlapping pooling) must compute what the "
-    "original computes")
+    "the accelerated nested model (stride 2, BatchNorm, overlapping pooling) must compute "
+    "what the original computes")
+_bn, _bn9 = _inner.layers[1], _plain.layers[0].layers[1]
+for _buffer in ("running_mean", "running_var"):
+    assert_close(getattr(_bn, _buffer), getattr(_bn9, _buffer),
+                 what=f"the accelerated BatchNorm2d's {_buffer} after one batch")
+    assert getattr(_bn, _buffer).dtype == np.float32, f"{_buffer} stays float32"
+_model.eval()
+_plain.eval()
+assert np.allclose(_model(Tensor(_x)).data, _plain(Tensor(_x)).data, atol=1e-5), (
+    "in evaluation the accelerated BatchNorm2d must use its running statistics")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -945,8 +1186,8 @@ def test_trains_the_same():
     runs = []
     for fast in (False, True):
         manual_seed(2)
-        model = Sequential(Conv2d(1, 6, 3, padding=1), ReLU(), MaxPool2d(2),
-                           Conv2d(6, 8, 3, padding=1), ReLU(), Flatten(),
+        model = Sequential(Conv2d(1, 6, 3, padding=1), BatchNorm2d(6), ReLU(),
+                           MaxPool2d(2), Conv2d(6, 8, 3, padding=1), ReLU(), Flatten(),
                            Linear(288, 3))
         if fast:
             accelerate(model)
@@ -963,7 +1204,7 @@ def test_trains_the_same():
     assert np.allclose(slow_losses, fast_losses, rtol=1e-4), (
         f"5 SGD steps: module 09's losses {np.round(slow_losses, 5).tolist()}, "
         f"accelerated {np.round(fast_losses, 5).tolist()}. Check the gradients of "
-        "conv2d_im2col.")
+        "conv2d_im2col and batch_norm2d_fast.")
     for slow, fast in zip(slow_params, fast_params):
         assert fast.dtype == np.float32 and np.allclose(slow, fast, atol=1e-4), (
             f"after 5 steps a parameter differs by {np.abs(slow - fast).max():.2e} "
@@ -1014,7 +1255,8 @@ print("one step of 32 digits: " + ", ".join(
 # thousands of times come from leaving Python; the last steps (kernel offsets against
 # im2col, blocked against plain matmul) are small because BLAS already does the blocking,
 # and they are where layout (channels last), copies and dtypes (float32, never a silent
-# float64) decide. `accelerate(model)` puts the fast kernels into any model of module 09's
+# float64) decide, and so does the number of passes over memory (BatchNorm in one
+# operation). `accelerate(model)` puts the fast kernels into any model of module 09's
 # layers, and the `cnn` and `cifar10` milestones use it.
 #
 # Faster kernels do not change what generation does: module 14's `generate` recomputes the

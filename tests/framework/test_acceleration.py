@@ -3,7 +3,9 @@
 Over shapes, strides (1-2), paddings (0-2), kernels (1-5) and non-square images drawn by
 hypothesis, conv2d_im2col gives module 09's conv2d and torch's conv2d values and, through
 `loss.backward()`, the same gradient for every input (float64 to 1e-9, float32 to 1e-5);
-max_pool2d_fast likewise against max_pool2d and torch. Then: the ladders agree with their
+max_pool2d_fast likewise against max_pool2d and torch, and batch_norm2d_fast (its input stored
+channels-last or not) against module 09's BatchNorm2d and torch's batch_norm, with torch's running
+statistics. Then: the ladders agree with their
 references (matmul_loops, matmul_blocked, conv2d_definition, im2col), float32 stays float32
 through forward and backward, the rules sit in module 07's one table, and accelerate() keeps
 the model, its Parameters and what it computes, is idempotent, and trains step for step like
@@ -39,6 +41,7 @@ from tinytorch.core.tensor import Tensor
 from tinytorch.perf import acceleration
 from tinytorch.perf.acceleration import (
     accelerate,
+    batch_norm2d_fast,
     conv2d_definition,
     conv2d_im2col,
     im2col,
@@ -126,6 +129,59 @@ def test_max_pool2d_fast_matches_module_09_and_torch(case, dtype):
           lambda x: F.max_pool2d(x, k, stride), [x], dtype, f"x {x.shape}, k {k}, stride {stride}")
 
 
+def module_09_batch_norm(x, weight, bias):
+    """Module 09's BatchNorm2d in training, its weight and bias the given Tensors."""
+    layer = BatchNorm2d(x.shape[1])
+    layer.weight, layer.bias = weight, bias
+    return layer(x)
+
+
+@st.composite
+def batch_norm_cases(draw):
+    """(x, weight, bias, channels_last): any batch with at least two values per channel."""
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    if n * h * w < 2:
+        n = 2
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    x = rng.standard_normal((n, h, w, c)) * rng.uniform(0.1, 5) + rng.uniform(-3, 3)
+    channels_last = draw(st.booleans())
+    x = x.transpose(0, 3, 1, 2) if channels_last else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    return x, rng.standard_normal(c), rng.standard_normal(c), channels_last
+
+
+@SETTINGS
+@given(case=batch_norm_cases(), dtype=st.sampled_from([np.float64, np.float32]))
+def test_batch_norm2d_fast_matches_module_09_and_torch(case, dtype):
+    x, weight, bias, channels_last = case
+    label = f"x {x.shape} {'channels-last' if channels_last else 'NCHW'}, {dtype.__name__}"
+    check(lambda x, w, b: batch_norm2d_fast(x, w, b)[0], module_09_batch_norm,
+          lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [x, weight, bias], dtype, label)
+    _, mean, var = batch_norm2d_fast(Tensor(x, dtype=dtype), Tensor(weight), Tensor(bias))
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), **TOLERANCE[dtype])
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), **TOLERANCE[dtype])
+
+
+def test_an_accelerated_batch_norm_keeps_torchs_running_statistics_and_evaluates_with_them():
+    rng = np.random.default_rng(4)
+    layer, twin = accelerate(BatchNorm2d(3, momentum=0.2)), torch.nn.BatchNorm2d(3, momentum=0.2)
+    assert is_accelerated(layer)
+    for _ in range(3):
+        x = rng.standard_normal((4, 3, 5, 2)).astype(np.float32) * 2 + 1
+        layer(Tensor(x))
+        twin(torch.from_numpy(x))
+    np.testing.assert_allclose(layer.running_mean, twin.running_mean.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(layer.running_var, twin.running_var.numpy(), rtol=1e-5, atol=1e-6)
+    assert layer.running_mean.dtype == layer.running_var.dtype == np.float32
+    layer.eval()
+    twin.eval()
+    x = rng.standard_normal((2, 3, 5, 2)).astype(np.float32)
+    np.testing.assert_allclose(layer(Tensor(x)).data, twin(torch.from_numpy(x)).detach().numpy(), atol=1e-5)
+    with pytest.raises(ValueError, match=r"expects inputs of shape \(N, 3, H, W\)"):
+        layer.train()
+        layer(Tensor(np.zeros((2, 4, 3, 3))))
+
+
 def test_max_pool2d_fast_ties_go_to_the_first_maximum_like_torch():
     x = np.array([[[[1.0, 1.0, 0.0], [1.0, 0.0, 2.0], [2.0, 2.0, 2.0]]]])
     for k, stride in ((2, 1), (2, 2), (3, 1)):
@@ -211,6 +267,7 @@ def test_float32_end_to_end_and_no_silent_float64():
 def test_rules_live_in_the_one_gradients_table():
     assert GRADIENTS["conv2d_im2col"] is acceleration.conv2d_im2col_grad
     assert GRADIENTS["maxpool2d_fast"] is acceleration.max_pool2d_fast_grad
+    assert GRADIENTS["batchnorm2d_fast"] is acceleration.batch_norm2d_fast_grad
 
 
 def test_outputs_are_stored_channels_last_so_the_next_layer_transposes_for_free():
@@ -238,6 +295,7 @@ def test_accelerate_keeps_the_model_and_its_parameters_and_is_idempotent():
     assert list(model.state_dict()) == list(state)
     convs = [model.layers[0], model.layers[3], model.layers[4].layers[0]]
     assert all(is_accelerated(layer) for layer in convs)
+    assert is_accelerated(model.layers[1])                                                  # BatchNorm2d
     assert not is_accelerated(model.layers[5]) and "forward" not in vars(model.layers[5])   # AvgPool2d
     assert repr(model) == repr(small_cnn())
 
