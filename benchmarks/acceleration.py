@@ -14,6 +14,10 @@ three see the same load:
 - the same twin with oneDNN switched off (`torch.backends.mkldnn.enabled = False`): PyTorch's
   own im2col and GEMM convolution, the same recipe as module 15's.
 
+The same four steps of a small CIFAR CNN without BatchNorm (conv 3->32, pool, conv 32->64, pool,
+4096->128->10, batch 64) follow, for comparison: mostly GEMMs, where the cifar10 CNN adds
+BatchNorm, ReLU and pooling over four times the activations.
+
 The first step's losses of the two tinytorch models must agree (else the comparison is void).
 The first worker also climbs the ladders, each rung checked against the one below it:
 
@@ -30,7 +34,8 @@ step at each thread count.
                                       [--plot PATH | --no-plot] [--out PATH]
 
 Results: benchmarks/results/acceleration.md (and acceleration.png beside it when matplotlib is
-installed). The workers unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE, as training.py's do.
+installed). The workers unset OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE and keep freed memory for
+the next array (benchmarks/common.py's worker_env), as training.py's do.
 """
 
 from __future__ import annotations
@@ -66,7 +71,7 @@ TARGETS = {1: 1.1, 2: 1.5}          # the accelerated cifar10 step, in PyTorch's
 LADDER_TARGET = 100                 # im2col's speed-up over the seven loops, at least
 MATMUL_SIZE = 64
 CONV_CASE = dict(n=2, c_in=4, c_out=8, size=10)
-PARTS = ("step", "ladder")
+PARTS = ("step", "reference", "ladder")
 
 
 # --- the worker ----------------------------------------------------------------------------------
@@ -92,10 +97,28 @@ def interleaved(fns: list, repeats: int, warmup: int, tick=lambda: None, cpu: li
     return times
 
 
-def steps(seed: int = 0):
+def reference_spec():
+    """A small CIFAR CNN without BatchNorm, batch 64: conv 3->32, ReLU, pool, conv 32->64, ReLU,
+    pool, 4096->128->10. Its step is mostly GEMMs, the cifar10 CNN's also BatchNorm, ReLU and
+    pooling over four times the activations."""
+    from benchmarks.models import Spec, milestone
+
+    def build():
+        from tinytorch.core.activations import ReLU
+        from tinytorch.core.layers import Linear, Sequential
+        from tinytorch.core.spatial import Conv2d, Flatten, MaxPool2d
+
+        return Sequential(Conv2d(3, 32, 3, padding=1), ReLU(), MaxPool2d(2), Conv2d(32, 64, 3, padding=1), ReLU(),
+                          MaxPool2d(2), Flatten(), Linear(64 * 8 * 8, 128), ReLU(), Linear(128, 10))
+
+    cifar10 = milestone("cifar10")
+    return Spec("reference_cnn", "small CIFAR CNN without BatchNorm", build, (3, 32, 32), 64, cifar10.LR)
+
+
+def steps(seed: int = 0, spec=None):
     """(module 09 step, accelerated step, torch step, torch step without oneDNN): one training
-    step each of the cifar10 CNN, from the same initial weights on the same batch; each returns
-    its loss."""
+    step each of `spec`'s model (default: the cifar10 CNN), from the same initial weights on the
+    same batch; each returns its loss."""
     import numpy as np
     import torch
     import torch.nn.functional as F
@@ -106,7 +129,7 @@ def steps(seed: int = 0):
     from tinytorch.core.tensor import Tensor
     from tinytorch.perf.acceleration import accelerate
 
-    spec = next(s for s in specs() if s.key == "cifar10_cnn")
+    spec = spec or next(s for s in specs() if s.key == "cifar10_cnn")
     model, twin = pair(spec, seed)
     fast, _ = pair(spec, seed)
     accelerate(fast)
@@ -146,21 +169,21 @@ def steps(seed: int = 0):
     return tinytorch_step(model), tinytorch_step(fast), torch_step(twin, True), torch_step(gemm_twin, False)
 
 
-def measure_step(repeats: int, warmup: int) -> dict:
+def measure_step(repeats: int, warmup: int, spec=None) -> dict:
     """Median ms per step of the four, and their ratios; the first losses checked equal."""
     from benchmarks.models import specs
 
-    slow, fast, theirs, theirs_gemm = steps()
+    spec = spec or next(s for s in specs() if s.key == "cifar10_cnn")
+    slow, fast, theirs, theirs_gemm = steps(spec=spec)
     first = [slow(), fast(), theirs(), theirs_gemm()]
     if not all(math.isclose(first[0], loss, rel_tol=1e-4) for loss in first[1:]):
         raise AssertionError(f"the first losses differ (module 09, accelerated, torch, torch without oneDNN: "
                              f"{first}): the comparison would be void")
     cpu: list = []
-    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, ticker("cifar10 step", repeats), cpu)
+    times = interleaved([slow, fast, theirs, theirs_gemm], repeats, warmup, ticker(f"{spec.key} step", repeats), cpu)
     ms = [1e3 * statistics.median(t) for t in times]
     cpu_ms = [1e3 * statistics.median(t) for t in cpu]
-    batch = next(s.batch for s in specs() if s.key == "cifar10_cnn")
-    return {"batch": batch, "module09_ms": ms[0], "im2col_ms": ms[1], "torch_ms": ms[2], "torch_gemm_ms": ms[3],
+    return {"batch": spec.batch, "module09_ms": ms[0], "im2col_ms": ms[1], "torch_ms": ms[2], "torch_gemm_ms": ms[3],
             "speedup": ms[0] / ms[1], "ratio_module09": ms[0] / ms[2], "ratio_im2col": ms[1] / ms[2],
             "ratio_im2col_gemm": ms[1] / ms[3], "fastest_ratio_im2col": min(times[1]) / min(times[2]),
             "first_losses": first, "cpu_ms": dict(zip(("module09", "im2col", "torch", "torch_gemm"), cpu_ms))}
@@ -234,6 +257,8 @@ def worker(threads: int, repeats: int, warmup: int, parts: list[str]) -> None:
               "pinned": {name: os.environ.get(name) for name in THREAD_VARIABLES}}
     if "step" in parts:
         result["step"] = measure_step(repeats, warmup)
+    if "reference" in parts:
+        result["reference"] = measure_step(repeats, warmup, reference_spec())
     if "ladder" in parts:
         result["ladder"] = measure_ladder(max(repeats, 5))
     emit(result=result)
@@ -317,6 +342,19 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
               "before timing: "
               + "; ".join(", ".join(f"{loss:.5f}" for loss in r["step"]["first_losses"]) + f" at {r['threads']} "
                           "thread(s)" for r in results) + "."]
+    references = [r for r in results if "reference" in r]
+    if references:
+        lines += ["", "For comparison, the same four steps of a small CIFAR CNN without BatchNorm (conv 3→32, ReLU, "
+                  "pool, conv 32→64, ReLU, pool, 4096→128→10, batch 64): mostly GEMMs, where the cifar10 CNN also "
+                  "normalizes, rectifies and pools four times as many activations, passes over memory in which "
+                  "a NumPy framework pays for every temporary array.", "",
+                  "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | PyTorch without oneDNN ms/step "
+                  "| im2col / PyTorch | im2col / PyTorch without oneDNN |", "|---:|---:|---:|---:|---:|---:|---:|"]
+        for result in references:
+            r = result["reference"]
+            lines.append(f"| {result['threads']} | {r['module09_ms']:.1f} | {r['im2col_ms']:.1f} | "
+                         f"{r['torch_ms']:.1f} | {r['torch_gemm_ms']:.1f} | {r['ratio_im2col']:.2f}× | "
+                         f"{r['ratio_im2col_gemm']:.2f}× |")
     lines += ["", "## CIFAR-10: one epoch, and the run to 75%", "",
               f"{EPOCH_IMAGES:,} training images at each step's images/s; the run is the recipe's {RECIPE_EPOCHS} "
               "epochs (training steps only: no evaluation, data loading or augmentation counted).", "",
@@ -402,7 +440,7 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, plot: Path | N
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         for index, count in enumerate(threads):
-            parts = list(PARTS) if index == 0 else ["step"]
+            parts = list(PARTS) if index == 0 else ["step", "reference"]
             results.append(run_worker(count, repeats, warmup, parts, progress, module="benchmarks.acceleration"))
     for result in results:
         s = result["step"]

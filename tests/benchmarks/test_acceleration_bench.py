@@ -1,8 +1,8 @@
 """benchmarks/acceleration.py runs, and compares like with like.
 
 The benchmark runs once, shortened (--quick: three timed steps after one warm-up, one
-thread), through its command line: its tables hold one row per thread count and one per rung
-of each ladder, with positive, finite numbers, and the chart is written. No test asserts on a
+thread), through its command line: its tables (the cifar10 CNN's step, the small reference CNN's
+step, the epochs) hold one row per thread count and one per rung of each ladder, with positive, finite numbers, and the chart is written. No test asserts on a
 time. The four training steps it times start from the same weights and the same batch: the
 same loss, and again the same loss after one SGD step on each side.
 """
@@ -35,6 +35,10 @@ def test_a_quick_run_writes_every_table_with_positive_finite_numbers(tmp_path):
     (cpu,) = table_rows(text, "| threads | module 09 CPU ms |")
     assert cpu[0] == "1" and all(number(cell) > 0 for cell in cpu[1:]), cpu
     assert "Targets for the accelerated step: " in text and "target ≤ 1.1×" in text
+    assert "MALLOC_MMAP_THRESHOLD_=" in text and "MALLOC_TRIM_THRESHOLD_=" in text
+    (reference,) = table_rows(text, "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | PyTorch "
+                              "without oneDNN ms/step | im2col / PyTorch |")
+    assert reference[0] == "1" and len(reference) == 7 and all(number(cell) > 0 for cell in reference[1:])
     (epoch,) = table_rows(text, "| threads | module 09: epoch |")
     assert epoch[0] == "1" and len(epoch) == 7
     matmul = table_rows(text, "| implementation | ms | speed-up over the loops |")
@@ -48,8 +52,9 @@ def test_a_quick_run_writes_every_table_with_positive_finite_numbers(tmp_path):
         assert plot.stat().st_size > 0
 
 
-def test_all_four_steps_start_from_the_same_model_and_take_the_same_update():
-    slow, fast, theirs, theirs_gemm = acceleration.steps(seed=1)
+@pytest.mark.parametrize("spec", [None, acceleration.reference_spec()], ids=["cifar10", "reference"])
+def test_all_four_steps_start_from_the_same_model_and_take_the_same_update(spec):
+    slow, fast, theirs, theirs_gemm = acceleration.steps(seed=1, spec=spec)
     first = [slow(), fast(), theirs(), theirs_gemm()]
     assert all(loss == pytest.approx(first[0], rel=1e-4) for loss in first)
     second = [slow(), fast(), theirs(), theirs_gemm()]
