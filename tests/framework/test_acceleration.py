@@ -151,15 +151,36 @@ def batch_norm_cases(draw):
 
 
 @SETTINGS
-@given(case=batch_norm_cases(), dtype=st.sampled_from([np.float64, np.float32]))
-def test_batch_norm2d_fast_matches_module_09_and_torch(case, dtype):
+@given(case=batch_norm_cases())
+def test_batch_norm2d_fast_matches_module_09_and_torch(case):
+    """float64: with a handful of values per channel, float32's dx is a difference of nearly
+    equal terms (with two values, x_hat is ±1 whatever x is), so its rounding is compared on
+    a realistic batch below instead."""
     x, weight, bias, channels_last = case
-    label = f"x {x.shape} {'channels-last' if channels_last else 'NCHW'}, {dtype.__name__}"
+    label = f"x {x.shape} {'channels-last' if channels_last else 'NCHW'}"
     check(lambda x, w, b: batch_norm2d_fast(x, w, b)[0], module_09_batch_norm,
-          lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [x, weight, bias], dtype, label)
-    _, mean, var = batch_norm2d_fast(Tensor(x, dtype=dtype), Tensor(weight), Tensor(bias))
-    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), **TOLERANCE[dtype])
-    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), **TOLERANCE[dtype])
+          lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True), [x, weight, bias], np.float64, label)
+    _, mean, var = batch_norm2d_fast(Tensor(x, dtype=np.float64), Tensor(weight), Tensor(bias))
+    np.testing.assert_allclose(mean, x.mean(axis=(0, 2, 3)), **TOLERANCE[np.float64])
+    np.testing.assert_allclose(var, x.var(axis=(0, 2, 3)), **TOLERANCE[np.float64])
+
+
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_batch_norm2d_fast_in_float32_is_float32_and_as_close_to_float64_as_module_09(channels_last):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((8, 6, 6, 4)) * 3 + 1
+    x = x.transpose(0, 3, 1, 2) if channels_last else np.ascontiguousarray(x.transpose(0, 3, 1, 2))
+    arrays = [x, rng.standard_normal(4), rng.standard_normal(4)]
+    weights = rng.uniform(0.5, 1.5, x.shape)
+    fast = lambda x, w, b: batch_norm2d_fast(x, w, b)[0]  # noqa: E731
+    out64, exact = run(module_09_batch_norm, arrays, np.float64, weights)
+    for fn in (fast, module_09_batch_norm):
+        out, grads = run(fn, arrays, np.float32, weights)
+        assert out.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
+        np.testing.assert_allclose(out.data, out64.data, rtol=1e-5, atol=1e-5)
+        for grad, truth in zip(grads, exact, strict=True):
+            scale = np.abs(truth.data).max()
+            np.testing.assert_allclose(grad.data, truth.data, rtol=0, atol=1e-4 * scale)
 
 
 def test_an_accelerated_batch_norm_keeps_torchs_running_statistics_and_evaluates_with_them():
