@@ -851,8 +851,9 @@ assert_dtype_kept(max_pool2d_fast_3x3_stride2, shapes=((2, 3, 7, 5),))
 # dx = γ·s·(g − dβ/m − x̂·dγ/m)
 # ```
 #
-# Sanity check: if g = γ·x̂ (the loss pulls y towards 0 along x̂ itself), then dβ = 0 and
-# dγ = γ·m, and dx = γ·s·(γ·x̂ − γ·x̂) = 0: stretching x does not change x̂.
+# Sanity check: for the loss ½·Σ(y − β)², g = γ·x̂, so dβ = 0 and dγ = γ·m (x̂ has mean
+# 0 and mean square 1, ε aside), and dx = γ·s·(γ·x̂ − γ·x̂) = 0. Right: x̂ has the same
+# spread whatever x is, so that loss cannot change with x.
 
 # %%
 #| export
