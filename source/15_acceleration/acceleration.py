@@ -675,7 +675,162 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # its CPU convolution is not a GEMM at all but oneDNN's hand-tuned direct kernels:
 # switched off, PyTorch's own im2col and GEMM take longer than your accelerated step
 # (`benchmarks/results/acceleration.md` has the figures).
+
+# %% [markdown]
+# ## Fewer multiplications: Winograd's F(2×2, 3×3)
 #
+# im2col left the arithmetic as it was: 9 multiply-adds per input channel for every output
+# value. For 3×3 kernels there is a way to need fewer. Take one row: two outputs of a
+# 3-tap filter g from four inputs d, `y0 = d0·g0 + d1·g1 + d2·g2` and `y1 = d1·g0 + d2·g1 +
+# d3·g2`, six multiplications. Winograd's minimal filtering computes them with four:
+#
+# ```
+# m1 = (d0 − d2)·g0          m2 = (d1 + d2)·(g0 + g1 + g2)/2
+# m4 = (d1 − d3)·g2          m3 = (d2 − d1)·(g0 − g1 + g2)/2
+# y0 = m1 + m2 + m3          y1 = m2 − m3 − m4
+# d = [1, 2, 3, 4], g = [1, 0, -1]:  m1 = -2, m2 = 0, m3 = 0, m4 = 1  ->  y0 = -2, y1 = -2
+# ```
+#
+# The filter's combinations are computed once per kernel; the data's are sums and
+# differences. In matrix form `y = Aᵀ·[(G·g) ⊙ (Bᵀ·d)]`, and in 2-D the same on rows and
+# columns: a 2×2 block of outputs from a 4×4 tile of input, `Y = Aᵀ·[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]·A`,
+# **16 multiplications instead of 36**. With channels the ⊙ becomes, at each of the 16
+# positions of the tile, a sum over input channels: 16 GEMMs of (tiles × C_in) @ (C_in ×
+# C_out), 2.25 times fewer multiply-adds than im2col's one GEMM. The transforms are passes
+# over memory, so it pays where there are many channels for each pixel.
+
+# %%
+#| export
+_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+
+def winograd_kernels(weight):
+    """(C_out, C_in, 3, 3) kernels -> U (16, C_in, C_out): G·w·Gᵀ of every kernel, the
+    16 positions first (row-major), in weight's dtype."""
+    g = _WINOGRAD_G.astype(weight.dtype)
+    u = np.einsum("ai,ocij,bj->abco", g, weight, g, optimize=True)
+    return u.reshape(16, weight.shape[1], weight.shape[0])
+
+
+def winograd_tiles(x):
+    """x (N, H, W, C) channels-last, H and W even -> V (16, N·H/2·W/2, C): Bᵀ·d·B of
+    every 4×4 tile d of x zero-padded by 1, the tiles 2 apart (one per 2×2 output)."""
+    n_images, height, width, channels = x.shape
+    th, tw = height // 2, width // 2
+    padded = np.zeros((n_images, height + 2, width + 2, channels), dtype=x.dtype)
+    padded[:, 1:-1, 1:-1] = x
+    tiles = np.empty((4, 4, n_images, th, tw, channels), dtype=x.dtype)
+    # TODO: Bᵀ on the rows: with d0..d3 the views padded[:, r:r + 2*th:2] (r = 0..3),
+    #       e = [d0 - d2, d1 + d2, d2 - d1, d1 - d3]; then B on the columns of each e[a]:
+    #       with c0..c3 its views e[a][:, :, q:q + 2*tw:2], write c0 - c2, c1 + c2,
+    #       c2 - c1 and c1 - c3 into tiles[a, 0..3] (out=, no extra arrays).
+    ### BEGIN SOLUTION
+    d = [padded[:, r:r + 2 * th:2] for r in range(4)]            # (N, th, W+2, C) each
+    e = [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+    for a in range(4):
+        c = [e[a][:, :, q:q + 2 * tw:2] for q in range(4)]       # (N, th, tw, C) each
+        np.subtract(c[0], c[2], out=tiles[a, 0])
+        np.add(c[1], c[2], out=tiles[a, 1])
+        np.subtract(c[2], c[1], out=tiles[a, 2])
+        np.subtract(c[1], c[3], out=tiles[a, 3])
+    ### END SOLUTION
+    return tiles.reshape(16, -1, channels)
+
+
+def winograd_outputs(m, shape):
+    """m (16, T, C_out), the products at the 16 positions of every tile -> y (N, H, W,
+    C_out) of `shape`: Aᵀ·m·A per tile, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    n_images, height, width, c_out = shape
+    m = m.reshape(4, 4, n_images, height // 2, width // 2, c_out)
+    rows = (m[0] + m[1] + m[2], m[1] - m[2] - m[3])               # Aᵀ on the rows
+    y = np.empty((n_images, height // 2, 2, width // 2, 2, c_out), dtype=m.dtype)
+    for i, row in enumerate(rows):                               # A on the columns
+        y[:, :, i, :, 0] = row[0] + row[1] + row[2]
+        y[:, :, i, :, 1] = row[1] - row[2] - row[3]
+    return y.reshape(shape)
+
+
+def _winograd_outputs_grad(g):
+    """The adjoint of winograd_outputs: dL/dm (16, T, C_out) from dL/dy (N, H, W, C_out),
+    A·dY·Aᵀ per 2×2 block (A's rows: [1, 0], [1, 1], [1, -1], [0, -1])."""
+    n_images, height, width, c_out = g.shape
+    blocks = g.reshape(n_images, height // 2, 2, width // 2, 2, c_out)
+    top, bottom = blocks[:, :, 0], blocks[:, :, 1]               # (N, th, tw, 2, C_out)
+    dm = np.empty((4, 4, n_images, height // 2, width // 2, c_out), dtype=g.dtype)
+    for a, row in enumerate((top, top + bottom, top - bottom, -bottom)):
+        left, right = row[..., 0, :], row[..., 1, :]
+        dm[a, 0], dm[a, 1], dm[a, 2], dm[a, 3] = left, left + right, left - right, -right
+    return dm.reshape(16, -1, c_out)
+
+
+def _winograd_conv(x, weight):
+    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3), padding 1:
+    (N, H, W, C_out), and the tiles (kept for the weight's gradient)."""
+    tiles = winograd_tiles(x)
+    m = np.matmul(tiles, winograd_kernels(weight))               # 16 GEMMs: (16, T, C_out)
+    return winograd_outputs(m, (*x.shape[:3], weight.shape[0])), tiles
+
+
+@register_gradient("conv2d_winograd")
+def conv2d_winograd_grad(g, x, weight, bias=None, *, tiles):
+    """The rule of "conv2d_winograd": the weight's gradient from the kept tiles (dU =
+    tilesᵀ·dm at each position, dw = Gᵀ·dU·G), the input's as a convolution of g with the
+    kernel flipped and its channels swapped (again by Winograd)."""
+    c_out, c_in = weight.shape[:2]
+    g_last = g.transpose(0, 2, 3, 1)                              # (N, H, W, C_out)
+    dm = _winograd_outputs_grad(g_last)                           # (16, T, C_out)
+    du = np.matmul(tiles.transpose(0, 2, 1), dm).reshape(4, 4, c_in, c_out)
+    gw = _WINOGRAD_G.astype(weight.dtype)
+    grad_w = np.einsum("ai,abco,bj->ocij", gw, du, gw, optimize=True)
+    grad_x = None
+    if x.requires_grad:
+        flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)     # (C_in, C_out, 3, 3)
+        grad_x = _winograd_conv(np.ascontiguousarray(g_last), flipped)[0].transpose(0, 3, 1, 2)
+    grads = (grad_x, grad_w)
+    if bias is not None:
+        grads += (_column_sums(g_last.reshape(-1, c_out)),)
+    return grads
+
+
+def conv2d_winograd(x, weight, bias=None):
+    """The 3×3 convolution with stride 1 and padding 1 of x (N, C_in, H, W), H and W even,
+    by Winograd's F(2×2, 3×3): (N, C_out, H, W), stored channels-last."""
+    _check_conv(x, weight, 1, 1)
+    if weight.shape[2:] != (3, 3) or x.shape[2] % 2 or x.shape[3] % 2:
+        raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and width, "
+                         f"got kernels {weight.shape[2:]} and images {x.shape[2:]}: use "
+                         f"conv2d_im2col")
+    out, tiles = _winograd_conv(x.data.transpose(0, 2, 3, 1), weight.data)
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return x._result(out.transpose(0, 3, 1, 2), "conv2d_winograd", *parents, tiles=tiles)
+
+# %% [markdown]
+# ### Test it: Winograd against im2col
+
+# %%
+#| test: winograd (2 points)
+def test_winograd():
+    rng = np.random.default_rng(13)
+    for dtype in (np.float64, np.float32):
+        runs = []
+        for conv in (conv2d_winograd, lambda x, w, b: conv2d_im2col(x, w, b, 1, 1)):
+            x = Tensor(rng.standard_normal((2, 3, 6, 4)), dtype=dtype, requires_grad=True)
+            w = Tensor(rng.standard_normal((5, 3, 3, 3)), dtype=dtype, requires_grad=True)
+            b = Tensor(rng.standard_normal(5), dtype=dtype, requires_grad=True)
+            out = conv(x, w, b)
+            (out * Tensor(np.linspace(-1, 1, out.size).reshape(out.shape))).sum().backward()
+            runs.append((out, x.grad, w.grad, b.grad))
+            rng = np.random.default_rng(13)                  # the same values for both
+        for name, got, want in zip(("y", "dL/dx", "dL/dw", "dL/db"), *runs):
+            assert got.dtype == dtype and np.allclose(got.data, want.data, atol=1e-4), (
+                f"{np.dtype(dtype).name}: {name} of conv2d_winograd differs from "
+                f"conv2d_im2col's by {np.abs(got.data - want.data).max():.2e}")
+
+test_winograd()
+
+# %% [markdown]
 # ## Pooling by strided slices, in one layout
 #
 # Module 09's `max_pool2d` already takes the maximum of K·K strided slices, and its

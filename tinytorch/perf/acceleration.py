@@ -201,6 +201,106 @@ def conv2d_im2col(x, weight, bias=None, stride=1, padding=0):
                      patches=patches)
 
 
+_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+
+def winograd_kernels(weight):
+    """(C_out, C_in, 3, 3) kernels -> U (16, C_in, C_out): G·w·Gᵀ of every kernel, the
+    16 positions first (row-major), in weight's dtype."""
+    g = _WINOGRAD_G.astype(weight.dtype)
+    u = np.einsum("ai,ocij,bj->abco", g, weight, g, optimize=True)
+    return u.reshape(16, weight.shape[1], weight.shape[0])
+
+
+def winograd_tiles(x):
+    """x (N, H, W, C) channels-last, H and W even -> V (16, N·H/2·W/2, C): Bᵀ·d·B of
+    every 4×4 tile d of x zero-padded by 1, the tiles 2 apart (one per 2×2 output)."""
+    n_images, height, width, channels = x.shape
+    th, tw = height // 2, width // 2
+    padded = np.zeros((n_images, height + 2, width + 2, channels), dtype=x.dtype)
+    padded[:, 1:-1, 1:-1] = x
+    tiles = np.empty((4, 4, n_images, th, tw, channels), dtype=x.dtype)
+    d = [padded[:, r:r + 2 * th:2] for r in range(4)]            # (N, th, W+2, C) each
+    e = [d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]]
+    for a in range(4):
+        c = [e[a][:, :, q:q + 2 * tw:2] for q in range(4)]       # (N, th, tw, C) each
+        np.subtract(c[0], c[2], out=tiles[a, 0])
+        np.add(c[1], c[2], out=tiles[a, 1])
+        np.subtract(c[2], c[1], out=tiles[a, 2])
+        np.subtract(c[1], c[3], out=tiles[a, 3])
+    return tiles.reshape(16, -1, channels)
+
+
+def winograd_outputs(m, shape):
+    """m (16, T, C_out), the products at the 16 positions of every tile -> y (N, H, W,
+    C_out) of `shape`: Aᵀ·m·A per tile, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
+    n_images, height, width, c_out = shape
+    m = m.reshape(4, 4, n_images, height // 2, width // 2, c_out)
+    rows = (m[0] + m[1] + m[2], m[1] - m[2] - m[3])               # Aᵀ on the rows
+    y = np.empty((n_images, height // 2, 2, width // 2, 2, c_out), dtype=m.dtype)
+    for i, row in enumerate(rows):                               # A on the columns
+        y[:, :, i, :, 0] = row[0] + row[1] + row[2]
+        y[:, :, i, :, 1] = row[1] - row[2] - row[3]
+    return y.reshape(shape)
+
+
+def _winograd_outputs_grad(g):
+    """The adjoint of winograd_outputs: dL/dm (16, T, C_out) from dL/dy (N, H, W, C_out),
+    A·dY·Aᵀ per 2×2 block (A's rows: [1, 0], [1, 1], [1, -1], [0, -1])."""
+    n_images, height, width, c_out = g.shape
+    blocks = g.reshape(n_images, height // 2, 2, width // 2, 2, c_out)
+    top, bottom = blocks[:, :, 0], blocks[:, :, 1]               # (N, th, tw, 2, C_out)
+    dm = np.empty((4, 4, n_images, height // 2, width // 2, c_out), dtype=g.dtype)
+    for a, row in enumerate((top, top + bottom, top - bottom, -bottom)):
+        left, right = row[..., 0, :], row[..., 1, :]
+        dm[a, 0], dm[a, 1], dm[a, 2], dm[a, 3] = left, left + right, left - right, -right
+    return dm.reshape(16, -1, c_out)
+
+
+def _winograd_conv(x, weight):
+    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3), padding 1:
+    (N, H, W, C_out), and the tiles (kept for the weight's gradient)."""
+    tiles = winograd_tiles(x)
+    m = np.matmul(tiles, winograd_kernels(weight))               # 16 GEMMs: (16, T, C_out)
+    return winograd_outputs(m, (*x.shape[:3], weight.shape[0])), tiles
+
+
+@register_gradient("conv2d_winograd")
+def conv2d_winograd_grad(g, x, weight, bias=None, *, tiles):
+    """The rule of "conv2d_winograd": the weight's gradient from the kept tiles (dU =
+    tilesᵀ·dm at each position, dw = Gᵀ·dU·G), the input's as a convolution of g with the
+    kernel flipped and its channels swapped (again by Winograd)."""
+    c_out, c_in = weight.shape[:2]
+    g_last = g.transpose(0, 2, 3, 1)                              # (N, H, W, C_out)
+    dm = _winograd_outputs_grad(g_last)                           # (16, T, C_out)
+    du = np.matmul(tiles.transpose(0, 2, 1), dm).reshape(4, 4, c_in, c_out)
+    gw = _WINOGRAD_G.astype(weight.dtype)
+    grad_w = np.einsum("ai,abco,bj->ocij", gw, du, gw, optimize=True)
+    grad_x = None
+    if x.requires_grad:
+        flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)     # (C_in, C_out, 3, 3)
+        grad_x = _winograd_conv(np.ascontiguousarray(g_last), flipped)[0].transpose(0, 3, 1, 2)
+    grads = (grad_x, grad_w)
+    if bias is not None:
+        grads += (_column_sums(g_last.reshape(-1, c_out)),)
+    return grads
+
+
+def conv2d_winograd(x, weight, bias=None):
+    """The 3×3 convolution with stride 1 and padding 1 of x (N, C_in, H, W), H and W even,
+    by Winograd's F(2×2, 3×3): (N, C_out, H, W), stored channels-last."""
+    _check_conv(x, weight, 1, 1)
+    if weight.shape[2:] != (3, 3) or x.shape[2] % 2 or x.shape[3] % 2:
+        raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and width, "
+                         f"got kernels {weight.shape[2:]} and images {x.shape[2:]}: use "
+                         f"conv2d_im2col")
+    out, tiles = _winograd_conv(x.data.transpose(0, 2, 3, 1), weight.data)
+    if bias is not None:
+        out += bias.data
+    parents = (x, weight) if bias is None else (x, weight, bias)
+    return x._result(out.transpose(0, 3, 1, 2), "conv2d_winograd", *parents, tiles=tiles)
+
+
 def _pool_grid(x, kernel_size, stride):
     """(H_out, W_out) of K x K pooling windows over x (N, C, H, W)."""
     if x.ndim != 4:
