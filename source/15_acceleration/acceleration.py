@@ -19,6 +19,7 @@
 #    (forward and both gradients) a few GEMMs;
 # 3. **pooling** by strided slices, forward and backward in one memory layout;
 #
+# then **Winograd's** convolution, with fewer multiplications than any GEMM of patches,
 # and **BatchNorm** as one operation with its backward written by hand. Then
 # `accelerate(model)` makes every `Conv2d`, `MaxPool2d` and `BatchNorm2d` of a model
 # compute with the fast kernels, same Parameters, and the `cnn` and `cifar10` milestones
@@ -829,6 +830,60 @@ def test_winograd():
                 f"conv2d_im2col's by {np.abs(got.data - want.data).max():.2e}")
 
 test_winograd()
+### BEGIN HIDDEN TESTS
+from tinytorch.testing import assert_close, assert_raises, check_graph
+
+_r = np.random.default_rng(14)
+# one image, one channel, a 2x2 image (one tile), tall and wide images, no bias
+for _shape, _c_out, _bias in [((1, 1, 2, 2), 1, True), ((2, 3, 8, 2), 4, False),
+                              ((1, 2, 4, 10), 3, True), ((3, 4, 6, 6), 2, True)]:
+    _x, _w = _r.standard_normal(_shape), _r.standard_normal((_c_out, _shape[1], 3, 3))
+    _b = _r.standard_normal(_c_out) if _bias else None
+    _name = f"conv2d_winograd(x {_shape}, w {_w.shape}, bias {_bias})"
+    _want = conv2d(Tensor(_x, dtype=np.float64), Tensor(_w, dtype=np.float64),
+                   None if _b is None else Tensor(_b, dtype=np.float64), 1, 1)
+    _got = conv2d_winograd(Tensor(_x, dtype=np.float64), Tensor(_w, dtype=np.float64),
+                           None if _b is None else Tensor(_b, dtype=np.float64))
+    assert_close(_got, _want.data, what=_name + " against module 09's conv2d")
+    _inputs = [_x, _w] if _b is None else [_x, _w, _b]
+    check_graph(lambda *t: conv2d_winograd(*t), _inputs, name=_name)
+assert_raises(ValueError, conv2d_winograd, Tensor(np.ones((1, 1, 3, 4))),
+              Tensor(np.ones((1, 1, 3, 3))), match="even height and width")
+assert_raises(ValueError, conv2d_winograd, Tensor(np.ones((1, 1, 4, 4))),
+              Tensor(np.ones((1, 1, 5, 5))), match="3x3 kernels")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Forward and backward of the cifar10 network's last convolution (64 images, 64 → 64
+# channels, 16×16) and of its first (3 → 32, 32×32), where the transforms cost more than
+# they save; the two kernels take turns, so that both see the same machine. With one BLAS
+# thread, as the milestones run (`OMP_NUM_THREADS=1` before starting Jupyter), Winograd
+# took about half of im2col's time on the 64-channel layer here; with two threads im2col's
+# one large GEMM keeps both cores busy where 16 small ones do not, and they come out even:
+
+# %%
+def _conv_step(conv, x, w, g):
+    def step():
+        out = conv(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True))
+        out.backward(g)
+    return step
+
+
+for _c_in, _c_out, _size in [(64, 64, 16), (3, 32, 32)]:
+    _x = _rng.standard_normal((64, _c_in, _size, _size)).astype(np.float32)
+    _w = _rng.standard_normal((_c_out, _c_in, 3, 3)).astype(np.float32)
+    _g = _rng.standard_normal((64, _c_out, _size, _size)).astype(np.float32)
+    _steps = [_conv_step(lambda x, w: conv2d_im2col(x, w, None, 1, 1), _x, _w, _g),
+              _conv_step(conv2d_winograd, _x, _w, _g)]
+    _ms = [[], []]
+    for _round in range(6):                                  # the first round warms up
+        for _i, _step in enumerate(_steps):
+            _start = time.perf_counter()
+            _step()
+            if _round:
+                _ms[_i].append(1000 * (time.perf_counter() - _start))
+    print(f"{_c_in:>2} -> {_c_out} channels, {_size}x{_size}: im2col "
+          f"{np.median(_ms[0]):.1f} ms, Winograd {np.median(_ms[1]):.1f} ms")
 
 # %% [markdown]
 # ## Pooling by strided slices, in one layout
@@ -1180,7 +1235,9 @@ print("BatchNorm forward + backward: " + ", ".join(
 # object, same Parameters (an optimizer holding them keeps working), same `state_dict()`.
 # Python lets an object carry its own `forward`: an attribute set on the instance is found
 # before the class's method. `accelerate` walks the model (`children()`, recursively) and
-# gives every `Conv2d` a `forward` that calls `conv2d_im2col`, every `MaxPool2d` one that
+# gives every `Conv2d` a `forward` that calls `conv2d_im2col` (or `conv2d_winograd` where
+# the demo above showed it pays: 3×3, stride 1, padding 1, even sizes, many channels),
+# every `MaxPool2d` one that
 # calls `max_pool2d_fast` (not `AvgPool2d`, which is a subclass of `MaxPool2d`, nor any
 # other subclass: their `forward` is their own) and every `BatchNorm2d` one that trains
 # with `batch_norm2d_fast` (in evaluation it uses the running statistics, as before).
@@ -1192,12 +1249,24 @@ print("BatchNorm forward + backward: " + ", ".join(
 
 # %%
 #| export
+# Winograd's transforms cost passes over memory that grow with C_in + C_out, its saving
+# grows with C_in · C_out: on the cifar10 network it paid from 32 -> 64 channels on
+# (measured at one BLAS thread on its training step), lost on 3 -> 32, broke even on 32 -> 32.
+WINOGRAD_MIN_CHANNELS = 32 * 64
+
+
 def _fast_conv2d_forward(self, x):
-    """Conv2d.forward by im2col (set on the instance by accelerate)."""
+    """Conv2d.forward by Winograd where it pays (3x3, stride 1, padding 1, even sizes,
+    C_in · C_out >= WINOGRAD_MIN_CHANNELS), else by im2col (set on the instance by
+    accelerate)."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim != 4 or x.shape[1] != self.in_channels:
         raise ValueError(f"{self!r} expects inputs of shape "
                          f"(N, {self.in_channels}, H, W), got {x.shape}")
+    if (self.kernel_size == 3 and self.stride == 1 and self.padding == 1
+            and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
+            and self.in_channels * self.out_channels >= WINOGRAD_MIN_CHANNELS):
+        return conv2d_winograd(x, self.weight, self.bias)
     return conv2d_im2col(x, self.weight, self.bias, self.stride, self.padding)
 
 
@@ -1413,7 +1482,8 @@ print("one step of 32 digits: " + ", ".join(
 # im2col, blocked against plain matmul) are small because BLAS already does the blocking,
 # and they are where layout (channels last), copies and dtypes (float32, never a silent
 # float64) decide, and so does the number of passes over memory (BatchNorm in one
-# operation). `accelerate(model)` puts the fast kernels into any model of module 09's
+# operation). Beyond that, only doing less arithmetic helps: Winograd's 16 products
+# where im2col needs 36. `accelerate(model)` puts the fast kernels into any model of module 09's
 # layers, and the `cnn` and `cifar10` milestones use it.
 #
 # Faster kernels do not change what generation does: module 14's `generate` recomputes the

@@ -5,7 +5,8 @@ hypothesis, conv2d_im2col gives module 09's conv2d and torch's conv2d values and
 `loss.backward()`, the same gradient for every input (float64 to 1e-9, float32 to 1e-5);
 max_pool2d_fast likewise against max_pool2d and torch, and batch_norm2d_fast (its input stored
 channels-last or not) against module 09's BatchNorm2d and torch's batch_norm, with torch's running
-statistics. Then: the ladders agree with their
+statistics, and conv2d_winograd (3x3, even sizes) against module 09's conv2d and torch, and in
+float32 as close to float64 as im2col. Then: the ladders agree with their
 references (matmul_loops, matmul_blocked, conv2d_definition, im2col), float32 stays float32
 through forward and backward, the rules sit in module 07's one table, and accelerate() keeps
 the model, its Parameters and what it computes, is idempotent, and trains step for step like
@@ -44,6 +45,7 @@ from tinytorch.perf.acceleration import (
     batch_norm2d_fast,
     conv2d_definition,
     conv2d_im2col,
+    conv2d_winograd,
     im2col,
     is_accelerated,
     matmul_blocked,
@@ -203,6 +205,55 @@ def test_an_accelerated_batch_norm_keeps_torchs_running_statistics_and_evaluates
         layer(Tensor(np.zeros((2, 4, 3, 3))))
 
 
+@st.composite
+def winograd_cases(draw):
+    """(x, weight, bias or None): 3x3 kernels, even heights and widths 2-10."""
+    n, c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    h, w = 2 * draw(st.integers(1, 5)), 2 * draw(st.integers(1, 5))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    bias = rng.standard_normal(c_out) if draw(st.booleans()) else None
+    return rng.standard_normal((n, c_in, h, w)), rng.standard_normal((c_out, c_in, 3, 3)), bias
+
+
+@SETTINGS
+@given(case=winograd_cases())
+def test_conv2d_winograd_matches_module_09_and_torch(case):
+    x, w, b = case
+    label = f"x {x.shape}, w {w.shape}, bias {b is not None}"
+    if b is None:
+        check(lambda x, w: conv2d_winograd(x, w), lambda x, w: conv2d(x, w, None, 1, 1),
+              lambda x, w: F.conv2d(x, w, padding=1), [x, w], np.float64, label)
+    else:
+        check(conv2d_winograd, lambda x, w, b: conv2d(x, w, b, 1, 1), lambda x, w, b: F.conv2d(x, w, b, padding=1),
+              [x, w, b], np.float64, label)
+
+
+def test_conv2d_winograd_in_float32_is_float32_and_as_close_to_float64_as_im2col():
+    rng = np.random.default_rng(6)
+    arrays = [rng.standard_normal((4, 16, 8, 8)), rng.standard_normal((32, 16, 3, 3)), rng.standard_normal(32)]
+    weights = rng.uniform(0.5, 1.5, (4, 32, 8, 8))
+    im2col_conv = lambda x, w, b: conv2d_im2col(x, w, b, 1, 1)  # noqa: E731
+    out64, exact = run(im2col_conv, arrays, np.float64, weights)
+    errors = {}
+    for name, fn in (("winograd", conv2d_winograd), ("im2col", im2col_conv)):
+        out, grads = run(fn, arrays, np.float32, weights)
+        assert out.dtype == np.float32 and all(g.dtype == np.float32 for g in grads)
+        errors[name] = max(np.abs(a.data - b.data).max() / np.abs(b.data).max()
+                           for a, b in zip([out, *grads], [out64, *exact], strict=True))
+    assert errors["winograd"] <= max(1e-5, 4 * errors["im2col"]), errors
+
+
+def test_accelerate_uses_winograd_where_it_pays_and_im2col_elsewhere():
+    manual_seed(0)
+    wide, narrow, strided = Conv2d(32, 64, 3, padding=1), Conv2d(3, 32, 3, padding=1), Conv2d(32, 64, 3, stride=2, padding=1)
+    accelerate(Sequential(wide, narrow, strided))
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 32, 6, 6)))
+    assert wide(x)._op == "conv2d_winograd"
+    assert wide(Tensor(np.zeros((2, 32, 5, 6))))._op == "conv2d_im2col"          # an odd height
+    assert strided(x)._op == "conv2d_im2col"
+    assert narrow(Tensor(np.zeros((2, 3, 6, 6))))._op == "conv2d_im2col"         # 3 x 32 channels: too few
+
+
 def test_max_pool2d_fast_ties_go_to_the_first_maximum_like_torch():
     x = np.array([[[[1.0, 1.0, 0.0], [1.0, 0.0, 2.0], [2.0, 2.0, 2.0]]]])
     for k, stride in ((2, 1), (2, 2), (3, 1)):
@@ -289,6 +340,7 @@ def test_rules_live_in_the_one_gradients_table():
     assert GRADIENTS["conv2d_im2col"] is acceleration.conv2d_im2col_grad
     assert GRADIENTS["maxpool2d_fast"] is acceleration.max_pool2d_fast_grad
     assert GRADIENTS["batchnorm2d_fast"] is acceleration.batch_norm2d_fast_grad
+    assert GRADIENTS["conv2d_winograd"] is acceleration.conv2d_winograd_grad
 
 
 def test_outputs_are_stored_channels_last_so_the_next_layer_transposes_for_free():

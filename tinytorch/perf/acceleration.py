@@ -400,12 +400,24 @@ def batch_norm2d_fast(x, weight, bias, eps=1e-5):
     return y, mean, var
 
 
+# Winograd's transforms cost passes over memory that grow with C_in + C_out, its saving
+# grows with C_in · C_out: on the cifar10 network it paid from 32 -> 64 channels on
+# (measured at one BLAS thread on its training step), lost on 3 -> 32, broke even on 32 -> 32.
+WINOGRAD_MIN_CHANNELS = 32 * 64
+
+
 def _fast_conv2d_forward(self, x):
-    """Conv2d.forward by im2col (set on the instance by accelerate)."""
+    """Conv2d.forward by Winograd where it pays (3x3, stride 1, padding 1, even sizes,
+    C_in · C_out >= WINOGRAD_MIN_CHANNELS), else by im2col (set on the instance by
+    accelerate)."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim != 4 or x.shape[1] != self.in_channels:
         raise ValueError(f"{self!r} expects inputs of shape "
                          f"(N, {self.in_channels}, H, W), got {x.shape}")
+    if (self.kernel_size == 3 and self.stride == 1 and self.padding == 1
+            and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
+            and self.in_channels * self.out_channels >= WINOGRAD_MIN_CHANNELS):
+        return conv2d_winograd(x, self.weight, self.bias)
     return conv2d_im2col(x, self.weight, self.bias, self.stride, self.padding)
 
 
