@@ -689,13 +689,14 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # m1 = (d0 − d2)·g0          m2 = (d1 + d2)·(g0 + g1 + g2)/2
 # m4 = (d1 − d3)·g2          m3 = (d2 − d1)·(g0 − g1 + g2)/2
 # y0 = m1 + m2 + m3          y1 = m2 − m3 − m4
-# d = [1, 2, 3, 4], g = [1, 0, -1]:  m1 = -2, m2 = 0, m3 = 0, m4 = 1  ->  y0 = -2, y1 = -2
+# d = [1, 2, 3, 4], g = [1, 2, 3]:  m1 = -2, m2 = 15, m3 = 1, m4 = -6  ->  y0 = 14, y1 = 20
+#                                    (directly: 1 + 4 + 9 = 14 and 2 + 6 + 12 = 20)
 # ```
 #
 # The filter's combinations are computed once per kernel; the data's are sums and
 # differences. In matrix form `y = Aᵀ·[(G·g) ⊙ (Bᵀ·d)]`, and in 2-D the same on rows and
-# columns: a 2×2 block of outputs from a 4×4 tile of input, `Y = Aᵀ·[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]·A`,
-# **16 multiplications instead of 36**. With channels the ⊙ becomes, at each of the 16
+# columns: a 2×2 block of outputs from a 4×4 tile of input,
+# `Y = Aᵀ·[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]·A`, **16 multiplications instead of 36**. With channels the ⊙ becomes, at each of the 16
 # positions of the tile, a sum over input channels: 16 GEMMs of (tiles × C_in) @ (C_in ×
 # C_out), 2.25 times fewer multiply-adds than im2col's one GEMM. The transforms are passes
 # over memory, so it pays where there are many channels for each pixel.
@@ -765,10 +766,10 @@ def _winograd_outputs_grad(g):
 
 
 def _winograd_conv(x, weight):
-    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3), padding 1:
-    (N, H, W, C_out), and the tiles (kept for the weight's gradient)."""
+    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3),
+    padding 1: (N, H, W, C_out), and the tiles (kept for the weight's gradient)."""
     tiles = winograd_tiles(x)
-    m = np.matmul(tiles, winograd_kernels(weight))               # 16 GEMMs: (16, T, C_out)
+    m = np.matmul(tiles, winograd_kernels(weight))        # 16 GEMMs: (16, T, C_out)
     return winograd_outputs(m, (*x.shape[:3], weight.shape[0])), tiles
 
 
@@ -785,8 +786,9 @@ def conv2d_winograd_grad(g, x, weight, bias=None, *, tiles):
     grad_w = np.einsum("ai,abco,bj->ocij", gw, du, gw, optimize=True)
     grad_x = None
     if x.requires_grad:
-        flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)     # (C_in, C_out, 3, 3)
-        grad_x = _winograd_conv(np.ascontiguousarray(g_last), flipped)[0].transpose(0, 3, 1, 2)
+        flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)   # C_in, C_out
+        grad_x = _winograd_conv(np.ascontiguousarray(g_last), flipped)[0]
+        grad_x = grad_x.transpose(0, 3, 1, 2)                   # (N, C_in, H, W), a view
     grads = (grad_x, grad_w)
     if bias is not None:
         grads += (_column_sums(g_last.reshape(-1, c_out)),)
@@ -798,9 +800,9 @@ def conv2d_winograd(x, weight, bias=None):
     by Winograd's F(2×2, 3×3): (N, C_out, H, W), stored channels-last."""
     _check_conv(x, weight, 1, 1)
     if weight.shape[2:] != (3, 3) or x.shape[2] % 2 or x.shape[3] % 2:
-        raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and width, "
-                         f"got kernels {weight.shape[2:]} and images {x.shape[2:]}: use "
-                         f"conv2d_im2col")
+        raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and "
+                         f"width, got kernels {weight.shape[2:]} and images "
+                         f"{x.shape[2:]}: use conv2d_im2col")
     out, tiles = _winograd_conv(x.data.transpose(0, 2, 3, 1), weight.data)
     if bias is not None:
         out += bias.data
@@ -821,7 +823,8 @@ def test_winograd():
             w = Tensor(rng.standard_normal((5, 3, 3, 3)), dtype=dtype, requires_grad=True)
             b = Tensor(rng.standard_normal(5), dtype=dtype, requires_grad=True)
             out = conv(x, w, b)
-            (out * Tensor(np.linspace(-1, 1, out.size).reshape(out.shape))).sum().backward()
+            weights = np.linspace(-1, 1, out.size).reshape(out.shape)
+            (out * Tensor(weights)).sum().backward()
             runs.append((out, x.grad, w.grad, b.grad))
             rng = np.random.default_rng(13)                  # the same values for both
         for name, got, want in zip(("y", "dL/dx", "dL/dw", "dL/db"), *runs):
@@ -1251,7 +1254,8 @@ print("BatchNorm forward + backward: " + ", ".join(
 #| export
 # Winograd's transforms cost passes over memory that grow with C_in + C_out, its saving
 # grows with C_in · C_out: on the cifar10 network it paid from 32 -> 64 channels on
-# (measured at one BLAS thread on its training step), lost on 3 -> 32, broke even on 32 -> 32.
+# (measured at one BLAS thread on its training step), lost on 3 -> 32 and broke even on
+# 32 -> 32.
 WINOGRAD_MIN_CHANNELS = 32 * 64
 
 

@@ -258,10 +258,10 @@ def _winograd_outputs_grad(g):
 
 
 def _winograd_conv(x, weight):
-    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3), padding 1:
-    (N, H, W, C_out), and the tiles (kept for the weight's gradient)."""
+    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3),
+    padding 1: (N, H, W, C_out), and the tiles (kept for the weight's gradient)."""
     tiles = winograd_tiles(x)
-    m = np.matmul(tiles, winograd_kernels(weight))               # 16 GEMMs: (16, T, C_out)
+    m = np.matmul(tiles, winograd_kernels(weight))        # 16 GEMMs: (16, T, C_out)
     return winograd_outputs(m, (*x.shape[:3], weight.shape[0])), tiles
 
 
@@ -278,8 +278,9 @@ def conv2d_winograd_grad(g, x, weight, bias=None, *, tiles):
     grad_w = np.einsum("ai,abco,bj->ocij", gw, du, gw, optimize=True)
     grad_x = None
     if x.requires_grad:
-        flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)     # (C_in, C_out, 3, 3)
-        grad_x = _winograd_conv(np.ascontiguousarray(g_last), flipped)[0].transpose(0, 3, 1, 2)
+        flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)   # C_in, C_out
+        grad_x = _winograd_conv(np.ascontiguousarray(g_last), flipped)[0]
+        grad_x = grad_x.transpose(0, 3, 1, 2)                   # (N, C_in, H, W), a view
     grads = (grad_x, grad_w)
     if bias is not None:
         grads += (_column_sums(g_last.reshape(-1, c_out)),)
@@ -291,9 +292,9 @@ def conv2d_winograd(x, weight, bias=None):
     by Winograd's F(2×2, 3×3): (N, C_out, H, W), stored channels-last."""
     _check_conv(x, weight, 1, 1)
     if weight.shape[2:] != (3, 3) or x.shape[2] % 2 or x.shape[3] % 2:
-        raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and width, "
-                         f"got kernels {weight.shape[2:]} and images {x.shape[2:]}: use "
-                         f"conv2d_im2col")
+        raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and "
+                         f"width, got kernels {weight.shape[2:]} and images "
+                         f"{x.shape[2:]}: use conv2d_im2col")
     out, tiles = _winograd_conv(x.data.transpose(0, 2, 3, 1), weight.data)
     if bias is not None:
         out += bias.data
@@ -402,7 +403,8 @@ def batch_norm2d_fast(x, weight, bias, eps=1e-5):
 
 # Winograd's transforms cost passes over memory that grow with C_in + C_out, its saving
 # grows with C_in · C_out: on the cifar10 network it paid from 32 -> 64 channels on
-# (measured at one BLAS thread on its training step), lost on 3 -> 32, broke even on 32 -> 32.
+# (measured at one BLAS thread on its training step), lost on 3 -> 32 and broke even on
+# 32 -> 32.
 WINOGRAD_MIN_CHANNELS = 32 * 64
 
 
