@@ -8,11 +8,12 @@ ways, from the same initial weights on the same batch, alternating step by step 
 three see the same load:
 
 - module 09's layers as the milestone builds them (a loop over the kernel offsets);
-- the same model after `accelerate` (module 15: im2col and one GEMM, pooling by strided slices);
+- the same model after `accelerate` (module 15: im2col and one GEMM, Winograd's F(2x2, 3x3) for the
+  64-channel convolutions, pooling by strided slices, BatchNorm as one operation);
 - its PyTorch twin (benchmarks/models.py), with PyTorch's default CPU convolution (oneDNN's
   direct convolution kernels);
 - the same twin with oneDNN switched off (`torch.backends.mkldnn.enabled = False`): PyTorch's
-  own im2col and GEMM convolution, the same recipe as module 15's.
+  own im2col and GEMM convolution, module 15's first recipe.
 
 The same four steps of a small CIFAR CNN without BatchNorm (conv 3->32, pool, conv 32->64, pool,
 4096->128->10, batch 64) follow, for comparison: mostly GEMMs, where the cifar10 CNN adds
@@ -303,13 +304,15 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         "Forward, cross-entropy, backward, SGD (momentum 0.9) and zero_grad on one batch of 64 images, from the "
         f"same initial weights: median of {repeats} steps after {warmup} warm-up steps. PyTorch (NCHW float32) "
         "twice: as it comes (its CPU convolution is oneDNN's direct convolution) and with oneDNN off (its own "
-        "im2col and GEMM, on its BLAS: the recipe module 15 uses). Ratio = the time over PyTorch's; the "
+        "im2col and GEMM, on its BLAS: module 15's first recipe). Module 15 = the model after `accelerate`: "
+        "im2col, Winograd's convolution for the 32→64 and 64→64 layers, pooling by strided slices, BatchNorm as "
+        "one operation. Ratio = the time over PyTorch's; the "
         "fastest-steps column compares the fastest step of each side, which other work on the machine slows "
         "least.",
         "",
-        "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | PyTorch without oneDNN ms/step "
-        "| im2col's speed-up over module 09 | module 09 / PyTorch | im2col / PyTorch "
-        "| im2col / PyTorch, fastest steps | im2col / PyTorch without oneDNN |",
+        "| threads | module 09 ms/step | module 15 ms/step | PyTorch ms/step | PyTorch without oneDNN ms/step "
+        "| module 15's speed-up over module 09 | module 09 / PyTorch | module 15 / PyTorch "
+        "| module 15 / PyTorch, fastest steps | module 15 / PyTorch without oneDNN |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for result in results:
@@ -321,8 +324,8 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
     lines += ["", "The same steps in CPU time of the worker process (median; time the machine gave to other "
               "processes is not counted, so these move less with the load, though a busy machine still slows "
               "caches and memory; with 2 threads it is the sum of both threads' time):", "",
-              "| threads | module 09 CPU ms | im2col CPU ms | PyTorch CPU ms | PyTorch without oneDNN CPU ms "
-              "| im2col / module 09 | im2col / PyTorch | im2col / PyTorch without oneDNN |",
+              "| threads | module 09 CPU ms | module 15 CPU ms | PyTorch CPU ms | PyTorch without oneDNN CPU ms "
+              "| module 15 / module 09 | module 15 / PyTorch | module 15 / PyTorch without oneDNN |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for result in results:
         c = result["step"]["cpu_ms"]
@@ -348,8 +351,8 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
                   "pool, conv 32→64, ReLU, pool, 4096→128→10, batch 64): mostly GEMMs, where the cifar10 CNN also "
                   "normalizes, rectifies and pools four times as many activations, passes over memory in which "
                   "a NumPy framework pays for every temporary array.", "",
-                  "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | PyTorch without oneDNN ms/step "
-                  "| im2col / PyTorch | im2col / PyTorch without oneDNN |", "|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| threads | module 09 ms/step | module 15 ms/step | PyTorch ms/step | PyTorch without oneDNN ms/step "
+                  "| module 15 / PyTorch | module 15 / PyTorch without oneDNN |", "|---:|---:|---:|---:|---:|---:|---:|"]
         for result in references:
             r = result["reference"]
             lines.append(f"| {result['threads']} | {r['module09_ms']:.1f} | {r['im2col_ms']:.1f} | "
@@ -358,7 +361,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
     lines += ["", "## CIFAR-10: one epoch, and the run to 75%", "",
               f"{EPOCH_IMAGES:,} training images at each step's images/s; the run is the recipe's {RECIPE_EPOCHS} "
               "epochs (training steps only: no evaluation, data loading or augmentation counted).", "",
-              f"| threads | module 09: epoch | {RECIPE_EPOCHS} epochs | im2col: epoch | {RECIPE_EPOCHS} epochs "
+              f"| threads | module 09: epoch | {RECIPE_EPOCHS} epochs | module 15: epoch | {RECIPE_EPOCHS} epochs "
               f"| PyTorch: epoch | {RECIPE_EPOCHS} epochs |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for row in epochs(results):
         cells = [f"{duration(row[f'{key}_epoch_s'])} | {duration(RECIPE_EPOCHS * row[f'{key}_epoch_s'])}"
@@ -396,7 +399,7 @@ def save_plot(results: list[dict], path: Path) -> Path | None:
     ladder = next((r["ladder"] for r in results if "ladder" in r), None)
     figure, axes = plt.subplots(1, 2 if ladder else 1, figsize=(11 if ladder else 6, 4.2), squeeze=False)
     step_axes = axes[0][0]
-    kinds = [("module09_ms", "module 09"), ("im2col_ms", "im2col (module 15)"), ("torch_ms", "PyTorch"),
+    kinds = [("module09_ms", "module 09"), ("im2col_ms", "module 15 (accelerate)"), ("torch_ms", "PyTorch"),
              ("torch_gemm_ms", "PyTorch without oneDNN")]
     width = 0.8 / len(kinds)
     for index, (key, label) in enumerate(kinds):
@@ -444,9 +447,9 @@ def run(threads: list[int], repeats: int, warmup: int, out: Path, plot: Path | N
             results.append(run_worker(count, repeats, warmup, parts, progress, module="benchmarks.acceleration"))
     for result in results:
         s = result["step"]
-        console.print(f"{result['threads']} thread(s): module 09 {s['module09_ms']:.1f} ms/step, im2col "
+        console.print(f"{result['threads']} thread(s): module 09 {s['module09_ms']:.1f} ms/step, module 15 "
                       f"{s['im2col_ms']:.1f}, PyTorch {s['torch_ms']:.1f} (without oneDNN {s['torch_gemm_ms']:.1f}): "
-                      f"im2col {s['ratio_im2col']:.2f}× PyTorch's time ({s['speedup']:.2f}× faster than module 09)")
+                      f"module 15 {s['ratio_im2col']:.2f}× PyTorch's time ({s['speedup']:.2f}× faster than module 09)")
     atomic_write(out, markdown(results, started, (load_before, load_average()), repeats, warmup))
     console.print(f"results: {out}")
     if plot is not None:

@@ -581,9 +581,9 @@ def vision(args, settings: Settings, record: Record, say) -> None:
     t.manual_seed(args.seed)
     model = cifar_model(settings)
     slow, fast, agree = training_twins(model, x, y, settings, say)
-    say(f"  module 09 (the cifar10 milestone's kernels)  {slow}\n  module 15 (im2col, accelerate)             {fast}")
+    say(f"  module 09 (the cifar10 milestone's kernels)  {slow}\n  module 15 (accelerate)                     {fast}")
     speed = speed_claim("training images/s", f"module 09: {settings.batch / slow.median:,.0f} images/s",
-                        f"module 15 im2col: {settings.batch / fast.median:,.0f} images/s", slow, fast,
+                        f"module 15: {settings.batch / fast.median:,.0f} images/s", slow, fast,
                         target=TRAINING_SPEEDUP, checked=agree, check="one step's loss and gradients")
     record.claims.append(speed)
     held_out = 50_000 - int(round(50_000 * cifar10.VALIDATION))

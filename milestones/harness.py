@@ -269,7 +269,8 @@ def fast_kernels(model):
             raise
         return model, ("module 09's (a loop over the kernel offsets; module 15 makes it faster: "
                        "tito module complete 15)")
-    return accelerate(model), "module 15's (im2col and one matrix multiply; pooling by strided slices)"
+    return accelerate(model), ("module 15's (im2col and one matrix multiply, Winograd's where it pays; pooling by "
+                              "strided slices; BatchNorm as one operation)")
 
 
 # --- showing a run as text -------------------------------------------------------------------------

@@ -36,8 +36,8 @@ def test_a_quick_run_writes_every_table_with_positive_finite_numbers(tmp_path):
     assert cpu[0] == "1" and all(number(cell) > 0 for cell in cpu[1:]), cpu
     assert "Targets for the accelerated step: " in text and "target ≤ 1.1×" in text
     assert "MALLOC_MMAP_THRESHOLD_=" in text and "MALLOC_TRIM_THRESHOLD_=" in text
-    (reference,) = table_rows(text, "| threads | module 09 ms/step | im2col ms/step | PyTorch ms/step | PyTorch "
-                              "without oneDNN ms/step | im2col / PyTorch |")
+    (reference,) = table_rows(text, "| threads | module 09 ms/step | module 15 ms/step | PyTorch ms/step | PyTorch "
+                              "without oneDNN ms/step | module 15 / PyTorch |")
     assert reference[0] == "1" and len(reference) == 7 and all(number(cell) > 0 for cell in reference[1:])
     (epoch,) = table_rows(text, "| threads | module 09: epoch |")
     assert epoch[0] == "1" and len(epoch) == 7
