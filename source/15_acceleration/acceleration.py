@@ -696,10 +696,11 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # The filter's combinations are computed once per kernel; the data's are sums and
 # differences. In matrix form `y = Aᵀ·[(G·g) ⊙ (Bᵀ·d)]`, and in 2-D the same on rows and
 # columns: a 2×2 block of outputs from a 4×4 tile of input,
-# `Y = Aᵀ·[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]·A`, **16 multiplications instead of 36**. With channels the ⊙ becomes, at each of the 16
-# positions of the tile, a sum over input channels: 16 GEMMs of (tiles × C_in) @ (C_in ×
-# C_out), 2.25 times fewer multiply-adds than im2col's one GEMM. The transforms are passes
-# over memory, so it pays where there are many channels for each pixel.
+# `Y = Aᵀ·[(G·w·Gᵀ) ⊙ (Bᵀ·d·B)]·A`, **16 multiplications instead of 36**. With channels,
+# the ⊙ becomes at each of the 16 positions of the tile a sum over input channels: 16
+# GEMMs of (tiles × C_in) @ (C_in × C_out), 2.25 times fewer multiply-adds than im2col's
+# one GEMM. The transforms are passes over memory, so it pays where there are many
+# channels for each pixel.
 
 # %%
 #| export
@@ -1387,8 +1388,8 @@ manual_seed(1)
 _plain = Sequential(Sequential(Conv2d(2, 3, 3, stride=2, padding=1), BatchNorm2d(3),
                                ReLU(), MaxPool2d(2, stride=1)), AvgPool2d(2), Flatten())
 assert np.allclose(_y.data, _plain(Tensor(_x, dtype=np.float64)).data, atol=1e-10), (
-    "the accelerated nested model (stride 2, BatchNorm, overlapping pooling) must compute "
-    "what the original computes")
+    "the accelerated nested model (stride 2, BatchNorm, overlapping pooling) must "
+    "compute what the original computes")
 _bn, _bn9 = _inner.layers[1], _plain.layers[0].layers[1]
 for _buffer in ("running_mean", "running_var"):
     assert_close(getattr(_bn, _buffer), getattr(_bn9, _buffer),
@@ -1487,8 +1488,8 @@ print("one step of 32 digits: " + ", ".join(
 # and they are where layout (channels last), copies and dtypes (float32, never a silent
 # float64) decide, and so does the number of passes over memory (BatchNorm in one
 # operation). Beyond that, only doing less arithmetic helps: Winograd's 16 products
-# where im2col needs 36. `accelerate(model)` puts the fast kernels into any model of module 09's
-# layers, and the `cnn` and `cifar10` milestones use it.
+# where im2col needs 36. `accelerate(model)` puts the fast kernels into any model of
+# module 09's layers, and the `cnn` and `cifar10` milestones use it.
 #
 # Faster kernels do not change what generation does: module 14's `generate` recomputes the
 # whole context for every new token. **Generation recomputes everything**, and module 16
