@@ -671,8 +671,8 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # libraries and PyTorch's fallback path use. On the cifar10 network the benchmark found
 # that changing the convolutions alone barely moves a training step at one BLAS thread:
 # the step is also pooling and BatchNorm over the same large activations, and those come
-# next. With all of this module, the step is about 1.3× faster than module 09's at one
-# thread and 1.5× at two; PyTorch's is faster still (about 1.3× at one thread) because
+# next. With all of this module, the step is about 1.4× faster than module 09's at one
+# thread and 1.5× at two; PyTorch's is faster still (about 1.2× at one thread) because
 # its CPU convolution is not a GEMM at all but oneDNN's hand-tuned direct kernels:
 # switched off, PyTorch's own im2col and GEMM take longer than your accelerated step
 # (`benchmarks/results/acceleration.md` has the figures).
