@@ -36,7 +36,6 @@ import argparse
 import math
 import os
 import platform
-import statistics
 import sys
 import time
 from datetime import datetime, timezone
@@ -73,28 +72,19 @@ def variants(model):
             "int4 per channel": quantize_model(model, bits=4)}
 
 
-def median_seconds(fn, repeats: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def dequantize_vs_forward(model, x, repeats: int, warmup: int) -> dict:
-    """Seconds to dequantize every weight of the int8 model, and one float32 forward of x."""
+    """Milliseconds to dequantize every weight of the int8 model, and one float32 forward of x
+    (module 15's median_ms)."""
     from tinytorch.core.autograd import no_grad
+    from tinytorch.perf.acceleration import median_ms
     from tinytorch.perf.precision import QuantizedLayer, dequantize, named_modules, quantize_model
 
     layers = [m for _, m in named_modules(quantize_model(model)) if isinstance(m, QuantizedLayer)]
     model.eval()
     with no_grad():
-        forward = median_seconds(lambda: model(x), repeats, warmup)
-    unpack = median_seconds(lambda: [dequantize(m.qweight) for m in layers], repeats, warmup)
-    return {"dequantize_ms": 1e3 * unpack, "forward_ms": 1e3 * forward}
+        forward_ms = median_ms(lambda: model(x), repeats, warmup)
+    unpack_ms = median_ms(lambda: [dequantize(m.qweight) for m in layers], repeats, warmup)
+    return {"dequantize_ms": unpack_ms, "forward_ms": forward_ms}
 
 
 def train_cnn(epochs: int, seed: int = 0, every: int = 1):
