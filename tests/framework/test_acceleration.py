@@ -243,12 +243,29 @@ def test_conv2d_winograd_in_float32_is_float32_and_as_close_to_float64_as_im2col
     assert errors["winograd"] <= max(1e-5, 4 * errors["im2col"]), errors
 
 
+def test_conv2d_winograd_in_chunks_of_images_is_the_same_convolution(monkeypatch):
+    """5 images in chunks of 2, 2 and 1 (the last one short): the values and the three
+    gradients are those of the whole batch at once, and the input is left as it was."""
+    rng = np.random.default_rng(7)
+    arrays = [rng.standard_normal((5, 3, 4, 6)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)]
+    weights = rng.uniform(0.5, 1.5, (5, 4, 4, 6))
+    whole, whole_grads = run(conv2d_winograd, arrays, np.float64, weights)
+    monkeypatch.setattr(acceleration, "WINOGRAD_CHUNK", 2 * 4 * 6 * 4)       # 2 images of 4x6, 4 channels
+    assert [c.indices(5) for c in acceleration._image_chunks((5, 4, 6, 3), 4)] == [(0, 2, 1), (2, 4, 1), (4, 5, 1)]
+    before = [a.copy() for a in arrays]
+    chunked, chunked_grads = run(conv2d_winograd, arrays, np.float64, weights)
+    for got, want in zip([chunked, *chunked_grads], [whole, *whole_grads], strict=True):
+        np.testing.assert_allclose(got.data, want.data, rtol=1e-12, atol=1e-12)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, before, strict=True))
+
+
 def test_accelerate_uses_winograd_where_it_pays_and_im2col_elsewhere():
     manual_seed(0)
     wide, narrow, strided = Conv2d(32, 64, 3, padding=1), Conv2d(3, 32, 3, padding=1), Conv2d(32, 64, 3, stride=2, padding=1)
-    accelerate(Sequential(wide, narrow, strided))
+    square = Conv2d(32, 32, 3, padding=1)
+    accelerate(Sequential(wide, narrow, strided, square))
     x = Tensor(np.random.default_rng(0).standard_normal((2, 32, 6, 6)))
-    assert wide(x)._op == "conv2d_winograd"
+    assert wide(x)._op == "conv2d_winograd" and square(x)._op == "conv2d_winograd"
     assert wide(Tensor(np.zeros((2, 32, 5, 6))))._op == "conv2d_im2col"          # an odd height
     assert strided(x)._op == "conv2d_im2col"
     assert narrow(Tensor(np.zeros((2, 3, 6, 6))))._op == "conv2d_im2col"         # 3 x 32 channels: too few
