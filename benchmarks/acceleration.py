@@ -8,8 +8,8 @@ ways, from the same initial weights on the same batch, alternating step by step 
 three see the same load:
 
 - module 09's layers as the milestone builds them (a loop over the kernel offsets);
-- the same model after `accelerate` (module 15: im2col and one GEMM, Winograd's F(2x2, 3x3) for the
-  64-channel convolutions, pooling by strided slices, BatchNorm as one operation);
+- the same model after `accelerate` (module 15: im2col and one GEMM, or Winograd's F(2x2, 3x3) from
+  32 channels on, pooling by strided slices, BatchNorm as one operation);
 - its PyTorch twin (benchmarks/models.py), with PyTorch's default CPU convolution (oneDNN's
   direct convolution kernels);
 - the same twin with oneDNN switched off (`torch.backends.mkldnn.enabled = False`): PyTorch's
@@ -170,6 +170,28 @@ def steps(seed: int = 0, spec=None):
     return tinytorch_step(model), tinytorch_step(fast), torch_step(twin, True), torch_step(gemm_twin, False)
 
 
+def conv_kernels(spec, seed: int = 0) -> list[str]:
+    """How the accelerated model computes each of its convolutions, in order, as one forward
+    pass records it: "3→32 im2col", "32→64 winograd", ..."""
+    from benchmarks.models import batch, pair
+    from tinytorch.core.tensor import Tensor
+    from tinytorch.perf.acceleration import accelerate
+
+    model, _ = pair(spec, seed)
+    node, found, seen = accelerate(model)(Tensor(batch(spec, seed)[0])), [], set()
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node._op in ("conv2d_im2col", "conv2d_winograd"):
+            c_out, c_in = node._parents[1].shape[:2]
+            found.append(f"{c_in}→{c_out} {node._op.removeprefix('conv2d_')}")
+        stack.extend(node._parents)
+    return found[::-1]
+
+
 def measure_step(repeats: int, warmup: int, spec=None) -> dict:
     """Median ms per step of the four, and their ratios; the first losses checked equal."""
     from benchmarks.models import specs
@@ -187,7 +209,8 @@ def measure_step(repeats: int, warmup: int, spec=None) -> dict:
     return {"batch": spec.batch, "module09_ms": ms[0], "im2col_ms": ms[1], "torch_ms": ms[2], "torch_gemm_ms": ms[3],
             "speedup": ms[0] / ms[1], "ratio_module09": ms[0] / ms[2], "ratio_im2col": ms[1] / ms[2],
             "ratio_im2col_gemm": ms[1] / ms[3], "fastest_ratio_im2col": min(times[1]) / min(times[2]),
-            "first_losses": first, "cpu_ms": dict(zip(("module09", "im2col", "torch", "torch_gemm"), cpu_ms))}
+            "first_losses": first, "cpu_ms": dict(zip(("module09", "im2col", "torch", "torch_gemm"), cpu_ms)),
+            "kernels": conv_kernels(spec)}
 
 
 def _median_ms(fn, calls: int) -> float:
@@ -305,7 +328,7 @@ def markdown(results: list[dict], started: str, loads: tuple[str, str], repeats:
         f"same initial weights: median of {repeats} steps after {warmup} warm-up steps. PyTorch (NCHW float32) "
         "twice: as it comes (its CPU convolution is oneDNN's direct convolution) and with oneDNN off (its own "
         "im2col and GEMM, on its BLAS: module 15's first recipe). Module 15 = the model after `accelerate`: "
-        "im2col, Winograd's convolution for the 32→64 and 64→64 layers, pooling by strided slices, BatchNorm as "
+        f"its convolutions ({', '.join(first['step']['kernels'])}), pooling by strided slices, BatchNorm as "
         "one operation. Ratio = the time over PyTorch's; the "
         "fastest-steps column compares the fastest step of each side, which other work on the machine slows "
         "least.",

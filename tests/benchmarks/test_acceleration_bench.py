@@ -36,6 +36,7 @@ def test_a_quick_run_writes_every_table_with_positive_finite_numbers(tmp_path):
     assert cpu[0] == "1" and all(number(cell) > 0 for cell in cpu[1:]), cpu
     assert "Targets for the accelerated step: " in text and "target ≤ 1.1×" in text
     assert "MALLOC_MMAP_THRESHOLD_=" in text and "MALLOC_TRIM_THRESHOLD_=" in text
+    assert "its convolutions (3→32 im2col, 32→32 winograd, 32→64 winograd, 64→64 winograd)" in text
     (reference,) = table_rows(text, "| threads | module 09 ms/step | module 15 ms/step | PyTorch ms/step | PyTorch "
                               "without oneDNN ms/step | module 15 / PyTorch |")
     assert reference[0] == "1" and len(reference) == 7 and all(number(cell) > 0 for cell in reference[1:])
