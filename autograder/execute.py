@@ -52,14 +52,21 @@ class CellResult:
         return asdict(self)
 
 
+# run by the kernel before the notebook, leaving no name behind in the notebook's namespace
+QUIET_TORNADO = "__import__('logging').getLogger('tornado').setLevel(100)"
+
+
 def executor_settings(timeout: int = DEFAULT_TIMEOUT) -> dict:
     """How every notebook runs, as settings of nbgrader's Execute preprocessor: `execute` below
     and nbgrader's autograde in `tito grade` (autograder/config.py) both take them from here."""
     return {
         "timeout": timeout,
         "kernel_name": "python3",
-        # no history file, and no transport warnings from the kernel on the user's terminal
-        "extra_arguments": ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR"],
+        # no history file, and no transport warnings from the kernel on the user's terminal; the
+        # kernel's stderr is the terminal's, and at shutdown ipykernel can log a ZMQError from
+        # flushing a closed socket through tornado's logger ("ERROR:tornado.general"): quiet it
+        "extra_arguments": ["--HistoryManager.hist_file=:memory:", "--IPKernelApp.log_level=ERROR",
+                            f"--IPKernelApp.exec_lines={QUIET_TORNADO}"],
     }
 
 
