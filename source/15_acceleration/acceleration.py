@@ -671,11 +671,11 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 # libraries and PyTorch's fallback path use. On the cifar10 network the benchmark found
 # that changing the convolutions alone barely moves a training step at one BLAS thread:
 # the step is also pooling and BatchNorm over the same large activations, and those come
-# next. With all of this module, the step is about 1.4× faster than module 09's at one
-# thread and 1.5× at two; PyTorch's is faster still (about 1.2× at one thread) because
-# its CPU convolution is not a GEMM at all but oneDNN's hand-tuned direct kernels:
-# switched off, PyTorch's own im2col and GEMM take longer than your accelerated step
-# (`benchmarks/results/acceleration.md` has the figures).
+# next. With all of this module, the step is about 1.5× faster than module 09's, at one
+# BLAS thread and at two; PyTorch's is still a little faster (it takes 0.95× of your time
+# at one thread, 0.85× at two) because its CPU convolution is not a GEMM at all but
+# oneDNN's hand-tuned direct kernels: switched off, PyTorch's own im2col and GEMM take
+# longer than your accelerated step (`benchmarks/results/acceleration.md` has the figures).
 
 # %% [markdown]
 # ## Fewer multiplications: Winograd's F(2×2, 3×3)
@@ -905,11 +905,12 @@ assert_raises(ValueError, conv2d_winograd, Tensor(np.ones((1, 1, 4, 4))),
 # Forward and backward of the cifar10 network's last convolution (64 images, 64 → 64
 # channels, 16×16) and of its first (3 → 32, 32×32), where the transforms cost more than
 # they save; the two kernels take turns, so that both see the same machine. With one BLAS
-# thread, as the milestones run (`OMP_NUM_THREADS=1` before starting Jupyter), Winograd
-# was the faster on the 64-channel layer here, by 10% to 2× from run to run (this machine
-# is noisy: module 19 measures such things properly), and it took the cifar10 training
-# step from 1.28× to 1.16× PyTorch's time; with two threads im2col's one large GEMM keeps
-# both cores busy where 16 small ones do not, and they come out about even:
+# thread, as the milestones run (`OMP_NUM_THREADS=1` before starting Jupyter), Winograd in
+# chunks took 84 ms on the 64-channel layer here where im2col took 230 (in one run: this
+# machine is noisy, and module 19 measures such things properly); with two threads 68
+# against 79, im2col's one large GEMM keeping both cores busier than 16 small ones. On the
+# cifar10 training step, Winograd for every layer from 32 channels on took your
+# accelerated step from 1.16× to 1.06× PyTorch's time at one thread:
 
 # %%
 def _conv_step(conv, x, w, g):
@@ -1286,7 +1287,7 @@ print("BatchNorm forward + backward: " + ", ".join(
 # Python lets an object carry its own `forward`: an attribute set on the instance is found
 # before the class's method. `accelerate` walks the model (`children()`, recursively) and
 # gives every `Conv2d` a `forward` that calls `conv2d_im2col` (or `conv2d_winograd` where
-# the demo above showed it pays: 3×3, stride 1, padding 1, even sizes, many channels),
+# the demo above showed it pays: 3×3, stride 1, padding 1, even sizes, from 32 channels),
 # every `MaxPool2d` one that
 # calls `max_pool2d_fast` (not `AvgPool2d`, which is a subclass of `MaxPool2d`, nor any
 # other subclass: their `forward` is their own) and every `BatchNorm2d` one that trains
@@ -1532,9 +1533,10 @@ print("one step of 32 digits: " + ", ".join(
 # im2col, blocked against plain matmul) are small because BLAS already does the blocking,
 # and they are where layout (channels last), copies and dtypes (float32, never a silent
 # float64) decide, and so does the number of passes over memory (BatchNorm in one
-# operation). Beyond that, only doing less arithmetic helps: Winograd's 16 products
-# where im2col needs 36. `accelerate(model)` puts the fast kernels into any model of
-# module 09's layers, and the `cnn` and `cifar10` milestones use it.
+# operation) and whether they find their data still in the cache (Winograd a chunk of
+# images at a time). Beyond that, only doing less arithmetic helps: Winograd's 16
+# products where im2col needs 36. `accelerate(model)` puts the fast kernels into any
+# model of module 09's layers, and the `cnn` and `cifar10` milestones use it.
 #
 # Faster kernels do not change what generation does: module 14's `generate` recomputes the
 # whole context for every new token. **Generation recomputes everything**, and module 16
