@@ -906,11 +906,14 @@ assert_raises(ValueError, conv2d_winograd, Tensor(np.ones((1, 1, 4, 4))),
 # channels, 16×16) and of its first (3 → 32, 32×32), where the transforms cost more than
 # they save; the two kernels take turns, so that both see the same machine. With one BLAS
 # thread, as the milestones run (`OMP_NUM_THREADS=1` before starting Jupyter), Winograd in
-# chunks took 84 ms on the 64-channel layer here where im2col took 230 (in one run: this
-# machine is noisy, and module 19 measures such things properly); with two threads 68
-# against 79, im2col's one large GEMM keeping both cores busier than 16 small ones. On the
-# cifar10 training step, Winograd for every layer from 32 channels on took your
-# accelerated step from 1.16× to 1.06× PyTorch's time at one thread:
+# chunks took about 83 ms on the 64-channel layer here and im2col 117, or 235 in a process
+# whose OpenBLAS had not yet run a product with a wide right-hand matrix: until then it
+# runs im2col's weight gradient, a tall matrix transposed, at half speed (a quirk of this
+# machine's BLAS; a training step runs both kinds). With two threads: 68 against 79 ms,
+# im2col's one large GEMM keeping both cores busier than 16 small ones. This machine is
+# noisy: module 19 measures such things properly. On the cifar10 training step, Winograd
+# for every layer from 32 channels on took your accelerated step from 1.16× to 1.06×
+# PyTorch's time at one thread:
 
 # %%
 def _conv_step(conv, x, w, g):
