@@ -873,8 +873,13 @@ def test_winograd():
 
 test_winograd()
 ### BEGIN HIDDEN TESTS
-from tinytorch.testing import (assert_close, assert_dtype_kept, assert_raises,
-                               assert_untouched, check_graph)
+from tinytorch.testing import (
+    assert_close,
+    assert_dtype_kept,
+    assert_raises,
+    assert_untouched,
+    check_graph,
+)
 
 _r = np.random.default_rng(14)
 # one image, one channel, a 2x2 image (one tile), tall and wide images, no bias
