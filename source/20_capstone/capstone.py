@@ -94,7 +94,7 @@ from tinytorch.core.layers import Dropout, Linear, Sequential, default_generator
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.transformer import GPT, GPTConfig
-from tinytorch.perf.acceleration import im2col
+from tinytorch.perf import acceleration
 from tinytorch.perf.caching import KVCache, _draw
 from tinytorch.perf.precision import quantize
 from tinytorch.text.attention import masked_softmax
@@ -1155,7 +1155,8 @@ def _flat(layers):
 class VisionEngine:
     """A lean classifier engine for a Sequential CNN or MLP (modules 04 and 09 layers):
     weights as arrays, BatchNorm folded into the convolution before it, convolutions by
-    module 15's im2col on channels-last images, no graph."""
+    module 15's kernels on channels-last images (Winograd where accelerate uses it, else
+    im2col; int8 weights always by im2col), no graph."""
 
     def __init__(self, model, *, int8=False):
         architecture(model)                  # a TypeError naming an unknown layer
@@ -1190,12 +1191,19 @@ class VisionEngine:
             i += 1
 
     def _conv(self, layer, weight, bias):
-        c_out, _, k, _ = weight.shape
+        weight, (c_out, _, k, _) = np.asarray(weight, np.float32), weight.shape
         kernels = _Dense(weight.transpose(2, 3, 1, 0).reshape(-1, c_out), bias, self.int8)
+        # float32 weights: Winograd's kernels too, for the sizes where module 15 uses them
+        winograd = None if self.int8 else acceleration.winograd_kernels(weight)
 
         def conv(x):                                         # (N, H, W, C) channels-last
-            patches = im2col(x, k, layer.stride, layer.padding)   # (N, Ho, Wo, K*K*C)
-            return kernels(patches)                               # (N, Ho, Wo, C_out)
+            if winograd is not None and acceleration.winograd_pays(layer, *x.shape[1:3]):
+                out = acceleration.winograd_conv_last(x, winograd)[0]   # (N, H, W, C_out)
+                if bias is not None:
+                    out += kernels.bias
+                return out
+            patches = acceleration.im2col(x, k, layer.stride, layer.padding)
+            return kernels(patches)                  # (N, Ho, Wo, K*K*C) -> (.., C_out)
         return conv
 
     def logits(self, images):
@@ -1395,7 +1403,7 @@ for int8 in (False, True):
 # - `LanguageEngine`: module 14's GPT as arrays, module 16's cache in slots, one batched
 #   step with a position and a mask per slot, optional int8 weights (module 17).
 # - `fold_batchnorm` and `VisionEngine`: a CNN without its training machinery, on module
-#   15's im2col.
+#   15's kernels (Winograd where `accelerate` uses it, im2col elsewhere).
 #
 # The other pieces of the capstone stand on these: `tito capstone serve` answers HTTP
 # requests with your engines (the page streams a GPT's text and classifies a drawn

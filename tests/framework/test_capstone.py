@@ -36,6 +36,7 @@ from tinytorch.core.layers import Dropout, Linear, Sequential, manual_seed
 from tinytorch.core.spatial import AvgPool2d, BatchNorm2d, Conv2d, Flatten, MaxPool2d
 from tinytorch.core.tensor import Tensor
 from tinytorch.models.transformer import GPT, GPTConfig, LayerNorm, generate
+from tinytorch.perf import acceleration
 from tinytorch.perf.precision import quantize_model
 from tinytorch.text.tokenization import BPETokenizer, CharTokenizer
 
@@ -429,6 +430,27 @@ def test_vision_probabilities_equal_the_eval_models(batchnorm):
     assert np.abs(got - eval_probabilities(model, x)).max() < 1e-5
     int8 = VisionEngine(model, int8=True).predict_proba(x)
     assert np.abs(int8 - got).max() < 0.05
+
+
+@pytest.mark.parametrize("batchnorm", [True, False])
+def test_the_vision_engine_convolves_by_winograd_where_module_15_does(batchnorm, monkeypatch):
+    """With Winograd's threshold lowered to every 3x3 layer of the small CNN: even sizes go
+    through module 15's winograd_conv_last (BatchNorm folded, or no bias at all), an odd one
+    through im2col, and the probabilities are the model's either way; int8 never uses it."""
+    monkeypatch.setattr(acceleration, "WINOGRAD_MIN_CHANNELS", 1)
+    calls, real = [], acceleration.winograd_conv_last
+    monkeypatch.setattr(acceleration, "winograd_conv_last", lambda x, u: calls.append(x.shape) or real(x, u))
+    model = make_cnn(seed=8, batchnorm=batchnorm)
+    engine = VisionEngine(model)
+    for size, expected in ((12, [(6, 12, 12, 1), (6, 6, 6, 4)]), (13, [(6, 6, 6, 4)])):
+        calls.clear()
+        x = np.random.default_rng(size).standard_normal((6, 1, size, size)).astype(np.float32)
+        got = engine.predict_proba(x)
+        assert calls == expected and got.dtype == np.float32
+        assert np.abs(got - eval_probabilities(model, x)).max() < 1e-5
+    calls.clear()
+    VisionEngine(model, int8=True).predict_proba(x)
+    assert calls == []
 
 
 def test_fold_batchnorm_is_the_pair_and_keeps_eps():

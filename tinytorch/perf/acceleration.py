@@ -273,13 +273,12 @@ def _image_chunks(shape, channels):
     return [slice(i, i + per_chunk) for i in range(0, n_images, per_chunk)]
 
 
-def _winograd_conv(x, weight):
-    """x (N, H, W, C_in) channels-last convolved with weight (C_out, C_in, 3, 3),
-    padding 1: (N, H, W, C_out), and the tiles of every chunk of images (kept for the
-    weight's gradient). A chunk at a time: its tiles are made, multiplied and turned into
-    outputs while they are still in the cache."""
-    c_out, c_in = weight.shape[:2]
-    kernels = winograd_kernels(weight)
+def winograd_conv_last(x, kernels):
+    """x (N, H, W, C_in) channels-last convolved, padding 1, with the kernels U = (16,
+    C_in, C_out) of winograd_kernels: (N, H, W, C_out), and the tiles of every chunk of
+    images (kept for the weight's gradient). A chunk at a time: its tiles are made,
+    multiplied and turned into outputs while they are still in the cache."""
+    c_in, c_out = kernels.shape[1:]
     y = np.empty((*x.shape[:3], c_out), dtype=x.dtype)
     tiles = []
     for chunk in _image_chunks(x.shape, max(c_in, c_out)):
@@ -307,7 +306,7 @@ def conv2d_winograd_grad(g, x, weight, bias=None, *, tiles):
     grad_x = None
     if x.requires_grad:
         flipped = weight.data[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)   # C_in, C_out
-        grad_x = _winograd_conv(g_last, flipped)[0]
+        grad_x = winograd_conv_last(g_last, winograd_kernels(flipped))[0]
         grad_x = grad_x.transpose(0, 3, 1, 2)                   # (N, C_in, H, W), a view
     grads = (grad_x, grad_w)
     if bias is not None:
@@ -323,7 +322,8 @@ def conv2d_winograd(x, weight, bias=None):
         raise ValueError(f"conv2d_winograd needs 3x3 kernels and an even height and "
                          f"width, got kernels {weight.shape[2:]} and images "
                          f"{x.shape[2:]}: use conv2d_im2col")
-    out, tiles = _winograd_conv(x.data.transpose(0, 2, 3, 1), weight.data)
+    x_last = x.data.transpose(0, 2, 3, 1)                       # (N, H, W, C_in), a view
+    out, tiles = winograd_conv_last(x_last, winograd_kernels(weight.data))
     if bias is not None:
         out += bias.data
     parents = (x, weight) if bias is None else (x, weight, bias)
@@ -435,17 +435,22 @@ def batch_norm2d_fast(x, weight, bias, eps=1e-5):
 WINOGRAD_MIN_CHANNELS = 32 * 32
 
 
+def winograd_pays(conv, height, width):
+    """Whether Conv2d `conv` is computed by Winograd on images of height x width: 3x3,
+    stride 1, padding 1, even sizes, C_in · C_out >= WINOGRAD_MIN_CHANNELS."""
+    return (conv.kernel_size == 3 and conv.stride == 1 and conv.padding == 1
+            and height % 2 == 0 and width % 2 == 0
+            and conv.in_channels * conv.out_channels >= WINOGRAD_MIN_CHANNELS)
+
+
 def _fast_conv2d_forward(self, x):
-    """Conv2d.forward by Winograd where it pays (3x3, stride 1, padding 1, even sizes,
-    C_in · C_out >= WINOGRAD_MIN_CHANNELS), else by im2col (set on the instance by
-    accelerate)."""
+    """Conv2d.forward by Winograd where it pays (winograd_pays), else by im2col (set on
+    the instance by accelerate)."""
     x = x if isinstance(x, Tensor) else Tensor(x)
     if x.ndim != 4 or x.shape[1] != self.in_channels:
         raise ValueError(f"{self!r} expects inputs of shape "
                          f"(N, {self.in_channels}, H, W), got {x.shape}")
-    if (self.kernel_size == 3 and self.stride == 1 and self.padding == 1
-            and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0
-            and self.in_channels * self.out_channels >= WINOGRAD_MIN_CHANNELS):
+    if winograd_pays(self, x.shape[2], x.shape[3]):
         return conv2d_winograd(x, self.weight, self.bias)
     return conv2d_im2col(x, self.weight, self.bias, self.stride, self.padding)
 
