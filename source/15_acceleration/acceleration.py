@@ -704,7 +704,7 @@ print(f"8 images, 16 -> 32 channels, 14x14: kernel offsets {_offsets:.2f} ms, "
 #
 # **A chunk at a time.** The tiles are four times as large as the input. Made for a whole
 # batch, they have left the cache before the GEMMs read them, and the products leave it
-# again before the outputs are formed from them: six passes over main memory. So
+# again before the outputs are formed from them: every pass goes to main memory. So
 # `winograd_conv_last` takes the batch a chunk of images at a time, about 2¹⁶ input numbers
 # (256 KB of float32), whose tiles and products (1 MB each) are still in the processor's
 # cache when the next pass reads them. It is the blocking of `matmul_blocked` again, for a
