@@ -750,19 +750,18 @@ def winograd_tiles(x):
     return tiles.reshape(16, -1, channels)
 
 
-def winograd_outputs(m, shape, out=None):
-    """m (16, T, C_out), the products at the 16 positions of every tile -> y (N, H, W,
-    C_out) of `shape`: Aᵀ·m·A per tile, Aᵀ = [[1, 1, 1, 0], [0, 1, -1, -1]]. Written
-    into `out` (contiguous, of `shape`) when given."""
-    n_images, height, width, c_out = shape
+def winograd_outputs(m, out):
+    """m (16, T, C_out), the products at the 16 positions of every tile -> written into
+    out, a contiguous (N, H, W, C_out): Aᵀ·m·A per tile, Aᵀ = [[1, 1, 1, 0], [0, 1, -1,
+    -1]]. Returns out."""
+    n_images, height, width, c_out = out.shape
     m = m.reshape(4, 4, n_images, height // 2, width // 2, c_out)
     rows = (m[0] + m[1] + m[2], m[1] - m[2] - m[3])               # Aᵀ on the rows
-    y = np.empty(shape, dtype=m.dtype) if out is None else out
-    blocks = y.reshape(n_images, height // 2, 2, width // 2, 2, c_out)   # a view
+    blocks = out.reshape(n_images, height // 2, 2, width // 2, 2, c_out)   # a view
     for i, row in enumerate(rows):                               # A on the columns
         np.add(row[0] + row[1], row[2], out=blocks[:, :, i, :, 0])
         np.subtract(row[1] - row[2], row[3], out=blocks[:, :, i, :, 1])
-    return y
+    return out
 
 
 def _winograd_outputs_grad(g):
@@ -803,7 +802,7 @@ def winograd_conv_last(x, kernels):
     for chunk in _image_chunks(x.shape, max(c_in, c_out)):
         tiles.append(winograd_tiles(x[chunk]))
         m = np.matmul(tiles[-1], kernels)                 # 16 GEMMs: (16, T, C_out)
-        winograd_outputs(m, y[chunk].shape, out=y[chunk])
+        winograd_outputs(m, y[chunk])
     return y, tiles
 
 
